@@ -1,0 +1,161 @@
+//! Assembling the application: the store, git mirrors, domain services, router and worker, and serving them on a
+//! listener until a shutdown signal, so tests can run the real thing on port 0.
+
+use anyhow::Context as _;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::{DataArgs, GitArgs, Secret, WorkerArgs};
+use crate::git::mirror::Mirrors;
+use crate::git::Git;
+use crate::http::{self, AppState, HttpSettings};
+use crate::jobs::{system_clock, Clock, Worker};
+use crate::releases::Releases;
+use crate::store::{self, DynStore};
+
+/// Everything a shipwatch process runs on.
+#[derive(Clone)]
+pub struct App {
+    pub store: DynStore,
+    pub releases: Arc<Releases>,
+    pub wake: Arc<Notify>,
+    pub worker_args: WorkerArgs,
+}
+
+impl App {
+    /// Opens the store (applying migrations) and sets up git mirrors under the data directory.
+    ///
+    /// # Errors
+    /// When the data directory or the database cannot be opened.
+    pub async fn build(
+        data: &DataArgs,
+        git: &GitArgs,
+        worker_args: &WorkerArgs,
+    ) -> anyhow::Result<App> {
+        data.prepare()?;
+        let store = store::connect(&data.database_url())
+            .await
+            .with_context(|| format!("opening the {} database", data.backend_name()))?;
+        Ok(App::with_store(store, data, git, worker_args))
+    }
+
+    /// Builds on an already opened store (tests share one between several apps).
+    pub fn with_store(
+        store: DynStore,
+        data: &DataArgs,
+        git: &GitArgs,
+        worker_args: &WorkerArgs,
+    ) -> App {
+        let git_runner = Git::new(
+            Duration::from_secs(git.git_timeout.max(1)),
+            git.git_token.clone(),
+            git.allow_local_repos,
+        );
+        let mirrors = Arc::new(Mirrors::new(data.data_dir.join("mirrors"), git_runner));
+        let releases = Arc::new(Releases::new(
+            store.clone(),
+            mirrors,
+            git.max_range_commits.max(1),
+        ));
+        App {
+            store,
+            releases,
+            wake: Arc::new(Notify::new()),
+            worker_args: worker_args.clone(),
+        }
+    }
+
+    pub fn router(&self, settings: HttpSettings) -> axum::Router {
+        http::router(AppState {
+            store: self.store.clone(),
+            releases: self.releases.clone(),
+            settings: Arc::new(settings),
+            wake: self.wake.clone(),
+        })
+    }
+
+    pub fn worker(&self) -> Worker {
+        self.worker_with_clock(system_clock())
+    }
+
+    pub fn worker_with_clock(&self, clock: Clock) -> Worker {
+        Worker::new(
+            self.releases.clone(),
+            self.worker_args.lease(),
+            self.worker_args.poll_interval(),
+            self.wake.clone(),
+            clock,
+        )
+    }
+}
+
+/// What `serve` needs beyond the app itself.
+pub struct ServeOptions {
+    pub public_url: String,
+    pub admin_token: Option<Secret>,
+    pub allow_local_repos: bool,
+    pub run_worker: bool,
+}
+
+/// Serves the API on `listener` (and runs the worker unless told not to) until `shutdown` is cancelled; then
+/// in-flight requests finish and the worker stops after its current job.
+///
+/// # Errors
+/// When the server fails (the listener breaks).
+pub async fn serve(
+    app: App,
+    listener: TcpListener,
+    options: ServeOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let router = app.router(HttpSettings {
+        public_url: options.public_url,
+        admin_token: options.admin_token,
+        allow_local_repos: options.allow_local_repos,
+    });
+    let worker = options
+        .run_worker
+        .then(|| tokio::spawn(app.worker().run(shutdown.clone())));
+    info!(addr = %listener.local_addr()?, backend = app.store.backend(), worker = worker.is_some(), "shipwatch listening");
+    let server_shutdown = shutdown.clone();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
+        .await
+        .context("HTTP server failed")?;
+    // The server may also stop on its own error; make sure the worker does too.
+    shutdown.cancel();
+    if let Some(worker) = worker {
+        worker.await.context("worker task panicked")?;
+    }
+    Ok(())
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {},
+            () = term => {},
+        }
+        info!("shutting down: finishing in-flight requests and the current job");
+        token.cancel();
+    });
+}

@@ -1,0 +1,294 @@
+//! The command line: one `clap` struct per command, and what each command does.
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{self, App, ServeOptions};
+use crate::client::{self, DeployArgs};
+use crate::config::{DataArgs, GitArgs, Secret, WorkerArgs};
+use crate::projects;
+
+/// shipwatch: what each deploy shipped, who should fix each new error, and which release broke what.
+#[derive(Parser, Debug)]
+#[command(name = "shipwatch", version)]
+pub struct Cli {
+    /// Log output: `text` for people, `json` for log collectors. Levels come from RUST_LOG (default info).
+    #[arg(long, env = "SHIPWATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP API and the background worker (SQLite in ./shipwatch-data unless DATABASE_URL is set).
+    Serve(ServeArgs),
+    /// Run only the background worker (scale-out: several workers and `serve --no-worker` on one PostgreSQL).
+    Worker(WorkerCommand),
+    /// Apply database migrations and exit.
+    Migrate(MigrateArgs),
+    /// Create and list projects.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Tell a shipwatch server about a deploy (what the GitHub Action runs).
+    Deploy(DeployArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SHIPWATCH_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The server's URL as clients reach it (used in DSNs and in links); defaults to http://<listen>.
+    #[arg(long, env = "SHIPWATCH_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Do not run the background worker in this process.
+    #[arg(long, env = "SHIPWATCH_NO_WORKER")]
+    pub no_worker: bool,
+    /// Token for the admin API (creating and listing projects over HTTP). The admin API is off without it.
+    #[arg(long, env = "SHIPWATCH_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub git: GitArgs,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct WorkerCommand {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub git: GitArgs,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProjectCommand {
+    /// Create a project and print its id, its DSN for Sentry SDKs and its deploy token.
+    Add(ProjectAddArgs),
+    /// List projects with their DSNs and deploy tokens.
+    List(ProjectListArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ProjectAddArgs {
+    /// Short name used in URLs and commands (lowercase letters, digits, - and _).
+    #[arg(long)]
+    pub name: String,
+    /// The repository's clone URL (https://…; local paths only with --allow-local-repos).
+    #[arg(long)]
+    pub repo: String,
+    /// The GitHub repository as owner/name; taken from a github.com clone URL when omitted.
+    #[arg(long)]
+    pub github: Option<String>,
+    /// Accept a local path or file:// URL as the repository.
+    #[arg(long, env = "SHIPWATCH_ALLOW_LOCAL_REPOS")]
+    pub allow_local_repos: bool,
+    /// The server's URL as SDKs reach it, for the DSN.
+    #[arg(
+        long,
+        env = "SHIPWATCH_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: String,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ProjectListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The server's URL as SDKs reach it, for the DSNs.
+    #[arg(
+        long,
+        env = "SHIPWATCH_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: String,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// Runs the parsed command.
+///
+/// # Errors
+/// Whatever the command failed with, phrased for the person at the terminal.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Worker(args) => {
+            let app = App::build(&args.data, &args.git, &args.worker).await?;
+            let shutdown = CancellationToken::new();
+            app::cancel_on_signals(shutdown.clone());
+            app.worker().run(shutdown).await;
+            Ok(())
+        }
+        Command::Migrate(args) => {
+            args.data.prepare()?;
+            let store = crate::store::connect(&args.data.database_url())
+                .await
+                .with_context(|| format!("migrating the {} database", args.data.backend_name()))?;
+            println!("{} database is up to date", store.backend());
+            Ok(())
+        }
+        Command::Project(ProjectCommand::Add(args)) => project_add(args).await,
+        Command::Project(ProjectCommand::List(args)) => project_list(args).await,
+        Command::Deploy(args) => client::run(&args).await.map(|_| ()),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let app = App::build(&args.data, &args.git, &args.worker).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "listening on {} (is another server running there?)",
+                args.listen
+            )
+        })?;
+    let public_url = args
+        .public_url
+        .unwrap_or_else(|| format!("http://{}", args.listen));
+    if args.data.database_url.is_none() {
+        eprintln!(
+            "shipwatch: data in {} (SQLite)",
+            args.data.data_dir.display()
+        );
+    }
+    eprintln!(
+        "shipwatch: listening on {public_url} — create a project with `shipwatch project add`"
+    );
+    let shutdown = CancellationToken::new();
+    app::cancel_on_signals(shutdown.clone());
+    app::serve(
+        app,
+        listener,
+        ServeOptions {
+            public_url,
+            admin_token: args.admin_token,
+            allow_local_repos: args.git.allow_local_repos,
+            run_worker: !args.no_worker,
+        },
+        shutdown,
+    )
+    .await
+}
+
+async fn open_store(data: &DataArgs) -> anyhow::Result<crate::store::DynStore> {
+    data.prepare()?;
+    crate::store::connect(&data.database_url())
+        .await
+        .with_context(|| format!("opening the {} database", data.backend_name()))
+}
+
+async fn project_add(args: ProjectAddArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.data).await?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let p = projects::create(
+        store.as_ref(),
+        &args.name,
+        &args.repo,
+        args.github.as_deref(),
+        args.allow_local_repos,
+        now,
+    )
+    .await?;
+    println!("Created project `{}` (id {})", p.name, p.id);
+    println!("  DSN:          {}", projects::dsn(&args.public_url, &p));
+    println!("  Deploy token: {}", p.deploy_token);
+    println!("  Repository:   {}", p.repo_url);
+    if let Some(gh) = &p.github_repo {
+        println!("  GitHub:       {gh}");
+    }
+    Ok(())
+}
+
+async fn project_list(args: ProjectListArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.data).await?;
+    let all = store.list_projects().await?;
+    if args.json {
+        let rows: Vec<serde_json::Value> = all
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "id": p.id, "name": p.name, "repo": p.repo_url, "github": p.github_repo,
+                    "dsn": projects::dsn(&args.public_url, p), "deploy_token": p.deploy_token,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if all.is_empty() {
+        println!(
+            "No projects yet: create one with `shipwatch project add --name NAME --repo URL`."
+        );
+        return Ok(());
+    }
+    for p in &all {
+        println!("{:>4}  {}", p.id, p.name);
+        println!("      repo:         {}", p.repo_url);
+        println!("      dsn:          {}", projects::dsn(&args.public_url, p));
+        println!("      deploy token: {}", p.deploy_token);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn deploy_takes_a_release_version() {
+        let cli = Cli::try_parse_from([
+            "shipwatch",
+            "deploy",
+            "--server",
+            "http://x",
+            "--token",
+            "t",
+            "--project",
+            "web",
+            "--environment",
+            "production",
+            "--sha",
+            "abc",
+            "--version",
+            "v1.2.3",
+        ])
+        .expect("parses");
+        let Command::Deploy(args) = cli.command else {
+            panic!("deploy expected")
+        };
+        assert_eq!(args.version.as_deref(), Some("v1.2.3"));
+        assert_eq!(format!("{:?}", args.token), "Secret([redacted])");
+    }
+}

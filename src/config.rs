@@ -1,0 +1,142 @@
+//! Configuration shared by the commands: where data lives, which database, how git and the worker behave, and the
+//! `Secret` wrapper that keeps credentials out of `Debug` output and logs.
+
+use clap::Args;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A credential (token, database URL with a password). `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+/// Where shipwatch keeps its state.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Directory for shipwatch's data: the SQLite database (when no DATABASE_URL is given) and the repository
+    /// mirrors. Created if missing.
+    #[arg(long, env = "SHIPWATCH_DATA_DIR", default_value = "./shipwatch-data")]
+    pub data_dir: PathBuf,
+
+    /// Database to use instead of the embedded SQLite file, e.g. postgres://user@host/shipwatch. Also
+    /// `sqlite:PATH`.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<Secret>,
+}
+
+impl DataArgs {
+    /// The database URL in force: the given one, or SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose().to_owned(),
+            None => format!("sqlite:{}", self.data_dir.join("shipwatch.db").display()),
+        }
+    }
+
+    /// Creates the data directory, so that the default SQLite file can be created in it.
+    ///
+    /// # Errors
+    /// When the directory cannot be created.
+    pub fn prepare(&self) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("creating the data directory {}", self.data_dir.display()))
+    }
+
+    /// The backend named by the database URL, for messages that must not print the URL itself.
+    pub fn backend_name(&self) -> &'static str {
+        if self.database_url().starts_with("postgres") {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    }
+}
+
+/// How the server reaches repositories.
+#[derive(Args, Debug, Clone)]
+pub struct GitArgs {
+    /// Allow projects whose repository is a local path or file:// URL (tests, the demo). Off by default: a local
+    /// path would let whoever creates projects read the server's disk.
+    #[arg(long, env = "SHIPWATCH_ALLOW_LOCAL_REPOS")]
+    pub allow_local_repos: bool,
+
+    /// Token sent to https remotes when fetching (a GitHub token with read access to contents). Passed to git
+    /// through its environment, never in a URL or on the command line.
+    #[arg(long, env = "SHIPWATCH_GIT_TOKEN", hide_env_values = true)]
+    pub git_token: Option<Secret>,
+
+    /// Seconds a single git command (a fetch, a log) may take before it is stopped and the job retried.
+    #[arg(long, env = "SHIPWATCH_GIT_TIMEOUT", default_value_t = 600)]
+    pub git_timeout: u64,
+
+    /// Most commits of one deploy range stored with their details; the count is always exact.
+    #[arg(long, env = "SHIPWATCH_MAX_RANGE_COMMITS", default_value_t = 20_000)]
+    pub max_range_commits: usize,
+}
+
+/// How the background worker claims and runs jobs.
+#[derive(Args, Debug, Clone)]
+pub struct WorkerArgs {
+    /// Seconds a claimed job stays reserved for its worker; renewed while it runs, so only a dead worker lets it
+    /// lapse, and the job is then claimed again.
+    #[arg(long, env = "SHIPWATCH_JOB_LEASE", default_value_t = 60)]
+    pub job_lease: u64,
+
+    /// Milliseconds between looks for new jobs when the queue is empty.
+    #[arg(long, env = "SHIPWATCH_POLL_INTERVAL_MS", default_value_t = 500)]
+    pub poll_interval_ms: u64,
+}
+
+impl WorkerArgs {
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.job_lease.max(3))
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms.max(10))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?} {s}"), "Secret([redacted]) [redacted]");
+        assert_eq!(s.expose(), "hunter2");
+    }
+}

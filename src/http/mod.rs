@@ -1,0 +1,286 @@
+//! The HTTP surface: one router per resource, the shared error type, the JSON extractor and token checks.
+
+mod deploys;
+mod health;
+mod projects;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, MatchedPath, Request};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use std::sync::Arc;
+use subtle::ConstantTimeEq as _;
+use tokio::sync::Notify;
+use tower_http::trace::TraceLayer;
+use tracing::{debug, error};
+
+use crate::config::Secret;
+use crate::releases::{DeployError, Releases};
+use crate::store::{DynStore, Project, StoreError};
+
+/// What the HTTP layer needs to know about its deployment.
+pub struct HttpSettings {
+    /// The server's address as clients see it: used in DSNs and in the URLs responses carry.
+    pub public_url: String,
+    pub admin_token: Option<Secret>,
+    pub allow_local_repos: bool,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: DynStore,
+    pub releases: Arc<Releases>,
+    pub settings: Arc<HttpSettings>,
+    /// Wakes this process's worker when work was queued, so a deploy is picked up at once.
+    pub wake: Arc<Notify>,
+}
+
+/// The whole application's router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router())
+        .merge(projects::router())
+        .merge(deploys::router())
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            // The matched route, never the raw URI: query strings may carry keys.
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("unmatched", MatchedPath::as_str);
+            tracing::info_span!("request", method = %req.method(), route)
+        }))
+        .with_state(state)
+}
+
+/// Every error the API answers with, named by outcome; rendered as `{"detail": …}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{field}: {reason}")]
+    Unprocessable { field: String, reason: String },
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound("not found".into()),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Other(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<DeployError> for ApiError {
+    fn from(e: DeployError) -> Self {
+        match e {
+            DeployError::Invalid { field, reason } => ApiError::Unprocessable {
+                field: field.into(),
+                reason,
+            },
+            DeployError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let body = match &self {
+            ApiError::Internal(e) => {
+                error!(error = %format!("{e:#}"), "internal error");
+                json!({ "detail": "internal server error; the server log has the details" })
+            }
+            ApiError::Unprocessable { field, reason } => {
+                debug!(%field, %reason, "refused");
+                json!({ "detail": format!("{field}: {reason}"), "field": field })
+            }
+            other => {
+                debug!(status = status.as_u16(), detail = %other, "refused");
+                json!({ "detail": other.to_string() })
+            }
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A JSON body that answers malformed input with the API's own error shape: `400` for text that is not JSON,
+/// `422` naming what is missing or of the wrong type. The content type is not insisted on (curl users forget it).
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| match e {
+                BytesRejection::FailedToBufferBody(e)
+                    if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+                {
+                    ApiError::PayloadTooLarge("request body is larger than 1 MiB".into())
+                }
+                other => ApiError::BadRequest(format!("could not read the request body: {other}")),
+            })?;
+        Ok(JsonBody(parse_json(&bytes)?))
+    }
+}
+
+/// Parses a JSON body: `400` for text that is not JSON, `422` naming what is missing or of the wrong type.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let field = if path == "." { "body".to_owned() } else { path };
+                ApiError::Unprocessable {
+                    field,
+                    reason: strip_position(&inner.to_string()),
+                }
+            }
+            _ if bytes.is_empty() => {
+                ApiError::BadRequest("the request body is empty; expected a JSON object".into())
+            }
+            _ => ApiError::BadRequest(format!("the request body is not valid JSON: {inner}")),
+        }
+    })
+}
+
+/// serde's "at line 1 column 40" means nothing to someone who sent a one-line body.
+fn strip_position(s: &str) -> String {
+    match s.find(" at line ") {
+        Some(i) => s[..i].to_owned(),
+        None => s.to_owned(),
+    }
+}
+
+/// The bearer token of a request, if it carries one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn same_secret(given: &str, expected: &str) -> bool {
+    given.as_bytes().ct_eq(expected.as_bytes()).into()
+}
+
+/// The request's bearer token, or `401` saying how to send one.
+fn require_bearer(headers: &HeaderMap) -> ApiResult<&str> {
+    bearer(headers).ok_or_else(|| {
+        ApiError::Unauthorized("missing credentials: send `Authorization: Bearer <token>`".into())
+    })
+}
+
+impl AppState {
+    fn is_admin(&self, token: &str) -> bool {
+        self.settings
+            .admin_token
+            .as_ref()
+            .is_some_and(|a| same_secret(token, a.expose()))
+    }
+
+    /// Admin endpoints: the configured admin token, and nothing else.
+    fn require_admin(&self, headers: &HeaderMap) -> ApiResult<()> {
+        if self.settings.admin_token.is_none() {
+            return Err(ApiError::Forbidden(
+                "the admin API is disabled: start the server with SHIPWATCH_ADMIN_TOKEN set".into(),
+            ));
+        }
+        let token = require_bearer(headers)?;
+        if self.is_admin(token) {
+            Ok(())
+        } else {
+            Err(ApiError::Unauthorized("invalid admin token".into()))
+        }
+    }
+
+    /// A project's own endpoints: its deploy token, or the admin token.
+    fn require_project_token(&self, headers: &HeaderMap, project: &Project) -> ApiResult<()> {
+        let token = require_bearer(headers)?;
+        if same_secret(token, &project.deploy_token) || self.is_admin(token) {
+            Ok(())
+        } else {
+            Err(ApiError::Unauthorized(format!(
+                "invalid token for project `{}`",
+                project.name
+            )))
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.settings.public_url.trim_end_matches('/'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert(header::AUTHORIZATION, "Bearer abc".parse().expect("header"));
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(
+            header::AUTHORIZATION,
+            "bearer  abc ".parse().expect("header"),
+        );
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(header::AUTHORIZATION, "Basic abc".parse().expect("header"));
+        assert_eq!(bearer(&h), None);
+        h.insert(header::AUTHORIZATION, "Bearer ".parse().expect("header"));
+        assert_eq!(bearer(&h), None);
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("ab", "abc"));
+        assert!(!same_secret("abd", "abc"));
+    }
+}

@@ -1,0 +1,172 @@
+//! The worker: claims durable jobs from the store with a lease, runs them through the domain services, and retries
+//! with backoff. A worker that dies mid-job simply lets its lease lapse; another worker then claims the job.
+
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, info_span, warn, Instrument as _};
+
+use crate::releases::Releases;
+use crate::store::{DynStore, Job, DEPLOY_RANGE_JOB};
+
+/// Milliseconds since the Unix epoch; replaceable in tests to drive leases without sleeping.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| chrono::Utc::now().timestamp_millis())
+}
+
+#[derive(Clone)]
+pub struct Worker {
+    store: DynStore,
+    releases: Arc<Releases>,
+    lease: Duration,
+    poll: Duration,
+    wake: Arc<Notify>,
+    clock: Clock,
+}
+
+#[derive(Deserialize)]
+struct DeployJob {
+    deploy_id: i64,
+}
+
+impl Worker {
+    pub fn new(
+        releases: Arc<Releases>,
+        lease: Duration,
+        poll: Duration,
+        wake: Arc<Notify>,
+        clock: Clock,
+    ) -> Worker {
+        Worker {
+            store: releases.store().clone(),
+            releases,
+            lease,
+            poll,
+            wake,
+            clock,
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled, finishing the job in hand first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        info!(lease_s = self.lease.as_secs(), "worker started");
+        let mut failures: u32 = 0;
+        while !shutdown.is_cancelled() {
+            let pause = match self.run_once().await {
+                Ok(true) => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(false) => {
+                    failures = 0;
+                    self.poll
+                }
+                Err(e) => {
+                    // The store is unreachable, most likely: back off instead of spinning.
+                    failures = failures.saturating_add(1);
+                    error!(error = %format!("{e:#}"), "worker could not claim a job");
+                    (self.poll * 2u32.saturating_pow(failures.min(6))).min(Duration::from_secs(30))
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+        info!("worker stopped");
+    }
+
+    /// Claims one due job and runs it. Returns whether there was one.
+    ///
+    /// # Errors
+    /// When the store cannot be reached to claim or settle the job; the job's own failures are recorded on it.
+    pub async fn run_once(&self) -> anyhow::Result<bool> {
+        let lease_ms = self.lease.as_millis() as i64;
+        let Some(job) = self.store.claim_job((self.clock)(), lease_ms).await? else {
+            return Ok(false);
+        };
+        let span = info_span!("job", job_id = job.id, kind = %job.kind, attempt = job.attempts);
+        self.run_claimed(job).instrument(span).await?;
+        Ok(true)
+    }
+
+    async fn run_claimed(&self, job: Job) -> anyhow::Result<()> {
+        let last_attempt = job.attempts >= job.max_attempts;
+        let result = {
+            let work = self.dispatch(&job, last_attempt);
+            tokio::pin!(work);
+            let mut heartbeat = tokio::time::interval(self.lease / 3);
+            heartbeat.tick().await;
+            loop {
+                tokio::select! {
+                    r = &mut work => break r,
+                    _ = heartbeat.tick() => {
+                        let until = (self.clock)() + self.lease.as_millis() as i64;
+                        match self.store.extend_lease(&job, until).await {
+                            Ok(true) => {}
+                            Ok(false) => warn!("lease lost: another worker may be running this job"),
+                            Err(e) => warn!(error = %e, "could not extend the lease"),
+                        }
+                    }
+                }
+            }
+        };
+        let now = (self.clock)();
+        match result {
+            Ok(()) => {
+                if !self.store.complete_job(&job, now).await? {
+                    warn!(
+                        "job finished after its lease was lost; the other worker's result stands"
+                    );
+                }
+                debug!("job done");
+            }
+            Err(e) => {
+                let message = format!("{e:#}");
+                let retry_at =
+                    (!last_attempt).then(|| now + backoff(job.attempts).as_millis() as i64);
+                warn!(error = %message, retry = retry_at.is_some(), "job failed");
+                self.store.fail_job(&job, &message, retry_at, now).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn dispatch(&self, job: &Job, last_attempt: bool) -> anyhow::Result<()> {
+        match job.kind.as_str() {
+            DEPLOY_RANGE_JOB => {
+                let payload: DeployJob = serde_json::from_str(&job.payload)?;
+                let clock = self.clock.clone();
+                self.releases
+                    .process_range(payload.deploy_id, last_attempt, move || clock())
+                    .await
+            }
+            other => anyhow::bail!("unknown job kind `{other}` (written by a newer shipwatch?)"),
+        }
+    }
+}
+
+/// 5 s, 10 s, 20 s … at most 10 minutes.
+fn backoff(attempts: i64) -> Duration {
+    let exp = attempts.clamp(1, 8) as u32 - 1;
+    Duration::from_secs(5 * 2u64.pow(exp)).min(Duration::from_secs(600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_secs(5));
+        assert_eq!(backoff(2), Duration::from_secs(10));
+        assert_eq!(backoff(8), Duration::from_secs(600));
+        assert_eq!(backoff(100), Duration::from_secs(600));
+    }
+}

@@ -1,0 +1,17 @@
+//! shipwatch: a Git-integrated release tracker and error-assignment service.
+//!
+//! The modules follow `DESIGN.md`: `http` → domain services (`projects`, `releases`, `jobs`) → `store` and `git`.
+
+pub mod app;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod domain;
+pub mod git;
+pub mod http;
+pub mod jobs;
+pub mod projects;
+pub mod releases;
+pub mod store;
+
+pub use app::{serve, App, ServeOptions};

@@ -1,0 +1,287 @@
+//! Deploys and their commit ranges: recording a deploy, computing what it shipped, and the release report.
+
+pub mod message;
+pub mod report;
+
+use anyhow::Context as _;
+use std::sync::Arc;
+use tracing::{info, instrument, warn};
+
+use crate::domain::{Environment, Invalid, ReleaseName, Sha};
+use crate::git::mirror::Mirrors;
+use crate::git::range::{self, RawCommit};
+use crate::store::{
+    CommitRecord, Deploy, DynStore, FileChange, NewDeploy, Project, RangeOutcome, StoreError,
+};
+
+/// A deploy as a caller describes it, before validation.
+#[derive(Debug, Default, Clone)]
+pub struct DeployInput {
+    pub environment: String,
+    pub sha: String,
+    pub version: Option<String>,
+    pub previous_sha: Option<String>,
+    /// RFC 3339; the time of receipt when absent.
+    pub deployed_at: Option<String>,
+    pub deployer: Option<String>,
+    pub url: Option<String>,
+}
+
+/// Why a deploy was refused: which field, and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn field(field: &'static str) -> impl Fn(Invalid) -> DeployError {
+    move |e| DeployError::Invalid { field, reason: e.0 }
+}
+
+/// The release domain service.
+pub struct Releases {
+    store: DynStore,
+    mirrors: Arc<Mirrors>,
+    max_range_commits: usize,
+}
+
+impl Releases {
+    pub fn new(store: DynStore, mirrors: Arc<Mirrors>, max_range_commits: usize) -> Releases {
+        Releases {
+            store,
+            mirrors,
+            max_range_commits,
+        }
+    }
+
+    pub fn store(&self) -> &DynStore {
+        &self.store
+    }
+
+    /// Validates and records a deploy; its range is computed later by the worker. Returns the deploy and whether it
+    /// is new (a re-sent deploy returns the one already recorded).
+    ///
+    /// # Errors
+    /// [`DeployError::Invalid`] naming the field that is wrong; store errors otherwise.
+    pub async fn record(
+        &self,
+        project: &Project,
+        input: DeployInput,
+        now_ms: i64,
+    ) -> Result<(Deploy, bool), DeployError> {
+        let environment = Environment::parse(&input.environment).map_err(field("environment"))?;
+        let sha = Sha::parse(&input.sha).map_err(field("sha"))?;
+        let previous_sha = match input
+            .previous_sha
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+        {
+            Some(p) => Some(Sha::parse(p).map_err(field("previous_sha"))?),
+            None => None,
+        };
+        let version = match input.version.as_deref().filter(|s| !s.is_empty()) {
+            Some(v) => ReleaseName::parse(v).map_err(field("version"))?,
+            None => ReleaseName::parse(sha.as_str()).map_err(field("sha"))?,
+        };
+        let deployed_at = match input.deployed_at.as_deref().filter(|s| !s.is_empty()) {
+            Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|e| DeployError::Invalid {
+                    field: "deployed_at",
+                    reason: format!(
+                        "`{t}` is not an RFC 3339 time such as 2026-11-20T14:03:00Z ({e})"
+                    ),
+                })?
+                .timestamp_millis(),
+            None => now_ms,
+        };
+        let deployer = optional_text(input.deployer, "deployer", 200)?;
+        let url = optional_text(input.url, "url", 2000)?;
+        if let Some(u) = &url {
+            if !(u.starts_with("https://") || u.starts_with("http://")) {
+                return Err(DeployError::Invalid {
+                    field: "url",
+                    reason: "must be an http:// or https:// URL".into(),
+                });
+            }
+        }
+        let new = NewDeploy {
+            project_id: project.id,
+            environment: environment.as_str().to_owned(),
+            version: version.as_str().to_owned(),
+            sha: sha.as_str().to_owned(),
+            previous_sha: previous_sha.map(|s| s.as_str().to_owned()),
+            deployed_at,
+            deployer,
+            url,
+        };
+        Ok(self.store.record_deploy(new, now_ms).await?)
+    }
+
+    /// The range job: fetches what the mirror lacks, works out how the deploy relates to the previous one and
+    /// stores its commits. A permanent problem (the commit does not exist) fails the deploy; a passing one (the
+    /// remote is unreachable) is returned as an error so the job is retried, and fails the deploy on the last try.
+    ///
+    /// # Errors
+    /// When this attempt failed and should be retried.
+    #[instrument(skip_all, fields(deploy_id))]
+    pub async fn process_range(
+        &self,
+        deploy_id: i64,
+        last_attempt: bool,
+        now: impl Fn() -> i64,
+    ) -> anyhow::Result<()> {
+        let Some(deploy) = self.store.deploy(deploy_id).await? else {
+            warn!("deploy no longer exists; nothing to do");
+            return Ok(());
+        };
+        if deploy.status != "pending" {
+            return Ok(());
+        }
+        let project = self
+            .store
+            .project_by_id(deploy.project_id)
+            .await?
+            .with_context(|| {
+                format!(
+                    "project {} of deploy {deploy_id} is missing",
+                    deploy.project_id
+                )
+            })?;
+        match self.compute_range(&project, &deploy).await {
+            Ok(Ok(outcome)) => {
+                info!(range_status = %outcome.range_status, commits = outcome.commit_count, "range recorded");
+                self.store
+                    .finish_deploy_range(deploy_id, &outcome, now())
+                    .await?;
+                Ok(())
+            }
+            Ok(Err(permanent)) => {
+                warn!(reason = %permanent, "deploy failed");
+                self.store.fail_deploy(deploy_id, &permanent, now()).await?;
+                Ok(())
+            }
+            Err(passing) if last_attempt => {
+                let reason = format!("gave up after repeated failures: {passing:#}");
+                warn!(%reason, "deploy failed");
+                self.store.fail_deploy(deploy_id, &reason, now()).await?;
+                Ok(())
+            }
+            Err(passing) => {
+                self.store
+                    .note_deploy_problem(deploy_id, &format!("retrying: {passing:#}"))
+                    .await?;
+                Err(passing)
+            }
+        }
+    }
+
+    /// `Ok(Err(reason))` for a deploy that can never succeed as sent; `Err` for a failure worth retrying.
+    async fn compute_range(
+        &self,
+        project: &Project,
+        deploy: &Deploy,
+    ) -> anyhow::Result<Result<RangeOutcome, String>> {
+        let git = self.mirrors.git();
+        let mut wanted = vec![deploy.sha.as_str()];
+        wanted.extend(deploy.base_sha.as_deref());
+        self.mirrors
+            .ensure_commits(project.id, &project.repo_url, &wanted)
+            .await?;
+        let repo = self.mirrors.path(project.id);
+        let sha = deploy.sha.as_str();
+        if !range::commit_exists(git, &repo, sha).await? {
+            return Ok(Err(format!(
+                "commit {sha} is not in {} (all branches, tags and pull requests were fetched): was it pushed?",
+                project.repo_url
+            )));
+        }
+        let empty = |status: &str| RangeOutcome {
+            base_sha: deploy.base_sha.clone(),
+            range_status: status.to_owned(),
+            merge_base: None,
+            commit_count: 0,
+            commits: Vec::new(),
+        };
+        let Some(base) = deploy.base_sha.as_deref() else {
+            return Ok(Ok(empty("initial")));
+        };
+        if !range::commit_exists(git, &repo, base).await? {
+            return Ok(Ok(empty("previous_missing")));
+        }
+        if base == sha {
+            return Ok(Ok(empty("redeploy")));
+        }
+        let (range_status, merge_base) = if range::is_ancestor(git, &repo, base, sha).await? {
+            ("forward", None)
+        } else if range::is_ancestor(git, &repo, sha, base).await? {
+            ("rollback", None)
+        } else {
+            ("diverged", range::merge_base(git, &repo, base, sha).await?)
+        };
+        let commit_count = range::count(git, &repo, sha, Some(base)).await?;
+        let raw = range::log(git, &repo, sha, Some(base), sha, self.max_range_commits).await?;
+        let own_repo = project.github_repo.as_deref();
+        Ok(Ok(RangeOutcome {
+            base_sha: Some(base.to_owned()),
+            range_status: range_status.to_owned(),
+            merge_base,
+            commit_count,
+            commits: raw
+                .into_iter()
+                .map(|c| commit_record(c, own_repo))
+                .collect(),
+        }))
+    }
+}
+
+fn optional_text(
+    value: Option<String>,
+    name: &'static str,
+    max: usize,
+) -> Result<Option<String>, DeployError> {
+    let Some(v) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if v.chars().count() > max || v.chars().any(char::is_control) {
+        return Err(DeployError::Invalid {
+            field: name,
+            reason: format!("must be at most {max} characters with no control characters"),
+        });
+    }
+    Ok(Some(v))
+}
+
+fn commit_record(c: RawCommit, own_repo: Option<&str>) -> CommitRecord {
+    let summary = c.message.lines().next().unwrap_or_default().to_owned();
+    CommitRecord {
+        pr_number: message::pull_request_number(&summary),
+        co_authors: message::co_authors(&c.message),
+        closes: message::closed_issues(&c.message, own_repo),
+        sha: c.sha,
+        parents: c.parents,
+        author: crate::store::Person {
+            name: c.author_name,
+            email: c.author_email,
+        },
+        author_time: c.author_time,
+        committer: crate::store::Person {
+            name: c.committer_name,
+            email: c.committer_email,
+        },
+        committer_time: c.committer_time,
+        summary,
+        message: c.message,
+        files: c
+            .files
+            .into_iter()
+            .map(|f| FileChange {
+                path: f.path,
+                old_path: f.old_path,
+                added: f.added,
+                deleted: f.deleted,
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,309 @@
+//! The release report of one deploy: one model, rendered as JSON (serde) and Markdown.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::store::{CommitRecord, Deploy, IssueRef, Person, Project};
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub project: String,
+    pub deploy: DeployView,
+    /// Commits of the range grouped by author, the authors with most commits first.
+    pub authors: Vec<AuthorCommits>,
+    pub pull_requests: Vec<Link>,
+    pub closed_issues: Vec<Link>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeployView {
+    pub id: i64,
+    pub environment: String,
+    pub version: String,
+    pub sha: String,
+    pub base_sha: Option<String>,
+    pub status: String,
+    pub range_status: Option<String>,
+    pub merge_base: Option<String>,
+    pub commit_count: Option<i64>,
+    /// True when the range had more commits than the server stores details for.
+    pub truncated: bool,
+    pub deployed_at: String,
+    pub deployer: Option<String>,
+    pub url: Option<String>,
+    pub compare_url: Option<String>,
+    pub failure_reason: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuthorCommits {
+    pub name: String,
+    pub email: String,
+    pub commits: Vec<CommitLine>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CommitLine {
+    pub sha: String,
+    pub summary: String,
+    pub pr_number: Option<i64>,
+    pub co_authors: Vec<Person>,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Link {
+    pub label: String,
+    pub url: Option<String>,
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+impl DeployView {
+    pub fn new(d: &Deploy, github_repo: Option<&str>) -> DeployView {
+        let compare_url = match (
+            github_repo,
+            d.base_sha.as_deref(),
+            d.range_status.as_deref(),
+        ) {
+            (Some(repo), Some(base), Some("forward" | "diverged" | "rollback")) => Some(format!(
+                "https://github.com/{repo}/compare/{base}...{}",
+                d.sha
+            )),
+            _ => None,
+        };
+        DeployView {
+            id: d.id,
+            environment: d.environment.clone(),
+            version: d.version.clone(),
+            sha: d.sha.clone(),
+            base_sha: d.base_sha.clone(),
+            status: d.status.clone(),
+            range_status: d.range_status.clone(),
+            merge_base: d.merge_base.clone(),
+            commit_count: d.commit_count,
+            truncated: matches!((d.commit_count, d.commits_stored), (Some(c), Some(s)) if s < c),
+            deployed_at: rfc3339(d.deployed_at),
+            deployer: d.deployer.clone(),
+            url: d.url.clone(),
+            compare_url,
+            failure_reason: d.failure_reason.clone(),
+        }
+    }
+}
+
+impl Report {
+    pub fn build(project: &Project, deploy: &Deploy, commits: &[CommitRecord]) -> Report {
+        let gh = project.github_repo.as_deref();
+        let mut by_author: BTreeMap<String, AuthorCommits> = BTreeMap::new();
+        let mut prs: Vec<i64> = Vec::new();
+        let mut issues: Vec<IssueRef> = Vec::new();
+        for c in commits {
+            let entry = by_author
+                .entry(c.author.email.to_lowercase())
+                .or_insert_with(|| AuthorCommits {
+                    name: c.author.name.clone(),
+                    email: c.author.email.clone(),
+                    commits: Vec::new(),
+                });
+            entry.commits.push(CommitLine {
+                sha: c.sha.clone(),
+                summary: c.summary.clone(),
+                pr_number: c.pr_number,
+                co_authors: c.co_authors.clone(),
+                url: gh.map(|r| format!("https://github.com/{r}/commit/{}", c.sha)),
+            });
+            if let Some(n) = c.pr_number.filter(|n| !prs.contains(n)) {
+                prs.push(n);
+            }
+            for i in &c.closes {
+                if !issues.contains(i) {
+                    issues.push(i.clone());
+                }
+            }
+        }
+        let mut authors: Vec<AuthorCommits> = by_author.into_values().collect();
+        authors.sort_by(|a, b| {
+            b.commits
+                .len()
+                .cmp(&a.commits.len())
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        prs.sort_unstable();
+        Report {
+            project: project.name.clone(),
+            deploy: DeployView::new(deploy, gh),
+            authors,
+            pull_requests: prs
+                .into_iter()
+                .map(|n| Link {
+                    label: format!("#{n}"),
+                    url: gh.map(|r| format!("https://github.com/{r}/pull/{n}")),
+                })
+                .collect(),
+            closed_issues: issues
+                .into_iter()
+                .map(|i| match i.repo {
+                    Some(repo) => Link {
+                        label: format!("{repo}#{}", i.number),
+                        url: Some(format!("https://github.com/{repo}/issues/{}", i.number)),
+                    },
+                    None => Link {
+                        label: format!("#{}", i.number),
+                        url: gh.map(|r| format!("https://github.com/{r}/issues/{}", i.number)),
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    /// The report as GitHub-flavoured Markdown (the Action's job summary, `?format=md`).
+    pub fn to_markdown(&self) -> String {
+        let d = &self.deploy;
+        let mut md = String::new();
+        let short_sha = short(&d.sha);
+        let _ = writeln!(
+            md,
+            "## {} {} → {}",
+            self.project,
+            escape(&d.version),
+            escape(&d.environment)
+        );
+        let _ = writeln!(md);
+        let _ = writeln!(md, "| | |\n|---|---|");
+        let _ = writeln!(md, "| Commit | `{short_sha}` |");
+        let _ = writeln!(
+            md,
+            "| Deployed | {}{} |",
+            d.deployed_at,
+            d.deployer
+                .as_deref()
+                .map(|p| format!(" by {}", escape(p)))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(md, "| Range | {} |", self.range_sentence());
+        if let Some(url) = &d.compare_url {
+            let _ = writeln!(
+                md,
+                "| Compare | [{}…{short_sha}]({url}) |",
+                short(d.base_sha.as_deref().unwrap_or_default())
+            );
+        }
+        if let Some(url) = &d.url {
+            let _ = writeln!(md, "| Link | {url} |");
+        }
+        let _ = writeln!(md);
+        if d.status == "pending" {
+            let _ = writeln!(md, "The commit range is still being computed.");
+            return md;
+        }
+        if self.authors.is_empty() {
+            return md;
+        }
+        let _ = writeln!(md, "### Commits by author\n");
+        for a in &self.authors {
+            let _ = writeln!(md, "**{}** ({})\n", escape(&a.name), a.commits.len());
+            for c in &a.commits {
+                let sha = match &c.url {
+                    Some(u) => format!("[`{}`]({u})", short(&c.sha)),
+                    None => format!("`{}`", short(&c.sha)),
+                };
+                let co = if c.co_authors.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (with {})",
+                        c.co_authors
+                            .iter()
+                            .map(|p| escape(&p.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                let _ = writeln!(md, "- {sha} {}{co}", escape(&c.summary));
+            }
+            let _ = writeln!(md);
+        }
+        if d.truncated {
+            let _ = writeln!(md, "_Only the newest commits of this range are listed._\n");
+        }
+        for (title, links) in [
+            ("Pull requests", &self.pull_requests),
+            ("Closed issues", &self.closed_issues),
+        ] {
+            if links.is_empty() {
+                continue;
+            }
+            let items: Vec<String> = links
+                .iter()
+                .map(|l| match &l.url {
+                    Some(u) => format!("[{}]({u})", l.label),
+                    None => l.label.clone(),
+                })
+                .collect();
+            let _ = writeln!(md, "### {title}\n\n{}\n", items.join(", "));
+        }
+        md
+    }
+
+    fn range_sentence(&self) -> String {
+        let d = &self.deploy;
+        let n = d.commit_count.unwrap_or(0);
+        let commits = if n == 1 {
+            "1 commit".to_owned()
+        } else {
+            format!("{n} commits")
+        };
+        let base = d.base_sha.as_deref().map(short).unwrap_or("?");
+        match (d.status.as_str(), d.range_status.as_deref()) {
+            ("failed", _) => format!("failed: {}", escape(d.failure_reason.as_deref().unwrap_or("unknown reason"))),
+            ("pending", _) => "pending".into(),
+            (_, Some("initial")) => "first deploy of this environment (no range)".into(),
+            (_, Some("forward")) => format!("{commits} since `{base}`"),
+            (_, Some("redeploy")) => format!("redeploy of `{base}` (no new commits)"),
+            (_, Some("rollback")) => format!("rollback from `{base}` (no new commits)"),
+            (_, Some("diverged")) => format!(
+                "{commits} not in the previous deploy `{base}`, which is not an ancestor (force-push?); merge base `{}`",
+                d.merge_base.as_deref().map(short).unwrap_or("none")
+            ),
+            (_, Some("previous_missing")) => format!("previous commit `{base}` is not in the repository; no range"),
+            (_, other) => other.unwrap_or("unknown").to_owned(),
+        }
+    }
+}
+
+/// The abbreviated form of a commit id.
+pub fn short(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
+}
+
+/// Keeps text from outside (commit summaries, names) from being read as Markdown or HTML. `#12` is left alone so
+/// GitHub links it.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        if matches!(ch, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escapes_markdown_and_html() {
+        assert_eq!(
+            escape("fix <script> | *bold* [x](y)"),
+            "fix \\<script\\> \\| \\*bold\\* \\[x\\](y)"
+        );
+    }
+}

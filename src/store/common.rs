@@ -1,0 +1,434 @@
+//! The SQL both backends share, written once and expanded into each backend's `Store` implementation.
+//!
+//! A macro rather than generic functions: sqlx's generic bounds over `Database` become unreadable, while the SQL
+//! itself is the same text for SQLite and PostgreSQL wherever the dialects agree. What differs (connecting, claiming
+//! a job with `FOR UPDATE SKIP LOCKED`) is written in each backend and passed in as `$backend`.
+
+use super::{CommitRecord, FileChange, IssueRef, Person};
+
+/// Commit columns in storage order, shared by the insert and the select.
+pub(super) const COMMIT_COLUMNS: &str =
+    "sha, parents, author_name, author_email, author_time, committer_name, \
+     committer_email, committer_time, summary, message, pr_number, co_authors, closes, files";
+
+/// Rows per multi-row insert: 14 columns × 200 stays far below both backends' parameter limits.
+pub(super) const INSERT_BATCH: usize = 200;
+
+/// The kind of the job that computes a deploy's range.
+pub const DEPLOY_RANGE_JOB: &str = "deploy_range";
+
+/// How often a deploy job is tried before the deploy is marked failed.
+pub(super) const DEPLOY_JOB_ATTEMPTS: i64 = 8;
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CommitRow {
+    sha: String,
+    parents: String,
+    author_name: String,
+    author_email: String,
+    author_time: i64,
+    committer_name: String,
+    committer_email: String,
+    committer_time: i64,
+    summary: String,
+    message: String,
+    pr_number: Option<i64>,
+    co_authors: String,
+    closes: String,
+    files: String,
+}
+
+impl CommitRow {
+    pub(super) fn into_record(self) -> anyhow::Result<CommitRecord> {
+        use anyhow::Context as _;
+        let co_authors: Vec<Person> = serde_json::from_str(&self.co_authors)
+            .context("stored co-authors are not valid JSON")?;
+        let closes: Vec<IssueRef> =
+            serde_json::from_str(&self.closes).context("stored issue refs are not valid JSON")?;
+        let files: Vec<FileChange> =
+            serde_json::from_str(&self.files).context("stored file list is not valid JSON")?;
+        Ok(CommitRecord {
+            parents: self.parents.split_whitespace().map(str::to_owned).collect(),
+            sha: self.sha,
+            author: Person {
+                name: self.author_name,
+                email: self.author_email,
+            },
+            author_time: self.author_time,
+            committer: Person {
+                name: self.committer_name,
+                email: self.committer_email,
+            },
+            committer_time: self.committer_time,
+            summary: self.summary,
+            message: self.message,
+            pr_number: self.pr_number,
+            co_authors,
+            closes,
+            files,
+        })
+    }
+}
+
+/// The JSON-encoded columns of a commit, computed before the insert so an encoding failure is an error, not a panic.
+pub(super) struct EncodedCommit<'a> {
+    pub commit: &'a CommitRecord,
+    pub parents: String,
+    pub co_authors: String,
+    pub closes: String,
+    pub files: String,
+}
+
+pub(super) fn encode_commits(commits: &[CommitRecord]) -> anyhow::Result<Vec<EncodedCommit<'_>>> {
+    commits
+        .iter()
+        .map(|c| {
+            Ok(EncodedCommit {
+                commit: c,
+                parents: c.parents.join(" "),
+                co_authors: serde_json::to_string(&c.co_authors)?,
+                closes: serde_json::to_string(&c.closes)?,
+                files: serde_json::to_string(&c.files)?,
+            })
+        })
+        .collect()
+}
+
+macro_rules! impl_store {
+    ($store:ty, $db:ty, { $($backend:tt)* }) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            $($backend)*
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("select 1").execute(&self.read).await?;
+                Ok(())
+            }
+
+            async fn create_project(&self, p: NewProject, now: i64) -> StoreResult<Project> {
+                let project = sqlx::query_as::<$db, Project>(
+                    "insert into projects (name, repo_url, github_repo, ingest_key, deploy_token, created_at) \
+                     values ($1, $2, $3, $4, $5, $6) returning *",
+                )
+                .bind(&p.name)
+                .bind(&p.repo_url)
+                .bind(&p.github_repo)
+                .bind(&p.ingest_key)
+                .bind(&p.deploy_token)
+                .bind(now)
+                .fetch_one(&self.write)
+                .await
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::Conflict(_) => {
+                        StoreError::Conflict(format!("a project named `{}` already exists", p.name))
+                    }
+                    other => other,
+                })?;
+                Ok(project)
+            }
+
+            async fn list_projects(&self) -> StoreResult<Vec<Project>> {
+                Ok(sqlx::query_as::<$db, Project>("select * from projects order by id")
+                    .fetch_all(&self.read)
+                    .await?)
+            }
+
+            async fn project_by_id(&self, id: i64) -> StoreResult<Option<Project>> {
+                Ok(sqlx::query_as::<$db, Project>("select * from projects where id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.read)
+                    .await?)
+            }
+
+            async fn project_by_name(&self, name: &str) -> StoreResult<Option<Project>> {
+                Ok(sqlx::query_as::<$db, Project>("select * from projects where name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.read)
+                    .await?)
+            }
+
+            async fn record_deploy(&self, d: NewDeploy, now: i64) -> StoreResult<(Deploy, bool)> {
+                // Two writers may race for the next `seq` of an environment (PostgreSQL scale-out): the unique
+                // (project, environment, seq) makes one of them fail, and its retry then sees the other's row.
+                for _ in 0..5 {
+                    let mut tx = self.write.begin().await?;
+                    let latest = sqlx::query_as::<$db, Deploy>(
+                        "select * from deploys where project_id = $1 and environment = $2 order by seq desc limit 1",
+                    )
+                    .bind(d.project_id)
+                    .bind(&d.environment)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(latest) = &latest {
+                        if latest.sha == d.sha && latest.version == d.version && latest.previous_sha == d.previous_sha {
+                            if latest.status != "failed" {
+                                tx.commit().await?;
+                                return Ok((latest.clone(), false));
+                            }
+                            // A re-sent deploy that failed (say, pushed after the deploy was announced) is retried.
+                            let retried = sqlx::query_as::<$db, Deploy>(
+                                "update deploys set status = 'pending', failure_reason = null where id = $1 returning *",
+                            )
+                            .bind(latest.id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                            enqueue_deploy_job(&mut *tx, retried.id, now).await?;
+                            tx.commit().await?;
+                            return Ok((retried, false));
+                        }
+                    }
+                    let previous = sqlx::query_as::<$db, Deploy>(
+                        "select * from deploys where project_id = $1 and environment = $2 and status <> 'failed' \
+                         order by seq desc limit 1",
+                    )
+                    .bind(d.project_id)
+                    .bind(&d.environment)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let base_sha = d.previous_sha.clone().or_else(|| previous.as_ref().map(|p| p.sha.clone()));
+                    let seq = latest.map_or(1, |l| l.seq + 1);
+                    let inserted = sqlx::query_as::<$db, Deploy>(
+                        "insert into deploys (project_id, environment, seq, version, sha, previous_sha, \
+                         previous_deploy_id, base_sha, status, deployed_at, deployer, url, created_at) \
+                         values ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11, $12) returning *",
+                    )
+                    .bind(d.project_id)
+                    .bind(&d.environment)
+                    .bind(seq)
+                    .bind(&d.version)
+                    .bind(&d.sha)
+                    .bind(&d.previous_sha)
+                    .bind(previous.map(|p| p.id))
+                    .bind(&base_sha)
+                    .bind(d.deployed_at)
+                    .bind(&d.deployer)
+                    .bind(&d.url)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await;
+                    let deploy = match inserted.map_err(StoreError::from) {
+                        Ok(deploy) => deploy,
+                        Err(StoreError::Conflict(_)) => continue,
+                        Err(e) => return Err(e),
+                    };
+                    enqueue_deploy_job(&mut *tx, deploy.id, now).await?;
+                    tx.commit().await?;
+                    return Ok((deploy, true));
+                }
+                Err(StoreError::Conflict("too many concurrent deploys of this environment; retry".into()))
+            }
+
+            async fn deploy(&self, id: i64) -> StoreResult<Option<Deploy>> {
+                Ok(sqlx::query_as::<$db, Deploy>("select * from deploys where id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.read)
+                    .await?)
+            }
+
+            async fn list_deploys(
+                &self,
+                project_id: i64,
+                environment: Option<&str>,
+                before_id: Option<i64>,
+                limit: i64,
+            ) -> StoreResult<Vec<Deploy>> {
+                Ok(sqlx::query_as::<$db, Deploy>(
+                    "select * from deploys where project_id = $1 and ($2 is null or environment = $2) \
+                     and ($3 is null or id < $3) order by id desc limit $4",
+                )
+                .bind(project_id)
+                .bind(environment)
+                .bind(before_id)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            async fn finish_deploy_range(&self, deploy_id: i64, o: &RangeOutcome, now: i64) -> StoreResult<()> {
+                use $crate::store::common::{encode_commits, COMMIT_COLUMNS, INSERT_BATCH};
+                let encoded = encode_commits(&o.commits)?;
+                let mut tx = self.write.begin().await?;
+                // An earlier attempt may have been cut off after writing; start this deploy's links afresh.
+                sqlx::query("delete from deploy_commits where deploy_id = $1")
+                    .bind(deploy_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let project_id: i64 = sqlx::query_scalar("select project_id from deploys where id = $1")
+                    .bind(deploy_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                for chunk in encoded.chunks(INSERT_BATCH) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                        "insert into commits (project_id, {COMMIT_COLUMNS}) "
+                    ));
+                    qb.push_values(chunk, |mut b, e| {
+                        let c = e.commit;
+                        b.push_bind(project_id)
+                            .push_bind(&c.sha)
+                            .push_bind(&e.parents)
+                            .push_bind(&c.author.name)
+                            .push_bind(&c.author.email)
+                            .push_bind(c.author_time)
+                            .push_bind(&c.committer.name)
+                            .push_bind(&c.committer.email)
+                            .push_bind(c.committer_time)
+                            .push_bind(&c.summary)
+                            .push_bind(&c.message)
+                            .push_bind(c.pr_number)
+                            .push_bind(&e.co_authors)
+                            .push_bind(&e.closes)
+                            .push_bind(&e.files);
+                    });
+                    // Identities follow the newest deploy's `.mailmap`.
+                    qb.push(
+                        " on conflict (project_id, sha) do update set author_name = excluded.author_name, \
+                         author_email = excluded.author_email, committer_name = excluded.committer_name, \
+                         committer_email = excluded.committer_email, co_authors = excluded.co_authors",
+                    );
+                    qb.build().execute(&mut *tx).await?;
+                }
+                let ords: Vec<(usize, &CommitRecord)> = o.commits.iter().enumerate().collect();
+                for chunk in ords.chunks(INSERT_BATCH) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("insert into deploy_commits (deploy_id, sha, ord) ");
+                    qb.push_values(chunk, |mut b, (ord, c)| {
+                        b.push_bind(deploy_id).push_bind(&c.sha).push_bind(*ord as i64);
+                    });
+                    qb.push(" on conflict do nothing");
+                    qb.build().execute(&mut *tx).await?;
+                }
+                sqlx::query(
+                    "update deploys set status = 'ready', base_sha = $1, range_status = $2, merge_base = $3, \
+                     commit_count = $4, commits_stored = $5, failure_reason = null, processed_at = $6 where id = $7",
+                )
+                .bind(&o.base_sha)
+                .bind(&o.range_status)
+                .bind(&o.merge_base)
+                .bind(o.commit_count)
+                .bind(o.commits.len() as i64)
+                .bind(now)
+                .bind(deploy_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn fail_deploy(&self, deploy_id: i64, reason: &str, now: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "update deploys set status = 'failed', failure_reason = $1, processed_at = $2 where id = $3",
+                )
+                .bind(reason)
+                .bind(now)
+                .bind(deploy_id)
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn note_deploy_problem(&self, deploy_id: i64, reason: &str) -> StoreResult<()> {
+                sqlx::query("update deploys set failure_reason = $1 where id = $2 and status = 'pending'")
+                    .bind(reason)
+                    .bind(deploy_id)
+                    .execute(&self.write)
+                    .await?;
+                Ok(())
+            }
+
+            async fn deploy_commits(&self, deploy_id: i64) -> StoreResult<Vec<CommitRecord>> {
+                use $crate::store::common::{CommitRow, COMMIT_COLUMNS};
+                let sql = format!(
+                    "select {} from deploy_commits dc join deploys d on d.id = dc.deploy_id \
+                     join commits c on c.project_id = d.project_id and c.sha = dc.sha \
+                     where dc.deploy_id = $1 order by dc.ord",
+                    COMMIT_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ")
+                );
+                let rows = sqlx::query_as::<$db, CommitRow>(&sql).bind(deploy_id).fetch_all(&self.read).await?;
+                Ok(rows.into_iter().map(CommitRow::into_record).collect::<anyhow::Result<Vec<_>>>()?)
+            }
+
+            async fn enqueue_job(&self, job: NewJob, now: i64) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar(
+                    "insert into jobs (kind, payload, status, max_attempts, run_at, created_at, updated_at) \
+                     values ($1, $2, 'queued', $3, $4, $4, $4) returning id",
+                )
+                .bind(&job.kind)
+                .bind(&job.payload)
+                .bind(job.max_attempts)
+                .bind(now)
+                .fetch_one(&self.write)
+                .await?)
+            }
+
+            async fn extend_lease(&self, job: &Job, until: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "update jobs set lease_until = $1 where id = $2 and lease_token = $3 and status = 'running'",
+                )
+                .bind(until)
+                .bind(job.id)
+                .bind(&job.lease_token)
+                .execute(&self.write)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn complete_job(&self, job: &Job, now: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "update jobs set status = 'done', lease_until = null, lease_token = null, last_error = null, \
+                     updated_at = $1 where id = $2 and lease_token = $3 and status = 'running'",
+                )
+                .bind(now)
+                .bind(job.id)
+                .bind(&job.lease_token)
+                .execute(&self.write)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn fail_job(&self, job: &Job, error: &str, retry_at: Option<i64>, now: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "update jobs set status = $1, run_at = coalesce($2, run_at), lease_until = null, \
+                     lease_token = null, last_error = $3, updated_at = $4 \
+                     where id = $5 and lease_token = $6 and status = 'running'",
+                )
+                .bind(if retry_at.is_some() { "queued" } else { "dead" })
+                .bind(retry_at)
+                .bind(error)
+                .bind(now)
+                .bind(job.id)
+                .bind(&job.lease_token)
+                .execute(&self.write)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn job_states(&self) -> StoreResult<Vec<JobState>> {
+                Ok(sqlx::query_as::<$db, JobState>(
+                    "select id, kind, payload, status, attempts, last_error from jobs order by id",
+                )
+                .fetch_all(&self.read)
+                .await?)
+            }
+        }
+
+        async fn enqueue_deploy_job(
+            tx: &mut <$db as sqlx::Database>::Connection,
+            deploy_id: i64,
+            now: i64,
+        ) -> StoreResult<()> {
+            use $crate::store::common::{DEPLOY_JOB_ATTEMPTS, DEPLOY_RANGE_JOB};
+            sqlx::query(
+                "insert into jobs (kind, payload, status, max_attempts, run_at, created_at, updated_at) \
+                 values ($1, $2, 'queued', $3, $4, $4, $4)",
+            )
+            .bind(DEPLOY_RANGE_JOB)
+            .bind(serde_json::json!({ "deploy_id": deploy_id }).to_string())
+            .bind(DEPLOY_JOB_ATTEMPTS)
+            .bind(now)
+            .execute(tx)
+            .await?;
+            Ok(())
+        }
+    };
+}
+
+pub(super) use impl_store;

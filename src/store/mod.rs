@@ -1,0 +1,296 @@
+//! The storage boundary: the `Store` trait, the records it reads and writes, and its two backends.
+//!
+//! SQLite (the embedded default) and PostgreSQL (scale-out) share their SQL wherever the dialects agree; see
+//! `common.rs`. Nothing in here knows about HTTP.
+
+mod common;
+pub mod postgres;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+pub use common::DEPLOY_RANGE_JOB;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// What went wrong in the store, named by outcome so callers can answer precisely.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.message().to_owned())
+            }
+            other => StoreError::Other(anyhow::Error::new(other).context("database error")),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Other(anyhow::Error::new(e).context("applying database migrations"))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A project as stored. `deploy_token` is a credential: `Debug` hides it.
+#[derive(Clone, sqlx::FromRow, Serialize)]
+pub struct Project {
+    pub id: i64,
+    pub name: String,
+    pub repo_url: String,
+    pub github_repo: Option<String>,
+    pub ingest_key: String,
+    #[serde(skip)]
+    pub deploy_token: String,
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for Project {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Project")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("repo_url", &self.repo_url)
+            .field("github_repo", &self.github_repo)
+            .field("deploy_token", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+pub struct NewProject {
+    pub name: String,
+    pub repo_url: String,
+    pub github_repo: Option<String>,
+    pub ingest_key: String,
+    pub deploy_token: String,
+}
+
+/// A deploy as stored, with the outcome of its range computation once the worker has run.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct Deploy {
+    pub id: i64,
+    pub project_id: i64,
+    pub environment: String,
+    /// Position of this deploy among the deploys of its environment, in the order they were received.
+    pub seq: i64,
+    pub version: String,
+    pub sha: String,
+    /// The previous commit as given by the caller, if any.
+    pub previous_sha: Option<String>,
+    /// The deploy of the same environment that came before this one, if any.
+    pub previous_deploy_id: Option<i64>,
+    /// The commit the range starts from (`base_sha..sha`): the given previous commit or the previous deploy's.
+    pub base_sha: Option<String>,
+    /// `pending`, `ready` or `failed`.
+    pub status: String,
+    /// How `sha` relates to `base_sha`: `initial`, `forward`, `redeploy`, `rollback`, `diverged` or
+    /// `previous_missing`.
+    pub range_status: Option<String>,
+    pub merge_base: Option<String>,
+    /// Commits in the range, counted by git.
+    pub commit_count: Option<i64>,
+    /// Commits stored with their details (fewer than `commit_count` only when the range exceeded the cap).
+    pub commits_stored: Option<i64>,
+    /// Why the deploy failed, or why the last attempt to process it did.
+    pub failure_reason: Option<String>,
+    pub deployed_at: i64,
+    pub deployer: Option<String>,
+    pub url: Option<String>,
+    pub created_at: i64,
+    pub processed_at: Option<i64>,
+}
+
+pub struct NewDeploy {
+    pub project_id: i64,
+    pub environment: String,
+    pub version: String,
+    pub sha: String,
+    pub previous_sha: Option<String>,
+    pub deployed_at: i64,
+    pub deployer: Option<String>,
+    pub url: Option<String>,
+}
+
+/// The result of computing a deploy's range, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct RangeOutcome {
+    pub base_sha: Option<String>,
+    pub range_status: String,
+    pub merge_base: Option<String>,
+    pub commit_count: i64,
+    pub commits: Vec<CommitRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    pub name: String,
+    pub email: String,
+}
+
+/// An issue a commit says it closes: `#12` (this repository) or `owner/repo#3`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueRef {
+    pub repo: Option<String>,
+    pub number: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileChange {
+    pub path: String,
+    /// The path before a rename, when git detected one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub old_path: Option<String>,
+    /// Lines added and deleted; `None` for binary files.
+    pub added: Option<i64>,
+    pub deleted: Option<i64>,
+}
+
+/// One commit with the details shipwatch keeps (identities after `.mailmap` at the deployed commit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommitRecord {
+    pub sha: String,
+    pub parents: Vec<String>,
+    pub author: Person,
+    pub author_time: i64,
+    pub committer: Person,
+    pub committer_time: i64,
+    pub summary: String,
+    pub message: String,
+    pub pr_number: Option<i64>,
+    pub co_authors: Vec<Person>,
+    pub closes: Vec<IssueRef>,
+    pub files: Vec<FileChange>,
+}
+
+/// A unit of durable background work, as claimed by a worker.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub payload: String,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    /// Proof of the current claim: completing or failing a job needs it, so a worker whose lease ran out cannot
+    /// overwrite the work of the worker that took the job over.
+    pub lease_token: String,
+}
+
+/// A job as it stands, for inspection (tests, operations).
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct JobState {
+    pub id: i64,
+    pub kind: String,
+    pub payload: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+pub struct NewJob {
+    pub kind: String,
+    pub payload: String,
+    pub max_attempts: i64,
+}
+
+/// Everything shipwatch keeps, behind one interface with a SQLite and a PostgreSQL implementation.
+///
+/// Times (`now`) are passed in, in unix milliseconds, so the job-lease logic can be tested with a controlled clock.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The backend's name, for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+    /// Checks that the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn create_project(&self, project: NewProject, now: i64) -> StoreResult<Project>;
+    async fn list_projects(&self) -> StoreResult<Vec<Project>>;
+    async fn project_by_id(&self, id: i64) -> StoreResult<Option<Project>>;
+    async fn project_by_name(&self, name: &str) -> StoreResult<Option<Project>>;
+
+    /// Records a deploy and queues its range job, atomically. When the latest deploy of the environment is the
+    /// same one (same sha, version and given previous sha) it is returned instead, with `false`; a re-sent deploy
+    /// that had failed is queued again.
+    async fn record_deploy(&self, deploy: NewDeploy, now: i64) -> StoreResult<(Deploy, bool)>;
+    async fn deploy(&self, id: i64) -> StoreResult<Option<Deploy>>;
+    /// Deploys of a project, newest first, optionally of one environment, before a deploy id (for paging).
+    async fn list_deploys(
+        &self,
+        project_id: i64,
+        environment: Option<&str>,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<Deploy>>;
+    /// Stores a computed range: the commits, the deploy's link to them (replacing any earlier partial write) and
+    /// the deploy's range fields, in one transaction.
+    async fn finish_deploy_range(
+        &self,
+        deploy_id: i64,
+        outcome: &RangeOutcome,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Marks a deploy failed with a reason a person can act on.
+    async fn fail_deploy(&self, deploy_id: i64, reason: &str, now: i64) -> StoreResult<()>;
+    /// Notes why the last attempt to process a still-pending deploy failed.
+    async fn note_deploy_problem(&self, deploy_id: i64, reason: &str) -> StoreResult<()>;
+    /// The commits of a deploy's range, in `git log` order.
+    async fn deploy_commits(&self, deploy_id: i64) -> StoreResult<Vec<CommitRecord>>;
+
+    async fn enqueue_job(&self, job: NewJob, now: i64) -> StoreResult<i64>;
+    /// Claims the oldest job that is due, or whose lease has run out, for `lease_ms`.
+    async fn claim_job(&self, now: i64, lease_ms: i64) -> StoreResult<Option<Job>>;
+    /// Extends a claim; `false` when the claim was lost.
+    async fn extend_lease(&self, job: &Job, until: i64) -> StoreResult<bool>;
+    /// Marks a claimed job done; `false` when the claim was lost.
+    async fn complete_job(&self, job: &Job, now: i64) -> StoreResult<bool>;
+    /// Records a failed attempt: retried at `retry_at`, or given up for good when `None`.
+    async fn fail_job(
+        &self,
+        job: &Job,
+        error: &str,
+        retry_at: Option<i64>,
+        now: i64,
+    ) -> StoreResult<bool>;
+    async fn job_states(&self) -> StoreResult<Vec<JobState>>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the store named by `database_url` (`sqlite:…` or `postgres://…`) and applies its migrations.
+///
+/// # Errors
+/// When the URL names no supported backend, the database cannot be reached, or a migration fails.
+pub async fn connect(database_url: &str) -> StoreResult<DynStore> {
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(database_url).await?))
+    } else if database_url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(database_url).await?))
+    } else {
+        Err(StoreError::Other(anyhow::anyhow!(
+            "unsupported database URL: expected `sqlite:PATH` or `postgres://…`"
+        )))
+    }
+}
+
+/// A random secret of `bytes` bytes as lowercase hex, from the operating system's generator.
+///
+/// # Errors
+/// When the operating system's random source fails.
+pub fn random_hex(bytes: usize) -> anyhow::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::getrandom(&mut buf).map_err(|e| anyhow::anyhow!("no randomness available: {e}"))?;
+    Ok(hex::encode(buf))
+}

@@ -1,0 +1,55 @@
+//! The PostgreSQL backend, for scale-out: several shipwatch processes share one database.
+
+use super::common::impl_store;
+use super::{
+    random_hex, CommitRecord, Deploy, Job, JobState, NewDeploy, NewJob, NewProject, Project,
+    RangeOutcome, StoreError, StoreResult,
+};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Postgres};
+use std::time::Duration;
+
+pub struct PostgresStore {
+    read: PgPool,
+    write: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `url` and applies the migrations (sqlx takes an advisory lock, so concurrent starts are safe).
+    ///
+    /// # Errors
+    /// When the server cannot be reached or a migration fails.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("migrations/postgres").run(&pool).await?;
+        Ok(PostgresStore {
+            read: pool.clone(),
+            write: pool,
+        })
+    }
+}
+
+impl_store!(PostgresStore, Postgres, {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn claim_job(&self, now: i64, lease_ms: i64) -> StoreResult<Option<Job>> {
+        // SKIP LOCKED lets many workers claim different jobs at once instead of queueing on one row.
+        Ok(sqlx::query_as::<Postgres, Job>(
+            "update jobs set status = 'running', attempts = attempts + 1, lease_until = $1, lease_token = $2, \
+             updated_at = $3 where id = (select id from jobs where (status = 'queued' and run_at <= $3) \
+             or (status = 'running' and lease_until < $3) order by id limit 1 for update skip locked) \
+             returning id, kind, payload, attempts, max_attempts, lease_token",
+        )
+        .bind(now + lease_ms)
+        .bind(random_hex(16)?)
+        .bind(now)
+        .fetch_optional(&self.write)
+        .await?)
+    }
+});

@@ -1,0 +1,66 @@
+//! The SQLite backend: the embedded default, one file in WAL mode.
+//!
+//! Writes go through a pool of one connection so that transactions in this process never race each other for
+//! SQLite's single write lock; reads use a pool of their own and see committed data thanks to WAL.
+
+use super::common::impl_store;
+use super::{
+    random_hex, CommitRecord, Deploy, Job, JobState, NewDeploy, NewJob, NewProject, Project,
+    RangeOutcome, StoreError, StoreResult,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite:PATH`) and applies the migrations.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or created, or a migration fails.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL loses no committed transaction in WAL mode on a process crash (only on power loss).
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("migrations/sqlite").run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(SqliteStore { read, write })
+    }
+}
+
+impl_store!(SqliteStore, Sqlite, {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn claim_job(&self, now: i64, lease_ms: i64) -> StoreResult<Option<Job>> {
+        // One statement, so SQLite's write lock makes the pick-and-claim atomic across processes too.
+        Ok(sqlx::query_as::<Sqlite, Job>(
+            "update jobs set status = 'running', attempts = attempts + 1, lease_until = $1, lease_token = $2, \
+             updated_at = $3 where id = (select id from jobs where (status = 'queued' and run_at <= $3) \
+             or (status = 'running' and lease_until < $3) order by id limit 1) \
+             returning id, kind, payload, attempts, max_attempts, lease_token",
+        )
+        .bind(now + lease_ms)
+        .bind(random_hex(16)?)
+        .bind(now)
+        .fetch_optional(&self.write)
+        .await?)
+    }
+});
