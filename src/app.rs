@@ -51,6 +51,7 @@ impl App {
         worker_args: &WorkerArgs,
     ) -> App {
         let git_runner = Git::new(
+            git.git_program.as_os_str(),
             Duration::from_secs(git.git_timeout.max(1)),
             git.git_token.clone(),
             git.allow_local_repos,

@@ -97,6 +97,10 @@ pub struct GitArgs {
     #[arg(long, env = "SHIPWATCH_GIT_TOKEN", hide_env_values = true)]
     pub git_token: Option<Secret>,
 
+    /// The git executable to run (a name looked up on PATH, or a path).
+    #[arg(long, env = "SHIPWATCH_GIT_PROGRAM", default_value = "git")]
+    pub git_program: PathBuf,
+
     /// Seconds a single git command (a fetch, a log) may take before it is stopped and the job retried.
     #[arg(long, env = "SHIPWATCH_GIT_TIMEOUT", default_value_t = 600)]
     pub git_timeout: u64,

@@ -36,9 +36,14 @@ pub struct GitOutput {
 impl Git {
     /// `token`, when set, is sent to https remotes as a basic-auth header (GitHub's `x-access-token` form).
     /// `allow_local` permits fetching from local paths and `file://` URLs.
-    pub fn new(timeout: Duration, token: Option<Secret>, allow_local: bool) -> Git {
+    pub fn new(
+        program: impl Into<OsString>,
+        timeout: Duration,
+        token: Option<Secret>,
+        allow_local: bool,
+    ) -> Git {
         Git {
-            program: "git".into(),
+            program: program.into(),
             timeout,
             token,
             allow_local,

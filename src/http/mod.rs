@@ -166,22 +166,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
 /// Parses a JSON body: `400` for text that is not JSON, `422` naming what is missing or of the wrong type.
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    // Two steps, so that truncated or broken text is always `400` and only a well-formed body of the wrong shape
+    // is `422`.
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            ApiError::BadRequest("the request body is empty; expected a JSON object".into())
+        } else {
+            ApiError::BadRequest(format!("the request body is not valid JSON: {e}"))
+        }
+    })?;
+    serde_path_to_error::deserialize(&value).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let field = if path == "." { "body".to_owned() } else { path };
-                ApiError::Unprocessable {
-                    field,
-                    reason: strip_position(&inner.to_string()),
-                }
-            }
-            _ if bytes.is_empty() => {
-                ApiError::BadRequest("the request body is empty; expected a JSON object".into())
-            }
-            _ => ApiError::BadRequest(format!("the request body is not valid JSON: {inner}")),
+        let field = if path == "." { "body".to_owned() } else { path };
+        ApiError::Unprocessable {
+            field,
+            reason: strip_position(&e.into_inner().to_string()),
         }
     })
 }
