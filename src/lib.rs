@@ -7,11 +7,13 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod domain;
+pub mod events;
 pub mod git;
 pub mod http;
 pub mod jobs;
 pub mod projects;
 pub mod releases;
+pub mod stacktrace;
 pub mod store;
 
 pub use app::{serve, App, ServeOptions};

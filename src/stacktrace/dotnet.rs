@@ -1,0 +1,138 @@
+//! .NET exceptions as `ToString()` prints them: `Type: message ---> Inner: message`, inner frames first, separated
+//! by `--- End of inner exception stack trace ---`; frames `at Ns.Class.Method(args) in path:line N`.
+
+use regex::Regex;
+use std::sync::LazyLock;
+
+use super::{number, Language, ParsedTrace, TextException, TextFrame};
+
+static FRAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*at (?P<func>[^\s(]+(?:\[[^\]]*\])?\([^)]*\))(?: in (?P<path>.+):line (?P<line>\d+))?\s*$")
+        .expect("valid regex literal")
+});
+static TYPE_AND_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^(?:Unhandled [Ee]xception\. )?(?P<ty>[A-Za-z_][\w`]*(?:\.[\w`]+)+)(?:: (?P<value>.*))?$",
+    )
+    .expect("valid regex literal")
+});
+
+const INNER_END: &str = "--- End of inner exception stack trace ---";
+
+pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
+    if !text.lines().any(|l| {
+        FRAME.captures(l).is_some_and(|c| c.name("path").is_some()) || l.contains(INNER_END)
+    }) {
+        // Without a single `in path:line N` this could be anything that prints `at X()`.
+        return None;
+    }
+    // Header: everything before the first frame; ` ---> ` separates outer from inner exceptions.
+    let mut header = String::new();
+    let mut groups: Vec<Vec<TextFrame>> = vec![Vec::new()];
+    let mut seen_frame = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if let Some(c) = FRAME.captures(line) {
+            seen_frame = true;
+            let func = &c["func"];
+            let name = func.split('(').next().unwrap_or(func);
+            let (module, function) = match name.rsplit_once('.') {
+                Some((m, f)) => (Some(m.to_owned()), f.to_owned()),
+                None => (None, name.to_owned()),
+            };
+            if let Some(g) = groups.last_mut() {
+                g.push(TextFrame {
+                    path: c.name("path").map(|m| m.as_str().to_owned()),
+                    line: c.name("line").and_then(|m| number(m.as_str())),
+                    function: Some(function),
+                    module,
+                    ..Default::default()
+                });
+            }
+        } else if trimmed == INNER_END {
+            groups.push(Vec::new());
+        } else if !seen_frame && !trimmed.is_empty() {
+            if !header.is_empty() {
+                header.push(' ');
+            }
+            header.push_str(trimmed);
+        } else if let Some(inner) = trimmed.strip_prefix("---> ") {
+            // Newer runtimes print inner exceptions on their own lines.
+            header.push_str(" ---> ");
+            header.push_str(inner);
+        }
+    }
+    let mut printed: Vec<TextException> = header
+        .split(" ---> ")
+        .map(|part| match TYPE_AND_MESSAGE.captures(part.trim()) {
+            Some(c) => TextException {
+                ty: Some(c["ty"].to_owned()),
+                value: c.name("value").map(|m| m.as_str().to_owned()),
+                frames: Vec::new(),
+            },
+            None => TextException {
+                ty: None,
+                value: Some(part.trim().to_owned()),
+                frames: Vec::new(),
+            },
+        })
+        .collect();
+    // Frame groups run innermost first; the header runs outermost first.
+    printed.reverse();
+    for (i, frames) in groups.into_iter().enumerate() {
+        match printed.get_mut(i) {
+            Some(e) => e.frames = frames,
+            None => printed.push(TextException {
+                frames,
+                ..Default::default()
+            }),
+        }
+    }
+    Some(ParsedTrace {
+        language: Language::Dotnet,
+        callee_first: true,
+        exceptions: printed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{corpus, parse as parse_any, Language};
+
+    #[test]
+    fn inner_exception_comes_first_in_the_chain() {
+        let t = parse_any(corpus::DOTNET_INNER).expect("parses");
+        assert_eq!(t.language, Language::Dotnet);
+        assert_eq!(t.exceptions.len(), 2);
+        let inner = &t.exceptions[0];
+        assert_eq!(inner.ty.as_deref(), Some("System.DivideByZeroException"));
+        assert_eq!(inner.frames.len(), 2);
+        assert_eq!(
+            inner.frames[0].path.as_deref(),
+            Some(r"C:\src\Acme Pay (main)\Totals.cs")
+        );
+        assert_eq!(inner.frames[0].line, Some(12));
+        assert_eq!(inner.frames[0].module.as_deref(), Some("Acme.Pay.Totals"));
+        assert_eq!(inner.frames[0].function.as_deref(), Some("Average"));
+        let outer = &t.exceptions[1];
+        assert_eq!(
+            outer.ty.as_deref(),
+            Some("System.InvalidOperationException")
+        );
+        assert_eq!(outer.value.as_deref(), Some("Could not charge order 7"));
+        assert_eq!(outer.frames.len(), 4);
+        assert_eq!(outer.frames[2].path, None, "framework frames have no file");
+    }
+
+    #[test]
+    fn unhandled_exception_prefix() {
+        let t = parse_any(corpus::DOTNET_SIMPLE).expect("parses");
+        let e = &t.exceptions[0];
+        assert_eq!(e.ty.as_deref(), Some("System.NullReferenceException"));
+        assert_eq!(
+            e.frames[0].path.as_deref(),
+            Some("/home/dev/shop/Program.cs")
+        );
+        assert_eq!(e.frames[0].function.as_deref(), Some("Main"));
+    }
+}
