@@ -29,22 +29,17 @@ fn make_repo(dir: &Path, n: usize) -> (String, String) {
     for i in 1..=n {
         let author = authors[i % authors.len()];
         let time = 1_700_000_000 + i * 60;
-        let msg = if i % 10 == 0 {
-            format!("Change {i} (#{i})\n\nFixes #{}\n", i / 10)
-        } else {
-            format!("Change {i}\n")
-        };
+        let msg =
+            if i % 10 == 0 { format!("Change {i} (#{i})\n\nFixes #{}\n", i / 10) } else { format!("Change {i}\n") };
         let content = format!("// revision {i}\npub fn f{i}() {{}}\n");
-        stream.push_str(&format!("commit refs/heads/main\nmark :{i}\nauthor {author} {time} +0000\ncommitter {author} {time} +0000\n"));
+        stream.push_str(&format!(
+            "commit refs/heads/main\nmark :{i}\nauthor {author} {time} +0000\ncommitter {author} {time} +0000\n"
+        ));
         stream.push_str(&format!("data {}\n{msg}", msg.len()));
         if i > 1 {
             stream.push_str(&format!("from :{}\n", i - 1));
         }
-        stream.push_str(&format!(
-            "M 100644 inline src/mod{}.rs\ndata {}\n{content}\n",
-            i % 97,
-            content.len()
-        ));
+        stream.push_str(&format!("M 100644 inline src/mod{}.rs\ndata {}\n{content}\n", i % 97, content.len()));
     }
     let mut child = Command::new("git")
         .args(["fast-import", "--quiet"])
@@ -52,30 +47,14 @@ fn make_repo(dir: &Path, n: usize) -> (String, String) {
         .stdin(Stdio::piped())
         .spawn()
         .expect("git fast-import starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stream.as_bytes())
-        .expect("stream written");
+    child.stdin.take().expect("stdin").write_all(stream.as_bytes()).expect("stream written");
     assert!(child.wait().expect("fast-import").success());
-    (
-        run(dir, &["rev-list", "--max-parents=0", "main"]),
-        run(dir, &["rev-parse", "main"]),
-    )
+    (run(dir, &["rev-list", "--max-parents=0", "main"]), run(dir, &["rev-parse", "main"]))
 }
 
 fn run(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("git").args(args).current_dir(dir).output().expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -84,22 +63,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-async fn bench_backend(
-    name: &str,
-    database_url: &str,
-    repo: &Path,
-    root: &str,
-    head: &str,
-    baseline: Duration,
-) {
+async fn bench_backend(name: &str, database_url: &str, repo: &Path, root: &str, head: &str, baseline: Duration) {
     let data = tempfile::tempdir().expect("temp dir");
-    let store = shipwatch::store::connect(database_url)
-        .await
-        .expect("store opens");
-    let d = DataArgs {
-        data_dir: data.path().to_owned(),
-        database_url: None,
-    };
+    let store = shipwatch::store::connect(database_url).await.expect("store opens");
+    let d = DataArgs { data_dir: data.path().to_owned(), database_url: None };
     let g = GitArgs {
         allow_local_repos: true,
         git_token: None,
@@ -107,14 +74,9 @@ async fn bench_backend(
         git_timeout: 600,
         max_range_commits: 20_000,
     };
-    let w = WorkerArgs {
-        job_lease: 60,
-        poll_interval_ms: 20,
-    };
+    let w = WorkerArgs { job_lease: 60, poll_interval_ms: 20 };
     let app = App::with_store(store, &d, &g, &w);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let shutdown = CancellationToken::new();
     let options = ServeOptions {
@@ -122,6 +84,7 @@ async fn bench_backend(
         admin_token: Some(Secret::new(ADMIN)),
         allow_local_repos: true,
         run_worker: true,
+        events_per_minute: 6000,
     };
     let server = tokio::spawn(shipwatch::serve(app, listener, options, shutdown.clone()));
     let http = reqwest::Client::new();
@@ -156,15 +119,8 @@ async fn bench_backend(
                 .expect("json");
             let url = r["urls"]["deploy"].as_str().expect("url").to_owned();
             loop {
-                let d: serde_json::Value = http
-                    .get(&url)
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .expect("get")
-                    .json()
-                    .await
-                    .expect("json");
+                let d: serde_json::Value =
+                    http.get(&url).bearer_auth(&token).send().await.expect("get").json().await.expect("json");
                 match d["deploy"]["status"].as_str() {
                     Some("ready") => {
                         assert_eq!(d["commits"].as_array().map(Vec::len), Some(COMMITS - 1));
@@ -210,10 +166,7 @@ async fn main() {
             })
             .collect(),
     );
-    println!(
-        "git rev-list --count {COMMITS}-commit range: {:.1} ms (median of 5)",
-        baseline.as_secs_f64() * 1e3
-    );
+    println!("git rev-list --count {COMMITS}-commit range: {:.1} ms (median of 5)", baseline.as_secs_f64() * 1e3);
     let sqlite_dir = tempfile::tempdir().expect("temp dir");
     let sqlite = format!("sqlite:{}", sqlite_dir.path().join("bench.db").display());
     bench_backend("SQLite", &sqlite, repo.path(), &root, &head, baseline).await;

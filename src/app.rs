@@ -12,7 +12,9 @@ use tracing::info;
 use crate::config::{DataArgs, GitArgs, Secret, WorkerArgs};
 use crate::git::mirror::Mirrors;
 use crate::git::Git;
+use crate::groups::Groups;
 use crate::http::{self, AppState, HttpSettings};
+use crate::ingest::Ingest;
 use crate::jobs::{system_clock, Clock, Worker};
 use crate::releases::Releases;
 use crate::store::{self, DynStore};
@@ -22,6 +24,7 @@ use crate::store::{self, DynStore};
 pub struct App {
     pub store: DynStore,
     pub releases: Arc<Releases>,
+    pub groups: Arc<Groups>,
     pub wake: Arc<Notify>,
     pub worker_args: WorkerArgs,
 }
@@ -31,11 +34,7 @@ impl App {
     ///
     /// # Errors
     /// When the data directory or the database cannot be opened.
-    pub async fn build(
-        data: &DataArgs,
-        git: &GitArgs,
-        worker_args: &WorkerArgs,
-    ) -> anyhow::Result<App> {
+    pub async fn build(data: &DataArgs, git: &GitArgs, worker_args: &WorkerArgs) -> anyhow::Result<App> {
         data.prepare()?;
         let store = store::connect(&data.database_url())
             .await
@@ -44,12 +43,7 @@ impl App {
     }
 
     /// Builds on an already opened store (tests share one between several apps).
-    pub fn with_store(
-        store: DynStore,
-        data: &DataArgs,
-        git: &GitArgs,
-        worker_args: &WorkerArgs,
-    ) -> App {
+    pub fn with_store(store: DynStore, data: &DataArgs, git: &GitArgs, worker_args: &WorkerArgs) -> App {
         let git_runner = Git::new(
             git.git_program.as_os_str(),
             Duration::from_secs(git.git_timeout.max(1)),
@@ -57,23 +51,16 @@ impl App {
             git.allow_local_repos,
         );
         let mirrors = Arc::new(Mirrors::new(data.data_dir.join("mirrors"), git_runner));
-        let releases = Arc::new(Releases::new(
-            store.clone(),
-            mirrors,
-            git.max_range_commits.max(1),
-        ));
-        App {
-            store,
-            releases,
-            wake: Arc::new(Notify::new()),
-            worker_args: worker_args.clone(),
-        }
+        let releases = Arc::new(Releases::new(store.clone(), mirrors, git.max_range_commits.max(1)));
+        let groups = Arc::new(Groups::new(store.clone()));
+        App { store, releases, groups, wake: Arc::new(Notify::new()), worker_args: worker_args.clone() }
     }
 
     pub fn router(&self, settings: HttpSettings) -> axum::Router {
         http::router(AppState {
             store: self.store.clone(),
             releases: self.releases.clone(),
+            ingest: Arc::new(Ingest::new(self.store.clone(), settings.events_per_minute, self.wake.clone())),
             settings: Arc::new(settings),
             wake: self.wake.clone(),
         })
@@ -86,6 +73,7 @@ impl App {
     pub fn worker_with_clock(&self, clock: Clock) -> Worker {
         Worker::new(
             self.releases.clone(),
+            self.groups.clone(),
             self.worker_args.lease(),
             self.worker_args.poll_interval(),
             self.wake.clone(),
@@ -100,6 +88,8 @@ pub struct ServeOptions {
     pub admin_token: Option<Secret>,
     pub allow_local_repos: bool,
     pub run_worker: bool,
+    /// Error events a project may send per minute (per process).
+    pub events_per_minute: u32,
 }
 
 /// Serves the API on `listener` (and runs the worker unless told not to) until `shutdown` is cancelled; then
@@ -117,10 +107,9 @@ pub async fn serve(
         public_url: options.public_url,
         admin_token: options.admin_token,
         allow_local_repos: options.allow_local_repos,
+        events_per_minute: options.events_per_minute,
     });
-    let worker = options
-        .run_worker
-        .then(|| tokio::spawn(app.worker().run(shutdown.clone())));
+    let worker = options.run_worker.then(|| tokio::spawn(app.worker().run(shutdown.clone())));
     info!(addr = %listener.local_addr()?, backend = app.store.backend(), worker = worker.is_some(), "shipwatch listening");
     let server_shutdown = shutdown.clone();
     axum::serve(listener, router)

@@ -57,6 +57,9 @@ pub struct ServeArgs {
     /// Token for the admin API (creating and listing projects over HTTP). The admin API is off without it.
     #[arg(long, env = "SHIPWATCH_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
+    /// Error events one project may send per minute to this process; more are answered 429 with Retry-After.
+    #[arg(long, env = "SHIPWATCH_EVENTS_PER_MINUTE", default_value_t = 6000)]
+    pub events_per_minute: u32,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
@@ -104,11 +107,7 @@ pub struct ProjectAddArgs {
     #[arg(long, env = "SHIPWATCH_ALLOW_LOCAL_REPOS")]
     pub allow_local_repos: bool,
     /// The server's URL as SDKs reach it, for the DSN.
-    #[arg(
-        long,
-        env = "SHIPWATCH_PUBLIC_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
+    #[arg(long, env = "SHIPWATCH_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
     pub public_url: String,
     #[command(flatten)]
     pub data: DataArgs,
@@ -120,11 +119,7 @@ pub struct ProjectListArgs {
     #[arg(long)]
     pub json: bool,
     /// The server's URL as SDKs reach it, for the DSNs.
-    #[arg(
-        long,
-        env = "SHIPWATCH_PUBLIC_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
+    #[arg(long, env = "SHIPWATCH_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
     pub public_url: String,
     #[command(flatten)]
     pub data: DataArgs,
@@ -162,24 +157,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let app = App::build(&args.data, &args.git, &args.worker).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .with_context(|| {
-            format!(
-                "listening on {} (is another server running there?)",
-                args.listen
-            )
-        })?;
-    let public_url = args
-        .public_url
-        .unwrap_or_else(|| format!("http://{}", args.listen));
+        .with_context(|| format!("listening on {} (is another server running there?)", args.listen))?;
+    let public_url = args.public_url.unwrap_or_else(|| format!("http://{}", args.listen));
     if args.data.database_url.is_none() {
-        eprintln!(
-            "shipwatch: data in {} (SQLite)",
-            args.data.data_dir.display()
-        );
+        eprintln!("shipwatch: data in {} (SQLite)", args.data.data_dir.display());
     }
-    eprintln!(
-        "shipwatch: listening on {public_url} — create a project with `shipwatch project add`"
-    );
+    eprintln!("shipwatch: listening on {public_url} — create a project with `shipwatch project add`");
     let shutdown = CancellationToken::new();
     app::cancel_on_signals(shutdown.clone());
     app::serve(
@@ -190,6 +173,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             admin_token: args.admin_token,
             allow_local_repos: args.git.allow_local_repos,
             run_worker: !args.no_worker,
+            events_per_minute: args.events_per_minute,
         },
         shutdown,
     )
@@ -206,15 +190,9 @@ async fn open_store(data: &DataArgs) -> anyhow::Result<crate::store::DynStore> {
 async fn project_add(args: ProjectAddArgs) -> anyhow::Result<()> {
     let store = open_store(&args.data).await?;
     let now = chrono::Utc::now().timestamp_millis();
-    let p = projects::create(
-        store.as_ref(),
-        &args.name,
-        &args.repo,
-        args.github.as_deref(),
-        args.allow_local_repos,
-        now,
-    )
-    .await?;
+    let p =
+        projects::create(store.as_ref(), &args.name, &args.repo, args.github.as_deref(), args.allow_local_repos, now)
+            .await?;
     println!("Created project `{}` (id {})", p.name, p.id);
     println!("  DSN:          {}", projects::dsn(&args.public_url, &p));
     println!("  Deploy token: {}", p.deploy_token);
@@ -242,9 +220,7 @@ async fn project_list(args: ProjectListArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if all.is_empty() {
-        println!(
-            "No projects yet: create one with `shipwatch project add --name NAME --repo URL`."
-        );
+        println!("No projects yet: create one with `shipwatch project add --name NAME --repo URL`.");
         return Ok(());
     }
     for p in &all {
@@ -285,9 +261,7 @@ mod tests {
             "v1.2.3",
         ])
         .expect("parses");
-        let Command::Deploy(args) = cli.command else {
-            panic!("deploy expected")
-        };
+        let Command::Deploy(args) = cli.command else { panic!("deploy expected") };
         assert_eq!(args.version.as_deref(), Some("v1.2.3"));
         assert_eq!(format!("{:?}", args.token), "Secret([redacted])");
     }

@@ -109,21 +109,14 @@ pub async fn run(args: &DeployArgs) -> anyhow::Result<DeployResult> {
     let recorded: Recorded = decode(response, &args.project).await?;
     eprintln!(
         "shipwatch: {} deploy {} of {} to {}",
-        if recorded.created {
-            "recorded"
-        } else {
-            "already had"
-        },
+        if recorded.created { "recorded" } else { "already had" },
         recorded.id,
         args.project,
         args.environment
     );
     println!("{}", recorded.urls.report_markdown);
-    let mut result = DeployResult {
-        deploy_id: recorded.id,
-        report_url: recorded.urls.report_markdown.clone(),
-        commit_count: None,
-    };
+    let mut result =
+        DeployResult { deploy_id: recorded.id, report_url: recorded.urls.report_markdown.clone(), commit_count: None };
     if !args.wait {
         return Ok(result);
     }
@@ -141,26 +134,14 @@ pub async fn run(args: &DeployArgs) -> anyhow::Result<DeployResult> {
             break s.deploy;
         }
         if Instant::now() >= deadline {
-            let why = s
-                .deploy
-                .failure_reason
-                .map(|r| format!(" (last problem: {r})"))
-                .unwrap_or_default();
-            bail!(
-                "the server had not computed the commit range after {} s{why}",
-                args.wait_timeout
-            );
+            let why = s.deploy.failure_reason.map(|r| format!(" (last problem: {r})")).unwrap_or_default();
+            bail!("the server had not computed the commit range after {} s{why}", args.wait_timeout);
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(3));
     };
     if status.status == "failed" {
-        bail!(
-            "the deploy failed: {}",
-            status
-                .failure_reason
-                .unwrap_or_else(|| "no reason given".into())
-        );
+        bail!("the deploy failed: {}", status.failure_reason.unwrap_or_else(|| "no reason given".into()));
     }
     eprintln!(
         "shipwatch: range {}, {} commit(s)",
@@ -193,16 +174,10 @@ fn unreachable(server: &str, e: &reqwest::Error) -> anyhow::Error {
 }
 
 /// Decodes a success, or turns the server's `{"detail": …}` into an error that says what to do.
-async fn decode<T: serde::de::DeserializeOwned>(
-    response: reqwest::Response,
-    project: &str,
-) -> anyhow::Result<T> {
+async fn decode<T: serde::de::DeserializeOwned>(response: reqwest::Response, project: &str) -> anyhow::Result<T> {
     let status = response.status();
     if status.is_success() {
-        return response
-            .json::<T>()
-            .await
-            .context("the server's answer was not what this client expects");
+        return response.json::<T>().await.context("the server's answer was not what this client expects");
     }
     let detail = response
         .json::<serde_json::Value>()
@@ -216,8 +191,5 @@ async fn decode<T: serde::de::DeserializeOwned>(
         422 => " (a field was refused)",
         _ => "",
     };
-    bail!(
-        "the server refused the request for project `{project}`: HTTP {} {detail}{hint}",
-        status.as_u16()
-    )
+    bail!("the server refused the request for project `{project}`: HTTP {} {detail}{hint}", status.as_u16())
 }

@@ -53,8 +53,7 @@ impl Environment {
         let ok = !s.is_empty()
             && s.len() <= 64
             && s.as_bytes()[0].is_ascii_alphanumeric()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'));
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'));
         if ok {
             Ok(Environment(s.to_owned()))
         } else {
@@ -115,8 +114,7 @@ impl ProjectName {
         let ok = !s.is_empty()
             && s.len() <= 64
             && s.as_bytes()[0].is_ascii_lowercase()
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         if ok {
             Ok(ProjectName(s.to_owned()))
         } else {
@@ -143,19 +141,13 @@ impl GithubRepo {
         let valid_part = |p: &str| {
             !p.is_empty()
                 && p.len() <= 100
-                && p.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                && p.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         };
         match s.split_once('/') {
-            Some((owner, name))
-                if valid_part(owner) && valid_part(name) && name != "." && name != ".." =>
-            {
+            Some((owner, name)) if valid_part(owner) && valid_part(name) && name != "." && name != ".." => {
                 Ok(GithubRepo(s.to_owned()))
             }
-            _ => Err(Invalid(format!(
-                "`{}` is not a GitHub repository: expected `owner/name`",
-                clip(s)
-            ))),
+            _ => Err(Invalid(format!("`{}` is not a GitHub repository: expected `owner/name`", clip(s)))),
         }
     }
 
@@ -184,10 +176,7 @@ impl RepoUrl {
                         .into(),
                 ));
             }
-            if authority.is_empty()
-                || rest.len() == authority.len()
-                || s.chars().any(char::is_whitespace)
-            {
+            if authority.is_empty() || rest.len() == authority.len() || s.chars().any(char::is_whitespace) {
                 return Err(Invalid(format!(
                     "`{}` is not a repository URL: expected https://host/owner/repo",
                     clip(s)
@@ -243,14 +232,7 @@ mod tests {
         assert_eq!(s.as_str(), "abcdef0123456789abcdef0123456789abcdef01");
         assert_eq!(s.short(), "abcdef0");
         assert!(Sha::parse(&"a".repeat(64)).is_ok());
-        for bad in [
-            "",
-            "abc123",
-            &"g".repeat(40),
-            &"a".repeat(41),
-            "main",
-            "HEAD~1",
-        ] {
+        for bad in ["", "abc123", &"g".repeat(40), &"a".repeat(41), "main", "HEAD~1"] {
             assert!(Sha::parse(bad).is_err(), "{bad} should be refused");
         }
     }
@@ -270,18 +252,7 @@ mod tests {
         for good in ["v1.4.2", "abc123", "web@1.0.0+build 7"] {
             assert!(ReleaseName::parse(good).is_ok(), "{good}");
         }
-        for bad in [
-            "",
-            ".",
-            "..",
-            "latest",
-            " v1",
-            "v1 ",
-            "a/b",
-            "a\\b",
-            "a\tb",
-            &"x".repeat(201),
-        ] {
+        for bad in ["", ".", "..", "latest", " v1", "v1 ", "a/b", "a\\b", "a\tb", &"x".repeat(201)] {
             let e = ReleaseName::parse(bad).expect_err(bad);
             assert!(e.0.starts_with("release name"), "{e}");
         }
@@ -298,18 +269,12 @@ mod tests {
     #[test]
     fn repo_urls() {
         let u = RepoUrl::parse("https://github.com/acme/web.git", false).expect("https");
-        assert_eq!(
-            u.github_repo().map(|r| r.as_str().to_owned()),
-            Some("acme/web".into())
-        );
+        assert_eq!(u.github_repo().map(|r| r.as_str().to_owned()), Some("acme/web".into()));
         assert!(RepoUrl::parse("https://token@github.com/acme/web", false)
             .expect_err("credentials")
             .0
             .contains("credentials"));
-        assert!(RepoUrl::parse("/srv/repo", false)
-            .expect_err("local")
-            .0
-            .contains("--allow-local-repos"));
+        assert!(RepoUrl::parse("/srv/repo", false).expect_err("local").0.contains("--allow-local-repos"));
         assert!(RepoUrl::parse("file:///srv/repo", true).is_ok());
         assert!(RepoUrl::parse("git@github.com:acme/web.git", true).is_err());
         assert!(RepoUrl::parse("ext::sh -c evil", true).is_err());

@@ -94,26 +94,12 @@ mod tests {
 
     #[test]
     fn frames_prefer_the_raised_exception() {
-        let frame = |f: &str| Frame {
-            function: Some(f.into()),
-            ..Default::default()
-        };
-        let mut e = Event {
-            stacktrace: vec![frame("s")],
-            ..Default::default()
-        };
+        let frame = |f: &str| Frame { function: Some(f.into()), ..Default::default() };
+        let mut e = Event { stacktrace: vec![frame("s")], ..Default::default() };
         assert_eq!(e.frames()[0].function.as_deref(), Some("s"));
         e.exceptions = vec![
-            Exception {
-                ty: "Cause".into(),
-                frames: vec![frame("c")],
-                ..Default::default()
-            },
-            Exception {
-                ty: "Raised".into(),
-                frames: vec![frame("r")],
-                ..Default::default()
-            },
+            Exception { ty: "Cause".into(), frames: vec![frame("c")], ..Default::default() },
+            Exception { ty: "Raised".into(), frames: vec![frame("r")], ..Default::default() },
         ];
         assert_eq!(e.raised().map(|x| x.ty.as_str()), Some("Raised"));
         assert_eq!(e.frames()[0].function.as_deref(), Some("r"));

@@ -49,12 +49,7 @@ pub async fn create(
 /// The Sentry-style DSN SDKs are configured with: `http://<ingest-key>@<host>/<project-id>`.
 pub fn dsn(public_url: &str, project: &Project) -> String {
     let (scheme, rest) = public_url.split_once("://").unwrap_or(("http", public_url));
-    format!(
-        "{scheme}://{}@{}/{}",
-        project.ingest_key,
-        rest.trim_end_matches('/'),
-        project.id
-    )
+    format!("{scheme}://{}@{}/{}", project.ingest_key, rest.trim_end_matches('/'), project.id)
 }
 
 /// Finds a project by name or numeric id.
@@ -83,13 +78,7 @@ mod tests {
             deploy_token: "t".into(),
             created_at: 0,
         };
-        assert_eq!(
-            dsn("http://127.0.0.1:8080", &p),
-            "http://abc@127.0.0.1:8080/42"
-        );
-        assert_eq!(
-            dsn("https://sw.example.com/", &p),
-            "https://abc@sw.example.com/42"
-        );
+        assert_eq!(dsn("http://127.0.0.1:8080", &p), "http://abc@127.0.0.1:8080/42");
+        assert_eq!(dsn("https://sw.example.com/", &p), "https://abc@sw.example.com/42");
     }
 }

@@ -36,18 +36,8 @@ pub struct GitOutput {
 impl Git {
     /// `token`, when set, is sent to https remotes as a basic-auth header (GitHub's `x-access-token` form).
     /// `allow_local` permits fetching from local paths and `file://` URLs.
-    pub fn new(
-        program: impl Into<OsString>,
-        timeout: Duration,
-        token: Option<Secret>,
-        allow_local: bool,
-    ) -> Git {
-        Git {
-            program: program.into(),
-            timeout,
-            token,
-            allow_local,
-        }
+    pub fn new(program: impl Into<OsString>, timeout: Duration, token: Option<Secret>, allow_local: bool) -> Git {
+        Git { program: program.into(), timeout, token, allow_local }
     }
 
     pub fn allow_local(&self) -> bool {
@@ -60,12 +50,7 @@ impl Git {
             cmd.arg("-C").arg(repo);
         }
         // Only the transports we mean to use: never `ext::` (runs commands) and no local reads unless allowed.
-        cmd.args([
-            "-c",
-            "protocol.allow=never",
-            "-c",
-            "protocol.https.allow=always",
-        ]);
+        cmd.args(["-c", "protocol.allow=never", "-c", "protocol.https.allow=always"]);
         if self.allow_local {
             cmd.args(["-c", "protocol.file.allow=always"]);
         }
@@ -78,14 +63,10 @@ impl Git {
             .kill_on_drop(true);
         if let Some(token) = &self.token {
             // Through the environment, not the command line (visible in `ps`) and never in a URL.
-            let basic = base64::engine::general_purpose::STANDARD
-                .encode(format!("x-access-token:{}", token.expose()));
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{}", token.expose()));
             cmd.env("GIT_CONFIG_COUNT", "1")
                 .env("GIT_CONFIG_KEY_0", "http.extraHeader")
-                .env(
-                    "GIT_CONFIG_VALUE_0",
-                    format!("Authorization: Basic {basic}"),
-                );
+                .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}"));
         }
         cmd
     }
@@ -101,15 +82,10 @@ impl Git {
     {
         let mut cmd = self.command(repo);
         cmd.args(args);
-        let child = cmd
-            .spawn()
-            .context("could not start `git`: is it installed and on PATH?")?;
+        let child = cmd.spawn().context("could not start `git`: is it installed and on PATH?")?;
         let out = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
             Ok(out) => out.context("waiting for git")?,
-            Err(_) => bail!(
-                "git did not finish within {} s and was stopped",
-                self.timeout.as_secs()
-            ),
+            Err(_) => bail!("git did not finish within {} s and was stopped", self.timeout.as_secs()),
         };
         Ok(GitOutput {
             code: out.status.code(),
@@ -122,12 +98,7 @@ impl Git {
     ///
     /// # Errors
     /// When git fails, with the end of what it printed on standard error.
-    pub async fn run<I, S>(
-        &self,
-        repo: Option<&Path>,
-        what: &str,
-        args: I,
-    ) -> anyhow::Result<Vec<u8>>
+    pub async fn run<I, S>(&self, repo: Option<&Path>, what: &str, args: I) -> anyhow::Result<Vec<u8>>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,

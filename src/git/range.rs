@@ -33,17 +33,7 @@ pub struct RawFileChange {
 /// # Errors
 /// When git cannot be run.
 pub async fn commit_exists(git: &Git, repo: &Path, sha: &str) -> anyhow::Result<bool> {
-    let out = git
-        .output(
-            Some(repo),
-            [
-                "cat-file",
-                "-e",
-                "--end-of-options",
-                &format!("{sha}^{{commit}}"),
-            ],
-        )
-        .await?;
+    let out = git.output(Some(repo), ["cat-file", "-e", "--end-of-options", &format!("{sha}^{{commit}}")]).await?;
     Ok(out.code == Some(0))
 }
 
@@ -51,24 +41,8 @@ pub async fn commit_exists(git: &Git, repo: &Path, sha: &str) -> anyhow::Result<
 ///
 /// # Errors
 /// When git fails for another reason than "no".
-pub async fn is_ancestor(
-    git: &Git,
-    repo: &Path,
-    ancestor: &str,
-    descendant: &str,
-) -> anyhow::Result<bool> {
-    let out = git
-        .output(
-            Some(repo),
-            [
-                "merge-base",
-                "--is-ancestor",
-                "--end-of-options",
-                ancestor,
-                descendant,
-            ],
-        )
-        .await?;
+pub async fn is_ancestor(git: &Git, repo: &Path, ancestor: &str, descendant: &str) -> anyhow::Result<bool> {
+    let out = git.output(Some(repo), ["merge-base", "--is-ancestor", "--end-of-options", ancestor, descendant]).await?;
     match out.code {
         Some(0) => Ok(true),
         Some(1) => Ok(false),
@@ -80,15 +54,8 @@ pub async fn is_ancestor(
 ///
 /// # Errors
 /// When git fails for another reason than "none".
-pub async fn merge_base(
-    git: &Git,
-    repo: &Path,
-    a: &str,
-    b: &str,
-) -> anyhow::Result<Option<String>> {
-    let out = git
-        .output(Some(repo), ["merge-base", "--end-of-options", a, b])
-        .await?;
+pub async fn merge_base(git: &Git, repo: &Path, a: &str, b: &str) -> anyhow::Result<Option<String>> {
+    let out = git.output(Some(repo), ["merge-base", "--end-of-options", a, b]).await?;
     match out.code {
         Some(0) => Ok(Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())),
         Some(1) => Ok(None),
@@ -110,17 +77,11 @@ fn range_args(sha: &str, base: Option<&str>) -> Vec<String> {
 /// # Errors
 /// When git fails.
 pub async fn count(git: &Git, repo: &Path, sha: &str, base: Option<&str>) -> anyhow::Result<i64> {
-    let mut args = vec![
-        "rev-list".to_owned(),
-        "--count".to_owned(),
-        "--end-of-options".to_owned(),
-    ];
+    let mut args = vec!["rev-list".to_owned(), "--count".to_owned(), "--end-of-options".to_owned()];
     args.extend(range_args(sha, base));
     let out = git.run(Some(repo), "counting commits", &args).await?;
     let text = String::from_utf8_lossy(&out);
-    text.trim()
-        .parse()
-        .with_context(|| format!("unexpected output from git rev-list --count: {text}"))
+    text.trim().parse().with_context(|| format!("unexpected output from git rev-list --count: {text}"))
 }
 
 const RECORD: char = '\u{1e}';
@@ -160,21 +121,12 @@ pub async fn log(
 /// `--numstat -z` entries follow (`added\tdeleted\tpath\0`, or `added\tdeleted\t\0old\0new\0` for a rename).
 fn parse_log(out: &str) -> anyhow::Result<Vec<RawCommit>> {
     let mut commits = Vec::new();
-    for record in out
-        .split(RECORD)
-        .filter(|r| !r.trim_matches(['\0', '\n']).is_empty())
-    {
+    for record in out.split(RECORD).filter(|r| !r.trim_matches(['\0', '\n']).is_empty()) {
         let fields: Vec<&str> = record.splitn(10, FIELD).collect();
         let [sha, parents, an, ae, at, cn, ce, ct, body, rest] = fields[..] else {
-            bail!(
-                "unexpected git log record: {:?}",
-                record.chars().take(120).collect::<String>()
-            );
+            bail!("unexpected git log record: {:?}", record.chars().take(120).collect::<String>());
         };
-        let parse_time = |t: &str| {
-            t.parse::<i64>()
-                .with_context(|| format!("bad commit time `{t}`"))
-        };
+        let parse_time = |t: &str| t.parse::<i64>().with_context(|| format!("bad commit time `{t}`"));
         commits.push(RawCommit {
             sha: sha.to_owned(),
             parents: parents.split_whitespace().map(str::to_owned).collect(),
@@ -200,8 +152,7 @@ fn parse_numstat(s: &str) -> anyhow::Result<Vec<RawFileChange>> {
             continue;
         }
         let mut parts = token.splitn(3, '\t');
-        let (Some(added), Some(deleted), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(added), Some(deleted), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
             bail!("unexpected numstat entry: {token:?}");
         };
         let count = |n: &str| {
@@ -213,22 +164,13 @@ fn parse_numstat(s: &str) -> anyhow::Result<Vec<RawFileChange>> {
         };
         let (added, deleted) = (count(added)?, count(deleted)?);
         let (path, old_path) = if path.is_empty() {
-            let old = tokens
-                .next()
-                .context("numstat rename without its old path")?;
-            let new = tokens
-                .next()
-                .context("numstat rename without its new path")?;
+            let old = tokens.next().context("numstat rename without its old path")?;
+            let new = tokens.next().context("numstat rename without its new path")?;
             (new.to_owned(), Some(old.to_owned()))
         } else {
             (path.to_owned(), None)
         };
-        files.push(RawFileChange {
-            path,
-            old_path,
-            added,
-            deleted,
-        });
+        files.push(RawFileChange { path, old_path, added, deleted });
     }
     Ok(files)
 }
@@ -249,22 +191,12 @@ mod tests {
         assert_eq!(commits[0].committer_time, 200);
         assert_eq!(
             commits[0].files,
-            vec![RawFileChange {
-                path: "g".into(),
-                old_path: Some("f".into()),
-                added: Some(0),
-                deleted: Some(0)
-            }]
+            vec![RawFileChange { path: "g".into(), old_path: Some("f".into()), added: Some(0), deleted: Some(0) }]
         );
         assert_eq!(commits[1].message, "second (#12)\n\nfixes #3");
         assert_eq!(
             commits[1].files[1],
-            RawFileChange {
-                path: "bin".into(),
-                old_path: None,
-                added: None,
-                deleted: None
-            }
+            RawFileChange { path: "bin".into(), old_path: None, added: None, deleted: None }
         );
         assert!(commits[2].files.is_empty());
     }

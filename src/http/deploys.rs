@@ -92,10 +92,7 @@ async fn create(
         deployer: req.deployer,
         url: req.url,
     };
-    let (deploy, created) = state
-        .releases
-        .record(&project, input, chrono::Utc::now().timestamp_millis())
-        .await?;
+    let (deploy, created) = state.releases.record(&project, input, chrono::Utc::now().timestamp_millis()).await?;
     state.wake.notify_one();
     tracing::info!(deploy_id = deploy.id, project = %project.name, environment = %deploy.environment, created, "deploy recorded");
     Ok((
@@ -111,26 +108,14 @@ async fn create(
 }
 
 async fn find_project(state: &AppState, key: &str) -> ApiResult<Project> {
-    projects::find(state.store.as_ref(), key)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no project `{key}`")))
+    projects::find(state.store.as_ref(), key).await?.ok_or_else(|| ApiError::NotFound(format!("no project `{key}`")))
 }
 
 /// The deploy and its project, after checking the caller may see them.
-async fn authorised_deploy(
-    state: &AppState,
-    headers: &HeaderMap,
-    id: &str,
-) -> ApiResult<(Deploy, Project)> {
+async fn authorised_deploy(state: &AppState, headers: &HeaderMap, id: &str) -> ApiResult<(Deploy, Project)> {
     require_bearer(headers)?;
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::NotFound(format!("no deploy `{id}`")))?;
-    let deploy = state
-        .store
-        .deploy(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no deploy {id}")))?;
+    let id: i64 = id.parse().map_err(|_| ApiError::NotFound(format!("no deploy `{id}`")))?;
+    let deploy = state.store.deploy(id).await?.ok_or_else(|| ApiError::NotFound(format!("no deploy {id}")))?;
     let project = state
         .store
         .project_by_id(deploy.project_id)
@@ -180,11 +165,9 @@ async fn report(
     let report = Report::build(&project, &deploy, &commits);
     match params.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(report).into_response()),
-        "md" | "markdown" => Ok((
-            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
-            report.to_markdown(),
-        )
-            .into_response()),
+        "md" | "markdown" => {
+            Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], report.to_markdown()).into_response())
+        }
         other => Err(ApiError::Unprocessable {
             field: "format".into(),
             reason: format!("`{other}` is not a report format: use json or md"),
@@ -213,51 +196,24 @@ async fn list(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> ApiResult<Json<DeployPage>> {
     require_bearer(&headers)?;
-    let Query(params) = params.map_err(|e| ApiError::Unprocessable {
-        field: "query".into(),
-        reason: e.body_text(),
-    })?;
+    let Query(params) = params.map_err(|e| ApiError::Unprocessable { field: "query".into(), reason: e.body_text() })?;
     let project = find_project(&state, &project).await?;
     state.require_project_token(&headers, &project)?;
     if let Some(env) = &params.environment {
-        Environment::parse(env).map_err(|e| ApiError::Unprocessable {
-            field: "environment".into(),
-            reason: e.0,
-        })?;
+        Environment::parse(env).map_err(|e| ApiError::Unprocessable { field: "environment".into(), reason: e.0 })?;
     }
     let limit = params.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::Unprocessable {
-            field: "limit".into(),
-            reason: "must be between 1 and 200".into(),
-        });
+        return Err(ApiError::Unprocessable { field: "limit".into(), reason: "must be between 1 and 200".into() });
     }
-    let deploys = state
-        .store
-        .list_deploys(
-            project.id,
-            params.environment.as_deref(),
-            params.before,
-            limit,
-        )
-        .await?;
+    let deploys = state.store.list_deploys(project.id, params.environment.as_deref(), params.before, limit).await?;
     let next = (deploys.len() as i64 == limit).then(|| {
         let last = deploys.last().map_or(0, |d| d.id);
-        let env = params
-            .environment
-            .as_deref()
-            .map(|e| format!("&environment={e}"))
-            .unwrap_or_default();
-        state.url(&format!(
-            "/api/v1/projects/{}/deploys?limit={limit}&before={last}{env}",
-            project.name
-        ))
+        let env = params.environment.as_deref().map(|e| format!("&environment={e}")).unwrap_or_default();
+        state.url(&format!("/api/v1/projects/{}/deploys?limit={limit}&before={last}{env}", project.name))
     });
     Ok(Json(DeployPage {
-        deploys: deploys
-            .iter()
-            .map(|d| DeployView::new(d, project.github_repo.as_deref()))
-            .collect(),
+        deploys: deploys.iter().map(|d| DeployView::new(d, project.github_repo.as_deref())).collect(),
         next,
     }))
 }

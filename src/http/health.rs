@@ -9,9 +9,7 @@ use serde_json::json;
 use super::AppState;
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
 }
 
 /// The process is up and serving.
@@ -22,10 +20,7 @@ async fn healthz() -> &'static str {
 /// The database answers; `503` otherwise, so a load balancer stops sending traffic.
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     match state.store.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "database": state.store.backend() })),
-        ),
+        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready", "database": state.store.backend() }))),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             (

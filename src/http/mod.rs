@@ -1,7 +1,9 @@
 //! The HTTP surface: one router per resource, the shared error type, the JSON extractor and token checks.
 
 mod deploys;
+mod groups;
 mod health;
+mod ingest;
 mod projects;
 
 use axum::extract::rejection::BytesRejection;
@@ -18,6 +20,7 @@ use tower_http::trace::TraceLayer;
 use tracing::{debug, error};
 
 use crate::config::Secret;
+use crate::ingest::Ingest;
 use crate::releases::{DeployError, Releases};
 use crate::store::{DynStore, Project, StoreError};
 
@@ -27,12 +30,14 @@ pub struct HttpSettings {
     pub public_url: String,
     pub admin_token: Option<Secret>,
     pub allow_local_repos: bool,
+    pub events_per_minute: u32,
 }
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: DynStore,
     pub releases: Arc<Releases>,
+    pub ingest: Arc<Ingest>,
     pub settings: Arc<HttpSettings>,
     /// Wakes this process's worker when work was queued, so a deploy is picked up at once.
     pub wake: Arc<Notify>,
@@ -44,14 +49,13 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(projects::router())
         .merge(deploys::router())
+        .merge(groups::router())
+        .merge(ingest::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // The matched route, never the raw URI: query strings may carry keys.
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or("unmatched", MatchedPath::as_str);
+            let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
             tracing::info_span!("request", method = %req.method(), route)
         }))
         .with_state(state)
@@ -74,6 +78,8 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{field}: {reason}")]
     Unprocessable { field: String, reason: String },
+    #[error("{detail}")]
+    RateLimited { retry_after: u64, detail: String },
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -93,10 +99,7 @@ impl From<StoreError> for ApiError {
 impl From<DeployError> for ApiError {
     fn from(e: DeployError) -> Self {
         match e {
-            DeployError::Invalid { field, reason } => ApiError::Unprocessable {
-                field: field.into(),
-                reason,
-            },
+            DeployError::Invalid { field, reason } => ApiError::Unprocessable { field: field.into(), reason },
             DeployError::Store(e) => e.into(),
         }
     }
@@ -112,6 +115,7 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -129,12 +133,21 @@ impl IntoResponse for ApiError {
                 json!({ "detail": other.to_string() })
             }
         };
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
         let mut response = (status, Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+            // Sentry SDKs back off per category from this header: `<seconds>:<categories>:<scope>`.
+            if let Ok(v) = header::HeaderValue::from_str(&format!("{secs}:error:project")) {
+                headers.insert(header::HeaderName::from_static("x-sentry-rate-limits"), v);
+            }
+        }
         if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -150,16 +163,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| match e {
-                BytesRejection::FailedToBufferBody(e)
-                    if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-                {
-                    ApiError::PayloadTooLarge("request body is larger than 1 MiB".into())
-                }
-                other => ApiError::BadRequest(format!("could not read the request body: {other}")),
-            })?;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| match e {
+            BytesRejection::FailedToBufferBody(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge("request body is larger than 1 MiB".into())
+            }
+            other => ApiError::BadRequest(format!("could not read the request body: {other}")),
+        })?;
         Ok(JsonBody(parse_json(&bytes)?))
     }
 }
@@ -178,10 +187,7 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     serde_path_to_error::deserialize(&value).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." { "body".to_owned() } else { path };
-        ApiError::Unprocessable {
-            field,
-            reason: strip_position(&e.into_inner().to_string()),
-        }
+        ApiError::Unprocessable { field, reason: strip_position(&e.into_inner().to_string()) }
     })
 }
 
@@ -197,10 +203,7 @@ fn strip_position(s: &str) -> String {
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 fn same_secret(given: &str, expected: &str) -> bool {
@@ -209,17 +212,13 @@ fn same_secret(given: &str, expected: &str) -> bool {
 
 /// The request's bearer token, or `401` saying how to send one.
 fn require_bearer(headers: &HeaderMap) -> ApiResult<&str> {
-    bearer(headers).ok_or_else(|| {
-        ApiError::Unauthorized("missing credentials: send `Authorization: Bearer <token>`".into())
-    })
+    bearer(headers)
+        .ok_or_else(|| ApiError::Unauthorized("missing credentials: send `Authorization: Bearer <token>`".into()))
 }
 
 impl AppState {
     fn is_admin(&self, token: &str) -> bool {
-        self.settings
-            .admin_token
-            .as_ref()
-            .is_some_and(|a| same_secret(token, a.expose()))
+        self.settings.admin_token.as_ref().is_some_and(|a| same_secret(token, a.expose()))
     }
 
     /// Admin endpoints: the configured admin token, and nothing else.
@@ -243,10 +242,7 @@ impl AppState {
         if same_secret(token, &project.deploy_token) || self.is_admin(token) {
             Ok(())
         } else {
-            Err(ApiError::Unauthorized(format!(
-                "invalid token for project `{}`",
-                project.name
-            )))
+            Err(ApiError::Unauthorized(format!("invalid token for project `{}`", project.name)))
         }
     }
 
@@ -265,10 +261,7 @@ mod tests {
         assert_eq!(bearer(&h), None);
         h.insert(header::AUTHORIZATION, "Bearer abc".parse().expect("header"));
         assert_eq!(bearer(&h), Some("abc"));
-        h.insert(
-            header::AUTHORIZATION,
-            "bearer  abc ".parse().expect("header"),
-        );
+        h.insert(header::AUTHORIZATION, "bearer  abc ".parse().expect("header"));
         assert_eq!(bearer(&h), Some("abc"));
         h.insert(header::AUTHORIZATION, "Basic abc".parse().expect("header"));
         assert_eq!(bearer(&h), None);

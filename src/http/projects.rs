@@ -11,9 +11,7 @@ use crate::projects::{self, ProjectError};
 use crate::store::Project;
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/projects", get(list).post(create))
-        .route("/api/v1/projects/{project}", get(show))
+    Router::new().route("/api/v1/projects", get(list).post(create)).route("/api/v1/projects/{project}", get(show))
 }
 
 #[derive(Deserialize)]
@@ -63,19 +61,13 @@ async fn create(
     )
     .await
     .map_err(|e| match e {
-        ProjectError::Invalid { field, reason } => ApiError::Unprocessable {
-            field: field.into(),
-            reason,
-        },
+        ProjectError::Invalid { field, reason } => ApiError::Unprocessable { field: field.into(), reason },
         ProjectError::Store(e) => e.into(),
     })?;
     Ok((StatusCode::CREATED, Json(view(&state, project))))
 }
 
-async fn list(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> ApiResult<Json<Vec<ProjectView>>> {
+async fn list(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Vec<ProjectView>>> {
     state.require_admin(&headers)?;
     let all = state.store.list_projects().await?;
     Ok(Json(all.into_iter().map(|p| view(&state, p)).collect()))

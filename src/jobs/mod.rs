@@ -8,8 +8,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument as _};
 
+use crate::groups::Groups;
 use crate::releases::Releases;
-use crate::store::{DynStore, Job, DEPLOY_RANGE_JOB};
+use crate::store::{DynStore, Job, DEPLOY_RANGE_JOB, PROCESS_EVENT_JOB};
 
 /// Milliseconds since the Unix epoch; replaceable in tests to drive leases without sleeping.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -22,6 +23,7 @@ pub fn system_clock() -> Clock {
 pub struct Worker {
     store: DynStore,
     releases: Arc<Releases>,
+    groups: Arc<Groups>,
     lease: Duration,
     poll: Duration,
     wake: Arc<Notify>,
@@ -33,22 +35,21 @@ struct DeployJob {
     deploy_id: i64,
 }
 
+#[derive(Deserialize)]
+struct EventJob {
+    event: i64,
+}
+
 impl Worker {
     pub fn new(
         releases: Arc<Releases>,
+        groups: Arc<Groups>,
         lease: Duration,
         poll: Duration,
         wake: Arc<Notify>,
         clock: Clock,
     ) -> Worker {
-        Worker {
-            store: releases.store().clone(),
-            releases,
-            lease,
-            poll,
-            wake,
-            clock,
-        }
+        Worker { store: releases.store().clone(), releases, groups, lease, poll, wake, clock }
     }
 
     /// Runs until `shutdown` is cancelled, finishing the job in hand first.
@@ -120,16 +121,13 @@ impl Worker {
         match result {
             Ok(()) => {
                 if !self.store.complete_job(&job, now).await? {
-                    warn!(
-                        "job finished after its lease was lost; the other worker's result stands"
-                    );
+                    warn!("job finished after its lease was lost; the other worker's result stands");
                 }
                 debug!("job done");
             }
             Err(e) => {
                 let message = format!("{e:#}");
-                let retry_at =
-                    (!last_attempt).then(|| now + backoff(job.attempts).as_millis() as i64);
+                let retry_at = (!last_attempt).then(|| now + backoff(job.attempts).as_millis() as i64);
                 warn!(error = %message, retry = retry_at.is_some(), "job failed");
                 self.store.fail_job(&job, &message, retry_at, now).await?;
             }
@@ -142,9 +140,11 @@ impl Worker {
             DEPLOY_RANGE_JOB => {
                 let payload: DeployJob = serde_json::from_str(&job.payload)?;
                 let clock = self.clock.clone();
-                self.releases
-                    .process_range(payload.deploy_id, last_attempt, move || clock())
-                    .await
+                self.releases.process_range(payload.deploy_id, last_attempt, move || clock()).await
+            }
+            PROCESS_EVENT_JOB => {
+                let payload: EventJob = serde_json::from_str(&job.payload)?;
+                self.groups.process_event(payload.event).await
             }
             other => anyhow::bail!("unknown job kind `{other}` (written by a newer shipwatch?)"),
         }

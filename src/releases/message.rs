@@ -7,11 +7,9 @@ use crate::store::{IssueRef, Person};
 
 static MERGE_PR: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^Merge pull request #(\d+) from ").expect("valid regex literal"));
-static SQUASH_PR: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\(#(\d+)\)\s*$").expect("valid regex literal"));
-static CO_AUTHOR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?mi)^\s*co-authored-by:\s*(.*?)\s*<([^<>\s]+)>\s*$").expect("valid regex literal")
-});
+static SQUASH_PR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\(#(\d+)\)\s*$").expect("valid regex literal"));
+static CO_AUTHOR: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?mi)^\s*co-authored-by:\s*(.*?)\s*<([^<>\s]+)>\s*$").expect("valid regex literal"));
 // GitHub's closing keywords, optionally followed by a colon, then `#N`, `owner/repo#N` or an issue URL.
 static CLOSES: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
@@ -34,14 +32,8 @@ pub fn pull_request_number(summary: &str) -> Option<i64> {
 pub fn co_authors(message: &str) -> Vec<Person> {
     let mut people: Vec<Person> = Vec::new();
     for c in CO_AUTHOR.captures_iter(message) {
-        let person = Person {
-            name: c[1].to_owned(),
-            email: c[2].to_owned(),
-        };
-        if !people
-            .iter()
-            .any(|p| p.email.eq_ignore_ascii_case(&person.email))
-        {
+        let person = Person { name: c[1].to_owned(), email: c[2].to_owned() };
+        if !people.iter().any(|p| p.email.eq_ignore_ascii_case(&person.email)) {
             people.push(person);
         }
     }
@@ -53,11 +45,7 @@ pub fn closed_issues(message: &str, own_repo: Option<&str>) -> Vec<IssueRef> {
     let mut refs: Vec<IssueRef> = Vec::new();
     for c in CLOSES.captures_iter(message) {
         let repo = c.get(1).or_else(|| c.get(3)).map(|m| m.as_str().to_owned());
-        let Some(number) = c
-            .get(2)
-            .or_else(|| c.get(4))
-            .and_then(|m| m.as_str().parse().ok())
-        else {
+        let Some(number) = c.get(2).or_else(|| c.get(4)).and_then(|m| m.as_str().parse().ok()) else {
             continue;
         };
         let repo = repo.filter(|r| own_repo.is_none_or(|own| !own.eq_ignore_ascii_case(r)));
@@ -75,10 +63,7 @@ mod tests {
 
     #[test]
     fn pull_requests_from_merges_and_squashes() {
-        assert_eq!(
-            pull_request_number("Merge pull request #12 from acme/feature"),
-            Some(12)
-        );
+        assert_eq!(pull_request_number("Merge pull request #12 from acme/feature"), Some(12));
         assert_eq!(pull_request_number("Add payments (#345)"), Some(345));
         assert_eq!(pull_request_number("Add payments (#345) "), Some(345));
         assert_eq!(pull_request_number("Fix #12 in parser"), None);
@@ -92,14 +77,8 @@ mod tests {
         assert_eq!(
             people,
             vec![
-                Person {
-                    name: "Bob Roe".into(),
-                    email: "bob@example.com".into()
-                },
-                Person {
-                    name: "Carol".into(),
-                    email: "carol@example.com".into()
-                }
+                Person { name: "Bob Roe".into(), email: "bob@example.com".into() },
+                Person { name: "Carol".into(), email: "carol@example.com".into() }
             ]
         );
     }
@@ -112,22 +91,10 @@ mod tests {
         assert_eq!(
             refs,
             vec![
-                IssueRef {
-                    repo: None,
-                    number: 12
-                },
-                IssueRef {
-                    repo: Some("acme/other".into()),
-                    number: 3
-                },
-                IssueRef {
-                    repo: None,
-                    number: 9
-                },
-                IssueRef {
-                    repo: None,
-                    number: 7
-                },
+                IssueRef { repo: None, number: 12 },
+                IssueRef { repo: Some("acme/other".into()), number: 3 },
+                IssueRef { repo: None, number: 9 },
+                IssueRef { repo: None, number: 7 },
             ]
         );
         assert!(closed_issues("prefixes #4 and unfixed #5", None).is_empty());

@@ -10,9 +10,7 @@ use tracing::{info, instrument, warn};
 use crate::domain::{Environment, Invalid, ReleaseName, Sha};
 use crate::git::mirror::Mirrors;
 use crate::git::range::{self, RawCommit};
-use crate::store::{
-    CommitRecord, Deploy, DynStore, FileChange, NewDeploy, Project, RangeOutcome, StoreError,
-};
+use crate::store::{CommitRecord, Deploy, DynStore, FileChange, NewDeploy, Project, RangeOutcome, StoreError};
 
 /// A deploy as a caller describes it, before validation.
 #[derive(Debug, Default, Clone)]
@@ -49,11 +47,7 @@ pub struct Releases {
 
 impl Releases {
     pub fn new(store: DynStore, mirrors: Arc<Mirrors>, max_range_commits: usize) -> Releases {
-        Releases {
-            store,
-            mirrors,
-            max_range_commits,
-        }
+        Releases { store, mirrors, max_range_commits }
     }
 
     pub fn store(&self) -> &DynStore {
@@ -73,11 +67,7 @@ impl Releases {
     ) -> Result<(Deploy, bool), DeployError> {
         let environment = Environment::parse(&input.environment).map_err(field("environment"))?;
         let sha = Sha::parse(&input.sha).map_err(field("sha"))?;
-        let previous_sha = match input
-            .previous_sha
-            .as_deref()
-            .filter(|s| !s.trim().is_empty())
-        {
+        let previous_sha = match input.previous_sha.as_deref().filter(|s| !s.trim().is_empty()) {
             Some(p) => Some(Sha::parse(p).map_err(field("previous_sha"))?),
             None => None,
         };
@@ -89,9 +79,7 @@ impl Releases {
             Some(t) => chrono::DateTime::parse_from_rfc3339(t)
                 .map_err(|e| DeployError::Invalid {
                     field: "deployed_at",
-                    reason: format!(
-                        "`{t}` is not an RFC 3339 time such as 2026-11-20T14:03:00Z ({e})"
-                    ),
+                    reason: format!("`{t}` is not an RFC 3339 time such as 2026-11-20T14:03:00Z ({e})"),
                 })?
                 .timestamp_millis(),
             None => now_ms,
@@ -100,10 +88,7 @@ impl Releases {
         let url = optional_text(input.url, "url", 2000)?;
         if let Some(u) = &url {
             if !(u.starts_with("https://") || u.starts_with("http://")) {
-                return Err(DeployError::Invalid {
-                    field: "url",
-                    reason: "must be an http:// or https:// URL".into(),
-                });
+                return Err(DeployError::Invalid { field: "url", reason: "must be an http:// or https:// URL".into() });
             }
         }
         let new = NewDeploy {
@@ -126,12 +111,7 @@ impl Releases {
     /// # Errors
     /// When this attempt failed and should be retried.
     #[instrument(skip_all, fields(deploy_id))]
-    pub async fn process_range(
-        &self,
-        deploy_id: i64,
-        last_attempt: bool,
-        now: impl Fn() -> i64,
-    ) -> anyhow::Result<()> {
+    pub async fn process_range(&self, deploy_id: i64, last_attempt: bool, now: impl Fn() -> i64) -> anyhow::Result<()> {
         let Some(deploy) = self.store.deploy(deploy_id).await? else {
             warn!("deploy no longer exists; nothing to do");
             return Ok(());
@@ -143,18 +123,11 @@ impl Releases {
             .store
             .project_by_id(deploy.project_id)
             .await?
-            .with_context(|| {
-                format!(
-                    "project {} of deploy {deploy_id} is missing",
-                    deploy.project_id
-                )
-            })?;
+            .with_context(|| format!("project {} of deploy {deploy_id} is missing", deploy.project_id))?;
         match self.compute_range(&project, &deploy).await {
             Ok(Ok(outcome)) => {
                 info!(range_status = %outcome.range_status, commits = outcome.commit_count, "range recorded");
-                self.store
-                    .finish_deploy_range(deploy_id, &outcome, now())
-                    .await?;
+                self.store.finish_deploy_range(deploy_id, &outcome, now()).await?;
                 Ok(())
             }
             Ok(Err(permanent)) => {
@@ -169,26 +142,18 @@ impl Releases {
                 Ok(())
             }
             Err(passing) => {
-                self.store
-                    .note_deploy_problem(deploy_id, &format!("retrying: {passing:#}"))
-                    .await?;
+                self.store.note_deploy_problem(deploy_id, &format!("retrying: {passing:#}")).await?;
                 Err(passing)
             }
         }
     }
 
     /// `Ok(Err(reason))` for a deploy that can never succeed as sent; `Err` for a failure worth retrying.
-    async fn compute_range(
-        &self,
-        project: &Project,
-        deploy: &Deploy,
-    ) -> anyhow::Result<Result<RangeOutcome, String>> {
+    async fn compute_range(&self, project: &Project, deploy: &Deploy) -> anyhow::Result<Result<RangeOutcome, String>> {
         let git = self.mirrors.git();
         let mut wanted = vec![deploy.sha.as_str()];
         wanted.extend(deploy.base_sha.as_deref());
-        self.mirrors
-            .ensure_commits(project.id, &project.repo_url, &wanted)
-            .await?;
+        self.mirrors.ensure_commits(project.id, &project.repo_url, &wanted).await?;
         let repo = self.mirrors.path(project.id);
         let sha = deploy.sha.as_str();
         if !range::commit_exists(git, &repo, sha).await? {
@@ -228,19 +193,12 @@ impl Releases {
             range_status: range_status.to_owned(),
             merge_base,
             commit_count,
-            commits: raw
-                .into_iter()
-                .map(|c| commit_record(c, own_repo))
-                .collect(),
+            commits: raw.into_iter().map(|c| commit_record(c, own_repo)).collect(),
         }))
     }
 }
 
-fn optional_text(
-    value: Option<String>,
-    name: &'static str,
-    max: usize,
-) -> Result<Option<String>, DeployError> {
+fn optional_text(value: Option<String>, name: &'static str, max: usize) -> Result<Option<String>, DeployError> {
     let Some(v) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
@@ -261,27 +219,16 @@ fn commit_record(c: RawCommit, own_repo: Option<&str>) -> CommitRecord {
         closes: message::closed_issues(&c.message, own_repo),
         sha: c.sha,
         parents: c.parents,
-        author: crate::store::Person {
-            name: c.author_name,
-            email: c.author_email,
-        },
+        author: crate::store::Person { name: c.author_name, email: c.author_email },
         author_time: c.author_time,
-        committer: crate::store::Person {
-            name: c.committer_name,
-            email: c.committer_email,
-        },
+        committer: crate::store::Person { name: c.committer_name, email: c.committer_email },
         committer_time: c.committer_time,
         summary,
         message: c.message,
         files: c
             .files
             .into_iter()
-            .map(|f| FileChange {
-                path: f.path,
-                old_path: f.old_path,
-                added: f.added,
-                deleted: f.deleted,
-            })
+            .map(|f| FileChange { path: f.path, old_path: f.old_path, added: f.added, deleted: f.deleted })
             .collect(),
     }
 }

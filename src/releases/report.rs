@@ -66,15 +66,10 @@ fn rfc3339(ms: i64) -> String {
 
 impl DeployView {
     pub fn new(d: &Deploy, github_repo: Option<&str>) -> DeployView {
-        let compare_url = match (
-            github_repo,
-            d.base_sha.as_deref(),
-            d.range_status.as_deref(),
-        ) {
-            (Some(repo), Some(base), Some("forward" | "diverged" | "rollback")) => Some(format!(
-                "https://github.com/{repo}/compare/{base}...{}",
-                d.sha
-            )),
+        let compare_url = match (github_repo, d.base_sha.as_deref(), d.range_status.as_deref()) {
+            (Some(repo), Some(base), Some("forward" | "diverged" | "rollback")) => {
+                Some(format!("https://github.com/{repo}/compare/{base}...{}", d.sha))
+            }
             _ => None,
         };
         DeployView {
@@ -104,13 +99,11 @@ impl Report {
         let mut prs: Vec<i64> = Vec::new();
         let mut issues: Vec<IssueRef> = Vec::new();
         for c in commits {
-            let entry = by_author
-                .entry(c.author.email.to_lowercase())
-                .or_insert_with(|| AuthorCommits {
-                    name: c.author.name.clone(),
-                    email: c.author.email.clone(),
-                    commits: Vec::new(),
-                });
+            let entry = by_author.entry(c.author.email.to_lowercase()).or_insert_with(|| AuthorCommits {
+                name: c.author.name.clone(),
+                email: c.author.email.clone(),
+                commits: Vec::new(),
+            });
             entry.commits.push(CommitLine {
                 sha: c.sha.clone(),
                 summary: c.summary.clone(),
@@ -128,12 +121,7 @@ impl Report {
             }
         }
         let mut authors: Vec<AuthorCommits> = by_author.into_values().collect();
-        authors.sort_by(|a, b| {
-            b.commits
-                .len()
-                .cmp(&a.commits.len())
-                .then_with(|| a.name.cmp(&b.name))
-        });
+        authors.sort_by(|a, b| b.commits.len().cmp(&a.commits.len()).then_with(|| a.name.cmp(&b.name)));
         prs.sort_unstable();
         Report {
             project: project.name.clone(),
@@ -141,10 +129,7 @@ impl Report {
             authors,
             pull_requests: prs
                 .into_iter()
-                .map(|n| Link {
-                    label: format!("#{n}"),
-                    url: gh.map(|r| format!("https://github.com/{r}/pull/{n}")),
-                })
+                .map(|n| Link { label: format!("#{n}"), url: gh.map(|r| format!("https://github.com/{r}/pull/{n}")) })
                 .collect(),
             closed_issues: issues
                 .into_iter()
@@ -167,13 +152,7 @@ impl Report {
         let d = &self.deploy;
         let mut md = String::new();
         let short_sha = short(&d.sha);
-        let _ = writeln!(
-            md,
-            "## {} {} → {}",
-            self.project,
-            escape(&d.version),
-            escape(&d.environment)
-        );
+        let _ = writeln!(md, "## {} {} → {}", self.project, escape(&d.version), escape(&d.environment));
         let _ = writeln!(md);
         let _ = writeln!(md, "| | |\n|---|---|");
         let _ = writeln!(md, "| Commit | `{short_sha}` |");
@@ -181,18 +160,12 @@ impl Report {
             md,
             "| Deployed | {}{} |",
             d.deployed_at,
-            d.deployer
-                .as_deref()
-                .map(|p| format!(" by {}", escape(p)))
-                .unwrap_or_default()
+            d.deployer.as_deref().map(|p| format!(" by {}", escape(p))).unwrap_or_default()
         );
         let _ = writeln!(md, "| Range | {} |", self.range_sentence());
         if let Some(url) = &d.compare_url {
-            let _ = writeln!(
-                md,
-                "| Compare | [{}…{short_sha}]({url}) |",
-                short(d.base_sha.as_deref().unwrap_or_default())
-            );
+            let _ =
+                writeln!(md, "| Compare | [{}…{short_sha}]({url}) |", short(d.base_sha.as_deref().unwrap_or_default()));
         }
         if let Some(url) = &d.url {
             let _ = writeln!(md, "| Link | {url} |");
@@ -216,14 +189,7 @@ impl Report {
                 let co = if c.co_authors.is_empty() {
                     String::new()
                 } else {
-                    format!(
-                        " (with {})",
-                        c.co_authors
-                            .iter()
-                            .map(|p| escape(&p.name))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
+                    format!(" (with {})", c.co_authors.iter().map(|p| escape(&p.name)).collect::<Vec<_>>().join(", "))
                 };
                 let _ = writeln!(md, "- {sha} {}{co}", escape(&c.summary));
             }
@@ -232,10 +198,7 @@ impl Report {
         if d.truncated {
             let _ = writeln!(md, "_Only the newest commits of this range are listed._\n");
         }
-        for (title, links) in [
-            ("Pull requests", &self.pull_requests),
-            ("Closed issues", &self.closed_issues),
-        ] {
+        for (title, links) in [("Pull requests", &self.pull_requests), ("Closed issues", &self.closed_issues)] {
             if links.is_empty() {
                 continue;
             }
@@ -254,11 +217,7 @@ impl Report {
     fn range_sentence(&self) -> String {
         let d = &self.deploy;
         let n = d.commit_count.unwrap_or(0);
-        let commits = if n == 1 {
-            "1 commit".to_owned()
-        } else {
-            format!("{n} commits")
-        };
+        let commits = if n == 1 { "1 commit".to_owned() } else { format!("{n} commits") };
         let base = d.base_sha.as_deref().map(short).unwrap_or("?");
         match (d.status.as_str(), d.range_status.as_deref()) {
             ("failed", _) => format!("failed: {}", escape(d.failure_reason.as_deref().unwrap_or("unknown reason"))),
@@ -301,9 +260,6 @@ mod tests {
 
     #[test]
     fn escapes_markdown_and_html() {
-        assert_eq!(
-            escape("fix <script> | *bold* [x](y)"),
-            "fix \\<script\\> \\| \\*bold\\* \\[x\\](y)"
-        );
+        assert_eq!(escape("fix <script> | *bold* [x](y)"), "fix \\<script\\> \\| \\*bold\\* \\[x\\](y)");
     }
 }

@@ -11,18 +11,14 @@ static FRAME: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex literal")
 });
 static TYPE_AND_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"^(?:Unhandled [Ee]xception\. )?(?P<ty>[A-Za-z_][\w`]*(?:\.[\w`]+)+)(?:: (?P<value>.*))?$",
-    )
-    .expect("valid regex literal")
+    Regex::new(r"^(?:Unhandled [Ee]xception\. )?(?P<ty>[A-Za-z_][\w`]*(?:\.[\w`]+)+)(?:: (?P<value>.*))?$")
+        .expect("valid regex literal")
 });
 
 const INNER_END: &str = "--- End of inner exception stack trace ---";
 
 pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
-    if !text.lines().any(|l| {
-        FRAME.captures(l).is_some_and(|c| c.name("path").is_some()) || l.contains(INNER_END)
-    }) {
+    if !text.lines().any(|l| FRAME.captures(l).is_some_and(|c| c.name("path").is_some()) || l.contains(INNER_END)) {
         // Without a single `in path:line N` this could be anything that prints `at X()`.
         return None;
     }
@@ -70,11 +66,7 @@ pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
                 value: c.name("value").map(|m| m.as_str().to_owned()),
                 frames: Vec::new(),
             },
-            None => TextException {
-                ty: None,
-                value: Some(part.trim().to_owned()),
-                frames: Vec::new(),
-            },
+            None => TextException { ty: None, value: Some(part.trim().to_owned()), frames: Vec::new() },
         })
         .collect();
     // Frame groups run innermost first; the header runs outermost first.
@@ -82,17 +74,10 @@ pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
     for (i, frames) in groups.into_iter().enumerate() {
         match printed.get_mut(i) {
             Some(e) => e.frames = frames,
-            None => printed.push(TextException {
-                frames,
-                ..Default::default()
-            }),
+            None => printed.push(TextException { frames, ..Default::default() }),
         }
     }
-    Some(ParsedTrace {
-        language: Language::Dotnet,
-        callee_first: true,
-        exceptions: printed,
-    })
+    Some(ParsedTrace { language: Language::Dotnet, callee_first: true, exceptions: printed })
 }
 
 #[cfg(test)]
@@ -107,18 +92,12 @@ mod tests {
         let inner = &t.exceptions[0];
         assert_eq!(inner.ty.as_deref(), Some("System.DivideByZeroException"));
         assert_eq!(inner.frames.len(), 2);
-        assert_eq!(
-            inner.frames[0].path.as_deref(),
-            Some(r"C:\src\Acme Pay (main)\Totals.cs")
-        );
+        assert_eq!(inner.frames[0].path.as_deref(), Some(r"C:\src\Acme Pay (main)\Totals.cs"));
         assert_eq!(inner.frames[0].line, Some(12));
         assert_eq!(inner.frames[0].module.as_deref(), Some("Acme.Pay.Totals"));
         assert_eq!(inner.frames[0].function.as_deref(), Some("Average"));
         let outer = &t.exceptions[1];
-        assert_eq!(
-            outer.ty.as_deref(),
-            Some("System.InvalidOperationException")
-        );
+        assert_eq!(outer.ty.as_deref(), Some("System.InvalidOperationException"));
         assert_eq!(outer.value.as_deref(), Some("Could not charge order 7"));
         assert_eq!(outer.frames.len(), 4);
         assert_eq!(outer.frames[2].path, None, "framework frames have no file");
@@ -129,10 +108,7 @@ mod tests {
         let t = parse_any(corpus::DOTNET_SIMPLE).expect("parses");
         let e = &t.exceptions[0];
         assert_eq!(e.ty.as_deref(), Some("System.NullReferenceException"));
-        assert_eq!(
-            e.frames[0].path.as_deref(),
-            Some("/home/dev/shop/Program.cs")
-        );
+        assert_eq!(e.frames[0].path.as_deref(), Some("/home/dev/shop/Program.cs"));
         assert_eq!(e.frames[0].function.as_deref(), Some("Main"));
     }
 }

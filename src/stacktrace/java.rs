@@ -21,10 +21,7 @@ static LOGCAT: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
-    let lines: Vec<String> = text
-        .lines()
-        .map(|l| LOGCAT.replace(l, "").into_owned())
-        .collect();
+    let lines: Vec<String> = text.lines().map(|l| LOGCAT.replace(l, "").into_owned()).collect();
     if !lines.iter().any(|l| FRAME.is_match(l)) {
         return None;
     }
@@ -78,11 +75,7 @@ pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
         }
     }
     printed.reverse();
-    Some(ParsedTrace {
-        language: Language::Java,
-        callee_first: true,
-        exceptions: printed,
-    })
+    Some(ParsedTrace { language: Language::Java, callee_first: true, exceptions: printed })
 }
 
 #[cfg(test)]
@@ -98,21 +91,14 @@ mod tests {
         assert_eq!(cause.ty.as_deref(), Some("java.lang.ArithmeticException"));
         assert_eq!(cause.frames.len(), 2, "`... 2 more` adds nothing");
         let raised = &t.exceptions[1];
-        assert_eq!(
-            raised.ty.as_deref(),
-            Some("java.lang.IllegalStateException")
-        );
+        assert_eq!(raised.ty.as_deref(), Some("java.lang.IllegalStateException"));
         assert_eq!(raised.value.as_deref(), Some("could not charge order 7"));
         let f = &raised.frames[1];
         assert_eq!(f.path.as_deref(), Some("CheckoutController.kt"));
         assert_eq!(f.line, Some(17));
         assert_eq!(f.module.as_deref(), Some("com.acme.web.CheckoutController"));
         assert_eq!(f.function.as_deref(), Some("checkout"));
-        assert_eq!(
-            raised.frames[2].module.as_deref(),
-            Some("java.lang.Thread"),
-            "module prefix dropped"
-        );
+        assert_eq!(raised.frames[2].module.as_deref(), Some("java.lang.Thread"), "module prefix dropped");
     }
 
     #[test]
@@ -122,9 +108,6 @@ mod tests {
         assert_eq!(e.ty.as_deref(), Some("java.lang.NullPointerException"));
         assert_eq!(e.frames.len(), 3);
         assert_eq!(e.frames[0].path.as_deref(), Some("CartFragment.kt"));
-        assert_eq!(
-            e.frames[0].module.as_deref(),
-            Some("com.acme.app.ui.CartFragment")
-        );
+        assert_eq!(e.frames[0].module.as_deref(), Some("com.acme.app.ui.CartFragment"));
     }
 }

@@ -6,8 +6,7 @@ use std::sync::LazyLock;
 use super::{split_location, Language, ParsedTrace, TextException, TextFrame};
 
 static FRAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s*at (?:(?P<func>.+?) \((?P<loc>.+)\)|(?P<bare>.+))\s*$")
-        .expect("valid regex literal")
+    Regex::new(r"^\s*at (?:(?P<func>.+?) \((?P<loc>.+)\)|(?P<bare>.+))\s*$").expect("valid regex literal")
 });
 static HEADER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?:Uncaught )?(?:\[?(?P<ty>[A-Za-z_$][\w$.]*)\]?)(?::\s?(?P<value>.*))?$")
@@ -16,17 +15,10 @@ static HEADER: LazyLock<Regex> = LazyLock::new(|| {
 
 pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
     let lines: Vec<&str> = text.lines().collect();
-    let first = lines
-        .iter()
-        .position(|l| FRAME.captures(l).is_some_and(|c| frame(&c).is_some()))?;
+    let first = lines.iter().position(|l| FRAME.captures(l).is_some_and(|c| frame(&c).is_some()))?;
     let mut ex = TextException::default();
     // The message is the nearest non-empty line above the first frame (Node prints a source excerpt above it).
-    if let Some(header) = lines[..first]
-        .iter()
-        .rev()
-        .map(|l| l.trim())
-        .find(|l| !l.is_empty())
-    {
+    if let Some(header) = lines[..first].iter().rev().map(|l| l.trim()).find(|l| !l.is_empty()) {
         if let Some(c) = HEADER.captures(header) {
             ex.ty = Some(c["ty"].to_owned());
             ex.value = c.name("value").map(|m| m.as_str().to_owned());
@@ -38,18 +30,11 @@ pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
                 ex.frames.push(f);
             } else if let Some(func) = c.name("func") {
                 // `at async Promise.all (index 0)`, `at native`: a frame without a file.
-                ex.frames.push(TextFrame {
-                    function: Some(func.as_str().to_owned()),
-                    ..Default::default()
-                });
+                ex.frames.push(TextFrame { function: Some(func.as_str().to_owned()), ..Default::default() });
             }
         }
     }
-    Some(ParsedTrace {
-        language: Language::Javascript,
-        callee_first: true,
-        exceptions: vec![ex],
-    })
+    Some(ParsedTrace { language: Language::Javascript, callee_first: true, exceptions: vec![ex] })
 }
 
 fn frame(c: &regex::Captures<'_>) -> Option<TextFrame> {
@@ -66,20 +51,11 @@ fn frame(c: &regex::Captures<'_>) -> Option<TextFrame> {
     };
     let (path, line, column) = split_location(loc)?;
     // `com.acme.Foo.bar(Foo.java:12)` is Java's, not a path.
-    if path
-        .char_indices()
-        .any(|(i, ch)| ch == '(' && !path[..i].ends_with(' '))
-    {
+    if path.char_indices().any(|(i, ch)| ch == '(' && !path[..i].ends_with(' ')) {
         return None;
     }
     let function = function.map(|f| f.trim_start_matches("async ").to_owned());
-    Some(TextFrame {
-        path: Some(path),
-        line: Some(line),
-        column,
-        function,
-        ..Default::default()
-    })
+    Some(TextFrame { path: Some(path), line: Some(line), column, function, ..Default::default() })
 }
 
 #[cfg(test)]
@@ -93,10 +69,7 @@ mod tests {
         assert!(t.callee_first);
         let e = &t.exceptions[0];
         assert_eq!(e.ty.as_deref(), Some("TypeError"));
-        assert_eq!(
-            e.value.as_deref(),
-            Some("Cannot read properties of undefined (reading 'reduce')")
-        );
+        assert_eq!(e.value.as_deref(), Some("Cannot read properties of undefined (reading 'reduce')"));
         let f = &e.frames;
         assert_eq!(f.len(), 7);
         assert_eq!(
@@ -104,22 +77,13 @@ mod tests {
             (Some("/srv/app/src/server.js"), Some(42), Some(31))
         );
         assert_eq!(f[0].function.as_deref(), Some("computeTotal"));
-        assert_eq!(
-            f[1].function.as_deref(),
-            Some("Layer.handle [as handle_request]")
-        );
+        assert_eq!(f[1].function.as_deref(), Some("Layer.handle [as handle_request]"));
         assert_eq!(f[2].path, None, "async Promise.all has no file");
         assert_eq!(f[3].path.as_deref(), Some("webpack:///./src/checkout.ts"));
         assert_eq!(f[3].function.as_deref(), Some("new Checkout"));
-        assert_eq!(
-            f[4].path.as_deref(),
-            Some("/srv/my app (copy)/src/index.js")
-        );
+        assert_eq!(f[4].path.as_deref(), Some("/srv/my app (copy)/src/index.js"));
         assert_eq!(f[4].function, None);
-        assert_eq!(
-            f[5].path.as_deref(),
-            Some("node:internal/process/task_queues")
-        );
+        assert_eq!(f[5].path.as_deref(), Some("node:internal/process/task_queues"));
         assert_eq!(f[6].path.as_deref(), Some(r"C:\Users\Ann\app\main.js"));
     }
 
@@ -128,17 +92,10 @@ mod tests {
         let t = parse_any(corpus::JS_TRUNCATED).expect("parses");
         let e = &t.exceptions[0];
         assert_eq!(e.ty.as_deref(), Some("Error"));
-        assert_eq!(
-            e.value.as_deref(),
-            Some("connect ECONNREFUSED 127.0.0.1:5432")
-        );
+        assert_eq!(e.value.as_deref(), Some("connect ECONNREFUSED 127.0.0.1:5432"));
         assert_eq!(e.frames.len(), 2);
         assert_eq!(
-            (
-                e.frames[1].path.as_deref(),
-                e.frames[1].line,
-                e.frames[1].column
-            ),
+            (e.frames[1].path.as_deref(), e.frames[1].line, e.frames[1].column),
             (Some("/app/node_modules/pg-pool/index.js"), Some(45), None)
         );
     }

@@ -84,16 +84,8 @@ pub enum ParseError {
 type Parser = fn(&str) -> Option<ParsedTrace>;
 
 /// Most specific first: several languages print `at …` lines, and Ruby's reversed traces open like Python's.
-const PARSERS: [Parser; 8] = [
-    python::parse,
-    go::parse,
-    rust::parse,
-    php::parse,
-    dotnet::parse,
-    java::parse,
-    ruby::parse,
-    javascript::parse,
-];
+const PARSERS: [Parser; 8] =
+    [python::parse, go::parse, rust::parse, php::parse, dotnet::parse, java::parse, ruby::parse, javascript::parse];
 
 /// Parses a trace in any supported language.
 ///
@@ -112,10 +104,7 @@ pub fn parse(text: &str) -> Result<ParsedTrace, ParseError> {
 impl ParsedTrace {
     /// All frames, in the order they appear in the input.
     pub fn frames_in_input_order(&self) -> Vec<&TextFrame> {
-        self.exceptions
-            .iter()
-            .flat_map(|e| e.frames.iter())
-            .collect()
+        self.exceptions.iter().flat_map(|e| e.frames.iter()).collect()
     }
 
     /// The chain as an event's exceptions: causes first, frames caller → callee.
@@ -180,32 +169,16 @@ mod tests {
 
     #[test]
     fn locations_split_at_the_last_numbers() {
-        assert_eq!(
-            split_location("/a/b.js:10:5"),
-            Some(("/a/b.js".into(), 10, Some(5)))
-        );
-        assert_eq!(
-            split_location("C:\\x\\b.js:10:5"),
-            Some(("C:\\x\\b.js".into(), 10, Some(5)))
-        );
-        assert_eq!(
-            split_location("webpack:///./src/a.ts:3"),
-            Some(("webpack:///./src/a.ts".into(), 3, None))
-        );
+        assert_eq!(split_location("/a/b.js:10:5"), Some(("/a/b.js".into(), 10, Some(5))));
+        assert_eq!(split_location("C:\\x\\b.js:10:5"), Some(("C:\\x\\b.js".into(), 10, Some(5))));
+        assert_eq!(split_location("webpack:///./src/a.ts:3"), Some(("webpack:///./src/a.ts".into(), 3, None)));
         assert_eq!(split_location("/a/b.js"), None);
         assert_eq!(split_location(":3"), None);
     }
 
     #[test]
     fn unknown_text_is_an_error_not_a_panic() {
-        for text in [
-            "",
-            "hello world",
-            "Error: something\nno frames here",
-            "\u{0}\u{1}",
-            "at",
-            "File \"x\"",
-        ] {
+        for text in ["", "hello world", "Error: something\nno frames here", "\u{0}\u{1}", "at", "File \"x\""] {
             assert_eq!(parse(text), Err(ParseError::Unrecognised), "{text:?}");
         }
     }

@@ -14,8 +14,10 @@ static HEADER: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex literal")
 });
 static ENTRY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^#\d+ (?:(?P<path>.+?)\((?P<line>\d+)\): (?P<call>.+)|\[internal function\]: (?P<icall>.+)|\{main\})\s*$")
-        .expect("valid regex literal")
+    Regex::new(
+        r"^#\d+ (?:(?P<path>.+?)\((?P<line>\d+)\): (?P<call>.+)|\[internal function\]: (?P<icall>.+)|\{main\})\s*$",
+    )
+    .expect("valid regex literal")
 });
 
 pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
@@ -43,13 +45,7 @@ pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
             let call = entries.get(i).and_then(|(_, _, c)| c.clone());
             let (module, function) = split_call(call.as_deref());
             if path.is_some() || function.is_some() {
-                frames.push(TextFrame {
-                    path,
-                    line,
-                    function,
-                    module,
-                    ..Default::default()
-                });
+                frames.push(TextFrame { path, line, function, module, ..Default::default() });
             }
         }
         entries.clear();
@@ -67,10 +63,7 @@ pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
                 value: c.name("value").map(|m| m.as_str().to_owned()),
                 frames: Vec::new(),
             });
-            let line_no = c
-                .name("line")
-                .or_else(|| c.name("line2"))
-                .and_then(|m| number(m.as_str()));
+            let line_no = c.name("line").or_else(|| c.name("line2")).and_then(|m| number(m.as_str()));
             thrown_at = Some((c["path"].to_owned(), line_no));
             continue;
         }
@@ -78,10 +71,7 @@ pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
             if exceptions.is_empty() {
                 exceptions.push(TextException::default());
             }
-            let call = c
-                .name("call")
-                .or_else(|| c.name("icall"))
-                .map(|m| m.as_str().to_owned());
+            let call = c.name("call").or_else(|| c.name("icall")).map(|m| m.as_str().to_owned());
             let call = call.or_else(|| line.ends_with("{main}").then(|| "{main}".to_owned()));
             entries.push((
                 c.name("path").map(|m| m.as_str().to_owned()),
@@ -91,11 +81,7 @@ pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
         }
     }
     flush(&mut exceptions, &mut entries, &mut thrown_at);
-    Some(ParsedTrace {
-        language: Language::Php,
-        callee_first: true,
-        exceptions,
-    })
+    Some(ParsedTrace { language: Language::Php, callee_first: true, exceptions })
 }
 
 /// `App\Pay\Gateway->charge(Object(App\Order))` → (`App\Pay\Gateway`, `charge`).
@@ -123,17 +109,18 @@ mod tests {
         let e = &t.exceptions[0];
         assert_eq!(e.ty.as_deref(), Some("RuntimeException"));
         assert_eq!(e.value.as_deref(), Some("Card declined"));
-        let f: Vec<(Option<&str>, Option<u32>, Option<&str>)> = e
-            .frames
-            .iter()
-            .map(|f| (f.path.as_deref(), f.line, f.function.as_deref()))
-            .collect();
+        let f: Vec<(Option<&str>, Option<u32>, Option<&str>)> =
+            e.frames.iter().map(|f| (f.path.as_deref(), f.line, f.function.as_deref())).collect();
         assert_eq!(
             f,
             vec![
                 (Some("/var/www/app/src/Pay/Gateway.php"), Some(42), Some("charge")),
                 (Some("/var/www/app/src/Pay/Service.php"), Some(17), Some("checkout")),
-                (Some("/var/www/app/vendor/laravel/framework/src/Illuminate/Routing/Controller.php"), Some(54), Some("callAction")),
+                (
+                    Some("/var/www/app/vendor/laravel/framework/src/Illuminate/Routing/Controller.php"),
+                    Some(54),
+                    Some("callAction")
+                ),
                 (None, None, Some("{main}")),
             ]
         );
@@ -144,18 +131,9 @@ mod tests {
     fn chained_exceptions_with_windows_paths() {
         let t = parse_any(corpus::PHP_CHAINED_WINDOWS).expect("parses");
         assert_eq!(t.exceptions.len(), 2);
-        assert_eq!(
-            t.exceptions[0].ty.as_deref(),
-            Some("InvalidArgumentException")
-        );
-        assert_eq!(
-            t.exceptions[0].frames[0].path.as_deref(),
-            Some(r"C:\xampp\htdocs\my shop (old)\src\Money.php")
-        );
-        assert_eq!(
-            t.exceptions[0].frames[0].function.as_deref(),
-            Some("__construct")
-        );
+        assert_eq!(t.exceptions[0].ty.as_deref(), Some("InvalidArgumentException"));
+        assert_eq!(t.exceptions[0].frames[0].path.as_deref(), Some(r"C:\xampp\htdocs\my shop (old)\src\Money.php"));
+        assert_eq!(t.exceptions[0].frames[0].function.as_deref(), Some("__construct"));
         assert_eq!(t.exceptions[0].frames[1].line, Some(5));
         assert_eq!(t.exceptions[1].ty.as_deref(), Some("LogicException"));
         assert_eq!(t.exceptions[1].frames[0].line, Some(7));

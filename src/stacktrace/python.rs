@@ -10,8 +10,7 @@ static FRAME: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex literal")
 });
 static EXCEPTION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?P<ty>[A-Za-z_][\w.]*(?:\[[^\]]*\])?)(?::\s?(?P<value>.*))?$")
-        .expect("valid regex literal")
+    Regex::new(r"^(?P<ty>[A-Za-z_][\w.]*(?:\[[^\]]*\])?)(?::\s?(?P<value>.*))?$").expect("valid regex literal")
 });
 
 const CHAIN_MARKERS: [&str; 2] = [
@@ -77,10 +76,7 @@ pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
         if in_frames && !line.starts_with(' ') && current.ty.is_none() {
             if let Some(c) = EXCEPTION.captures(trimmed) {
                 current.ty = Some(c["ty"].to_owned());
-                current.value = c
-                    .name("value")
-                    .map(|m| m.as_str().to_owned())
-                    .filter(|v| !v.is_empty());
+                current.value = c.name("value").map(|m| m.as_str().to_owned()).filter(|v| !v.is_empty());
                 last_was_frame = false;
                 continue;
             }
@@ -97,11 +93,7 @@ pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
     if !current.frames.is_empty() || current.ty.is_some() {
         exceptions.push(current);
     }
-    Some(ParsedTrace {
-        language: Language::Python,
-        callee_first: false,
-        exceptions,
-    })
+    Some(ParsedTrace { language: Language::Python, callee_first: false, exceptions })
 }
 
 #[cfg(test)]
@@ -117,23 +109,14 @@ mod tests {
         assert_eq!(cause.ty.as_deref(), Some("ZeroDivisionError"));
         assert_eq!(cause.value.as_deref(), Some("division by zero"));
         assert_eq!(cause.frames.len(), 2);
-        assert_eq!(
-            cause.frames[1].path.as_deref(),
-            Some("/srv/app/payments/total.py")
-        );
+        assert_eq!(cause.frames[1].path.as_deref(), Some("/srv/app/payments/total.py"));
         assert_eq!(cause.frames[1].line, Some(42));
         assert_eq!(cause.frames[1].function.as_deref(), Some("average"));
-        assert_eq!(
-            cause.frames[1].source.as_deref(),
-            Some("return amount / count")
-        );
+        assert_eq!(cause.frames[1].source.as_deref(), Some("return amount / count"));
         let raised = &t.exceptions[1];
         assert_eq!(raised.ty.as_deref(), Some("payments.errors.PaymentError"));
         assert_eq!(raised.value.as_deref(), Some("could not total order 7"));
-        assert_eq!(
-            raised.frames[0].path.as_deref(),
-            Some("/srv/app/.venv/lib/python3.11/site-packages/flask/app.py")
-        );
+        assert_eq!(raised.frames[0].path.as_deref(), Some("/srv/app/.venv/lib/python3.11/site-packages/flask/app.py"));
     }
 
     #[test]
@@ -144,15 +127,9 @@ mod tests {
             f[0].path.as_deref(),
             Some(r"C:\Users\Ann Lee\My Project (2)\venv\Lib\site-packages\requests\api.py")
         );
-        assert_eq!(
-            f[1].path.as_deref(),
-            Some(r"C:\Users\Ann Lee\My Project (2)\app\client.py")
-        );
+        assert_eq!(f[1].path.as_deref(), Some(r"C:\Users\Ann Lee\My Project (2)\app\client.py"));
         assert_eq!(f[1].function.as_deref(), Some("<module>"));
-        assert_eq!(
-            t.exceptions[0].ty.as_deref(),
-            Some("requests.exceptions.ConnectionError")
-        );
+        assert_eq!(t.exceptions[0].ty.as_deref(), Some("requests.exceptions.ConnectionError"));
     }
 
     #[test]

@@ -10,9 +10,8 @@ static FRAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^\s*(?:(?P<n>\d+): )?(?:from )?(?P<path>\S.*?):(?P<line>\d+):in [`'](?P<func>.+?)'(?P<rest>: .*)?$")
         .expect("valid regex literal")
 });
-static MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^: (?P<value>.*) \((?P<ty>[A-Z][\w:]*)\)$").expect("valid regex literal")
-});
+static MESSAGE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^: (?P<value>.*) \((?P<ty>[A-Z][\w:]*)\)$").expect("valid regex literal"));
 
 pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
     let mut ex = TextException::default();
@@ -33,10 +32,7 @@ pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
         let func = &c["func"];
         // `Pay#charge`, `Pay.run`, `block in create`: the method and, when printed, its class.
         let method = func.rsplit(' ').next().unwrap_or(func);
-        let module = method
-            .rsplit_once(['#', '.'])
-            .map(|(m, _)| m.to_owned())
-            .filter(|m| !m.is_empty());
+        let module = method.rsplit_once(['#', '.']).map(|(m, _)| m.to_owned()).filter(|m| !m.is_empty());
         ex.frames.push(TextFrame {
             path: Some(c["path"].to_owned()),
             line: number(&c["line"]),
@@ -49,11 +45,7 @@ pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
         return None;
     }
     // Reversed traces list callers first (`2: from`, `1: from`) and end with the crash.
-    Some(ParsedTrace {
-        language: Language::Ruby,
-        callee_first: !numbered,
-        exceptions: vec![ex],
-    })
+    Some(ParsedTrace { language: Language::Ruby, callee_first: !numbered, exceptions: vec![ex] })
 }
 
 #[cfg(test)]
@@ -67,15 +59,9 @@ mod tests {
         assert!(t.callee_first);
         let e = &t.exceptions[0];
         assert_eq!(e.ty.as_deref(), Some("NoMethodError"));
-        assert_eq!(
-            e.value.as_deref(),
-            Some("undefined method `+' for nil:NilClass")
-        );
+        assert_eq!(e.value.as_deref(), Some("undefined method `+' for nil:NilClass"));
         assert_eq!(e.frames.len(), 4);
-        assert_eq!(
-            (e.frames[0].path.as_deref(), e.frames[0].line),
-            (Some("/srv/app/app/models/order.rb"), Some(42))
-        );
+        assert_eq!((e.frames[0].path.as_deref(), e.frames[0].line), (Some("/srv/app/app/models/order.rb"), Some(42)));
         assert_eq!(e.frames[1].function.as_deref(), Some("block in create"));
         assert_eq!(
             e.frames[3].path.as_deref(),

@@ -6,35 +6,23 @@ use std::sync::LazyLock;
 
 use super::{split_location, Language, ParsedTrace, TextException, TextFrame};
 
-static PANIC_NEW: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^thread '[^']*' panicked at (?P<loc>.+:\d+:\d+):\s*$")
-        .expect("valid regex literal")
-});
+static PANIC_NEW: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^thread '[^']*' panicked at (?P<loc>.+:\d+:\d+):\s*$").expect("valid regex literal"));
 static PANIC_OLD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^thread '[^']*' panicked at '(?P<msg>.*)', (?P<loc>.+:\d+(?::\d+)?)\s*$")
-        .expect("valid regex literal")
+    Regex::new(r"^thread '[^']*' panicked at '(?P<msg>.*)', (?P<loc>.+:\d+(?::\d+)?)\s*$").expect("valid regex literal")
 });
 static FUNCTION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s*(?:\d+:\s+)?(?:0x[0-9a-f]+ - )?(?P<func>[^\s].*?)\s*$")
-        .expect("valid regex literal")
+    Regex::new(r"^\s*(?:\d+:\s+)?(?:0x[0-9a-f]+ - )?(?P<func>[^\s].*?)\s*$").expect("valid regex literal")
 });
-static AT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s+at (?P<loc>.+:\d+(?::\d+)?)\s*$").expect("valid regex literal")
-});
-static INDEXED: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\s*\d+:\s").expect("valid regex literal"));
-static HASH: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"::h[0-9a-f]{16}$").expect("valid regex literal"));
+static AT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\s+at (?P<loc>.+:\d+(?::\d+)?)\s*$").expect("valid regex literal"));
+static INDEXED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s*\d+:\s").expect("valid regex literal"));
+static HASH: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"::h[0-9a-f]{16}$").expect("valid regex literal"));
 
 pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
     let lines: Vec<&str> = text.lines().collect();
-    let start = lines
-        .iter()
-        .position(|l| PANIC_NEW.is_match(l) || PANIC_OLD.is_match(l))?;
-    let mut ex = TextException {
-        ty: Some("panic".into()),
-        ..Default::default()
-    };
+    let start = lines.iter().position(|l| PANIC_NEW.is_match(l) || PANIC_OLD.is_match(l))?;
+    let mut ex = TextException { ty: Some("panic".into()), ..Default::default() };
     let mut panic_location = None;
     let mut rest = start + 1;
     if let Some(c) = PANIC_OLD.captures(lines[start]) {
@@ -44,10 +32,7 @@ pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
         panic_location = split_location(&c["loc"]);
         // The message runs until the note or the backtrace.
         let mut message = Vec::new();
-        while rest < lines.len()
-            && !lines[rest].starts_with("note: ")
-            && !lines[rest].starts_with("stack backtrace:")
-        {
+        while rest < lines.len() && !lines[rest].starts_with("note: ") && !lines[rest].starts_with("stack backtrace:") {
             message.push(lines[rest]);
             rest += 1;
         }
@@ -77,19 +62,10 @@ pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
     }
     if ex.frames.is_empty() {
         if let Some((path, line, column)) = panic_location {
-            ex.frames.push(TextFrame {
-                path: Some(path),
-                line: Some(line),
-                column,
-                ..Default::default()
-            });
+            ex.frames.push(TextFrame { path: Some(path), line: Some(line), column, ..Default::default() });
         }
     }
-    Some(ParsedTrace {
-        language: Language::Rust,
-        callee_first: true,
-        exceptions: vec![ex],
-    })
+    Some(ParsedTrace { language: Language::Rust, callee_first: true, exceptions: vec![ex] })
 }
 
 /// `shop::pay::total::average` → (`shop::pay::total`, `average`).
@@ -115,24 +91,15 @@ mod tests {
         assert_eq!(e.value.as_deref(), Some("attempt to divide by zero"));
         assert_eq!(e.frames.len(), 5);
         let f = &e.frames[2];
-        assert_eq!(
-            (f.path.as_deref(), f.line, f.column),
-            (Some("./src/pay/total.rs"), Some(42), Some(18))
-        );
-        assert_eq!(
-            (f.module.as_deref(), f.function.as_deref()),
-            (Some("shop::pay::total"), Some("average"))
-        );
+        assert_eq!((f.path.as_deref(), f.line, f.column), (Some("./src/pay/total.rs"), Some(42), Some(18)));
+        assert_eq!((f.module.as_deref(), f.function.as_deref()), (Some("shop::pay::total"), Some("average")));
     }
 
     #[test]
     fn old_format_without_backtrace_uses_the_panic_location() {
         let t = parse_any(corpus::RUST_OLD).expect("parses");
         let e = &t.exceptions[0];
-        assert_eq!(
-            e.value.as_deref(),
-            Some("called `Option::unwrap()` on a `None` value")
-        );
+        assert_eq!(e.value.as_deref(), Some("called `Option::unwrap()` on a `None` value"));
         assert_eq!(e.frames.len(), 1);
         assert_eq!(
             e.frames[0].path.as_deref(),
@@ -147,10 +114,7 @@ mod tests {
         let e = &t.exceptions[0];
         assert_eq!(e.value.as_deref(), Some("boom"));
         assert_eq!(e.frames.len(), 2);
-        assert_eq!(
-            e.frames[1].path.as_deref(),
-            Some(r"C:\Users\Dev Team\app (v2)\src\main.rs")
-        );
+        assert_eq!(e.frames[1].path.as_deref(), Some(r"C:\Users\Dev Team\app (v2)\src\main.rs"));
         assert_eq!((e.frames[1].line, e.frames[1].column), (Some(3), None));
         assert_eq!(e.frames[1].function.as_deref(), Some("main"));
         assert_eq!(e.frames[1].module.as_deref(), Some("app"));

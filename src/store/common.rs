@@ -7,8 +7,7 @@
 use super::{CommitRecord, FileChange, IssueRef, Person};
 
 /// Commit columns in storage order, shared by the insert and the select.
-pub(super) const COMMIT_COLUMNS: &str =
-    "sha, parents, author_name, author_email, author_time, committer_name, \
+pub(super) const COMMIT_COLUMNS: &str = "sha, parents, author_name, author_email, author_time, committer_name, \
      committer_email, committer_time, summary, message, pr_number, co_authors, closes, files";
 
 /// Rows per multi-row insert: 14 columns × 200 stays far below both backends' parameter limits.
@@ -16,6 +15,12 @@ pub(super) const INSERT_BATCH: usize = 200;
 
 /// The kind of the job that computes a deploy's range.
 pub const DEPLOY_RANGE_JOB: &str = "deploy_range";
+
+/// The kind of the job that groups an accepted event.
+pub const PROCESS_EVENT_JOB: &str = "process_event";
+
+/// How often an event job is tried before it is given up (the event stays stored).
+pub(super) const EVENT_JOB_ATTEMPTS: i64 = 10;
 
 /// How often a deploy job is tried before the deploy is marked failed.
 pub(super) const DEPLOY_JOB_ATTEMPTS: i64 = 8;
@@ -41,24 +46,17 @@ pub(super) struct CommitRow {
 impl CommitRow {
     pub(super) fn into_record(self) -> anyhow::Result<CommitRecord> {
         use anyhow::Context as _;
-        let co_authors: Vec<Person> = serde_json::from_str(&self.co_authors)
-            .context("stored co-authors are not valid JSON")?;
+        let co_authors: Vec<Person> =
+            serde_json::from_str(&self.co_authors).context("stored co-authors are not valid JSON")?;
         let closes: Vec<IssueRef> =
             serde_json::from_str(&self.closes).context("stored issue refs are not valid JSON")?;
-        let files: Vec<FileChange> =
-            serde_json::from_str(&self.files).context("stored file list is not valid JSON")?;
+        let files: Vec<FileChange> = serde_json::from_str(&self.files).context("stored file list is not valid JSON")?;
         Ok(CommitRecord {
             parents: self.parents.split_whitespace().map(str::to_owned).collect(),
             sha: self.sha,
-            author: Person {
-                name: self.author_name,
-                email: self.author_email,
-            },
+            author: Person { name: self.author_name, email: self.author_email },
             author_time: self.author_time,
-            committer: Person {
-                name: self.committer_name,
-                email: self.committer_email,
-            },
+            committer: Person { name: self.committer_name, email: self.committer_email },
             committer_time: self.committer_time,
             summary: self.summary,
             message: self.message,
@@ -344,6 +342,174 @@ macro_rules! impl_store {
                 );
                 let rows = sqlx::query_as::<$db, CommitRow>(&sql).bind(deploy_id).fetch_all(&self.read).await?;
                 Ok(rows.into_iter().map(CommitRow::into_record).collect::<anyhow::Result<Vec<_>>>()?)
+            }
+
+            async fn insert_event(&self, e: &NewEvent, now: i64) -> StoreResult<Option<i64>> {
+                use $crate::store::common::{EVENT_JOB_ATTEMPTS, PROCESS_EVENT_JOB};
+                let mut tx = self.write.begin().await?;
+                // The unique (project, event_id) makes concurrent retries of one delivery store it once.
+                let id: Option<i64> = sqlx::query_scalar(
+                    "insert into events (project_id, event_id, received_at, occurred_at, release, environment, \
+                     platform, payload) values ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     on conflict (project_id, event_id) do nothing returning id",
+                )
+                .bind(e.project_id)
+                .bind(&e.event_id)
+                .bind(now)
+                .bind(e.occurred_at)
+                .bind(&e.release)
+                .bind(&e.environment)
+                .bind(&e.platform)
+                .bind(&e.payload)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(id) = id {
+                    sqlx::query(
+                        "insert into jobs (kind, payload, status, max_attempts, run_at, created_at, updated_at) \
+                         values ($1, $2, 'queued', $3, $4, $4, $4)",
+                    )
+                    .bind(PROCESS_EVENT_JOB)
+                    .bind(serde_json::json!({ "event": id }).to_string())
+                    .bind(EVENT_JOB_ATTEMPTS)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(id)
+            }
+
+            async fn event(&self, id: i64) -> StoreResult<Option<StoredEvent>> {
+                Ok(sqlx::query_as::<$db, StoredEvent>("select * from events where id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.read)
+                    .await?)
+            }
+
+            async fn group_event(&self, e: &StoredEvent, g: &GroupUpdate) -> StoreResult<(i64, bool)> {
+                let mut tx = self.write.begin().await?;
+                let already: Option<Option<i64>> = sqlx::query_scalar("select group_id from events where id = $1")
+                    .bind(e.id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some(Some(group_id)) = already {
+                    tx.commit().await?;
+                    return Ok((group_id, false));
+                }
+                // Newest event wins title and "last event"; the earliest decides first seen and first release.
+                let (group_id, times_seen): (i64, i64) = sqlx::query_as(
+                    "insert into error_groups (project_id, fingerprint, title, culprit, level, status, first_seen, \
+                     last_seen, first_release, times_seen, last_event_id) \
+                     values ($1, $2, $3, $4, $5, 'unresolved', $6, $6, $7, 1, $8) \
+                     on conflict (project_id, fingerprint) do update set \
+                     times_seen = error_groups.times_seen + 1, \
+                     title = case when excluded.last_seen >= error_groups.last_seen then excluded.title else error_groups.title end, \
+                     culprit = case when excluded.last_seen >= error_groups.last_seen then excluded.culprit else error_groups.culprit end, \
+                     level = case when excluded.last_seen >= error_groups.last_seen then excluded.level else error_groups.level end, \
+                     last_event_id = case when excluded.last_seen >= error_groups.last_seen then excluded.last_event_id else error_groups.last_event_id end, \
+                     last_seen = case when excluded.last_seen > error_groups.last_seen then excluded.last_seen else error_groups.last_seen end, \
+                     first_release = case when excluded.first_seen < error_groups.first_seen then excluded.first_release else error_groups.first_release end, \
+                     first_seen = case when excluded.first_seen < error_groups.first_seen then excluded.first_seen else error_groups.first_seen end \
+                     returning id, times_seen",
+                )
+                .bind(e.project_id)
+                .bind(&g.fingerprint)
+                .bind(&g.title)
+                .bind(&g.culprit)
+                .bind(&g.level)
+                .bind(e.occurred_at)
+                .bind(&e.release)
+                .bind(e.id)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "insert into group_counts (group_id, release, environment, count, first_seen, last_seen) \
+                     values ($1, $2, $3, 1, $4, $4) on conflict (group_id, release, environment) do update set \
+                     count = group_counts.count + 1, \
+                     first_seen = case when excluded.first_seen < group_counts.first_seen then excluded.first_seen else group_counts.first_seen end, \
+                     last_seen = case when excluded.last_seen > group_counts.last_seen then excluded.last_seen else group_counts.last_seen end",
+                )
+                .bind(group_id)
+                .bind(e.release.as_deref().unwrap_or(""))
+                .bind(e.environment.as_deref().unwrap_or(""))
+                .bind(e.occurred_at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("update events set group_id = $1 where id = $2")
+                    .bind(group_id)
+                    .bind(e.id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok((group_id, times_seen == 1))
+            }
+
+            async fn list_groups(&self, project_id: i64, f: &GroupFilter) -> StoreResult<Vec<Group>> {
+                Ok(sqlx::query_as::<$db, Group>(
+                    "select g.* from error_groups g where g.project_id = $1 and ($2 is null or g.status = $2) \
+                     and ($3 is null or exists (select 1 from group_counts c where c.group_id = g.id and c.release = $3)) \
+                     and ($4 is null or exists (select 1 from group_counts c where c.group_id = g.id and c.environment = $4)) \
+                     order by g.last_seen desc, g.id desc limit $5 offset $6",
+                )
+                .bind(project_id)
+                .bind(&f.status)
+                .bind(&f.release)
+                .bind(&f.environment)
+                .bind(f.limit)
+                .bind(f.offset)
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            async fn group(&self, id: i64) -> StoreResult<Option<Group>> {
+                Ok(sqlx::query_as::<$db, Group>("select * from error_groups where id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.read)
+                    .await?)
+            }
+
+            async fn group_counts(&self, group_id: i64) -> StoreResult<Vec<GroupCount>> {
+                Ok(sqlx::query_as::<$db, GroupCount>(
+                    "select release, environment, count, first_seen, last_seen from group_counts \
+                     where group_id = $1 order by first_seen, release, environment",
+                )
+                .bind(group_id)
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            async fn count_items(&self, project_id: i64, counts: &[(String, i64)]) -> StoreResult<()> {
+                if counts.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.write.begin().await?;
+                for (item_type, n) in counts {
+                    sqlx::query(
+                        "insert into item_counts (project_id, item_type, count) values ($1, $2, $3) \
+                         on conflict (project_id, item_type) do update set count = item_counts.count + excluded.count",
+                    )
+                    .bind(project_id)
+                    .bind(item_type)
+                    .bind(n)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn item_counts(&self, project_id: i64) -> StoreResult<Vec<(String, i64)>> {
+                Ok(sqlx::query_as("select item_type, count from item_counts where project_id = $1 order by item_type")
+                    .bind(project_id)
+                    .fetch_all(&self.read)
+                    .await?)
+            }
+
+            async fn event_count(&self, project_id: i64) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar("select count(*) from events where project_id = $1")
+                    .bind(project_id)
+                    .fetch_one(&self.read)
+                    .await?)
             }
 
             async fn enqueue_job(&self, job: NewJob, now: i64) -> StoreResult<i64> {

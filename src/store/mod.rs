@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-pub use common::DEPLOY_RANGE_JOB;
+pub use common::{DEPLOY_RANGE_JOB, PROCESS_EVENT_JOB};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -30,9 +30,7 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::RowNotFound => StoreError::NotFound,
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                StoreError::Conflict(db.message().to_owned())
-            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_owned()),
             other => StoreError::Other(anyhow::Error::new(other).context("database error")),
         }
     }
@@ -200,6 +198,76 @@ pub struct JobState {
     pub last_error: Option<String>,
 }
 
+/// An accepted error event, before grouping.
+pub struct NewEvent {
+    pub project_id: i64,
+    pub event_id: String,
+    pub occurred_at: i64,
+    pub release: Option<String>,
+    pub environment: Option<String>,
+    pub platform: Option<String>,
+    /// The normalised event as JSON.
+    pub payload: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub project_id: i64,
+    pub event_id: String,
+    pub received_at: i64,
+    pub occurred_at: i64,
+    pub release: Option<String>,
+    pub environment: Option<String>,
+    pub platform: Option<String>,
+    pub payload: String,
+    pub group_id: Option<i64>,
+}
+
+/// What grouping decided about one event.
+pub struct GroupUpdate {
+    pub fingerprint: String,
+    pub title: String,
+    pub culprit: Option<String>,
+    pub level: Option<String>,
+}
+
+/// An error group: the events that share a fingerprint.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct Group {
+    pub id: i64,
+    pub project_id: i64,
+    pub fingerprint: String,
+    pub title: String,
+    pub culprit: Option<String>,
+    pub level: Option<String>,
+    pub status: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub first_release: Option<String>,
+    pub times_seen: i64,
+    pub last_event_id: Option<i64>,
+}
+
+/// Events of a group in one release and environment (`""` when the event named none).
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct GroupCount {
+    pub release: String,
+    pub environment: String,
+    pub count: i64,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GroupFilter {
+    pub status: Option<String>,
+    pub release: Option<String>,
+    pub environment: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
 pub struct NewJob {
     pub kind: String,
     pub payload: String,
@@ -236,18 +304,28 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Deploy>>;
     /// Stores a computed range: the commits, the deploy's link to them (replacing any earlier partial write) and
     /// the deploy's range fields, in one transaction.
-    async fn finish_deploy_range(
-        &self,
-        deploy_id: i64,
-        outcome: &RangeOutcome,
-        now: i64,
-    ) -> StoreResult<()>;
+    async fn finish_deploy_range(&self, deploy_id: i64, outcome: &RangeOutcome, now: i64) -> StoreResult<()>;
     /// Marks a deploy failed with a reason a person can act on.
     async fn fail_deploy(&self, deploy_id: i64, reason: &str, now: i64) -> StoreResult<()>;
     /// Notes why the last attempt to process a still-pending deploy failed.
     async fn note_deploy_problem(&self, deploy_id: i64, reason: &str) -> StoreResult<()>;
     /// The commits of a deploy's range, in `git log` order.
     async fn deploy_commits(&self, deploy_id: i64) -> StoreResult<Vec<CommitRecord>>;
+
+    /// Stores an event and queues its processing, atomically. `None` when the project already has an event with
+    /// this id (a retried delivery): nothing is written then.
+    async fn insert_event(&self, event: &NewEvent, now: i64) -> StoreResult<Option<i64>>;
+    async fn event(&self, id: i64) -> StoreResult<Option<StoredEvent>>;
+    /// Adds a stored event to the group of its fingerprint (creating it), counting it once however often this is
+    /// called. Returns the group id and whether this event created the group.
+    async fn group_event(&self, event: &StoredEvent, group: &GroupUpdate) -> StoreResult<(i64, bool)>;
+    async fn list_groups(&self, project_id: i64, filter: &GroupFilter) -> StoreResult<Vec<Group>>;
+    async fn group(&self, id: i64) -> StoreResult<Option<Group>>;
+    async fn group_counts(&self, group_id: i64) -> StoreResult<Vec<GroupCount>>;
+    /// Adds to the counters of envelope items that were accepted but not kept (`transaction`, `session`, …).
+    async fn count_items(&self, project_id: i64, counts: &[(String, i64)]) -> StoreResult<()>;
+    async fn item_counts(&self, project_id: i64) -> StoreResult<Vec<(String, i64)>>;
+    async fn event_count(&self, project_id: i64) -> StoreResult<i64>;
 
     async fn enqueue_job(&self, job: NewJob, now: i64) -> StoreResult<i64>;
     /// Claims the oldest job that is due, or whose lease has run out, for `lease_ms`.
@@ -257,13 +335,7 @@ pub trait Store: Send + Sync + 'static {
     /// Marks a claimed job done; `false` when the claim was lost.
     async fn complete_job(&self, job: &Job, now: i64) -> StoreResult<bool>;
     /// Records a failed attempt: retried at `retry_at`, or given up for good when `None`.
-    async fn fail_job(
-        &self,
-        job: &Job,
-        error: &str,
-        retry_at: Option<i64>,
-        now: i64,
-    ) -> StoreResult<bool>;
+    async fn fail_job(&self, job: &Job, error: &str, retry_at: Option<i64>, now: i64) -> StoreResult<bool>;
     async fn job_states(&self) -> StoreResult<Vec<JobState>>;
 }
 
@@ -279,9 +351,7 @@ pub async fn connect(database_url: &str) -> StoreResult<DynStore> {
     } else if database_url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(database_url).await?))
     } else {
-        Err(StoreError::Other(anyhow::anyhow!(
-            "unsupported database URL: expected `sqlite:PATH` or `postgres://…`"
-        )))
+        Err(StoreError::Other(anyhow::anyhow!("unsupported database URL: expected `sqlite:PATH` or `postgres://…`")))
     }
 }
 

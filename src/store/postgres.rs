@@ -2,8 +2,8 @@
 
 use super::common::impl_store;
 use super::{
-    random_hex, CommitRecord, Deploy, Job, JobState, NewDeploy, NewJob, NewProject, Project,
-    RangeOutcome, StoreError, StoreResult,
+    random_hex, CommitRecord, Deploy, Group, GroupCount, GroupFilter, GroupUpdate, Job, JobState, NewDeploy, NewEvent,
+    NewJob, NewProject, Project, RangeOutcome, StoreError, StoreResult, StoredEvent,
 };
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres};
@@ -20,16 +20,10 @@ impl PostgresStore {
     /// # Errors
     /// When the server cannot be reached or a migration fails.
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
-            .await?;
+        let pool =
+            PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(PostgresStore {
-            read: pool.clone(),
-            write: pool,
-        })
+        Ok(PostgresStore { read: pool.clone(), write: pool })
     }
 }
 

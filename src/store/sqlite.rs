@@ -5,8 +5,8 @@
 
 use super::common::impl_store;
 use super::{
-    random_hex, CommitRecord, Deploy, Job, JobState, NewDeploy, NewJob, NewProject, Project,
-    RangeOutcome, StoreError, StoreResult,
+    random_hex, CommitRecord, Deploy, Group, GroupCount, GroupFilter, GroupUpdate, Job, JobState, NewDeploy, NewEvent,
+    NewJob, NewProject, Project, RangeOutcome, StoreError, StoreResult, StoredEvent,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
@@ -31,15 +31,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
+        let write = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         sqlx::migrate!("migrations/sqlite").run(&write).await?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options.read_only(true))
-            .await?;
+        let read = SqlitePoolOptions::new().max_connections(8).connect_with(options.read_only(true)).await?;
         Ok(SqliteStore { read, write })
     }
 }

@@ -34,10 +34,7 @@ async fn bad_input_gets_a_precise_answer_and_writes_nothing() {
     let good = json!({ "project": "web", "environment": "production", "sha": sha });
 
     let raw = |body: &'static str, token: Option<&str>| {
-        let mut req = app
-            .http
-            .post(format!("{}/api/v1/deploys", app.base))
-            .body(body);
+        let mut req = app.http.post(format!("{}/api/v1/deploys", app.base)).body(body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -45,24 +42,9 @@ async fn bad_input_gets_a_precise_answer_and_writes_nothing() {
     };
     let cases: Vec<(u16, Option<&str>, serde_json::Value, &str)> = vec![
         (401, None, good.clone(), "missing credentials"),
-        (
-            401,
-            Some("wrong"),
-            good.clone(),
-            "invalid token for project `web`",
-        ),
-        (
-            404,
-            Some(&token),
-            json!({ "project": "nope", "environment": "production", "sha": sha }),
-            "no project `nope`",
-        ),
-        (
-            404,
-            Some(&token),
-            json!({ "project": 999, "environment": "production", "sha": sha }),
-            "no project `999`",
-        ),
+        (401, Some("wrong"), good.clone(), "invalid token for project `web`"),
+        (404, Some(&token), json!({ "project": "nope", "environment": "production", "sha": sha }), "no project `nope`"),
+        (404, Some(&token), json!({ "project": 999, "environment": "production", "sha": sha }), "no project `999`"),
         (
             422,
             Some(&token),
@@ -99,18 +81,8 @@ async fn bad_input_gets_a_precise_answer_and_writes_nothing() {
             json!({ "project": "web", "environment": "production", "sha": sha, "url": "javascript:x" }),
             "url: must be an http",
         ),
-        (
-            422,
-            Some(&token),
-            json!({ "project": "web", "sha": sha }),
-            "missing field `environment`",
-        ),
-        (
-            422,
-            Some(&token),
-            json!({ "project": "web", "environment": 5, "sha": sha }),
-            "environment: invalid type",
-        ),
+        (422, Some(&token), json!({ "project": "web", "sha": sha }), "missing field `environment`"),
+        (422, Some(&token), json!({ "project": "web", "environment": 5, "sha": sha }), "environment: invalid type"),
         (
             422,
             Some(&token),
@@ -119,86 +91,35 @@ async fn bad_input_gets_a_precise_answer_and_writes_nothing() {
         ),
     ];
     for (want, t, body, detail) in cases {
-        let (status, answer) = app
-            .call(Method::POST, "/api/v1/deploys", t, Some(body.clone()))
-            .await;
+        let (status, answer) = app.call(Method::POST, "/api/v1/deploys", t, Some(body.clone())).await;
         assert_eq!(status, want, "{body} → {answer}");
         let got = answer["detail"].as_str().unwrap_or_default();
-        assert!(
-            got.contains(detail),
-            "{body}: expected `{detail}` in `{got}`"
-        );
+        assert!(got.contains(detail), "{body}: expected `{detail}` in `{got}`");
     }
-    for (body, detail) in [
-        ("{\"project\":", "not valid JSON"),
-        ("", "empty"),
-        ("[1,2", "not valid JSON"),
-    ] {
+    for (body, detail) in [("{\"project\":", "not valid JSON"), ("", "empty"), ("[1,2", "not valid JSON")] {
         let resp = raw(body, Some(&token)).await.expect("sent");
         assert_eq!(resp.status().as_u16(), 400, "{body}");
         let answer: serde_json::Value = resp.json().await.expect("json error");
-        assert!(
-            answer["detail"]
-                .as_str()
-                .unwrap_or_default()
-                .contains(detail),
-            "{answer}"
-        );
+        assert!(answer["detail"].as_str().unwrap_or_default().contains(detail), "{answer}");
     }
     let big = "x".repeat(2 * 1024 * 1024);
-    let resp = app
-        .http
-        .post(format!("{}/api/v1/deploys", app.base))
-        .bearer_auth(&token)
-        .body(big)
-        .send()
-        .await
-        .expect("sent");
+    let resp =
+        app.http.post(format!("{}/api/v1/deploys", app.base)).bearer_auth(&token).body(big).send().await.expect("sent");
     assert_eq!(resp.status().as_u16(), 413);
 
-    assert!(
-        store
-            .list_deploys(1, None, None, 10)
-            .await
-            .expect("list")
-            .is_empty(),
-        "nothing was written"
-    );
-    assert!(
-        store.job_states().await.expect("jobs").is_empty(),
-        "no job was queued"
-    );
+    assert!(store.list_deploys(1, None, None, 10).await.expect("list").is_empty(), "nothing was written");
+    assert!(store.job_states().await.expect("jobs").is_empty(), "no job was queued");
 
     // Reads need the project's token too, and say what is wrong with parameters.
-    let (status, _) = app
-        .call(Method::GET, "/api/v1/projects/web/deploys", None, None)
-        .await;
+    let (status, _) = app.call(Method::GET, "/api/v1/projects/web/deploys", None, None).await;
     assert_eq!(status, 401);
-    let (status, body) = app
-        .call(
-            Method::GET,
-            "/api/v1/projects/web/deploys?limit=0",
-            Some(&token),
-            None,
-        )
-        .await;
+    let (status, body) = app.call(Method::GET, "/api/v1/projects/web/deploys?limit=0", Some(&token), None).await;
     assert_eq!((status, body["field"].clone()), (422, json!("limit")));
-    let (status, body) = app
-        .call(
-            Method::GET,
-            "/api/v1/projects/web/deploys?limit=x",
-            Some(&token),
-            None,
-        )
-        .await;
+    let (status, body) = app.call(Method::GET, "/api/v1/projects/web/deploys?limit=x", Some(&token), None).await;
     assert_eq!(status, 422, "{body}");
-    let (status, _) = app
-        .call(Method::GET, "/api/v1/deploys/12345", Some(&token), None)
-        .await;
+    let (status, _) = app.call(Method::GET, "/api/v1/deploys/12345", Some(&token), None).await;
     assert_eq!(status, 404);
-    let (status, _) = app
-        .call(Method::GET, "/api/v1/deploys/abc", Some(&token), None)
-        .await;
+    let (status, _) = app.call(Method::GET, "/api/v1/deploys/abc", Some(&token), None).await;
     assert_eq!(status, 404);
     app.stop().await;
 }
@@ -208,87 +129,29 @@ async fn admin_api_creates_projects_with_dsn_and_refuses_everyone_else() {
     let db = sqlite_db().await;
     let app = TestApp::spawn(db.store.clone(), false).await;
     let body = json!({ "name": "api", "repo": "https://github.com/acme/api.git" });
-    let (status, _) = app
-        .call(Method::POST, "/api/v1/projects", None, Some(body.clone()))
-        .await;
+    let (status, _) = app.call(Method::POST, "/api/v1/projects", None, Some(body.clone())).await;
     assert_eq!(status, 401);
-    let (status, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/projects",
-            Some("nope"),
-            Some(body.clone()),
-        )
-        .await;
+    let (status, _) = app.call(Method::POST, "/api/v1/projects", Some("nope"), Some(body.clone())).await;
     assert_eq!(status, 401);
-    let (status, created) = app
-        .call(
-            Method::POST,
-            "/api/v1/projects",
-            Some(ADMIN_TOKEN),
-            Some(body.clone()),
-        )
-        .await;
+    let (status, created) = app.call(Method::POST, "/api/v1/projects", Some(ADMIN_TOKEN), Some(body.clone())).await;
     assert_eq!(status, 201, "{created}");
-    assert_eq!(
-        created["github"],
-        json!("acme/api"),
-        "taken from the github.com URL"
-    );
+    assert_eq!(created["github"], json!("acme/api"), "taken from the github.com URL");
     let dsn = created["dsn"].as_str().expect("dsn");
     let host = app.base.trim_start_matches("http://");
-    assert!(
-        dsn.starts_with("http://") && dsn.ends_with(&format!("@{host}/{}", created["id"])),
-        "{dsn}"
-    );
-    let (status, dup) = app
-        .call(
-            Method::POST,
-            "/api/v1/projects",
-            Some(ADMIN_TOKEN),
-            Some(body),
-        )
-        .await;
+    assert!(dsn.starts_with("http://") && dsn.ends_with(&format!("@{host}/{}", created["id"])), "{dsn}");
+    let (status, dup) = app.call(Method::POST, "/api/v1/projects", Some(ADMIN_TOKEN), Some(body)).await;
     assert_eq!(status, 409, "{dup}");
     for (bad, field) in [
-        (
-            json!({ "name": "Bad Name", "repo": "https://github.com/a/b" }),
-            "name",
-        ),
-        (
-            json!({ "name": "x", "repo": "ssh://git@github.com/a/b" }),
-            "repo",
-        ),
-        (
-            json!({ "name": "x", "repo": "https://user:pw@github.com/a/b" }),
-            "repo",
-        ),
-        (
-            json!({ "name": "x", "repo": "https://github.com/a/b", "github": "nope" }),
-            "github",
-        ),
+        (json!({ "name": "Bad Name", "repo": "https://github.com/a/b" }), "name"),
+        (json!({ "name": "x", "repo": "ssh://git@github.com/a/b" }), "repo"),
+        (json!({ "name": "x", "repo": "https://user:pw@github.com/a/b" }), "repo"),
+        (json!({ "name": "x", "repo": "https://github.com/a/b", "github": "nope" }), "github"),
     ] {
-        let (status, answer) = app
-            .call(
-                Method::POST,
-                "/api/v1/projects",
-                Some(ADMIN_TOKEN),
-                Some(bad),
-            )
-            .await;
-        assert_eq!(
-            (status, answer["field"].clone()),
-            (422, json!(field)),
-            "{answer}"
-        );
-        assert!(
-            !answer.to_string().contains("pw@"),
-            "no credentials echoed: {answer}"
-        );
+        let (status, answer) = app.call(Method::POST, "/api/v1/projects", Some(ADMIN_TOKEN), Some(bad)).await;
+        assert_eq!((status, answer["field"].clone()), (422, json!(field)), "{answer}");
+        assert!(!answer.to_string().contains("pw@"), "no credentials echoed: {answer}");
     }
-    let (status, list) = app
-        .call(Method::GET, "/api/v1/projects", Some(ADMIN_TOKEN), None)
-        .await;
+    let (status, list) = app.call(Method::GET, "/api/v1/projects", Some(ADMIN_TOKEN), None).await;
     assert_eq!((status, list.as_array().map(Vec::len)), (200, Some(1)));
     app.stop().await;
 }
@@ -298,50 +161,26 @@ async fn report_in_json_and_markdown() {
     let db = sqlite_db().await;
     let repo = TestRepo::new();
     let c1 = repo.commit(&ALICE, &[("a", "1")], "one");
-    repo.commit(
-        &BOB,
-        &[("b", "1")],
-        "Add b (#21)\n\nCloses #8\nCo-authored-by: Alice Doe <alice@example.com>",
-    );
+    repo.commit(&BOB, &[("b", "1")], "Add b (#21)\n\nCloses #8\nCo-authored-by: Alice Doe <alice@example.com>");
     let c3 = repo.commit(&BOB, &[("c", "1")], "Fix <script>alert(1)</script> | table");
     let app = TestApp::spawn(db.store.clone(), false).await;
     let (_, token) = app.project("web", &repo).await;
-    app.deploy(
-        &token,
-        json!({ "project": "web", "environment": "production", "sha": c1 }),
-    )
-    .await;
+    app.deploy(&token, json!({ "project": "web", "environment": "production", "sha": c1 })).await;
     let (_, d) = app
-        .deploy(&token, json!({ "project": "web", "environment": "production", "sha": c3, "version": "v2", "deployer": "octocat" }))
+        .deploy(
+            &token,
+            json!({ "project": "web", "environment": "production", "sha": c3, "version": "v2", "deployer": "octocat" }),
+        )
         .await;
     app.drain().await;
     let id = d["id"].as_i64().expect("id");
-    let (status, report) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/deploys/{id}/report"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let (status, report) = app.call(Method::GET, &format!("/api/v1/deploys/{id}/report"), Some(&token), None).await;
     assert_eq!(status, 200);
     assert_eq!(report["authors"][0]["name"], json!("Bob Roe"));
-    assert_eq!(
-        report["authors"][0]["commits"].as_array().map(Vec::len),
-        Some(2)
-    );
-    assert_eq!(
-        report["pull_requests"],
-        json!([{ "label": "#21", "url": "https://github.com/acme/web/pull/21" }])
-    );
-    assert_eq!(
-        report["closed_issues"],
-        json!([{ "label": "#8", "url": "https://github.com/acme/web/issues/8" }])
-    );
-    assert_eq!(
-        report["deploy"]["compare_url"],
-        json!(format!("https://github.com/acme/web/compare/{c1}...{c3}"))
-    );
+    assert_eq!(report["authors"][0]["commits"].as_array().map(Vec::len), Some(2));
+    assert_eq!(report["pull_requests"], json!([{ "label": "#21", "url": "https://github.com/acme/web/pull/21" }]));
+    assert_eq!(report["closed_issues"], json!([{ "label": "#8", "url": "https://github.com/acme/web/issues/8" }]));
+    assert_eq!(report["deploy"]["compare_url"], json!(format!("https://github.com/acme/web/compare/{c1}...{c3}")));
 
     let md = app
         .http
@@ -357,33 +196,17 @@ async fn report_in_json_and_markdown() {
     assert!(md.contains("by octocat"), "{md}");
     assert!(md.contains("**Bob Roe** (2)"), "{md}");
     assert!(md.contains("Add b (#21) (with Alice Doe)"), "{md}");
-    assert!(
-        md.contains("Fix \\<script\\>alert(1)\\</script\\> \\| table"),
-        "escaped: {md}"
-    );
-    assert!(
-        md.contains("### Pull requests\n\n[#21](https://github.com/acme/web/pull/21)"),
-        "{md}"
-    );
-    let (status, body) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/deploys/{id}/report?format=pdf"),
-            Some(&token),
-            None,
-        )
-        .await;
+    assert!(md.contains("Fix \\<script\\>alert(1)\\</script\\> \\| table"), "escaped: {md}");
+    assert!(md.contains("### Pull requests\n\n[#21](https://github.com/acme/web/pull/21)"), "{md}");
+    let (status, body) =
+        app.call(Method::GET, &format!("/api/v1/deploys/{id}/report?format=pdf"), Some(&token), None).await;
     assert_eq!((status, body["field"].clone()), (422, json!("format")));
     app.stop().await;
 }
 
 /// A free port on 127.0.0.1 (released again, so there is a small window in which someone else could take it).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 async fn wait_healthy(base: &str) {
@@ -407,38 +230,15 @@ async fn the_binary_serves_with_zero_configuration_records_a_deploy_and_stops_on
     let c2 = repo.commit(&BOB, &[("a", "2")], "two (#3)");
     let cmd = |args: &[&str]| {
         let mut c = std::process::Command::new(bin);
-        c.args(args)
-            .current_dir(cwd.path())
-            .env_remove("DATABASE_URL")
-            .env_remove("SHIPWATCH_DATA_DIR");
+        c.args(args).current_dir(cwd.path()).env_remove("DATABASE_URL").env_remove("SHIPWATCH_DATA_DIR");
         c
     };
-    let out = cmd(&[
-        "project",
-        "add",
-        "--name",
-        "web",
-        "--repo",
-        &repo.url(),
-        "--allow-local-repos",
-    ])
-    .output()
-    .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        cmd(&["project", "add", "--name", "web", "--repo", &repo.url(), "--allow-local-repos"]).output().expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        text.contains("DSN:          http://") && text.contains("@127.0.0.1:8080/1"),
-        "{text}"
-    );
-    let token = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Deploy token: "))
-        .expect("token printed")
-        .to_owned();
+    assert!(text.contains("DSN:          http://") && text.contains("@127.0.0.1:8080/1"), "{text}");
+    let token = text.lines().find_map(|l| l.trim().strip_prefix("Deploy token: ")).expect("token printed").to_owned();
 
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
@@ -454,114 +254,52 @@ async fn the_binary_serves_with_zero_configuration_records_a_deploy_and_stops_on
         .expect("serve starts");
     let base = format!("http://{listen}");
     wait_healthy(&base).await;
-    assert!(
-        cwd.path().join("shipwatch-data/shipwatch.db").exists(),
-        "SQLite in ./shipwatch-data by default"
-    );
+    assert!(cwd.path().join("shipwatch-data/shipwatch.db").exists(), "SQLite in ./shipwatch-data by default");
 
     let deploy_as = |token: &str, sha: &str, extra: &[&str]| {
-        let mut args = vec![
-            "deploy",
-            "--server",
-            &base,
-            "--token",
-            token,
-            "--project",
-            "web",
-            "--environment",
-            "production",
-        ];
+        let mut args =
+            vec!["deploy", "--server", &base, "--token", token, "--project", "web", "--environment", "production"];
         args.extend(["--sha", sha]);
         args.extend(extra);
         let mut c = tokio::process::Command::new(bin);
-        c.args(args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .current_dir(cwd.path());
+        c.args(args.iter().map(|s| s.to_string()).collect::<Vec<_>>()).current_dir(cwd.path());
         c
     };
     let deploy = |sha: &str, extra: &[&str]| deploy_as(&token, sha, extra);
-    let out = deploy(&c1, &["--wait"])
-        .output()
-        .await
-        .expect("deploy runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = deploy(&c2, &["--wait", "--version", "v2"])
-        .output()
-        .await
-        .expect("deploy runs");
+    let out = deploy(&c1, &["--wait"]).output().await.expect("deploy runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = deploy(&c2, &["--wait", "--version", "v2"]).output().await.expect("deploy runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.starts_with(&format!("{base}/api/v1/deploys/2/report?format=md\n")),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("## web v2 → production") && stdout.contains("two (#3)"),
-        "{stdout}"
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with(&format!("{base}/api/v1/deploys/2/report?format=md\n")), "{stdout}");
+    assert!(stdout.contains("## web v2 → production") && stdout.contains("two (#3)"), "{stdout}");
 
     // The client's failures say what to do.
     let out = deploy_as("wrong", &c2, &[]).output().await.expect("runs");
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("HTTP 401"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP 401"), "{}", String::from_utf8_lossy(&out.stderr));
     let out = tokio::process::Command::new(bin)
-        .args([
-            "deploy",
-            "--server",
-            &format!("http://127.0.0.1:{}", free_port()),
-            "--token",
-            "t",
-            "--project",
-            "web",
-        ])
+        .args(["deploy", "--server", &format!("http://127.0.0.1:{}", free_port()), "--token", "t", "--project", "web"])
         .args(["--environment", "production", "--sha", &c2])
         .output()
         .await
         .expect("runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && stderr.contains("could not reach the shipwatch server"),
-        "{stderr}"
-    );
+    assert!(!out.status.success() && stderr.contains("could not reach the shipwatch server"), "{stderr}");
     assert!(!stderr.contains(" t "), "token not printed");
 
     // SIGTERM: a clean exit.
     let pid = server.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
+    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
     assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(20), server.wait())
-        .await
-        .expect("exits in time")
-        .expect("waits");
-    assert!(
-        status.success(),
-        "graceful shutdown exits 0, got {status:?}"
-    );
+    let status =
+        tokio::time::timeout(Duration::from_secs(20), server.wait()).await.expect("exits in time").expect("waits");
+    assert!(status.success(), "graceful shutdown exits 0, got {status:?}");
     let mut stderr = String::new();
     if let Some(mut e) = server.stderr.take() {
         use tokio::io::AsyncReadExt as _;
         e.read_to_string(&mut stderr).await.expect("stderr");
     }
-    assert!(
-        stderr.contains("shutting down") && stderr.contains("worker stopped"),
-        "{stderr}"
-    );
-    assert!(
-        !stderr.contains(&token),
-        "the deploy token never appears in the log"
-    );
+    assert!(stderr.contains("shutting down") && stderr.contains("worker stopped"), "{stderr}");
+    assert!(!stderr.contains(&token), "the deploy token never appears in the log");
 }

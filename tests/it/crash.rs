@@ -27,11 +27,8 @@ async fn a_worker_killed_mid_job_leaves_the_job_to_another() {
         // Both "processes" share the database and the data directory, like a server restarted after a crash.
         let data = tempfile::tempdir().expect("temp dir");
         let slow_git = data.path().join("slow-git");
-        std::fs::write(
-            &slow_git,
-            "#!/bin/sh\ncase \" $* \" in *\" log \"*) sleep 3;; esac\nexec git \"$@\"\n",
-        )
-        .expect("write wrapper");
+        std::fs::write(&slow_git, "#!/bin/sh\ncase \" $* \" in *\" log \"*) sleep 3;; esac\nexec git \"$@\"\n")
+            .expect("write wrapper");
         std::fs::set_permissions(&slow_git, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let (d, g, w) = app_args(data.path(), Some(slow_git));
         let doomed = App::with_store(store.clone(), &d, &g, &w);
@@ -40,28 +37,12 @@ async fn a_worker_killed_mid_job_leaves_the_job_to_another() {
 
         let now = chrono::Utc::now().timestamp_millis();
         let project =
-            shipwatch::projects::create(store.as_ref(), "web", &repo.url(), None, true, now)
-                .await
-                .expect("project");
-        let deploy = |sha: &str| DeployInput {
-            environment: "production".into(),
-            sha: sha.into(),
-            ..Default::default()
-        };
-        survivor
-            .releases
-            .record(&project, deploy(&c1), now)
-            .await
-            .expect("first deploy");
-        assert!(
-            survivor.worker().run_once().await.expect("runs"),
-            "initial deploy processed"
-        );
-        let (d2, _) = survivor
-            .releases
-            .record(&project, deploy(&head), now)
-            .await
-            .expect("second deploy");
+            shipwatch::projects::create(store.as_ref(), "web", &repo.url(), None, true, now).await.expect("project");
+        let deploy =
+            |sha: &str| DeployInput { environment: "production".into(), sha: sha.into(), ..Default::default() };
+        survivor.releases.record(&project, deploy(&c1), now).await.expect("first deploy");
+        assert!(survivor.worker().run_once().await.expect("runs"), "initial deploy processed");
+        let (d2, _) = survivor.releases.record(&project, deploy(&head), now).await.expect("second deploy");
 
         // The doomed worker claims the job and is stopped dead while git lists the range.
         let t0 = chrono::Utc::now().timestamp_millis();
@@ -82,46 +63,24 @@ async fn a_worker_killed_mid_job_leaves_the_job_to_another() {
         let outcome = task.await;
         assert!(outcome.expect_err("aborted").is_cancelled());
         let pending = store.deploy(d2.id).await.expect("read").expect("exists");
-        assert_eq!(
-            pending.status, "pending",
-            "{backend}: nothing written by the dead worker"
-        );
+        assert_eq!(pending.status, "pending", "{backend}: nothing written by the dead worker");
 
         // Before the lease runs out nobody takes the job; after it, the survivor does and finishes it.
         let lease = w.lease().as_millis() as i64;
         let early = survivor.worker_with_clock(Arc::new(move || t0 + lease / 2));
-        assert!(
-            !early.run_once().await.expect("runs"),
-            "{backend}: the lease still holds"
-        );
+        assert!(!early.run_once().await.expect("runs"), "{backend}: the lease still holds");
         let later = survivor.worker_with_clock(Arc::new(move || t0 + lease + 1));
-        assert!(
-            later.run_once().await.expect("runs"),
-            "{backend}: the job is claimed again"
-        );
+        assert!(later.run_once().await.expect("runs"), "{backend}: the job is claimed again");
 
         let done = store.deploy(d2.id).await.expect("read").expect("exists");
         assert_eq!(done.status, "ready", "{backend}: {done:?}");
-        let stored: Vec<String> = store
-            .deploy_commits(d2.id)
-            .await
-            .expect("commits")
-            .into_iter()
-            .map(|c| c.sha)
-            .collect();
+        let stored: Vec<String> =
+            store.deploy_commits(d2.id).await.expect("commits").into_iter().map(|c| c.sha).collect();
         let expected = repo.rev_list(Some(&c1), &head);
         assert_eq!(stored, expected, "{backend}");
-        assert_eq!(
-            stored.iter().collect::<HashSet<_>>().len(),
-            stored.len(),
-            "no duplicates"
-        );
+        assert_eq!(stored.iter().collect::<HashSet<_>>().len(), stored.len(), "no duplicates");
         let job = store.job_states().await.expect("jobs").pop().expect("job");
-        assert_eq!(
-            (job.status.as_str(), job.attempts),
-            ("done", 2),
-            "{backend}"
-        );
+        assert_eq!((job.status.as_str(), job.attempts), ("done", 2), "{backend}");
     })
     .await;
 }

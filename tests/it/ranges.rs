@@ -17,14 +17,7 @@ struct Case<'a> {
 
 /// Deploys `case.sha` (drains the worker) and checks the stored commits against `git rev-list base..sha`.
 async fn deploy_and_check(app: &TestApp, repo: &TestRepo, token: &str, case: Case<'_>) -> Value {
-    let Case {
-        env,
-        sha,
-        version,
-        previous_sha,
-        expected_base,
-        expected_status,
-    } = case;
+    let Case { env, sha, version, previous_sha, expected_base, expected_status } = case;
     let mut body = json!({ "project": "web", "environment": env, "sha": sha, "version": version });
     if let Some(p) = previous_sha {
         body["previous_sha"] = json!(p);
@@ -37,21 +30,10 @@ async fn deploy_and_check(app: &TestApp, repo: &TestRepo, token: &str, case: Cas
     let got = app.get_deploy(token, id).await;
     let d = &got["deploy"];
     assert_eq!(d["status"], json!("ready"), "{got}");
-    assert_eq!(
-        d["range_status"],
-        json!(expected_status),
-        "{version}: {got}"
-    );
+    assert_eq!(d["range_status"], json!(expected_status), "{version}: {got}");
     assert_eq!(d["base_sha"].as_str(), expected_base, "{version}");
-    let expected = repo.rev_list(
-        expected_base.filter(|_| expected_status != "previous_missing"),
-        sha,
-    );
-    assert_eq!(
-        commit_ids(&got),
-        expected,
-        "{version}: stored commits differ from git rev-list"
-    );
+    let expected = repo.rev_list(expected_base.filter(|_| expected_status != "previous_missing"), sha);
+    assert_eq!(commit_ids(&got), expected, "{version}: stored commits differ from git rev-list");
     assert_eq!(d["commit_count"], json!(expected.len()), "{version}");
     got
 }
@@ -60,11 +42,7 @@ async fn deploy_and_check(app: &TestApp, repo: &TestRepo, token: &str, case: Cas
 async fn stored_ranges_equal_git_rev_list() {
     on_each_backend(|store, backend| async move {
         let repo = TestRepo::new();
-        let c1 = repo.commit(
-            &ALICE,
-            &[("app/main.py", "print('v1')\n")],
-            "Initial commit",
-        );
+        let c1 = repo.commit(&ALICE, &[("app/main.py", "print('v1')\n")], "Initial commit");
         let app = TestApp::spawn(store, false).await;
         let (_, token) = app.project("web", &repo).await;
 
@@ -87,23 +65,12 @@ async fn stored_ranges_equal_git_rev_list() {
         // A feature branch by two people, merged with a merge commit, while main moved on.
         repo.git(&["checkout", "--quiet", "-b", "feature"]);
         repo.commit(&BOB, &[("app/pay.py", "def pay(): pass\n")], "Add payments");
-        repo.commit(
-            &CAROL,
-            &[("app/pay.py", "def pay():\n    return 1\n")],
-            "Return a value\n\nFixes #4",
-        );
+        repo.commit(&CAROL, &[("app/pay.py", "def pay():\n    return 1\n")], "Return a value\n\nFixes #4");
         repo.git(&["checkout", "--quiet", "main"]);
         repo.commit(&ALICE, &[("README.md", "hello\n")], "Readme");
         repo.git_as(
             &ALICE,
-            &[
-                "merge",
-                "--quiet",
-                "--no-ff",
-                "feature",
-                "-m",
-                "Merge pull request #5 from acme/feature",
-            ],
+            &["merge", "--quiet", "--no-ff", "feature", "-m", "Merge pull request #5 from acme/feature"],
         );
         let merge = repo.head();
         let v2 = deploy_and_check(
@@ -124,17 +91,9 @@ async fn stored_ranges_equal_git_rev_list() {
         assert_eq!(merge_commit["pr_number"], json!(5));
         assert_eq!(merge_commit["parents"].as_array().map(Vec::len), Some(2));
         // Files of a merge are what it brought in relative to its first parent.
-        assert_eq!(
-            merge_commit["files"][0]["path"],
-            json!("app/pay.py"),
-            "{merge_commit}"
-        );
-        let fixes: Vec<&Value> = v2["commits"]
-            .as_array()
-            .expect("commits")
-            .iter()
-            .filter(|c| c["closes"] != json!([]))
-            .collect();
+        assert_eq!(merge_commit["files"][0]["path"], json!("app/pay.py"), "{merge_commit}");
+        let fixes: Vec<&Value> =
+            v2["commits"].as_array().expect("commits").iter().filter(|c| c["closes"] != json!([])).collect();
         assert_eq!(fixes.len(), 1);
         assert_eq!(fixes[0]["closes"], json!([{ "repo": null, "number": 4 }]));
 
@@ -148,15 +107,8 @@ async fn stored_ranges_equal_git_rev_list() {
             "Add search (#9)\n\nCo-authored-by: Carol Poe <carol@example.com>",
         );
         let squash = repo.head();
-        let old_bob = crate::support::Author {
-            name: "bob",
-            email: "bob@old.example",
-        };
-        repo.commit(
-            &old_bob,
-            &[("app/search.py", "def search(q):\n    return [q]\n")],
-            "Search returns the query",
-        );
+        let old_bob = crate::support::Author { name: "bob", email: "bob@old.example" };
+        repo.commit(&old_bob, &[("app/search.py", "def search(q):\n    return [q]\n")], "Search returns the query");
         let v3_sha = repo.head();
         let v3 = deploy_and_check(
             &app,
@@ -173,25 +125,14 @@ async fn stored_ranges_equal_git_rev_list() {
         )
         .await;
         let commits = v3["commits"].as_array().expect("commits");
-        assert_eq!(
-            commits[0]["author"],
-            json!({ "name": "Bob Roe", "email": "bob@example.com" }),
-            "mailmapped"
-        );
+        assert_eq!(commits[0]["author"], json!({ "name": "Bob Roe", "email": "bob@example.com" }), "mailmapped");
         assert_eq!(commits[1]["sha"], json!(squash));
         assert_eq!(commits[1]["pr_number"], json!(9));
-        assert_eq!(
-            commits[1]["co_authors"],
-            json!([{ "name": "Carol Poe", "email": "carol@example.com" }])
-        );
+        assert_eq!(commits[1]["co_authors"], json!([{ "name": "Carol Poe", "email": "carol@example.com" }]));
 
         // Force-push: main is rewritten from v2, so v3 is no longer an ancestor of what is deployed next.
         repo.git(&["reset", "--quiet", "--hard", &merge]);
-        repo.commit(
-            &CAROL,
-            &[("app/pay.py", "def pay():\n    return 2\n")],
-            "Rewrite payments",
-        );
+        repo.commit(&CAROL, &[("app/pay.py", "def pay():\n    return 2\n")], "Rewrite payments");
         let forced = repo.commit(&BOB, &[("app/util.py", "X = 1\n")], "Add util");
         let v4 = deploy_and_check(
             &app,
@@ -276,25 +217,10 @@ async fn stored_ranges_equal_git_rev_list() {
         .await;
 
         // The same commit is stored once per project however many deploys include it.
-        let (status, list) = app
-            .call(
-                reqwest::Method::GET,
-                "/api/v1/projects/web/deploys",
-                Some(&token),
-                None,
-            )
-            .await;
+        let (status, list) = app.call(reqwest::Method::GET, "/api/v1/projects/web/deploys", Some(&token), None).await;
         assert_eq!(status, 200);
-        assert_eq!(
-            list["deploys"].as_array().map(Vec::len),
-            Some(8),
-            "{backend}: {list}"
-        );
-        assert_eq!(
-            list["deploys"][0]["environment"],
-            json!("canary"),
-            "newest first"
-        );
+        assert_eq!(list["deploys"].as_array().map(Vec::len), Some(8), "{backend}: {list}");
+        assert_eq!(list["deploys"][0]["environment"], json!("canary"), "newest first");
         app.stop().await;
     })
     .await;
@@ -307,51 +233,28 @@ async fn resending_a_deploy_is_idempotent_and_a_missing_commit_fails_with_a_reas
         let c1 = repo.commit(&ALICE, &[("a.txt", "1\n")], "one");
         let app = TestApp::spawn(store.clone(), false).await;
         let (_, token) = app.project("web", &repo).await;
-        let body =
-            json!({ "project": "web", "environment": "production", "sha": c1, "version": "v1" });
+        let body = json!({ "project": "web", "environment": "production", "sha": c1, "version": "v1" });
         let (s1, first) = app.deploy(&token, body.clone()).await;
         let (s2, again) = app.deploy(&token, body.clone()).await;
         assert_eq!((s1, s2), (202, 202));
         assert_eq!(first["id"], again["id"], "{backend}");
         assert_eq!(again["created"], json!(false));
-        assert_eq!(
-            store.job_states().await.expect("jobs").len(),
-            1,
-            "{backend}: one job for one deploy"
-        );
+        assert_eq!(store.job_states().await.expect("jobs").len(), 1, "{backend}: one job for one deploy");
         app.drain().await;
 
         let unknown = "89abcdef0123456789abcdef0123456789abcdef";
-        let (_, recorded) = app
-            .deploy(
-                &token,
-                json!({ "project": "web", "environment": "production", "sha": unknown }),
-            )
-            .await;
+        let (_, recorded) =
+            app.deploy(&token, json!({ "project": "web", "environment": "production", "sha": unknown })).await;
         app.drain().await;
-        let got = app
-            .get_deploy(&token, recorded["id"].as_i64().expect("id"))
-            .await;
+        let got = app.get_deploy(&token, recorded["id"].as_i64().expect("id")).await;
         assert_eq!(got["deploy"]["status"], json!("failed"));
         let reason = got["deploy"]["failure_reason"].as_str().expect("reason");
-        assert!(
-            reason.contains(unknown) && reason.contains("pushed"),
-            "{reason}"
-        );
-        assert_eq!(
-            got["deploy"]["version"],
-            json!(unknown),
-            "version defaults to the sha"
-        );
+        assert!(reason.contains(unknown) && reason.contains("pushed"), "{reason}");
+        assert_eq!(got["deploy"]["version"], json!(unknown), "version defaults to the sha");
 
         // Pushing the commit later and re-sending the deploy retries it.
         let c2 = repo.commit(&BOB, &[("a.txt", "2\n")], "two");
-        let (_, ok) = app
-            .deploy(
-                &token,
-                json!({ "project": "web", "environment": "production", "sha": c2 }),
-            )
-            .await;
+        let (_, ok) = app.deploy(&token, json!({ "project": "web", "environment": "production", "sha": c2 })).await;
         app.drain().await;
         let got = app.get_deploy(&token, ok["id"].as_i64().expect("id")).await;
         assert_eq!(got["deploy"]["status"], json!("ready"));

@@ -1,8 +1,7 @@
 //! The `Store` contract: the same behaviour from SQLite and PostgreSQL.
 
 use shipwatch::store::{
-    CommitRecord, DynStore, FileChange, NewDeploy, NewJob, NewProject, Person, RangeOutcome,
-    StoreError,
+    CommitRecord, DynStore, FileChange, NewDeploy, NewJob, NewProject, Person, RangeOutcome, StoreError,
 };
 use std::collections::HashSet;
 
@@ -35,65 +34,31 @@ fn commit(sha: char, author: &str) -> CommitRecord {
     CommitRecord {
         sha: sha.to_string().repeat(40),
         parents: vec!["f".repeat(40)],
-        author: Person {
-            name: author.into(),
-            email: format!("{author}@example.com"),
-        },
+        author: Person { name: author.into(), email: format!("{author}@example.com") },
         author_time: 10,
-        committer: Person {
-            name: author.into(),
-            email: format!("{author}@example.com"),
-        },
+        committer: Person { name: author.into(), email: format!("{author}@example.com") },
         committer_time: 11,
         summary: "summary".into(),
         message: "summary\n\nbody".into(),
         pr_number: Some(3),
         co_authors: vec![],
         closes: vec![],
-        files: vec![FileChange {
-            path: "a.rs".into(),
-            old_path: None,
-            added: Some(1),
-            deleted: None,
-        }],
+        files: vec![FileChange { path: "a.rs".into(), old_path: None, added: Some(1), deleted: None }],
     }
 }
 
 #[tokio::test]
 async fn projects_are_unique_by_name_and_found_by_name_or_id() {
     on_each_backend(|store: DynStore, backend| async move {
-        let p = store
-            .create_project(new_project("web"), 5)
-            .await
-            .expect("created");
+        let p = store.create_project(new_project("web"), 5).await.expect("created");
         assert_eq!(p.name, "web");
-        assert_eq!(
-            store
-                .project_by_id(p.id)
-                .await
-                .expect("read")
-                .map(|p| p.name),
-            Some("web".into())
-        );
-        assert_eq!(
-            store
-                .project_by_name("web")
-                .await
-                .expect("read")
-                .map(|p| p.id),
-            Some(p.id)
-        );
+        assert_eq!(store.project_by_id(p.id).await.expect("read").map(|p| p.name), Some("web".into()));
+        assert_eq!(store.project_by_name("web").await.expect("read").map(|p| p.id), Some(p.id));
         assert!(store.project_by_name("nope").await.expect("read").is_none());
         let dup = store.create_project(new_project("web"), 6).await;
-        assert!(
-            matches!(dup, Err(StoreError::Conflict(ref m)) if m.contains("web")),
-            "{backend}: {dup:?}"
-        );
+        assert!(matches!(dup, Err(StoreError::Conflict(ref m)) if m.contains("web")), "{backend}: {dup:?}");
         assert_eq!(store.list_projects().await.expect("list").len(), 1);
-        assert!(
-            !format!("{p:?}").contains("token-web"),
-            "Debug must not print the deploy token"
-        );
+        assert!(!format!("{p:?}").contains("token-web"), "Debug must not print the deploy token");
     })
     .await;
 }
@@ -101,66 +66,29 @@ async fn projects_are_unique_by_name_and_found_by_name_or_id() {
 #[tokio::test]
 async fn deploys_chain_per_environment_and_repeat_idempotently() {
     on_each_backend(|store: DynStore, backend| async move {
-        let p = store
-            .create_project(new_project("web"), 0)
-            .await
-            .expect("project");
-        let (d1, new1) = store
-            .record_deploy(new_deploy(p.id, "prod", 'a'), 1)
-            .await
-            .expect("d1");
-        let (d2, new2) = store
-            .record_deploy(new_deploy(p.id, "prod", 'b'), 2)
-            .await
-            .expect("d2");
-        let (s1, _) = store
-            .record_deploy(new_deploy(p.id, "staging", 'b'), 3)
-            .await
-            .expect("s1");
-        let (again, new3) = store
-            .record_deploy(new_deploy(p.id, "prod", 'b'), 4)
-            .await
-            .expect("again");
+        let p = store.create_project(new_project("web"), 0).await.expect("project");
+        let (d1, new1) = store.record_deploy(new_deploy(p.id, "prod", 'a'), 1).await.expect("d1");
+        let (d2, new2) = store.record_deploy(new_deploy(p.id, "prod", 'b'), 2).await.expect("d2");
+        let (s1, _) = store.record_deploy(new_deploy(p.id, "staging", 'b'), 3).await.expect("s1");
+        let (again, new3) = store.record_deploy(new_deploy(p.id, "prod", 'b'), 4).await.expect("again");
         assert!(new1 && new2 && !new3, "{backend}");
         assert_eq!((d1.seq, d2.seq, s1.seq), (1, 2, 1));
         assert_eq!(d1.base_sha, None);
         assert_eq!(d2.base_sha.as_deref(), Some("a".repeat(40).as_str()));
         assert_eq!(d2.previous_deploy_id, Some(d1.id));
-        assert_eq!(
-            s1.base_sha, None,
-            "environments do not chain into each other"
-        );
+        assert_eq!(s1.base_sha, None, "environments do not chain into each other");
         assert_eq!(again.id, d2.id);
         // Rolling back to a's commit after b is a new deploy, not a repeat of d1.
-        let (rollback, new4) = store
-            .record_deploy(new_deploy(p.id, "prod", 'a'), 5)
-            .await
-            .expect("rollback");
+        let (rollback, new4) = store.record_deploy(new_deploy(p.id, "prod", 'a'), 5).await.expect("rollback");
         assert!(new4 && rollback.id != d1.id);
         assert_eq!(rollback.base_sha.as_deref(), Some("b".repeat(40).as_str()));
         let jobs = store.job_states().await.expect("jobs");
         assert_eq!(jobs.len(), 4, "one range job per new deploy");
-        let page = store
-            .list_deploys(p.id, Some("prod"), None, 2)
-            .await
-            .expect("list");
-        assert_eq!(
-            page.iter().map(|d| d.id).collect::<Vec<_>>(),
-            vec![rollback.id, d2.id]
-        );
-        let older = store
-            .list_deploys(p.id, Some("prod"), Some(d2.id), 2)
-            .await
-            .expect("list");
+        let page = store.list_deploys(p.id, Some("prod"), None, 2).await.expect("list");
+        assert_eq!(page.iter().map(|d| d.id).collect::<Vec<_>>(), vec![rollback.id, d2.id]);
+        let older = store.list_deploys(p.id, Some("prod"), Some(d2.id), 2).await.expect("list");
         assert_eq!(older.iter().map(|d| d.id).collect::<Vec<_>>(), vec![d1.id]);
-        assert_eq!(
-            store
-                .list_deploys(p.id, None, None, 10)
-                .await
-                .expect("all")
-                .len(),
-            4
-        );
+        assert_eq!(store.list_deploys(p.id, None, None, 10).await.expect("all").len(), 4);
     })
     .await;
 }
@@ -168,14 +96,8 @@ async fn deploys_chain_per_environment_and_repeat_idempotently() {
 #[tokio::test]
 async fn finishing_a_range_twice_stores_each_commit_once() {
     on_each_backend(|store: DynStore, backend| async move {
-        let p = store
-            .create_project(new_project("web"), 0)
-            .await
-            .expect("project");
-        let (d, _) = store
-            .record_deploy(new_deploy(p.id, "prod", 'a'), 1)
-            .await
-            .expect("deploy");
+        let p = store.create_project(new_project("web"), 0).await.expect("project");
+        let (d, _) = store.record_deploy(new_deploy(p.id, "prod", 'a'), 1).await.expect("deploy");
         let outcome = RangeOutcome {
             base_sha: Some("0".repeat(40)),
             range_status: "forward".into(),
@@ -183,31 +105,19 @@ async fn finishing_a_range_twice_stores_each_commit_once() {
             commit_count: 2,
             commits: vec![commit('1', "alice"), commit('2', "bob")],
         };
-        store
-            .finish_deploy_range(d.id, &outcome, 10)
-            .await
-            .expect("first write");
+        store.finish_deploy_range(d.id, &outcome, 10).await.expect("first write");
         // A worker that wrote and then died before completing its job: the next one writes again.
         let mut renamed = outcome.clone();
         renamed.commits[1].author.name = "Bob Roe".into();
-        store
-            .finish_deploy_range(d.id, &renamed, 11)
-            .await
-            .expect("second write");
+        store.finish_deploy_range(d.id, &renamed, 11).await.expect("second write");
         let stored = store.deploy_commits(d.id).await.expect("commits");
         assert_eq!(stored.len(), 2, "{backend}");
         assert_eq!(stored, renamed.commits, "round-trips every field, in order");
         let d = store.deploy(d.id).await.expect("read").expect("exists");
-        assert_eq!(
-            (d.status.as_str(), d.commit_count, d.commits_stored),
-            ("ready", Some(2), Some(2))
-        );
+        assert_eq!((d.status.as_str(), d.commit_count, d.commits_stored), ("ready", Some(2), Some(2)));
 
         // A large range crosses the insert batches.
-        let (big, _) = store
-            .record_deploy(new_deploy(p.id, "prod", 'b'), 2)
-            .await
-            .expect("deploy");
+        let (big, _) = store.record_deploy(new_deploy(p.id, "prod", 'b'), 2).await.expect("deploy");
         let many: Vec<CommitRecord> = (0..1234)
             .map(|i| {
                 let mut c = commit('c', "carol");
@@ -215,19 +125,9 @@ async fn finishing_a_range_twice_stores_each_commit_once() {
                 c
             })
             .collect();
-        let outcome = RangeOutcome {
-            commit_count: 1234,
-            commits: many,
-            ..outcome
-        };
-        store
-            .finish_deploy_range(big.id, &outcome, 12)
-            .await
-            .expect("big write");
-        assert_eq!(
-            store.deploy_commits(big.id).await.expect("commits").len(),
-            1234
-        );
+        let outcome = RangeOutcome { commit_count: 1234, commits: many, ..outcome };
+        store.finish_deploy_range(big.id, &outcome, 12).await.expect("big write");
+        assert_eq!(store.deploy_commits(big.id).await.expect("commits").len(), 1234);
     })
     .await;
 }
@@ -235,77 +135,33 @@ async fn finishing_a_range_twice_stores_each_commit_once() {
 #[tokio::test]
 async fn jobs_are_leased_retried_and_claimed_once() {
     on_each_backend(|store: DynStore, backend| async move {
-        let job = |k: &str| NewJob {
-            kind: k.into(),
-            payload: "{}".into(),
-            max_attempts: 3,
-        };
+        let job = |k: &str| NewJob { kind: k.into(), payload: "{}".into(), max_attempts: 3 };
         let id = store.enqueue_job(job("a"), 1_000).await.expect("enqueue");
-        assert!(
-            store.claim_job(999, 100).await.expect("claim").is_none(),
-            "not due before its time"
-        );
-        let first = store
-            .claim_job(1_000, 100)
-            .await
-            .expect("claim")
-            .expect("due");
+        assert!(store.claim_job(999, 100).await.expect("claim").is_none(), "not due before its time");
+        let first = store.claim_job(1_000, 100).await.expect("claim").expect("due");
         assert_eq!((first.id, first.attempts), (id, 1));
-        assert!(
-            store.claim_job(1_050, 100).await.expect("claim").is_none(),
-            "{backend}: leased"
-        );
+        assert!(store.claim_job(1_050, 100).await.expect("claim").is_none(), "{backend}: leased");
         assert!(store.extend_lease(&first, 1_200).await.expect("extend"));
-        assert!(
-            store.claim_job(1_150, 100).await.expect("claim").is_none(),
-            "extended lease holds"
-        );
+        assert!(store.claim_job(1_150, 100).await.expect("claim").is_none(), "extended lease holds");
         // The worker died: after the lease the job is claimed again, and the old claim is worthless.
-        let second = store
-            .claim_job(1_201, 100)
-            .await
-            .expect("claim")
-            .expect("lease ran out");
+        let second = store.claim_job(1_201, 100).await.expect("claim").expect("lease ran out");
         assert_eq!((second.id, second.attempts), (id, 2));
         assert_ne!(first.lease_token, second.lease_token);
-        assert!(
-            !store.complete_job(&first, 1_210).await.expect("complete"),
-            "stale claim cannot complete"
-        );
+        assert!(!store.complete_job(&first, 1_210).await.expect("complete"), "stale claim cannot complete");
         assert!(!store.extend_lease(&first, 9_999).await.expect("extend"));
         // Fails, is retried later, then succeeds.
-        assert!(store
-            .fail_job(&second, "boom", Some(2_000), 1_220)
-            .await
-            .expect("fail"));
+        assert!(store.fail_job(&second, "boom", Some(2_000), 1_220).await.expect("fail"));
         assert!(store.claim_job(1_999, 100).await.expect("claim").is_none());
-        let third = store
-            .claim_job(2_000, 100)
-            .await
-            .expect("claim")
-            .expect("retry due");
+        let third = store.claim_job(2_000, 100).await.expect("claim").expect("retry due");
         assert!(store.complete_job(&third, 2_010).await.expect("complete"));
-        assert!(
-            store.claim_job(99_999, 100).await.expect("claim").is_none(),
-            "done jobs stay done"
-        );
+        assert!(store.claim_job(99_999, 100).await.expect("claim").is_none(), "done jobs stay done");
         // Giving up is final.
         store.enqueue_job(job("b"), 3_000).await.expect("enqueue");
-        let b = store
-            .claim_job(3_000, 100)
-            .await
-            .expect("claim")
-            .expect("b");
-        assert!(store
-            .fail_job(&b, "permanent", None, 3_010)
-            .await
-            .expect("fail"));
+        let b = store.claim_job(3_000, 100).await.expect("claim").expect("b");
+        assert!(store.fail_job(&b, "permanent", None, 3_010).await.expect("fail"));
         assert!(store.claim_job(99_999, 100).await.expect("claim").is_none());
         let states = store.job_states().await.expect("states");
-        let statuses: Vec<(&str, i64)> = states
-            .iter()
-            .map(|s| (s.status.as_str(), s.attempts))
-            .collect();
+        let statuses: Vec<(&str, i64)> = states.iter().map(|s| (s.status.as_str(), s.attempts)).collect();
         assert_eq!(statuses, vec![("done", 3), ("dead", 1)], "{backend}");
         assert_eq!(states[1].last_error.as_deref(), Some("permanent"));
     })
@@ -317,14 +173,7 @@ async fn concurrent_workers_never_claim_the_same_job() {
     on_each_backend(|store: DynStore, backend| async move {
         for _ in 0..40 {
             store
-                .enqueue_job(
-                    NewJob {
-                        kind: "k".into(),
-                        payload: "{}".into(),
-                        max_attempts: 1,
-                    },
-                    0,
-                )
+                .enqueue_job(NewJob { kind: "k".into(), payload: "{}".into(), max_attempts: 1 }, 0)
                 .await
                 .expect("enqueue");
         }

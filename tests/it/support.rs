@@ -31,9 +31,7 @@ impl TestDb {
         drop(self.store);
         if let (Some(admin), Some(db)) = (self.pg_admin_url, self.pg_db) {
             if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await {
-                let _ = sqlx::query(&format!("drop database if exists {db} with (force)"))
-                    .execute(&mut conn)
-                    .await;
+                let _ = sqlx::query(&format!("drop database if exists {db} with (force)")).execute(&mut conn).await;
             }
         }
     }
@@ -43,14 +41,7 @@ pub async fn sqlite_db() -> TestDb {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite:{}", dir.path().join("test.db").display());
     let store = store::connect(&url).await.expect("sqlite store opens");
-    TestDb {
-        name: "sqlite",
-        store,
-        url,
-        _dir: Some(dir),
-        pg_admin_url: None,
-        pg_db: None,
-    }
+    TestDb { name: "sqlite", store, url, _dir: Some(dir), pg_admin_url: None, pg_db: None }
 }
 
 fn pg_admin_url() -> String {
@@ -79,46 +70,23 @@ pub async fn postgres_db() -> Option<TestDb> {
     };
     let now = chrono::Utc::now().timestamp();
     // Databases left by tests that panicked more than an hour ago.
-    let stale: Vec<String> = sqlx::query_scalar(
-        "select datname from pg_database where datname like 'shipwatch\\_test\\_%'",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap_or_default();
+    let stale: Vec<String> =
+        sqlx::query_scalar("select datname from pg_database where datname like 'shipwatch\\_test\\_%'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
     for db in stale {
-        let born = db
-            .split('_')
-            .nth(2)
-            .and_then(|t| t.parse::<i64>().ok())
-            .unwrap_or(now);
+        let born = db.split('_').nth(2).and_then(|t| t.parse::<i64>().ok()).unwrap_or(now);
         if now - born > 3600 {
-            let _ = sqlx::query(&format!("drop database if exists {db} with (force)"))
-                .execute(&mut conn)
-                .await;
+            let _ = sqlx::query(&format!("drop database if exists {db} with (force)")).execute(&mut conn).await;
         }
     }
-    let db = format!(
-        "shipwatch_test_{now}_{}",
-        shipwatch::store::random_hex(6).expect("random")
-    );
-    sqlx::query(&format!("create database {db}"))
-        .execute(&mut conn)
-        .await
-        .expect("create test database");
-    let base = admin
-        .rsplit_once('/')
-        .map_or(admin.as_str(), |(b, _)| b)
-        .to_owned();
+    let db = format!("shipwatch_test_{now}_{}", shipwatch::store::random_hex(6).expect("random"));
+    sqlx::query(&format!("create database {db}")).execute(&mut conn).await.expect("create test database");
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
     let url = format!("{base}/{db}");
     let store = store::connect(&url).await.expect("postgres store opens");
-    Some(TestDb {
-        name: "postgres",
-        store,
-        url,
-        _dir: None,
-        pg_admin_url: Some(admin),
-        pg_db: Some(db),
-    })
+    Some(TestDb { name: "postgres", store, url, _dir: None, pg_admin_url: Some(admin), pg_db: Some(db) })
 }
 
 /// Runs `test` against SQLite, then PostgreSQL when reachable.
@@ -147,25 +115,13 @@ pub struct Author {
     pub email: &'static str,
 }
 
-pub const ALICE: Author = Author {
-    name: "Alice Doe",
-    email: "alice@example.com",
-};
-pub const BOB: Author = Author {
-    name: "Bob Roe",
-    email: "bob@example.com",
-};
-pub const CAROL: Author = Author {
-    name: "Carol Poe",
-    email: "carol@example.com",
-};
+pub const ALICE: Author = Author { name: "Alice Doe", email: "alice@example.com" };
+pub const BOB: Author = Author { name: "Bob Roe", email: "bob@example.com" };
+pub const CAROL: Author = Author { name: "Carol Poe", email: "carol@example.com" };
 
 impl TestRepo {
     pub fn new() -> TestRepo {
-        let repo = TestRepo {
-            dir: tempfile::tempdir().expect("temp dir"),
-            clock: AtomicI64::new(1_763_000_000),
-        };
+        let repo = TestRepo { dir: tempfile::tempdir().expect("temp dir"), clock: AtomicI64::new(1_763_000_000) };
         repo.git(&["init", "--quiet", "--initial-branch=main"]);
         repo
     }
@@ -196,11 +152,7 @@ impl TestRepo {
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .output()
             .expect("git runs");
-        assert!(
-            out.status.success(),
-            "git {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
@@ -218,10 +170,7 @@ impl TestRepo {
             std::fs::write(&full, content).expect("write file");
             self.git(&["add", "--", path]);
         }
-        self.git_as(
-            author,
-            &["commit", "--quiet", "--allow-empty", "-m", message],
-        );
+        self.git_as(author, &["commit", "--quiet", "--allow-empty", "-m", message]);
         self.head()
     }
 
@@ -240,10 +189,7 @@ impl TestRepo {
 /// Configuration for an app whose data lives in `data_dir`.
 pub fn app_args(data_dir: &Path, git_program: Option<PathBuf>) -> (DataArgs, GitArgs, WorkerArgs) {
     (
-        DataArgs {
-            data_dir: data_dir.to_owned(),
-            database_url: None,
-        },
+        DataArgs { data_dir: data_dir.to_owned(), database_url: None },
         GitArgs {
             allow_local_repos: true,
             git_token: None,
@@ -251,10 +197,7 @@ pub fn app_args(data_dir: &Path, git_program: Option<PathBuf>) -> (DataArgs, Git
             git_timeout: 60,
             max_range_commits: 20_000,
         },
-        WorkerArgs {
-            job_lease: 60,
-            poll_interval_ms: 50,
-        },
+        WorkerArgs { job_lease: 60, poll_interval_ms: 50 },
     )
 }
 
@@ -274,9 +217,7 @@ impl TestApp {
         let data = tempfile::tempdir().expect("temp dir");
         let (d, g, w) = app_args(data.path(), None);
         let app = App::with_store(store, &d, &g, &w);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
         let options = ServeOptions {
@@ -284,21 +225,10 @@ impl TestApp {
             admin_token: Some(Secret::new(ADMIN_TOKEN)),
             allow_local_repos: true,
             run_worker,
+            events_per_minute: 6000,
         };
-        let server = tokio::spawn(shipwatch::serve(
-            app.clone(),
-            listener,
-            options,
-            shutdown.clone(),
-        ));
-        TestApp {
-            base,
-            app,
-            http: reqwest::Client::new(),
-            data,
-            shutdown,
-            server,
-        }
+        let server = tokio::spawn(shipwatch::serve(app.clone(), listener, options, shutdown.clone()));
+        TestApp { base, app, http: reqwest::Client::new(), data, shutdown, server }
     }
 
     pub async fn stop(self) {
@@ -335,10 +265,7 @@ impl TestApp {
         let resp = req.send().await.expect("request sent");
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     /// Creates a project for `repo` through the admin API; returns (name, deploy token).
@@ -352,33 +279,17 @@ impl TestApp {
             )
             .await;
         assert_eq!(status, 201, "{body}");
-        (
-            name.to_owned(),
-            body["deploy_token"].as_str().expect("token").to_owned(),
-        )
+        (name.to_owned(), body["deploy_token"].as_str().expect("token").to_owned())
     }
 
     /// Posts a deploy; returns the status and body.
     pub async fn deploy(&self, token: &str, body: Value) -> (u16, Value) {
-        self.call(
-            reqwest::Method::POST,
-            "/api/v1/deploys",
-            Some(token),
-            Some(body),
-        )
-        .await
+        self.call(reqwest::Method::POST, "/api/v1/deploys", Some(token), Some(body)).await
     }
 
     /// Gets a deploy with its commits.
     pub async fn get_deploy(&self, token: &str, id: i64) -> Value {
-        let (status, body) = self
-            .call(
-                reqwest::Method::GET,
-                &format!("/api/v1/deploys/{id}"),
-                Some(token),
-                None,
-            )
-            .await;
+        let (status, body) = self.call(reqwest::Method::GET, &format!("/api/v1/deploys/{id}"), Some(token), None).await;
         assert_eq!(status, 200, "{body}");
         body
     }

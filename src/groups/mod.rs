@@ -1,0 +1,324 @@
+//! Error groups: normalising an accepted event (which frames are the application's), its fingerprint, title and
+//! culprit, and the job that files it into its group exactly once.
+
+use sha2::{Digest as _, Sha256};
+use tracing::{instrument, warn};
+
+use crate::events::{truncate, Event, Frame};
+use crate::store::{DynStore, GroupUpdate};
+
+/// Path fragments of code that is not the application's: installed packages, runtimes, the standard library.
+const NOT_IN_APP_PATHS: &[&str] = &[
+    "site-packages/",
+    "dist-packages/",
+    "site-packages\\",
+    "/lib/python",
+    "\\lib\\python",
+    "<frozen ",
+    "node_modules/",
+    "node_modules\\",
+    "node:",
+    "/rustc/",
+    "/.cargo/registry/",
+    "\\.cargo\\registry\\",
+    "/go/pkg/mod/",
+    "/usr/local/go/src/",
+    "/usr/lib/go/",
+    "/gems/",
+    "/ruby/3.",
+    "/ruby/2.",
+    "/vendor/",
+    "\\vendor\\",
+];
+
+/// Module prefixes of runtimes and frameworks (JVM, .NET, Go's standard library is matched by path).
+const NOT_IN_APP_MODULES: &[&str] = &[
+    "java.",
+    "javax.",
+    "jdk.",
+    "sun.",
+    "kotlin.",
+    "kotlinx.",
+    "android.",
+    "androidx.",
+    "com.android.",
+    "dalvik.",
+    "System.",
+    "Microsoft.",
+    "core::",
+    "std::",
+    "alloc::",
+    "tokio::",
+    "runtime",
+];
+
+/// Decides `in_app` where the SDK or parser left it open: not the application's when the path or module says
+/// it is a package, a runtime or the standard library.
+pub fn guess_in_app(frame: &Frame) -> bool {
+    let path = frame.abs_path.as_deref().or(frame.filename.as_deref()).unwrap_or_default();
+    if NOT_IN_APP_PATHS.iter().any(|p| path.contains(p)) {
+        return false;
+    }
+    let module = frame.module.as_deref().unwrap_or_default();
+    if NOT_IN_APP_MODULES.iter().any(|m| module.starts_with(m) || module == m.trim_end_matches(['.', ':'])) {
+        return false;
+    }
+    if path.is_empty() && module.is_empty() {
+        return false;
+    }
+    true
+}
+
+/// Fills in `in_app` for every frame that lacks it.
+pub fn normalise(event: &mut Event) {
+    for e in &mut event.exceptions {
+        for f in &mut e.frames {
+            f.in_app = Some(f.in_app.unwrap_or_else(|| guess_in_app(f)));
+        }
+    }
+    for f in &mut event.stacktrace {
+        f.in_app = Some(f.in_app.unwrap_or_else(|| guess_in_app(f)));
+    }
+}
+
+/// Where a frame's code lives, without line numbers: the module when given, else the file name.
+fn frame_location(f: &Frame) -> String {
+    if let Some(m) = f.module.as_deref().filter(|m| !m.is_empty()) {
+        return m.to_owned();
+    }
+    let path = f.filename.as_deref().or(f.abs_path.as_deref()).unwrap_or_default();
+    // Strip query strings and cache-busting hashes that change with every build.
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    path.rsplit(['/', '\\']).next().unwrap_or(path).to_owned()
+}
+
+/// shipwatch's own grouping: the raised exception's type and the application frames by location and function —
+/// no line numbers, so moving code does not split a group. Without frames, the type and message.
+pub fn default_components(event: &Event) -> Vec<String> {
+    let mut parts = Vec::new();
+    let frames = event.frames();
+    let in_app: Vec<&Frame> = frames.iter().filter(|f| f.in_app == Some(true)).collect();
+    let chosen: Vec<&Frame> = if in_app.is_empty() { frames.iter().collect() } else { in_app };
+    match event.raised() {
+        Some(e) => parts.push(format!("type:{}", e.ty)),
+        None => parts.push("message".to_owned()),
+    }
+    for f in &chosen {
+        parts.push(format!("frame:{}:{}", frame_location(f), f.function.as_deref().unwrap_or("?")));
+    }
+    if chosen.is_empty() {
+        let text = event.raised().and_then(|e| e.value.as_deref()).or(event.message.as_deref()).unwrap_or_default();
+        parts.push(format!("text:{}", strip_numbers(text)));
+    }
+    parts
+}
+
+/// Digits vary per occurrence (ids, counts, addresses); a message-only group should not split on them.
+fn strip_numbers(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_number = false;
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                out.push('#');
+            }
+            in_number = true;
+        } else {
+            in_number = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The fingerprint: the SDK's, with `{{ default }}` standing for shipwatch's grouping, or shipwatch's own.
+pub fn fingerprint(event: &Event) -> String {
+    let components: Vec<String> = match &event.fingerprint {
+        Some(custom) if !custom.is_empty() => custom
+            .iter()
+            .flat_map(|c| {
+                if c.trim() == "{{ default }}" || c.trim() == "{{default}}" {
+                    default_components(event)
+                } else {
+                    vec![format!("custom:{c}")]
+                }
+            })
+            .collect(),
+        _ => default_components(event),
+    };
+    let mut hasher = Sha256::new();
+    for c in &components {
+        hasher.update(c.as_bytes());
+        hasher.update([0u8]);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// `TypeError: Cannot read properties of undefined`, or the message.
+pub fn title(event: &Event) -> String {
+    let t = match event.raised() {
+        Some(e) => match e.value.as_deref().filter(|v| !v.is_empty()) {
+            Some(v) => format!("{}: {}", e.ty, v.lines().next().unwrap_or(v)),
+            None => e.ty.clone(),
+        },
+        None => event.message.clone().unwrap_or_else(|| "(no message)".into()),
+    };
+    truncate(&t, 200)
+}
+
+/// The application frame nearest the crash, as `function (file)`.
+pub fn culprit(event: &Event) -> Option<String> {
+    let frames = event.frames();
+    let f = frames.iter().rev().find(|f| f.in_app == Some(true)).or_else(|| frames.last())?;
+    let location = f.filename.as_deref().or(f.abs_path.as_deref()).or(f.module.as_deref()).unwrap_or("?");
+    Some(truncate(&format!("{} ({location})", f.function.as_deref().unwrap_or("?")), 200))
+}
+
+/// The grouping service.
+pub struct Groups {
+    store: DynStore,
+}
+
+impl Groups {
+    pub fn new(store: DynStore) -> Groups {
+        Groups { store }
+    }
+
+    /// The event job: normalise, fingerprint, file into the group. Safe to run again: an event is counted once.
+    ///
+    /// # Errors
+    /// Store errors (the job is retried).
+    #[instrument(skip_all, fields(event_row))]
+    pub async fn process_event(&self, event_row: i64) -> anyhow::Result<()> {
+        let Some(stored) = self.store.event(event_row).await? else {
+            warn!("event no longer exists; nothing to do");
+            return Ok(());
+        };
+        if stored.group_id.is_some() {
+            return Ok(());
+        }
+        let mut event: Event = serde_json::from_str(&stored.payload)?;
+        normalise(&mut event);
+        let update = GroupUpdate {
+            fingerprint: fingerprint(&event),
+            title: title(&event),
+            culprit: culprit(&event),
+            level: event.level.clone(),
+        };
+        self.store.group_event(&stored, &update).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Exception;
+
+    fn frame(path: &str, module: Option<&str>, function: &str, line: u32) -> Frame {
+        Frame {
+            filename: Some(path.into()),
+            abs_path: Some(path.into()),
+            module: module.map(str::to_owned),
+            function: Some(function.into()),
+            lineno: Some(line),
+            ..Default::default()
+        }
+    }
+
+    fn event(ty: &str, value: &str, frames: Vec<Frame>) -> Event {
+        let mut e = Event {
+            event_id: "a".repeat(32),
+            exceptions: vec![Exception { ty: ty.into(), value: Some(value.into()), frames, ..Default::default() }],
+            ..Default::default()
+        };
+        normalise(&mut e);
+        e
+    }
+
+    #[test]
+    fn in_app_guesses() {
+        for (path, module, expected) in [
+            ("/srv/app/payments.py", None, true),
+            ("/srv/app/.venv/lib/python3.11/site-packages/flask/app.py", None, false),
+            (r"C:\app\venv\Lib\site-packages\requests\api.py", None, false),
+            ("/app/node_modules/express/lib/router.js", None, false),
+            ("node:internal/process/task_queues", None, false),
+            ("/home/ci/go/pkg/mod/github.com/x/y@v1/z.go", None, false),
+            ("Thread.java", Some("java.lang.Thread"), false),
+            ("Foo.java", Some("com.acme.Foo"), true),
+            ("/rustc/abc/library/core/src/panicking.rs", None, false),
+            ("/usr/local/bundle/gems/rack-3.0.8/lib/rack.rb", None, false),
+        ] {
+            assert_eq!(guess_in_app(&frame(path, module, "f", 1)), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn fingerprints_ignore_line_numbers_but_not_functions_or_types() {
+        let a = event(
+            "TypeError",
+            "x is undefined",
+            vec![frame("/srv/a.js", None, "main", 3), frame("/srv/b.js", None, "f", 10)],
+        );
+        let moved = event(
+            "TypeError",
+            "y is undefined",
+            vec![frame("/srv/a.js", None, "main", 5), frame("/srv/b.js", None, "f", 12)],
+        );
+        let other_fn =
+            event("TypeError", "x", vec![frame("/srv/a.js", None, "main", 3), frame("/srv/b.js", None, "g", 10)]);
+        let other_ty =
+            event("RangeError", "x", vec![frame("/srv/a.js", None, "main", 3), frame("/srv/b.js", None, "f", 10)]);
+        let lib_changed = event(
+            "TypeError",
+            "x",
+            vec![
+                frame("/srv/a.js", None, "main", 3),
+                frame("/srv/node_modules/lib/i.js", None, "h", 1),
+                frame("/srv/b.js", None, "f", 10),
+            ],
+        );
+        assert_eq!(fingerprint(&a), fingerprint(&moved));
+        assert_ne!(fingerprint(&a), fingerprint(&other_fn));
+        assert_ne!(fingerprint(&a), fingerprint(&other_ty));
+        assert_eq!(fingerprint(&a), fingerprint(&lib_changed), "library frames do not count when app frames exist");
+    }
+
+    #[test]
+    fn sdk_fingerprints_and_default_placeholder() {
+        let base = event("E", "m", vec![frame("/srv/a.py", None, "f", 1)]);
+        let mut custom = base.clone();
+        custom.fingerprint = Some(vec!["checkout".into()]);
+        let mut custom2 = event("Other", "z", vec![frame("/srv/q.py", None, "g", 9)]);
+        custom2.fingerprint = Some(vec!["checkout".into()]);
+        assert_eq!(fingerprint(&custom), fingerprint(&custom2), "custom fingerprint alone decides");
+        let mut with_default = base.clone();
+        with_default.fingerprint = Some(vec!["{{ default }}".into(), "tenant-1".into()]);
+        let mut with_default2 = base.clone();
+        with_default2.fingerprint = Some(vec!["{{ default }}".into(), "tenant-2".into()]);
+        assert_ne!(fingerprint(&with_default), fingerprint(&with_default2));
+        assert_ne!(fingerprint(&with_default), fingerprint(&base));
+    }
+
+    #[test]
+    fn messages_without_frames_group_by_text_without_numbers() {
+        let msg = |m: &str| {
+            let e = Event { message: Some(m.into()), ..Default::default() };
+            fingerprint(&e)
+        };
+        assert_eq!(msg("user 42 not found"), msg("user 7 not found"));
+        assert_ne!(msg("user 42 not found"), msg("order 42 not found"));
+    }
+
+    #[test]
+    fn title_and_culprit() {
+        let e = event(
+            "ZeroDivisionError",
+            "division by zero\nmore",
+            vec![frame("app.py", None, "handler", 1), frame("/usr/lib/python3.11/x.py", None, "lib", 2)],
+        );
+        assert_eq!(title(&e), "ZeroDivisionError: division by zero");
+        assert_eq!(culprit(&e).as_deref(), Some("handler (app.py)"));
+    }
+}

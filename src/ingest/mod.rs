@@ -1,0 +1,296 @@
+//! Error intake: Sentry envelopes and legacy store requests, shipwatch's native JSON and pasted stack traces,
+//! authenticated, size-limited, decompressed with a cap, and stored durably before the client hears back.
+
+pub mod decode;
+pub mod envelope;
+pub mod sentry;
+
+use std::collections::HashMap;
+use std::io::Read as _;
+use std::sync::{Arc, Mutex};
+use subtle::ConstantTimeEq as _;
+use tokio::sync::Notify;
+
+use crate::events::Event;
+use crate::store::{DynStore, NewEvent, Project, StoreError};
+
+/// Why intake refused a request, named by the answer it gets.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// `400`
+    #[error("{0}")]
+    Malformed(String),
+    /// `403`
+    #[error("{0}")]
+    Forbidden(String),
+    /// `413`
+    #[error("{0}")]
+    TooLarge(String),
+    /// `429`, with the seconds until the quota frees up.
+    #[error("over the project's quota of {limit} events per minute")]
+    OverQuota { retry_after: u64, limit: u32 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl IngestError {
+    /// An I/O error while decoding: the cap (`413`) or a corrupt body (`400`).
+    pub fn from_io(e: std::io::Error) -> IngestError {
+        if e.get_ref().is_some_and(|inner| inner.is::<decode::OverCap>()) {
+            IngestError::TooLarge(decode::OverCap.to_string())
+        } else {
+            IngestError::Malformed(format!("the body could not be decoded: {e}"))
+        }
+    }
+}
+
+/// Where the caller's key was found; any one of them will do.
+#[derive(Debug, Default)]
+pub struct Credentials {
+    /// From `X-Sentry-Auth: Sentry sentry_key=…` (or an `Authorization: Sentry …` header).
+    pub header_key: Option<String>,
+    /// From the `sentry_key` query parameter (browser and Node SDKs).
+    pub query_key: Option<String>,
+}
+
+/// The `sentry_key` of a `Sentry sentry_key=…, sentry_version=7, …` header.
+pub fn key_from_auth_header(value: &str) -> Option<String> {
+    let rest = value.trim().strip_prefix("Sentry").or_else(|| value.trim().strip_prefix("sentry"))?;
+    rest.split(',').find_map(|part| {
+        let (k, v) = part.trim().split_once('=')?;
+        (k.trim() == "sentry_key").then(|| v.trim().to_owned())
+    })
+}
+
+/// The public key of a DSN (`http://<key>@host/<id>`).
+pub fn key_from_dsn(dsn: &str) -> Option<String> {
+    let rest = dsn.split_once("://")?.1;
+    let userinfo = rest.split_once('@')?.0;
+    let key = userinfo.split(':').next()?;
+    (!key.is_empty()).then(|| key.to_owned())
+}
+
+/// Events per minute per project, counted in fixed one-minute windows in this process.
+pub struct Quota {
+    per_minute: u32,
+    windows: Mutex<HashMap<i64, (i64, u32)>>,
+}
+
+impl Quota {
+    pub fn new(per_minute: u32) -> Quota {
+        Quota { per_minute, windows: Mutex::new(HashMap::new()) }
+    }
+
+    /// Takes `n` events from the project's allowance at `now_ms`, or says how long until there is room.
+    ///
+    /// # Errors
+    /// [`IngestError::OverQuota`] with the seconds until the next window.
+    pub fn take(&self, project_id: i64, n: u32, now_ms: i64) -> Result<(), IngestError> {
+        if n == 0 {
+            return Ok(());
+        }
+        let minute = now_ms.div_euclid(60_000);
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = windows.entry(project_id).or_insert((minute, 0));
+        if entry.0 != minute {
+            *entry = (minute, 0);
+        }
+        if entry.1.saturating_add(n) > self.per_minute {
+            let retry_after = ((minute + 1) * 60_000 - now_ms).div_euclid(1000).max(1) as u64;
+            return Err(IngestError::OverQuota { retry_after, limit: self.per_minute });
+        }
+        entry.1 += n;
+        Ok(())
+    }
+}
+
+/// What a request carried, once decoded and parsed: events to store and other items to count.
+#[derive(Debug, Default)]
+pub struct Accepted {
+    pub events: Vec<Event>,
+    pub skipped: Vec<(String, i64)>,
+}
+
+/// The intake service.
+pub struct Ingest {
+    store: DynStore,
+    quota: Quota,
+    wake: Arc<Notify>,
+}
+
+/// The kind of body a Sentry endpoint received.
+#[derive(Debug, Clone, Copy)]
+pub enum SentryBody {
+    Envelope,
+    Store,
+}
+
+impl Ingest {
+    pub fn new(store: DynStore, events_per_minute: u32, wake: Arc<Notify>) -> Ingest {
+        Ingest { store, quota: Quota::new(events_per_minute), wake }
+    }
+
+    /// The project for `project_id` if `key` is its ingest key.
+    ///
+    /// # Errors
+    /// [`IngestError::Forbidden`] for an unknown project or a wrong key (the same answer, so keys cannot be probed).
+    pub async fn authenticate(&self, project_id: &str, key: Option<&str>) -> Result<Project, IngestError> {
+        let Some(key) = key.filter(|k| !k.is_empty()) else {
+            return Err(IngestError::Forbidden(
+                "missing sentry_key: send X-Sentry-Auth, the sentry_key query parameter, or a dsn in the envelope header"
+                    .into(),
+            ));
+        };
+        let denied = || IngestError::Forbidden("invalid sentry_key for this project".into());
+        let id: i64 = project_id.parse().map_err(|_| denied())?;
+        let project = self.store.project_by_id(id).await?.ok_or_else(denied)?;
+        if bool::from(key.as_bytes().ct_eq(project.ingest_key.as_bytes())) {
+            Ok(project)
+        } else {
+            Err(denied())
+        }
+    }
+
+    /// Decodes and parses a Sentry request body off the async runtime. Returns the envelope header's `dsn` key too,
+    /// for clients that authenticate only there.
+    ///
+    /// # Errors
+    /// `400`, `413` as [`IngestError`] says.
+    pub async fn parse_sentry(
+        &self,
+        kind: SentryBody,
+        encoding: Option<String>,
+        raw: bytes::Bytes,
+        received_ms: i64,
+    ) -> Result<(Accepted, Option<String>), IngestError> {
+        tokio::task::spawn_blocking(move || parse_sentry_blocking(kind, encoding.as_deref(), &raw, received_ms))
+            .await
+            .map_err(|e| IngestError::Store(StoreError::Other(anyhow::anyhow!("decoding task failed: {e}"))))?
+    }
+
+    /// Stores accepted events (once per event id) and counts the rest; returns the first event's id.
+    ///
+    /// # Errors
+    /// `429` over the quota; store errors (then nothing was acknowledged, and the SDK retries).
+    pub async fn accept(
+        &self,
+        project: &Project,
+        accepted: Accepted,
+        now_ms: i64,
+    ) -> Result<Option<String>, IngestError> {
+        self.quota.take(project.id, u32::try_from(accepted.events.len()).unwrap_or(u32::MAX), now_ms)?;
+        let mut first = None;
+        let mut stored_any = false;
+        for event in &accepted.events {
+            let payload = serde_json::to_string(event).map_err(|e| {
+                IngestError::Store(StoreError::Other(anyhow::Error::new(e).context("encoding an event")))
+            })?;
+            let new = NewEvent {
+                project_id: project.id,
+                event_id: event.event_id.clone(),
+                occurred_at: event.timestamp,
+                release: event.release.clone(),
+                environment: event.environment.clone(),
+                platform: event.platform.clone(),
+                payload,
+            };
+            stored_any |= self.store.insert_event(&new, now_ms).await?.is_some();
+            first.get_or_insert_with(|| event.event_id.clone());
+        }
+        self.store.count_items(project.id, &accepted.skipped).await?;
+        if stored_any {
+            self.wake.notify_one();
+        }
+        Ok(first)
+    }
+}
+
+fn parse_sentry_blocking(
+    kind: SentryBody,
+    encoding: Option<&str>,
+    raw: &[u8],
+    received_ms: i64,
+) -> Result<(Accepted, Option<String>), IngestError> {
+    let reader = decode::decoder(encoding, raw)?;
+    match kind {
+        SentryBody::Envelope => {
+            let env = envelope::read(std::io::BufReader::with_capacity(64 * 1024, reader))?;
+            let fallback_id = env.header.get("event_id").and_then(|v| v.as_str());
+            let dsn_key = env.header.get("dsn").and_then(|v| v.as_str()).and_then(key_from_dsn);
+            let mut accepted = Accepted { skipped: env.skipped.into_iter().collect(), ..Default::default() };
+            for payload in &env.events {
+                let value: serde_json::Value = serde_json::from_slice(payload)
+                    .map_err(|e| IngestError::Malformed(format!("an event item is not valid JSON: {e}")))?;
+                accepted
+                    .events
+                    .push(sentry::to_event(&value, fallback_id, received_ms).map_err(IngestError::Malformed)?);
+            }
+            Ok((accepted, dsn_key))
+        }
+        SentryBody::Store => {
+            let mut body = Vec::new();
+            reader.take(decode::MAX_EVENT as u64 + 1).read_to_end(&mut body).map_err(IngestError::from_io)?;
+            if body.len() > decode::MAX_EVENT {
+                return Err(IngestError::TooLarge("the event is larger than 1 MiB".into()));
+            }
+            let body = legacy_base64(&body).unwrap_or(body);
+            let value: serde_json::Value = serde_json::from_slice(&body)
+                .map_err(|e| IngestError::Malformed(format!("the event is not valid JSON: {e}")))?;
+            let event = sentry::to_event(&value, None, received_ms).map_err(IngestError::Malformed)?;
+            Ok((Accepted { events: vec![event], skipped: Vec::new() }, None))
+        }
+    }
+}
+
+/// Very old SDKs (raven) send `base64(zlib(json))` without a content encoding.
+fn legacy_base64(body: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first == b'{' {
+        return None;
+    }
+    let compressed = base64::engine::general_purpose::STANDARD.decode(body.trim_ascii()).ok()?;
+    let mut out = Vec::new();
+    flate2::read::ZlibDecoder::new(&compressed[..]).take(decode::MAX_EVENT as u64 + 1).read_to_end(&mut out).ok()?;
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_from_headers_and_dsns() {
+        assert_eq!(
+            key_from_auth_header("Sentry sentry_key=publickey, sentry_version=7, sentry_client=sentry.python/2.75.0"),
+            Some("publickey".into())
+        );
+        assert_eq!(key_from_auth_header("Sentry sentry_version=7,sentry_key=k"), Some("k".into()));
+        assert_eq!(key_from_auth_header("Bearer x"), None);
+        assert_eq!(key_from_dsn("http://publickey@127.0.0.1:18042/42"), Some("publickey".into()));
+        assert_eq!(key_from_dsn("https://pub:secret@o1.ingest.sentry.io/5"), Some("pub".into()));
+        assert_eq!(key_from_dsn("http://127.0.0.1/42"), None);
+    }
+
+    #[test]
+    fn quota_windows() {
+        let q = Quota::new(3);
+        assert!(q.take(1, 2, 60_000).is_ok());
+        assert!(q.take(2, 3, 60_000).is_ok(), "per project");
+        let err = q.take(1, 2, 90_000).expect_err("over");
+        assert!(matches!(err, IngestError::OverQuota { retry_after: 30, limit: 3 }), "{err:?}");
+        assert!(q.take(1, 1, 119_999).is_ok());
+        assert!(q.take(1, 3, 120_000).is_ok(), "a new minute");
+    }
+
+    #[test]
+    fn legacy_store_bodies() {
+        use base64::Engine as _;
+        use std::io::Write as _;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(br#"{"message":"old"}"#).expect("write");
+        let body = base64::engine::general_purpose::STANDARD.encode(z.finish().expect("finish"));
+        assert_eq!(legacy_base64(body.as_bytes()).as_deref(), Some(&br#"{"message":"old"}"#[..]));
+        assert_eq!(legacy_base64(b" {\"a\":1}"), None);
+    }
+}
