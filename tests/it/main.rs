@@ -2,7 +2,10 @@
 //! every store test on SQLite and (when reachable, always in CI) PostgreSQL.
 
 mod api;
+mod bombs;
 mod crash;
+mod ingest;
 mod ranges;
+mod sdk;
 mod store_contract;
 mod support;

@@ -214,6 +214,10 @@ pub struct TestApp {
 impl TestApp {
     /// Serves on `store`; `run_worker` starts the background worker too (otherwise call [`TestApp::drain`]).
     pub async fn spawn(store: DynStore, run_worker: bool) -> TestApp {
+        TestApp::spawn_with(store, run_worker, 6000).await
+    }
+
+    pub async fn spawn_with(store: DynStore, run_worker: bool, events_per_minute: u32) -> TestApp {
         let data = tempfile::tempdir().expect("temp dir");
         let (d, g, w) = app_args(data.path(), None);
         let app = App::with_store(store, &d, &g, &w);
@@ -225,7 +229,7 @@ impl TestApp {
             admin_token: Some(Secret::new(ADMIN_TOKEN)),
             allow_local_repos: true,
             run_worker,
-            events_per_minute: 6000,
+            events_per_minute,
         };
         let server = tokio::spawn(shipwatch::serve(app.clone(), listener, options, shutdown.clone()));
         TestApp { base, app, http: reqwest::Client::new(), data, shutdown, server }
@@ -282,6 +286,27 @@ impl TestApp {
         (name.to_owned(), body["deploy_token"].as_str().expect("token").to_owned())
     }
 
+    /// Creates a project for error intake; returns its id, ingest key, deploy token and DSN.
+    pub async fn sentry_project(&self, name: &str) -> SentryProject {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/projects",
+                Some(ADMIN_TOKEN),
+                Some(json!({ "name": name, "repo": "https://github.com/acme/web.git" })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let dsn = body["dsn"].as_str().expect("dsn").to_owned();
+        let key = dsn.split("//").nth(1).and_then(|r| r.split('@').next()).expect("key in dsn").to_owned();
+        SentryProject {
+            id: body["id"].as_i64().expect("id"),
+            key,
+            token: body["deploy_token"].as_str().expect("token").to_owned(),
+            dsn,
+        }
+    }
+
     /// Posts a deploy; returns the status and body.
     pub async fn deploy(&self, token: &str, body: Value) -> (u16, Value) {
         self.call(reqwest::Method::POST, "/api/v1/deploys", Some(token), Some(body)).await
@@ -293,6 +318,13 @@ impl TestApp {
         assert_eq!(status, 200, "{body}");
         body
     }
+}
+
+pub struct SentryProject {
+    pub id: i64,
+    pub key: String,
+    pub token: String,
+    pub dsn: String,
 }
 
 /// The commit ids of a deploy as the API returns them, in order.

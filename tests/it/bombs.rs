@@ -1,0 +1,145 @@
+//! Decompression bombs against the real `shipwatch serve` process: 1 GiB of gzip, br and zstd are refused with 413,
+//! and the server's peak memory (VmHWM) grows by less than 64 MB over all of them.
+
+use std::io::Write as _;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::support::{TestRepo, ALICE};
+
+const GIB: u64 = 1 << 30;
+const MIB: usize = 1 << 20;
+
+/// A valid envelope header and an attachment item claiming 1 GiB, then 1 GiB of zeros: only the decoded-size cap
+/// stops it.
+fn bomb_prefix() -> Vec<u8> {
+    format!("{{}}\n{{\"type\":\"attachment\",\"length\":{GIB}}}\n").into_bytes()
+}
+
+fn gzip_bomb() -> Vec<u8> {
+    // Concatenated gzip members are one valid stream: compress 1 MiB of zeros once, repeat it 1024 times.
+    let member = |data: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(data).expect("write");
+        e.finish().expect("finish")
+    };
+    let mut out = member(&bomb_prefix());
+    let zeros = member(&vec![0u8; MIB]);
+    for _ in 0..1024 {
+        out.extend_from_slice(&zeros);
+    }
+    out
+}
+
+fn zstd_bomb() -> Vec<u8> {
+    // Likewise, concatenated zstd frames.
+    let mut out = zstd::encode_all(&bomb_prefix()[..], 3).expect("zstd");
+    let zeros = zstd::encode_all(&vec![0u8; MIB][..], 19).expect("zstd");
+    for _ in 0..1024 {
+        out.extend_from_slice(&zeros);
+    }
+    out
+}
+
+fn brotli_bomb() -> Vec<u8> {
+    // Brotli has no concatenation: stream the whole GiB through the encoder (fast on zeros).
+    let mut out = Vec::new();
+    {
+        let mut w = brotli::CompressorWriter::new(&mut out, 1 << 16, 5, 24);
+        w.write_all(&bomb_prefix()).expect("write");
+        let zeros = vec![0u8; 4 * MIB];
+        for _ in 0..256 {
+            w.write_all(&zeros).expect("write");
+        }
+    }
+    out
+}
+
+/// Peak resident memory of a process, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).expect("kB") * 1024
+}
+
+#[tokio::test]
+async fn bombs_are_refused_quickly_without_the_process_growing() {
+    let bin = env!("CARGO_BIN_EXE_shipwatch");
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let repo = TestRepo::new();
+    repo.commit(&ALICE, &[("a", "1")], "one");
+    let out = std::process::Command::new(bin)
+        .args(["project", "add", "--name", "web", "--repo", &repo.url(), "--allow-local-repos"])
+        .current_dir(cwd.path())
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let dsn = text.lines().find_map(|l| l.trim().strip_prefix("DSN:")).expect("dsn").trim().to_owned();
+    let key = dsn.split("//").nth(1).and_then(|r| r.split('@').next()).expect("key").to_owned();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let mut server = tokio::process::Command::new(bin)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--no-worker"])
+        .current_dir(cwd.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("serve starts");
+    let pid = server.id().expect("pid");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let url = format!("{base}/api/1/envelope/?sentry_key={key}");
+    let mut up = false;
+    for _ in 0..200 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "server came up");
+
+    // Warm up with ordinary traffic so the baseline includes the server's usual buffers.
+    for i in 0..20 {
+        let event = format!("{{\"event_id\":\"{i:032x}\",\"message\":\"warm-up\"}}");
+        let body = format!("{{}}\n{{\"type\":\"event\"}}\n{event}\n");
+        let resp = http.post(&url).header("content-encoding", "identity").body(body).send().await.expect("sent");
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+    let baseline = peak_rss(pid);
+
+    let bombs = [("gzip", gzip_bomb()), ("br", brotli_bomb()), ("zstd", zstd_bomb())];
+    for (encoding, body) in bombs {
+        let sent = body.len();
+        let start = Instant::now();
+        let resp = http.post(&url).header("content-encoding", encoding).body(body).send().await.expect("sent");
+        let took = start.elapsed();
+        assert_eq!(resp.status().as_u16(), 413, "{encoding}");
+        let detail =
+            resp.json::<serde_json::Value>().await.expect("json")["detail"].as_str().unwrap_or_default().to_owned();
+        assert!(detail.contains("larger than 100 MiB"), "{encoding}: {detail}");
+        eprintln!("{encoding} bomb: {sent} bytes sent, 1 GiB inflated; refused with 413 in {took:?}");
+    }
+    // A bomb of bare zeros is stopped at the first line.
+    let zeros = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(&vec![0u8; 64 * MIB]).expect("write");
+        e.finish().expect("finish")
+    };
+    let resp = http.post(&url).header("content-encoding", "gzip").body(zeros).send().await.expect("sent");
+    assert_eq!(resp.status().as_u16(), 413);
+
+    let growth = peak_rss(pid).saturating_sub(baseline);
+    eprintln!(
+        "server peak memory growth over all bombs: {:.1} MB (baseline {:.1} MB)",
+        growth as f64 / 1e6,
+        baseline as f64 / 1e6
+    );
+    assert!(growth < 64_000_000, "peak memory grew by {growth} bytes");
+    // And the server still serves.
+    assert!(http.get(format!("{base}/readyz")).send().await.expect("sent").status().is_success());
+    server.kill().await.expect("stopped");
+}
