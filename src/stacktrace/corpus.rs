@@ -65,13 +65,13 @@ pub const GO_GOROUTINES: &str = r#"fatal error: all goroutines are asleep - dead
 
 goroutine 1 [chan receive]:
 main.main()
-	C:/Users/dev/My Projects/app/main.go:12 +0x2f
+	C:/Users/dev/My Projects (old)/app/main.go:12 +0x2f
 
 goroutine 6 [chan send]:
 main.worker(0x0?)
-	C:/Users/dev/My Projects/app/worker.go:20 +0x45
+	C:/Users/dev/My Projects (old)/app/worker.go:20 +0x45
 created by main.main in goroutine 1
-	C:/Users/dev/My Projects/app/main.go:10 +0x25
+	C:/Users/dev/My Projects (old)/app/main.go:10 +0x25
 "#;
 
 pub const JAVA_CAUSED_BY: &str = r#"Exception in thread "main" java.lang.IllegalStateException: could not charge order 7
@@ -104,7 +104,7 @@ pub const RUBY_REVERSED: &str = r#"Traceback (most recent call last):
 app.rb:2:in `charge': card declined (RuntimeError)
 "#;
 
-pub const RUBY_34: &str = "lib/my app/pay.rb:12:in 'Pay#charge': card declined (Pay::Declined)\n\tfrom lib/my app/pay.rb:30:in 'block in Pay.run'\n\tfrom app.rb:3:in '<main>'\n";
+pub const RUBY_34: &str = "lib/my app (v2)/pay.rb:12:in 'Pay#charge': card declined (Pay::Declined)\n\tfrom lib/my app (v2)/pay.rb:30:in 'block in Pay.run'\n\tfrom app.rb:3:in '<main>'\n";
 
 pub const RUST_NEW: &str = r#"thread 'main' panicked at src/pay/total.rs:42:18:
 attempt to divide by zero

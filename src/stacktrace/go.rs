@@ -107,6 +107,6 @@ mod tests {
         let e = &t.exceptions[0];
         assert_eq!(e.ty.as_deref(), Some("fatal error"));
         assert_eq!(e.frames.len(), 1);
-        assert_eq!(e.frames[0].path.as_deref(), Some("C:/Users/dev/My Projects/app/main.go"));
+        assert_eq!(e.frames[0].path.as_deref(), Some("C:/Users/dev/My Projects (old)/app/main.go"));
     }
 }

@@ -191,6 +191,47 @@ mod tests {
         }
     }
 
+    /// The first half of a line, cut on a character boundary.
+    fn half(line: &str) -> &str {
+        let n = line.chars().count() / 2;
+        &line[..line.char_indices().nth(n).map_or(line.len(), |(i, _)| i)]
+    }
+
+    /// A paste cut anywhere after its first two frames still parses, in the same language, keeping the frames
+    /// printed before the cut.
+    #[test]
+    fn truncated_pastes_of_every_language_keep_their_frames() {
+        for (name, lang, text) in corpus::TRACES {
+            let full = parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let frames = full.frames_in_input_order().len();
+            if frames < 3 {
+                continue;
+            }
+            let lines: Vec<&str> = text.lines().collect();
+            for cut_line in 1..lines.len() {
+                for cut in [
+                    lines[..cut_line].join("\n"),
+                    format!("{}\n{}", lines[..cut_line].join("\n"), half(lines[cut_line])),
+                ] {
+                    let Ok(t) = parse(&cut) else { continue };
+                    assert_eq!(t.language.as_str(), *lang, "{name} cut at line {cut_line}: {cut}");
+                }
+            }
+            // Cut in the middle of the third frame's line: the first two survive.
+            let third = lines
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| parse(&lines[..=*i].join("\n")).is_ok_and(|t| t.frames_in_input_order().len() >= 3))
+                .map(|(i, _)| i)
+                .next()
+                .unwrap_or_else(|| panic!("{name}: a prefix with three frames"));
+            let cut = format!("{}\n{}", lines[..third].join("\n"), half(lines[third]));
+            let t = parse(&cut).unwrap_or_else(|e| panic!("{name} truncated: {e}\n{cut}"));
+            assert_eq!(t.language.as_str(), *lang, "{name} truncated");
+            assert!(t.frames_in_input_order().len() >= 2, "{name} truncated kept {:?}", t.frames_in_input_order());
+        }
+    }
+
     /// A bounded mutation fuzzer over the corpus (the stable-toolchain stand-in for `cargo fuzz`): truncations,
     /// byte flips, spliced and duplicated lines, random bytes. No input may panic.
     #[test]

@@ -86,7 +86,7 @@ mod tests {
         let t = parse_any(corpus::RUBY_34).expect("parses");
         let e = &t.exceptions[0];
         assert_eq!(e.ty.as_deref(), Some("Pay::Declined"));
-        assert_eq!(e.frames[0].path.as_deref(), Some("lib/my app/pay.rb"));
+        assert_eq!(e.frames[0].path.as_deref(), Some("lib/my app (v2)/pay.rb"));
         assert_eq!(e.frames[0].function.as_deref(), Some("Pay#charge"));
         assert_eq!(e.frames[0].module.as_deref(), Some("Pay"));
         assert_eq!(e.frames[1].module.as_deref(), Some("Pay"));

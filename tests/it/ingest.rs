@@ -372,3 +372,49 @@ async fn groups_filter_by_release_environment_and_status() {
     assert_eq!(status, 404);
     app.stop().await;
 }
+
+/// Sends `body` with `Transfer-Encoding: chunked` over a raw connection (as the Node SDK does), with the given
+/// extra header lines; returns the status code.
+async fn post_chunked(base: &str, path: &str, headers: &str, body: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n{headers}\r\n"
+    )
+    .into_bytes();
+    for chunk in body.chunks(100) {
+        req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        req.extend_from_slice(chunk);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    conn.write_all(&req).await.expect("write");
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).await.expect("read");
+    answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status line")
+}
+
+#[tokio::test]
+async fn chunked_bodies_and_any_content_type_are_accepted() {
+    let db = sqlite_db().await;
+    let store = db.store.clone();
+    let app = TestApp::spawn(db.store.clone(), false).await;
+    let p = app.sentry_project("web").await;
+    let path = format!("/api/{}/envelope/?sentry_key={}", p.id, p.key);
+    // No item length, no trailing newline, no content type: the Node SDK's envelope.
+    let node_style = format!("{{}}\n{{\"type\":\"event\"}}\n{}", python_event(&format!("{:032x}", 1), "v1", "p", "f"));
+    assert_eq!(post_chunked(&app.base, &path, "", node_style.as_bytes()).await, 200);
+    let gz = gzip(&envelope(&python_event(&format!("{:032x}", 2), "v1", "p", "f")));
+    assert_eq!(
+        post_chunked(&app.base, &path, "Content-Encoding: gzip\r\nContent-Type: text/plain\r\n", &gz).await,
+        200
+    );
+    let ct = "Content-Type: application/x-sentry-envelope\r\n";
+    assert_eq!(
+        post_chunked(&app.base, &path, ct, &envelope(&python_event(&format!("{:032x}", 3), "v1", "p", "f"))).await,
+        200
+    );
+    assert_eq!(store.event_count(p.id).await.expect("count"), 3);
+    app.stop().await;
+}
