@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{parse_json, require_bearer, ApiError, ApiResult, AppState};
+use super::{page_limit, parse_json, require_bearer, ApiError, ApiResult, AppState};
 use crate::domain::Environment;
 use crate::projects;
 use crate::releases::report::{DeployView, Report};
@@ -195,17 +195,12 @@ async fn list(
     Path(project): Path<String>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> ApiResult<Json<DeployPage>> {
-    require_bearer(&headers)?;
+    let project = state.authorised_project(&headers, &project).await?;
     let Query(params) = params.map_err(|e| ApiError::Unprocessable { field: "query".into(), reason: e.body_text() })?;
-    let project = find_project(&state, &project).await?;
-    state.require_project_token(&headers, &project)?;
     if let Some(env) = &params.environment {
         Environment::parse(env).map_err(|e| ApiError::Unprocessable { field: "environment".into(), reason: e.0 })?;
     }
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::Unprocessable { field: "limit".into(), reason: "must be between 1 and 200".into() });
-    }
+    let limit = page_limit(params.limit)?;
     let deploys = state.store.list_deploys(project.id, params.environment.as_deref(), params.before, limit).await?;
     let next = (deploys.len() as i64 == limit).then(|| {
         let last = deploys.last().map_or(0, |d| d.id);

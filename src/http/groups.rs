@@ -8,10 +8,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{require_bearer, ApiError, ApiResult, AppState};
+use super::{page_limit, require_bearer, ApiError, ApiResult, AppState};
 use crate::events::Event;
-use crate::projects;
-use crate::store::{Group, GroupCount, GroupFilter, Project};
+use crate::store::{Group, GroupCount, GroupFilter};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -57,15 +56,6 @@ fn view(state: &AppState, g: Group) -> GroupView {
     }
 }
 
-async fn authorised_project(state: &AppState, headers: &HeaderMap, project: &str) -> ApiResult<Project> {
-    require_bearer(headers)?;
-    let p = projects::find(state.store.as_ref(), project)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no project `{project}`")))?;
-    state.require_project_token(headers, &p)?;
-    Ok(p)
-}
-
 #[derive(Deserialize)]
 struct ListParams {
     status: Option<String>,
@@ -88,7 +78,7 @@ async fn list(
     Path(project): Path<String>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> ApiResult<Json<GroupPage>> {
-    let project = authorised_project(&state, &headers, &project).await?;
+    let project = state.authorised_project(&headers, &project).await?;
     let Query(p) = params.map_err(|e| ApiError::Unprocessable { field: "query".into(), reason: e.body_text() })?;
     if let Some(s) = p.status.as_deref().filter(|s| !STATUSES.contains(s)) {
         return Err(ApiError::Unprocessable {
@@ -96,10 +86,7 @@ async fn list(
             reason: format!("`{s}` is not a status: use one of {}", STATUSES.join(", ")),
         });
     }
-    let limit = p.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::Unprocessable { field: "limit".into(), reason: "must be between 1 and 200".into() });
-    }
+    let limit = page_limit(p.limit)?;
     let filter = GroupFilter {
         status: p.status,
         release: p.release,
@@ -158,7 +145,7 @@ async fn stats(
     headers: HeaderMap,
     Path(project): Path<String>,
 ) -> ApiResult<Json<Stats>> {
-    let project = authorised_project(&state, &headers, &project).await?;
+    let project = state.authorised_project(&headers, &project).await?;
     Ok(Json(Stats {
         events: state.store.event_count(project.id).await?,
         items: state.store.item_counts(project.id).await?.into_iter().collect(),

@@ -210,6 +210,16 @@ fn same_secret(given: &str, expected: &str) -> bool {
     given.as_bytes().ct_eq(expected.as_bytes()).into()
 }
 
+/// A page size from a query: 50 by default, 1 to 200.
+fn page_limit(limit: Option<i64>) -> ApiResult<i64> {
+    let limit = limit.unwrap_or(50);
+    if (1..=200).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::Unprocessable { field: "limit".into(), reason: "must be between 1 and 200".into() })
+    }
+}
+
 /// The request's bearer token, or `401` saying how to send one.
 fn require_bearer(headers: &HeaderMap) -> ApiResult<&str> {
     bearer(headers)
@@ -244,6 +254,17 @@ impl AppState {
         } else {
             Err(ApiError::Unauthorized(format!("invalid token for project `{}`", project.name)))
         }
+    }
+
+    /// The project named in a path (name or id), after checking the caller may read it: `401` without a token,
+    /// `404` for an unknown project, `401` for a token that is not its own or the admin's.
+    async fn authorised_project(&self, headers: &HeaderMap, project: &str) -> ApiResult<Project> {
+        require_bearer(headers)?;
+        let p = crate::projects::find(self.store.as_ref(), project)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no project `{project}`")))?;
+        self.require_project_token(headers, &p)?;
+        Ok(p)
     }
 
     fn url(&self, path: &str) -> String {

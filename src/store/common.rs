@@ -364,16 +364,8 @@ macro_rules! impl_store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 if let Some(id) = id {
-                    sqlx::query(
-                        "insert into jobs (kind, payload, status, max_attempts, run_at, created_at, updated_at) \
-                         values ($1, $2, 'queued', $3, $4, $4, $4)",
-                    )
-                    .bind(PROCESS_EVENT_JOB)
-                    .bind(serde_json::json!({ "event": id }).to_string())
-                    .bind(EVENT_JOB_ATTEMPTS)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                    let payload = serde_json::json!({ "event": id }).to_string();
+                    enqueue_in(&mut *tx, PROCESS_EVENT_JOB, &payload, EVENT_JOB_ATTEMPTS, now).await?;
                 }
                 tx.commit().await?;
                 Ok(id)
@@ -576,23 +568,35 @@ macro_rules! impl_store {
             }
         }
 
+        /// Queues a job inside the caller's transaction, so the job exists exactly when the row it is about does.
+        async fn enqueue_in(
+            tx: &mut <$db as sqlx::Database>::Connection,
+            kind: &str,
+            payload: &str,
+            max_attempts: i64,
+            now: i64,
+        ) -> StoreResult<()> {
+            sqlx::query(
+                "insert into jobs (kind, payload, status, max_attempts, run_at, created_at, updated_at) \
+                 values ($1, $2, 'queued', $3, $4, $4, $4)",
+            )
+            .bind(kind)
+            .bind(payload)
+            .bind(max_attempts)
+            .bind(now)
+            .execute(tx)
+            .await?;
+            Ok(())
+        }
+
         async fn enqueue_deploy_job(
             tx: &mut <$db as sqlx::Database>::Connection,
             deploy_id: i64,
             now: i64,
         ) -> StoreResult<()> {
             use $crate::store::common::{DEPLOY_JOB_ATTEMPTS, DEPLOY_RANGE_JOB};
-            sqlx::query(
-                "insert into jobs (kind, payload, status, max_attempts, run_at, created_at, updated_at) \
-                 values ($1, $2, 'queued', $3, $4, $4, $4)",
-            )
-            .bind(DEPLOY_RANGE_JOB)
-            .bind(serde_json::json!({ "deploy_id": deploy_id }).to_string())
-            .bind(DEPLOY_JOB_ATTEMPTS)
-            .bind(now)
-            .execute(tx)
-            .await?;
-            Ok(())
+            let payload = serde_json::json!({ "deploy_id": deploy_id }).to_string();
+            enqueue_in(tx, DEPLOY_RANGE_JOB, &payload, DEPLOY_JOB_ATTEMPTS, now).await
         }
     };
 }
