@@ -125,6 +125,18 @@ pub struct ProjectListArgs {
     pub data: DataArgs,
 }
 
+/// Writes a line to standard output. A closed pipe (`shipwatch project list | head -1`) ends the output quietly
+/// instead of panicking like `println!`.
+pub fn say(line: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
 /// Runs the parsed command.
 ///
 /// # Errors
@@ -144,7 +156,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = crate::store::connect(&args.data.database_url())
                 .await
                 .with_context(|| format!("migrating the {} database", args.data.backend_name()))?;
-            println!("{} database is up to date", store.backend());
+            say(format!("{} database is up to date", store.backend()));
             Ok(())
         }
         Command::Project(ProjectCommand::Add(args)) => project_add(args).await,
@@ -193,12 +205,12 @@ async fn project_add(args: ProjectAddArgs) -> anyhow::Result<()> {
     let p =
         projects::create(store.as_ref(), &args.name, &args.repo, args.github.as_deref(), args.allow_local_repos, now)
             .await?;
-    println!("Created project `{}` (id {})", p.name, p.id);
-    println!("  DSN:          {}", projects::dsn(&args.public_url, &p));
-    println!("  Deploy token: {}", p.deploy_token);
-    println!("  Repository:   {}", p.repo_url);
+    say(format!("Created project `{}` (id {})", p.name, p.id));
+    say(format!("  DSN:          {}", projects::dsn(&args.public_url, &p)));
+    say(format!("  Deploy token: {}", p.deploy_token));
+    say(format!("  Repository:   {}", p.repo_url));
     if let Some(gh) = &p.github_repo {
-        println!("  GitHub:       {gh}");
+        say(format!("  GitHub:       {gh}"));
     }
     Ok(())
 }
@@ -216,18 +228,18 @@ async fn project_list(args: ProjectListArgs) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        say(format!("{}", serde_json::to_string_pretty(&rows)?));
         return Ok(());
     }
     if all.is_empty() {
-        println!("No projects yet: create one with `shipwatch project add --name NAME --repo URL`.");
+        say(format!("No projects yet: create one with `shipwatch project add --name NAME --repo URL`."));
         return Ok(());
     }
     for p in &all {
-        println!("{:>4}  {}", p.id, p.name);
-        println!("      repo:         {}", p.repo_url);
-        println!("      dsn:          {}", projects::dsn(&args.public_url, p));
-        println!("      deploy token: {}", p.deploy_token);
+        say(format!("{:>4}  {}", p.id, p.name));
+        say(format!("      repo:         {}", p.repo_url));
+        say(format!("      dsn:          {}", projects::dsn(&args.public_url, p)));
+        say(format!("      deploy token: {}", p.deploy_token));
     }
     Ok(())
 }

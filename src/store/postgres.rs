@@ -5,8 +5,9 @@ use super::{
     random_hex, CommitRecord, Deploy, Group, GroupCount, GroupFilter, GroupUpdate, Job, JobState, NewDeploy, NewEvent,
     NewJob, NewProject, Project, RangeOutcome, StoreError, StoreResult, StoredEvent,
 };
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgPool, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection as _, PgConnection, PgPool, Postgres};
+use std::str::FromStr;
 use std::time::Duration;
 
 pub struct PostgresStore {
@@ -20,8 +21,19 @@ impl PostgresStore {
     /// # Errors
     /// When the server cannot be reached or a migration fails.
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        let pool =
-            PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
+        let options = PgConnectOptions::from_str(url)?;
+        // One direct connection first: the pool would retry until its timeout and report only "timed out",
+        // hiding the cause (refused, unknown database, authentication).
+        match tokio::time::timeout(Duration::from_secs(10), PgConnection::connect_with(&options)).await {
+            Ok(Ok(conn)) => conn.close().await?,
+            Ok(Err(e)) => return Err(StoreError::Other(anyhow::Error::new(e).context("connecting to PostgreSQL"))),
+            Err(_) => return Err(StoreError::Other(anyhow::anyhow!("connecting to PostgreSQL timed out after 10 s"))),
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         Ok(PostgresStore { read: pool.clone(), write: pool })
     }
