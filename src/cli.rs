@@ -228,11 +228,11 @@ async fn project_list(args: ProjectListArgs) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        say(format!("{}", serde_json::to_string_pretty(&rows)?));
+        say(serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     if all.is_empty() {
-        say(format!("No projects yet: create one with `shipwatch project add --name NAME --repo URL`."));
+        say("No projects yet: create one with `shipwatch project add --name NAME --repo URL`.");
         return Ok(());
     }
     for p in &all {
