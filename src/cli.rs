@@ -41,6 +41,9 @@ pub enum Command {
     Project(ProjectCommand),
     /// Tell a shipwatch server about a deploy (what the GitHub Action runs).
     Deploy(DeployArgs),
+    /// "git blame for a stack trace": map a trace's frames into a local repository at a revision, blame them, and
+    /// name the suspect commit and the owner, with the reasons.
+    Explain(crate::explain::ExplainArgs),
 }
 
 #[derive(Args, Debug)]
@@ -162,6 +165,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Project(ProjectCommand::Add(args)) => project_add(args).await,
         Command::Project(ProjectCommand::List(args)) => project_list(args).await,
         Command::Deploy(args) => client::run(&args).await.map(|_| ()),
+        Command::Explain(args) => {
+            say(crate::explain::run(&args).await?);
+            Ok(())
+        }
     }
 }
 

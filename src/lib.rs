@@ -3,12 +3,15 @@
 //! The modules follow `DESIGN.md`: `http` → domain services (`projects`, `releases`, `jobs`) → `store` and `git`.
 
 pub mod app;
+pub mod assign;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod domain;
 pub mod events;
+pub mod explain;
 pub mod git;
+pub mod github;
 pub mod groups;
 pub mod http;
 pub mod ingest;

@@ -4,8 +4,10 @@
 //! large histories. Every call uses an argument list (never a shell), `--end-of-options` before anything that came
 //! from outside, a timeout, and credentials only through the environment.
 
+pub mod blame;
 pub mod mirror;
 pub mod range;
+pub mod tree;
 
 use anyhow::{bail, Context as _};
 use base64::Engine as _;

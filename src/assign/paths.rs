@@ -1,0 +1,531 @@
+//! Mapping a frame's path, as the runtime printed it, to a file of the repository at one commit — or saying why it
+//! is not one, or that several files fit equally well. Never a guess.
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use crate::git::tree::TreeFiles;
+
+/// An explicit mapping of the project: paths starting with `stack_prefix` are at `repo_prefix` in the repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeMapping {
+    pub stack_prefix: String,
+    pub repo_prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mapped {
+    InRepo { path: String, how: String },
+    NotInRepo { why: String },
+    Ambiguous { candidates: Vec<String>, why: String },
+}
+
+impl Mapped {
+    pub fn repo_path(&self) -> Option<&str> {
+        match self {
+            Mapped::InRepo { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
+    pub fn description(&self) -> &str {
+        match self {
+            Mapped::InRepo { how, .. } => how,
+            Mapped::NotInRepo { why } | Mapped::Ambiguous { why, .. } => why,
+        }
+    }
+}
+
+/// Where the packages a repository defines live in it, read from its manifests at one commit.
+#[derive(Debug, Default, Clone)]
+pub struct Packages {
+    /// Python import package (directory name) → its directories (next to a pyproject.toml/setup.py/setup.cfg).
+    pub python: HashMap<String, Vec<String>>,
+    /// npm package name → directory of its package.json.
+    pub node: HashMap<String, String>,
+    /// Go module path → directory of its go.mod.
+    pub go: HashMap<String, String>,
+    /// Cargo package name (`-` and `_` alike) → directory of its Cargo.toml.
+    pub cargo: HashMap<String, String>,
+    /// Gem name → directory of its gemspec.
+    pub gems: HashMap<String, String>,
+}
+
+/// The manifest files `Packages::from_manifests` wants to read.
+pub fn manifest_paths(tree: &TreeFiles) -> Vec<String> {
+    let vendored = |p: &str| p.split('/').any(|c| c == "node_modules" || c == "vendor");
+    let mut out: Vec<String> = ["package.json", "go.mod", "Cargo.toml"]
+        .iter()
+        .flat_map(|name| tree.named(name))
+        .chain(tree.with_suffix(".gemspec"))
+        .filter(|p| !vendored(p))
+        .map(str::to_owned)
+        .collect();
+    out.sort();
+    out.truncate(500);
+    out
+}
+
+fn dir_of(path: &str) -> String {
+    path.rsplit_once('/').map(|(d, _)| d.to_owned()).unwrap_or_default()
+}
+
+fn join(dir: &str, rest: &str) -> String {
+    if dir.is_empty() {
+        rest.to_owned()
+    } else if rest.is_empty() {
+        dir.to_owned()
+    } else {
+        format!("{dir}/{rest}")
+    }
+}
+
+static GO_MODULE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?m)^module\s+(\S+)").expect("valid regex literal"));
+static CARGO_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"(?ms)^\[package\][^\[]*?^\s*name\s*=\s*"([^"]+)""#).expect("valid regex literal"));
+static GEM_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"\.name\s*=\s*["']([^"']+)["']"#).expect("valid regex literal"));
+
+impl Packages {
+    /// Builds the package index from the tree and the manifests' contents (`path → text`).
+    pub fn from_manifests(tree: &TreeFiles, manifests: &HashMap<String, String>) -> Packages {
+        let mut p = Packages::default();
+        // Python: an import package is a directory with __init__.py whose parent (or its `src/`) has a manifest.
+        let python_roots: Vec<String> =
+            ["pyproject.toml", "setup.py", "setup.cfg"].iter().flat_map(|m| tree.named(m)).map(dir_of).collect();
+        for init in tree.named("__init__.py") {
+            let pkg_dir = dir_of(init);
+            let (parent, name) = match pkg_dir.rsplit_once('/') {
+                Some((parent, name)) => (parent.to_owned(), name.to_owned()),
+                None => (String::new(), pkg_dir.clone()),
+            };
+            let root = parent.strip_suffix("/src").or_else(|| (parent == "src").then_some("")).unwrap_or(&parent);
+            if python_roots.iter().any(|r| r == root || *r == parent) {
+                p.python.entry(name).or_default().push(pkg_dir);
+            }
+        }
+        for (path, text) in manifests {
+            let dir = dir_of(path);
+            if path.ends_with("package.json") {
+                if let Some(name) = serde_json::from_str::<serde_json::Value>(text)
+                    .ok()
+                    .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+                {
+                    p.node.insert(name, dir);
+                }
+            } else if path.ends_with("go.mod") {
+                if let Some(c) = GO_MODULE.captures(text) {
+                    p.go.insert(c[1].to_owned(), dir);
+                }
+            } else if path.ends_with("Cargo.toml") {
+                if let Some(c) = CARGO_NAME.captures(text) {
+                    p.cargo.insert(c[1].replace('-', "_"), dir);
+                }
+            } else if path.ends_with(".gemspec") {
+                if let Some(c) = GEM_NAME.captures(text) {
+                    p.gems.insert(c[1].to_owned(), dir);
+                }
+            }
+        }
+        p
+    }
+}
+
+/// Normalises a printed path to repository-style components: URL schemes (`file://`, `webpack:///`, `app:///`,
+/// `http://host/`), query strings, Windows drives and backslashes, `.` and `..` (never above the root).
+pub fn normalise(raw: &str) -> Vec<String> {
+    let mut s = raw.trim();
+    for scheme in ["file://", "webpack-internal:///", "webpack:///", "app:///", "app://"] {
+        if let Some(rest) = s.strip_prefix(scheme) {
+            s = rest;
+        }
+    }
+    if let Some(rest) = s.strip_prefix("webpack://") {
+        // `webpack://<namespace>/path`
+        s = rest.split_once('/').map_or(rest, |(_, p)| p);
+    } else if let Some(rest) = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://")) {
+        s = rest.split_once('/').map_or("", |(_, p)| p);
+    }
+    s = s.split(['?', '#']).next().unwrap_or_default();
+    let owned = s.replace('\\', "/");
+    let mut s = owned.as_str();
+    let b = s.as_bytes();
+    if b.len() >= 2 && b[1] == b':' && b[0].is_ascii_alphabetic() {
+        s = &s[2..];
+    }
+    let mut parts: Vec<String> = Vec::new();
+    for c in s.split('/') {
+        match c {
+            "" | "." | "~" => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c.to_owned()),
+        }
+    }
+    parts
+}
+
+/// Where installed code lives: the package it belongs to and the path inside it.
+enum Installed {
+    Python(String, String),
+    Node(String, String),
+    Go(String, String),
+    Cargo(String, String),
+    Gem(String, String),
+    /// A runtime's own library: never the repository's.
+    Runtime(&'static str),
+}
+
+fn strip_version(s: &str) -> Option<&str> {
+    // `serde_json-1.0.100` → `serde_json`, `rack-3.0.8` → `rack`.
+    let (name, version) = s.rsplit_once('-')?;
+    version.starts_with(|c: char| c.is_ascii_digit()).then_some(name)
+}
+
+fn installed(parts: &[String]) -> Option<Installed> {
+    let at = |name: &str| parts.iter().rposition(|c| c == name);
+    let rest = |from: usize| parts.get(from..).map(|r| r.join("/")).unwrap_or_default();
+    if let Some(i) = at("site-packages").or_else(|| at("dist-packages")) {
+        let pkg = parts.get(i + 1)?.trim_end_matches(".py").to_owned();
+        return Some(Installed::Python(pkg, rest(i + 2)));
+    }
+    if let Some(i) = at("node_modules") {
+        let first = parts.get(i + 1)?;
+        return Some(if first.starts_with('@') {
+            Installed::Node(format!("{first}/{}", parts.get(i + 2)?), rest(i + 3))
+        } else {
+            Installed::Node(first.clone(), rest(i + 2))
+        });
+    }
+    if let Some(i) = parts.iter().position(|c| c == "pkg").filter(|&i| parts.get(i + 1).is_some_and(|c| c == "mod")) {
+        let tail = &parts[i + 2..];
+        let v = tail.iter().position(|c| c.contains('@'))?;
+        let mut module: Vec<String> = tail[..=v].to_vec();
+        if let Some(last) = module.last_mut() {
+            *last = last.split('@').next().unwrap_or_default().to_owned();
+        }
+        // The module cache escapes capitals as `!x`.
+        let module = unescape_go(&module.join("/"));
+        return Some(Installed::Go(module, tail[v + 1..].join("/")));
+    }
+    if let Some(i) = parts.windows(2).position(|w| w[0] == ".cargo" && w[1] == "registry") {
+        // .cargo/registry/src/<index>/<crate>-<version>/…
+        let krate = strip_version(parts.get(i + 4)?)?;
+        return Some(Installed::Cargo(krate.replace('-', "_"), rest(i + 5)));
+    }
+    if parts.windows(2).any(|w| w[0] == ".cargo" && w[1] == "git") {
+        return Some(Installed::Runtime("a cargo git dependency"));
+    }
+    if let Some(i) = at("gems") {
+        if let Some(gem) = parts.get(i + 1).and_then(|g| strip_version(g)) {
+            return Some(Installed::Gem(gem.to_owned(), rest(i + 2)));
+        }
+    }
+    let first = parts.first().map(String::as_str).unwrap_or_default();
+    if first == "rustc" || parts.windows(2).any(|w| w[0] == "lib" && w[1].starts_with("python")) {
+        return Some(Installed::Runtime(if first == "rustc" {
+            "the Rust standard library"
+        } else {
+            "the Python standard library"
+        }));
+    }
+    if let Some(i) = parts.windows(2).position(|w| w[0] == "go" && w[1] == "src") {
+        if parts.get(i + 2).is_some_and(|c| !c.contains('.')) && parts.len() > i + 3 {
+            return Some(Installed::Runtime("the Go standard library"));
+        }
+    }
+    if parts.windows(2).any(|w| w[0] == "lib" && w[1] == "ruby") {
+        return Some(Installed::Runtime("the Ruby standard library"));
+    }
+    None
+}
+
+fn unescape_go(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut upper = false;
+    for c in s.chars() {
+        if c == '!' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Maps frames against one tree.
+pub struct PathMapper<'a> {
+    pub tree: &'a TreeFiles,
+    pub packages: &'a Packages,
+    pub mappings: &'a [CodeMapping],
+}
+
+impl PathMapper<'_> {
+    /// Maps `raw` (with the frame's `module`, which JVM frames need) to a repository file.
+    pub fn map(&self, raw: &str, module: Option<&str>) -> Mapped {
+        if raw.starts_with("node:") || raw.starts_with('<') || raw == "native" {
+            return Mapped::NotInRepo { why: format!("`{raw}` is the runtime's own code") };
+        }
+        let slashed = raw.replace('\\', "/");
+        for m in self.mappings {
+            if let Some(rest) = slashed.strip_prefix(&m.stack_prefix.replace('\\', "/")) {
+                let candidate = normalise(&join(&m.repo_prefix, rest.trim_start_matches('/'))).join("/");
+                if self.tree.contains(&candidate) {
+                    return Mapped::InRepo {
+                        how: format!("code mapping `{}` → `{}`", m.stack_prefix, m.repo_prefix),
+                        path: candidate,
+                    };
+                }
+            }
+        }
+        let parts = normalise(raw);
+        if parts.is_empty() {
+            return Mapped::NotInRepo { why: "the frame has no usable path".into() };
+        }
+        if let Some(inst) = installed(&parts) {
+            return self.map_installed(inst);
+        }
+        if parts.len() == 1 {
+            if let Some(m) = self.map_jvm(&parts[0], module) {
+                return m;
+            }
+        }
+        if self.tree.contains(&parts.join("/")) {
+            return Mapped::InRepo { path: parts.join("/"), how: "the path as printed".into() };
+        }
+        self.suffix_match(&parts)
+    }
+
+    fn map_installed(&self, inst: Installed) -> Mapped {
+        let found = |dirs: Vec<String>, rest: &str, what: String| -> Mapped {
+            let hits: Vec<String> = dirs.iter().map(|d| join(d, rest)).filter(|p| self.tree.contains(p)).collect();
+            match hits.len() {
+                1 => Mapped::InRepo {
+                    how: format!("{what}, defined in this repository at `{}`", dir_of(&hits[0])),
+                    path: hits[0].clone(),
+                },
+                0 if dirs.is_empty() => Mapped::NotInRepo { why: format!("{what}: not a package of this repository") },
+                0 => {
+                    Mapped::NotInRepo { why: format!("{what}: this repository's copy has no `{rest}` at this commit") }
+                }
+                _ => Mapped::Ambiguous { why: format!("{what} is defined in several places"), candidates: hits },
+            }
+        };
+        match inst {
+            Installed::Python(pkg, rest) => {
+                // The repository directory of the import package stands for `site-packages/<pkg>`.
+                let dirs = self.packages.python.get(&pkg).cloned().unwrap_or_default();
+                found(dirs, &rest, format!("installed Python package `{pkg}`"))
+            }
+            Installed::Node(pkg, rest) => found(
+                self.packages.node.get(&pkg).cloned().into_iter().collect(),
+                &rest,
+                format!("npm package `{pkg}`"),
+            ),
+            Installed::Go(module, rest) => found(
+                self.packages.go.get(&module).cloned().into_iter().collect(),
+                &rest,
+                format!("Go module `{module}`"),
+            ),
+            Installed::Cargo(krate, rest) => {
+                found(self.packages.cargo.get(&krate).cloned().into_iter().collect(), &rest, format!("crate `{krate}`"))
+            }
+            Installed::Gem(gem, rest) => {
+                found(self.packages.gems.get(&gem).cloned().into_iter().collect(), &rest, format!("gem `{gem}`"))
+            }
+            Installed::Runtime(what) => Mapped::NotInRepo { why: format!("{what}, not this repository") },
+        }
+    }
+
+    /// `com.example.Foo.bar(Foo.java:12)` prints only the file name: the class's package says the directory.
+    fn map_jvm(&self, file: &str, module: Option<&str>) -> Option<Mapped> {
+        let is_jvm = [".java", ".kt", ".scala", ".groovy"].iter().any(|e| file.ends_with(e));
+        let class = module.filter(|_| is_jvm)?;
+        let package = class.rsplit_once('.').map(|(p, _)| p)?;
+        let mut parts: Vec<String> = package.split('.').map(str::to_owned).collect();
+        parts.push(file.to_owned());
+        let depth = parts.len();
+        Some(match self.best_suffix(&parts) {
+            (k, hits) if k == depth && hits.len() == 1 => {
+                Mapped::InRepo { how: format!("package `{package}` of class `{class}`"), path: hits[0].clone() }
+            }
+            (k, hits) if k == depth => Mapped::Ambiguous {
+                why: format!("package `{package}` matches {} files equally well", hits.len()),
+                candidates: hits,
+            },
+            _ => Mapped::NotInRepo { why: format!("no `{}` in this repository", parts.join("/")) },
+        })
+    }
+
+    /// The repository paths sharing the most trailing components with `parts`, and how many they share.
+    fn best_suffix(&self, parts: &[String]) -> (usize, Vec<String>) {
+        let Some(name) = parts.last() else { return (0, Vec::new()) };
+        let mut best = 0;
+        let mut hits: Vec<String> = Vec::new();
+        for candidate in self.tree.named(name) {
+            let k = candidate.rsplit('/').zip(parts.iter().rev()).take_while(|(a, b)| a == b).count();
+            if k > best {
+                best = k;
+                hits.clear();
+            }
+            if k == best && k > 0 {
+                hits.push(candidate.to_owned());
+            }
+        }
+        (best, hits)
+    }
+
+    fn suffix_match(&self, parts: &[String]) -> Mapped {
+        let (k, mut hits) = self.best_suffix(parts);
+        let name = parts.last().map(String::as_str).unwrap_or_default();
+        if hits.is_empty() {
+            return Mapped::NotInRepo { why: format!("no file named `{name}` in this repository") };
+        }
+        if hits.len() > 1 {
+            hits.truncate(5);
+            return Mapped::Ambiguous {
+                why: format!(
+                    "{} repository files end with the same {k} path component(s): {}",
+                    hits.len(),
+                    hits.join(", ")
+                ),
+                candidates: hits,
+            };
+        }
+        let hit = hits.remove(0);
+        let whole = hit.split('/').count() == k;
+        if k >= 2 || whole {
+            Mapped::InRepo {
+                how: format!("longest unique suffix match ({k} path component{})", if k == 1 { "" } else { "s" }),
+                path: hit,
+            }
+        } else {
+            Mapped::Ambiguous {
+                why: format!("only the file name `{name}` matches `{hit}`; not guessing"),
+                candidates: vec![hit],
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(paths: &[&str]) -> TreeFiles {
+        TreeFiles::new("t".into(), paths.iter().map(|p| (*p).to_owned()).collect())
+    }
+
+    #[test]
+    fn normalisation() {
+        assert_eq!(
+            normalise(r"C:\Users\Ann Lee\My Project (2)\app\client.py").join("/"),
+            "Users/Ann Lee/My Project (2)/app/client.py"
+        );
+        assert_eq!(normalise("webpack:///./src/checkout.ts?abc#x").join("/"), "src/checkout.ts");
+        assert_eq!(normalise("webpack://shop/./src/a.ts").join("/"), "src/a.ts");
+        assert_eq!(normalise("app:///dist/main.js").join("/"), "dist/main.js");
+        assert_eq!(normalise("https://cdn.example.com/static/js/app.js?v=3").join("/"), "static/js/app.js");
+        assert_eq!(normalise("file:///srv/app/../app/x.py").join("/"), "srv/app/x.py");
+        assert_eq!(normalise("../../../etc/passwd").join("/"), "etc/passwd", "never above the root");
+        assert_eq!(normalise("./src/./a.rs").join("/"), "src/a.rs");
+    }
+
+    #[test]
+    fn suffix_matching_is_unique_or_reported() {
+        let t = tree(&["app/payments.py", "app/util.py", "lib/util.py", "main.py", "pkg/helpers.py"]);
+        let p = Packages::default();
+        let m = PathMapper { tree: &t, packages: &p, mappings: &[] };
+        assert_eq!(m.map("/srv/deploy/app/payments.py", None).repo_path(), Some("app/payments.py"));
+        assert_eq!(m.map("/srv/deploy/main.py", None).repo_path(), Some("main.py"), "a root file matched whole");
+        assert!(matches!(m.map("/srv/x/util.py", None), Mapped::Ambiguous { candidates, .. } if candidates.len() == 2));
+        assert!(matches!(m.map("/srv/other/helpers.py", None), Mapped::Ambiguous { .. }), "file name alone");
+        assert!(matches!(m.map("/srv/x/nothing.py", None), Mapped::NotInRepo { .. }));
+        assert!(matches!(m.map("node:internal/process/task_queues", None), Mapped::NotInRepo { .. }));
+    }
+
+    #[test]
+    fn code_mappings_come_first() {
+        let t = tree(&["services/web/app.py", "app.py"]);
+        let p = Packages::default();
+        let mappings = [CodeMapping { stack_prefix: "/srv/app/".into(), repo_prefix: "services/web/".into() }];
+        let m = PathMapper { tree: &t, packages: &p, mappings: &mappings };
+        let got = m.map("/srv/app/app.py", None);
+        assert_eq!(got.repo_path(), Some("services/web/app.py"));
+        assert!(got.description().contains("code mapping"));
+    }
+
+    #[test]
+    fn installed_packages_map_only_to_this_repositorys_packages() {
+        let t = tree(&[
+            "pyproject.toml",
+            "src/payments/__init__.py",
+            "src/payments/total.py",
+            "vendor/requests/api.py",
+            "web/package.json",
+            "web/lib/index.js",
+            "go.mod",
+            "internal/pay/service.go",
+            "crates/core/Cargo.toml",
+            "crates/core/src/lib.rs",
+            "ruby/shop.gemspec",
+            "ruby/lib/shop.rb",
+        ]);
+        let manifests: HashMap<String, String> = [
+            ("web/package.json", r#"{"name": "@acme/web-lib"}"#),
+            ("go.mod", "module github.com/Acme/web\n\ngo 1.22\n"),
+            ("crates/core/Cargo.toml", "[package]\nname = \"acme-core\"\nversion = \"0.1.0\"\n"),
+            ("ruby/shop.gemspec", "Gem::Specification.new do |s|\n  s.name = 'acme-shop'\nend\n"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect();
+        let p = Packages::from_manifests(&t, &manifests);
+        let m = PathMapper { tree: &t, packages: &p, mappings: &[] };
+        let cases = [
+            (r"C:\app\venv\Lib\site-packages\payments\total.py", Some("src/payments/total.py")),
+            ("/usr/lib/python3/dist-packages/payments/total.py", Some("src/payments/total.py")),
+            ("/srv/app/node_modules/@acme/web-lib/lib/index.js", Some("web/lib/index.js")),
+            (
+                "/home/ci/go/pkg/mod/github.com/!acme/web@v1.4.2/internal/pay/service.go",
+                Some("internal/pay/service.go"),
+            ),
+            (
+                "/home/ci/.cargo/registry/src/index.crates.io-6f17d22bba15001f/acme-core-0.1.0/src/lib.rs",
+                Some("crates/core/src/lib.rs"),
+            ),
+            ("/usr/local/bundle/gems/acme-shop-2.0.1/lib/shop.rb", Some("ruby/lib/shop.rb")),
+            ("/srv/venv/lib/python3.11/site-packages/requests/api.py", None),
+            ("/usr/lib/python3.11/json/__init__.py", None),
+            ("/rustc/90b35a6239c3d8bdabc530a6a0816f7ff89a0aaf/library/core/src/panicking.rs", None),
+            ("/usr/local/go/src/runtime/panic.go", None),
+        ];
+        for (raw, expected) in cases {
+            let got = m.map(raw, None);
+            assert_eq!(got.repo_path(), expected, "{raw}: {got:?}");
+        }
+        // A vendored copy used from the application's own tree maps by suffix.
+        assert_eq!(m.map("/srv/app/vendor/requests/api.py", None).repo_path(), Some("vendor/requests/api.py"));
+    }
+
+    #[test]
+    fn jvm_frames_use_the_class_package() {
+        let t =
+            tree(&["app/src/main/java/com/acme/pay/PaymentService.java", "lib/src/com/acme/util/PaymentService.java"]);
+        let p = Packages::default();
+        let m = PathMapper { tree: &t, packages: &p, mappings: &[] };
+        let got = m.map("PaymentService.java", Some("com.acme.pay.PaymentService"));
+        assert_eq!(got.repo_path(), Some("app/src/main/java/com/acme/pay/PaymentService.java"));
+        assert!(matches!(m.map("Thread.java", Some("java.lang.Thread")), Mapped::NotInRepo { .. }));
+        assert_eq!(
+            m.map("PaymentService.java", Some("com.acme.pay.PaymentService$Inner")).repo_path(),
+            Some("app/src/main/java/com/acme/pay/PaymentService.java")
+        );
+    }
+}
