@@ -384,8 +384,12 @@ impl Assigner {
             s.reason.push_str(&format!(" (skipped: {})", skipped.join("; ")));
         }
 
-        let owner =
-            self.owner(repo, &sha, &tree, settings, github_repo, suspect.as_ref(), crash_order, &mapped).await?;
+        // CODEOWNERS asks about the application frame nearest the crash (not a vendored or SDK-excluded one).
+        let top = crash_order.iter().find_map(|&i| {
+            let path = mapped.get(i).and_then(Mapped::repo_path)?;
+            (frames[i].in_app != Some(false) && !vendored(path)).then_some(path)
+        });
+        let owner = self.owner(repo, &sha, &tree, settings, github_repo, suspect.as_ref(), top).await?;
         Ok(Assignment { commit: sha, frames: results, suspect, candidates, owner })
     }
 
@@ -398,8 +402,7 @@ impl Assigner {
         settings: &Settings,
         github_repo: Option<&str>,
         suspect: Option<&Suspect>,
-        crash_order: &[usize],
-        mapped: &[Mapped],
+        top: Option<&str>,
     ) -> anyhow::Result<Owner> {
         if let Some(s) = suspect {
             if let Some(login) = &s.github_login {
@@ -413,7 +416,6 @@ impl Assigner {
                 });
             }
         }
-        let top = crash_order.iter().find_map(|&i| mapped.get(i).and_then(Mapped::repo_path));
         if let (Some(path), Some(co)) = (top, self.codeowners(repo, sha, tree).await?) {
             if let Some(o) = co.owner_of(path) {
                 let why = match suspect {

@@ -2,6 +2,7 @@
 //! every store test on SQLite and (when reachable, always in CI) PostgreSQL.
 
 mod api;
+mod assign;
 mod bombs;
 mod crash;
 mod ingest;

@@ -1,0 +1,326 @@
+//! Assignment on repositories built for the purpose: each scenario asserts the mapped path, the blamed commit and the
+//! owner. Also: blame agrees with `git blame` line for line, and real-world traces of every kind map and blame.
+
+use async_trait::async_trait;
+use shipwatch::assign::{Assigner, Assignment, DeployContext, Settings};
+use shipwatch::git::Git;
+use shipwatch::github::{GitHub, NoGitHub};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::support::{Author, TestRepo, ALICE, BOB, CAROL};
+
+const DAVE: Author = Author { name: "Dave Fmt", email: "dave@example.com" };
+const DEPENDABOT: Author =
+    Author { name: "dependabot[bot]", email: "49699333+dependabot[bot]@users.noreply.github.com" };
+const OCTO: Author = Author { name: "Octo Cat", email: "583231+octocat@users.noreply.github.com" };
+
+fn git() -> Git {
+    Git::new("git", Duration::from_secs(60), None, true)
+}
+
+async fn explain_with(
+    assigner: &Assigner,
+    repo: &TestRepo,
+    rev: &str,
+    trace: &str,
+    settings: &Settings,
+    deploy: Option<&DeployContext>,
+) -> Assignment {
+    let (_, frames, crash) = shipwatch::explain::frames_from_input(trace).expect("trace parses");
+    assigner.assign(repo.path(), rev, Some("acme/web"), &frames, &crash, settings, deploy).await.expect("assigns")
+}
+
+async fn explain(repo: &TestRepo, rev: &str, trace: &str) -> Assignment {
+    let assigner = Assigner::new(git(), Arc::new(NoGitHub));
+    explain_with(&assigner, repo, rev, trace, &Settings::default(), None).await
+}
+
+fn py(frames: &[(&str, u32, &str)]) -> String {
+    let mut t = String::from("Traceback (most recent call last):\n");
+    for (path, line, func) in frames {
+        t.push_str(&format!("  File \"{path}\", line {line}, in {func}\n"));
+    }
+    t.push_str("ZeroDivisionError: division by zero\n");
+    t
+}
+
+#[tokio::test]
+async fn blame_is_taken_at_the_deployed_commit_across_a_move_into_src() {
+    let repo = TestRepo::new();
+    let v1 = repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / b\n")], "Add pay");
+    repo.git(&["mv", "app", "src"]);
+    let v2 = repo.commit(&BOB, &[], "Move app into src/");
+    let later = repo.commit(&CAROL, &[("src/pay.py", "def pay(a, b):\n    return a / max(b, 1)\n")], "Guard division");
+
+    let at_v1 = explain(&repo, &v1, &py(&[("/srv/app/pay.py", 2, "pay")])).await;
+    assert_eq!(at_v1.frames[0].repo_path.as_deref(), Some("app/pay.py"));
+    assert_eq!(at_v1.suspect.as_ref().map(|s| s.commit.as_str()), Some(v1.as_str()));
+
+    let at_v2 = explain(&repo, &v2, &py(&[("/srv/src/pay.py", 2, "pay")])).await;
+    assert_eq!(at_v2.frames[0].repo_path.as_deref(), Some("src/pay.py"));
+    let blame = at_v2.frames[0].blame.as_ref().expect("blamed");
+    assert_eq!(blame.commit, v1, "the move changed no line: blame follows it to Alice");
+    assert_eq!(blame.orig_path, "app/pay.py");
+    // The default branch has moved on, but the deployed commit is what ran.
+    let at_head = explain(&repo, &later, &py(&[("/srv/src/pay.py", 2, "pay")])).await;
+    assert_eq!(at_head.suspect.as_ref().map(|s| s.commit.as_str()), Some(later.as_str()));
+    assert_eq!(at_v2.suspect.as_ref().map(|s| s.author_name.as_str()), Some("Alice Doe"));
+}
+
+#[tokio::test]
+async fn a_renamed_python_package_maps_by_its_manifest() {
+    let repo = TestRepo::new();
+    let before = repo.commit(
+        &ALICE,
+        &[
+            ("pyproject.toml", "[project]\nname = \"acme-payments\"\n"),
+            ("src/payments/__init__.py", ""),
+            ("src/payments/total.py", "def avg(a, n):\n    return a / n\n"),
+        ],
+        "Payments package",
+    );
+    repo.git(&["mv", "src/payments", "src/billing"]);
+    let after = repo.commit(&BOB, &[], "Rename payments to billing");
+    let installed = |pkg: &str| py(&[(&format!("/opt/venv/lib/python3.12/site-packages/{pkg}/total.py"), 2, "avg")]);
+    let old = explain(&repo, &before, &installed("payments")).await;
+    assert_eq!(old.frames[0].repo_path.as_deref(), Some("src/payments/total.py"));
+    assert!(old.frames[0].mapping.contains("installed Python package `payments`"), "{}", old.frames[0].mapping);
+    let new = explain(&repo, &after, &installed("billing")).await;
+    assert_eq!(new.frames[0].repo_path.as_deref(), Some("src/billing/total.py"));
+    assert_eq!(new.suspect.as_ref().map(|s| s.commit.as_str()), Some(before.as_str()));
+    let gone = explain(&repo, &after, &installed("payments")).await;
+    assert!(!gone.frames[0].in_repo, "the old name is no longer this repository's: {}", gone.frames[0].mapping);
+}
+
+#[tokio::test]
+async fn formatting_commits_in_ignore_revs_mailmap_bots_and_noreply() {
+    let repo = TestRepo::new();
+    let old_bob = Author { name: "bob", email: "bob@old.example" };
+    let base =
+        repo.commit(&ALICE, &[("app/calc.py", "def calc(a, b):\n    total = a+b\n    return total / b\n")], "calc");
+    let bobs = repo.commit(
+        &old_bob,
+        &[("app/calc.py", "def calc(a, b):\n    total = a+b\n    return total / (b - 1)\n")],
+        "off by one",
+    );
+    let fmt = repo.commit(
+        &DAVE,
+        &[("app/calc.py", "def calc(a, b):\n    total = a + b\n    return total / (b - 1)\n")],
+        "Reformat",
+    );
+    let bot = repo.commit(&DEPENDABOT, &[("app/deps.py", "VERSION = '1.0'\nLIMIT = 1 / 0\n")], "Bump deps");
+    repo.commit(&OCTO, &[("app/octo.py", "def run():\n    return 1 / 0\n")], "octo");
+    let head = repo.commit(
+        &ALICE,
+        &[
+            (".git-blame-ignore-revs", &format!("# formatting\n{fmt}\n0123456789abcdef0123456789abcdef01234567\n")),
+            (".mailmap", "Bob Roe <bob@example.com> <bob@old.example>\n"),
+        ],
+        "Ignore the reformat; map Bob",
+    );
+    // Line 2 was last touched by the reformat, which is ignored: Alice wrote it.
+    let a = explain(&repo, &head, &py(&[("/srv/app/calc.py", 2, "calc")])).await;
+    assert_eq!(a.suspect.as_ref().map(|s| s.commit.as_str()), Some(base.as_str()), "{:?}", a.suspect);
+    // Line 3: Bob's change under his old address, mapped by .mailmap; his login from the project's mapping.
+    let assigner = Assigner::new(git(), Arc::new(NoGitHub));
+    let settings =
+        Settings { logins: BTreeMap::from([("bob@example.com".into(), "bobroe".into())]), ..Default::default() };
+    let b = explain_with(&assigner, &repo, &head, &py(&[("/srv/app/calc.py", 3, "calc")]), &settings, None).await;
+    let s = b.suspect.as_ref().expect("suspect");
+    assert_eq!(
+        (s.commit.as_str(), s.author_name.as_str(), s.author_email.as_str()),
+        (bobs.as_str(), "Bob Roe", "bob@example.com")
+    );
+    assert_eq!((b.owner.kind.as_str(), b.owner.github_login.as_deref()), ("author", Some("bobroe")));
+    // A bot's line never wins: the caller's author does.
+    let c = explain(&repo, &head, &py(&[("/srv/app/calc.py", 3, "calc"), ("/srv/app/deps.py", 2, "<module>")])).await;
+    assert_eq!(c.frames[1].blame.as_ref().map(|b| b.commit.as_str()), Some(bot.as_str()));
+    let s = c.suspect.as_ref().expect("suspect");
+    assert_eq!(s.commit, bobs);
+    assert!(s.reason.contains("by bot dependabot[bot]"), "{}", s.reason);
+    // A noreply address names the login.
+    let d = explain(&repo, &head, &py(&[("/srv/app/octo.py", 2, "run")])).await;
+    assert_eq!((d.owner.kind.as_str(), d.owner.github_login.as_deref()), ("author", Some("octocat")));
+    assert!(d.owner.reason.contains("noreply"), "{}", d.owner.reason);
+}
+
+struct FakeGitHub(HashMap<String, String>);
+
+#[async_trait]
+impl GitHub for FakeGitHub {
+    async fn commit_author_login(&self, _repo: &str, sha: &str) -> anyhow::Result<Option<String>> {
+        Ok(self.0.get(sha).cloned())
+    }
+}
+
+#[tokio::test]
+async fn vendored_code_codeowners_default_assignee_and_the_commit_api() {
+    let repo = TestRepo::new();
+    let lib =
+        repo.commit(&BOB, &[("vendor/requests/api.py", "def get(url):\n    raise IOError(url)\n")], "Vendor requests");
+    let app =
+        repo.commit(&CAROL, &[("app/main.py", "import requests\n\ndef main():\n    requests.get('x')\n")], "main");
+    let head = repo.commit(&ALICE, &[(".github/CODEOWNERS", "*  @acme/everyone\n/app/  @acme/payments\n")], "owners");
+    let trace = py(&[
+        ("/srv/app/app/main.py", 4, "main"),
+        ("/srv/app/vendor/requests/api.py", 2, "get"),
+        ("/srv/venv/lib/python3.11/site-packages/requests/api.py", 2, "get"),
+    ]);
+    let a = explain(&repo, &head, &trace).await;
+    assert_eq!(a.frames[1].repo_path.as_deref(), Some("vendor/requests/api.py"));
+    assert_eq!(a.frames[1].blame.as_ref().map(|b| b.commit.as_str()), Some(lib.as_str()));
+    assert!(!a.frames[2].in_repo, "the installed copy is not the vendored one: {}", a.frames[2].mapping);
+    let s = a.suspect.as_ref().expect("suspect");
+    assert_eq!(s.commit, app, "vendored code never wins");
+    // Carol has no login anywhere: CODEOWNERS of the top repository frame decides.
+    assert_eq!((a.owner.kind.as_str(), a.owner.github_login.as_deref()), ("codeowners", Some("acme/payments")));
+    assert!(a.owner.reason.contains(".github/CODEOWNERS:2 `/app/`"), "{}", a.owner.reason);
+    // GitHub's commit API knows her.
+    let assigner = Assigner::new(git(), Arc::new(FakeGitHub(HashMap::from([(app.clone(), "carol-gh".into())]))));
+    let b = explain_with(&assigner, &repo, &head, &trace, &Settings::default(), None).await;
+    assert_eq!((b.owner.kind.as_str(), b.owner.github_login.as_deref()), ("author", Some("carol-gh")));
+    assert!(b.owner.reason.contains("GitHub's commit API"));
+    // Without CODEOWNERS and logins, the default assignee; then nobody.
+    repo.git(&["rm", "-q", ".github/CODEOWNERS"]);
+    let bare = repo.commit(&ALICE, &[], "drop owners");
+    let settings = Settings { default_assignee: Some("@oncall".into()), ..Default::default() };
+    let c = explain_with(&Assigner::new(git(), Arc::new(NoGitHub)), &repo, &bare, &trace, &settings, None).await;
+    assert_eq!((c.owner.kind.as_str(), c.owner.github_login.as_deref()), ("default", Some("oncall")));
+    let d = explain(&repo, &bare, &trace).await;
+    assert_eq!(d.owner.kind, "none");
+}
+
+#[tokio::test]
+async fn a_monorepo_whose_package_names_differ_from_their_directories() {
+    let repo = TestRepo::new();
+    let web = repo.commit(
+        &ALICE,
+        &[
+            ("packages/web/package.json", r#"{"name": "@acme/storefront", "version": "1.0.0"}"#),
+            ("packages/web/lib/cart.js", "exports.total = (c) => c.items.reduce((a, b) => a + b, 0);\n"),
+        ],
+        "storefront",
+    );
+    let api = repo.commit(
+        &BOB,
+        &[
+            ("packages/api/package.json", r#"{"name": "@acme/backend"}"#),
+            ("packages/api/lib/cart.js", "module.exports = null.x;\n"),
+        ],
+        "backend",
+    );
+    let trace = "TypeError: Cannot read properties of undefined (reading 'reduce')\n    at exports.total (/srv/shop/node_modules/@acme/storefront/lib/cart.js:1:37)\n    at handler (/srv/shop/node_modules/@acme/backend/lib/cart.js:1:18)\n";
+    let a = explain(&repo, &api, trace).await;
+    assert_eq!(a.frames[0].repo_path.as_deref(), Some("packages/web/lib/cart.js"));
+    assert_eq!(a.frames[1].repo_path.as_deref(), Some("packages/api/lib/cart.js"));
+    assert_eq!(a.suspect.as_ref().map(|s| s.commit.as_str()), Some(web.as_str()), "the crashing frame is web's");
+    // By suffix alone `lib/cart.js` is ambiguous: the package names decide.
+    let plain = explain(&repo, &api, "Error: x\n    at f (/build/lib/cart.js:1:1)\n").await;
+    assert!(!plain.frames[0].in_repo);
+    assert!(
+        plain.frames[0].mapping.contains("packages/api/lib/cart.js")
+            && plain.frames[0].mapping.contains("packages/web/lib/cart.js"),
+        "{}",
+        plain.frames[0].mapping
+    );
+}
+
+#[tokio::test]
+async fn commits_inside_the_deploy_range_beat_older_code_nearer_the_crash() {
+    let repo = TestRepo::new();
+    let old = repo.commit(
+        &ALICE,
+        &[("app/a.py", "def inner():\n    return 1 / 0\n"), ("app/b.py", "def outer():\n    x = 1\n    inner()\n")],
+        "old code",
+    );
+    let new = repo.commit(&BOB, &[("app/b.py", "def outer():\n    x = 2\n    inner()\n")], "tweak outer");
+    let trace = py(&[("/srv/app/b.py", 2, "outer"), ("/srv/app/a.py", 2, "inner")]);
+    let assigner = Assigner::new(git(), Arc::new(NoGitHub));
+    let without = explain_with(&assigner, &repo, &new, &trace, &Settings::default(), None).await;
+    assert_eq!(without.suspect.as_ref().map(|s| s.commit.as_str()), Some(old.as_str()), "nearest the crash");
+    let deploy =
+        DeployContext { version: "v2".into(), environment: "production".into(), range: HashSet::from([new.clone()]) };
+    let with = explain_with(&assigner, &repo, &new, &trace, &Settings::default(), Some(&deploy)).await;
+    let s = with.suspect.as_ref().expect("suspect");
+    assert_eq!(s.commit, new, "introduced by this deploy wins");
+    assert!(s.reason.contains("inside deploy v2 to production"), "{}", s.reason);
+    assert!(with.candidates[1].reason.contains("older code (not in deploy v2"), "{}", with.candidates[1].reason);
+}
+
+/// Every line of several files of a generated history (edits, moves, renames), blamed through shipwatch's engine
+/// with its cache, equals `git blame --porcelain` of the whole file at that commit.
+#[tokio::test]
+async fn blame_agrees_with_git_blame_line_for_line() {
+    let repo = TestRepo::new();
+    let authors = [&ALICE, &BOB, &CAROL, &DAVE];
+    let mut files: Vec<(String, Vec<String>)> =
+        (0..3).map(|f| (format!("src/f{f}.txt"), (0..40).map(|l| format!("file {f} line {l}")).collect())).collect();
+    let mut seed: u64 = 42;
+    let mut next = move |n: u64| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    for (path, lines) in &files {
+        repo.commit(&ALICE, &[(path, &(lines.join("\n") + "\n"))], "initial");
+    }
+    let mut checkpoints = Vec::new();
+    for c in 0..60 {
+        let f = next(3) as usize;
+        if c % 17 == 16 {
+            let (old, _) = files[f].clone();
+            let new = format!("moved{c}/{}", old.rsplit('/').next().unwrap_or("x"));
+            std::fs::create_dir_all(repo.path().join(format!("moved{c}"))).expect("mkdir");
+            repo.git(&["mv", &old, &new]);
+            files[f].0 = new;
+            repo.commit(authors[next(4) as usize], &[], &format!("move {c}"));
+            continue;
+        }
+        let (path, lines) = &mut files[f];
+        for _ in 0..(1 + next(4)) {
+            let at = next(lines.len() as u64) as usize;
+            match next(3) {
+                0 => lines[at] = format!("edit {c} at {at}"),
+                1 => lines.insert(at, format!("insert {c}")),
+                _ if lines.len() > 10 => {
+                    lines.remove(at);
+                }
+                _ => {}
+            }
+        }
+        let content = lines.join("\n") + "\n";
+        let sha = repo.commit(authors[next(4) as usize], &[(path.as_str(), content.as_str())], &format!("change {c}"));
+        if c % 20 == 19 {
+            checkpoints.push((sha, files.clone()));
+        }
+    }
+    let engine =
+        shipwatch::git::blame::CachedBlame::new(Arc::new(shipwatch::git::blame::GitCliBlame::new(git())), 100_000);
+    let mut compared = 0;
+    for (sha, files) in &checkpoints {
+        for (path, lines) in files {
+            let want: Vec<u32> = (1..=lines.len() as u32).collect();
+            use shipwatch::git::blame::BlameEngine as _;
+            let ours = engine.blame(repo.path(), sha, path, &want, &[]).await.expect("blame");
+            let reference =
+                shipwatch::git::blame::parse_porcelain(&repo.git(&["blame", "--porcelain", sha, "--", path]))
+                    .expect("parse");
+            assert_eq!(ours.len(), lines.len(), "{path} at {sha}");
+            for l in &want {
+                assert_eq!(ours[l].commit, reference[l].commit, "{path}:{l} at {sha}");
+                assert_eq!(
+                    (ours[l].orig_path.as_str(), ours[l].orig_line),
+                    (reference[l].orig_path.as_str(), reference[l].orig_line)
+                );
+                compared += 1;
+            }
+            // Asked again: answered from the cache, no git process.
+            let before = engine.engine_calls();
+            let again = engine.blame(repo.path(), sha, path, &want, &[]).await.expect("blame");
+            assert_eq!(again, ours);
+            assert_eq!(engine.engine_calls(), before);
+        }
+    }
+    assert!(compared > 300, "compared {compared} lines");
+}
