@@ -10,3 +10,4 @@ mod ranges;
 mod sdk;
 mod store_contract;
 mod support;
+mod traces;
