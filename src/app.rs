@@ -9,9 +9,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::assign::service::AssignService;
+use crate::assign::Assigner;
 use crate::config::{DataArgs, GitArgs, Secret, WorkerArgs};
 use crate::git::mirror::Mirrors;
 use crate::git::Git;
+use crate::github::NoGitHub;
 use crate::groups::Groups;
 use crate::http::{self, AppState, HttpSettings};
 use crate::ingest::Ingest;
@@ -25,6 +28,7 @@ pub struct App {
     pub store: DynStore,
     pub releases: Arc<Releases>,
     pub groups: Arc<Groups>,
+    pub assign: Arc<AssignService>,
     pub wake: Arc<Notify>,
     pub worker_args: WorkerArgs,
 }
@@ -50,10 +54,12 @@ impl App {
             git.git_token.clone(),
             git.allow_local_repos,
         );
+        let assigner = Arc::new(Assigner::new(git_runner.clone(), Arc::new(NoGitHub)));
         let mirrors = Arc::new(Mirrors::new(data.data_dir.join("mirrors"), git_runner));
+        let assign = Arc::new(AssignService::new(store.clone(), mirrors.clone(), assigner));
         let releases = Arc::new(Releases::new(store.clone(), mirrors, git.max_range_commits.max(1)));
         let groups = Arc::new(Groups::new(store.clone()));
-        App { store, releases, groups, wake: Arc::new(Notify::new()), worker_args: worker_args.clone() }
+        App { store, releases, groups, assign, wake: Arc::new(Notify::new()), worker_args: worker_args.clone() }
     }
 
     pub fn router(&self, settings: HttpSettings) -> axum::Router {
@@ -74,6 +80,7 @@ impl App {
         Worker::new(
             self.releases.clone(),
             self.groups.clone(),
+            self.assign.clone(),
             self.worker_args.lease(),
             self.worker_args.poll_interval(),
             self.wake.clone(),

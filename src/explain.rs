@@ -108,31 +108,7 @@ pub fn frames_from_input(text: &str) -> anyhow::Result<(String, Vec<FrameInput>,
             serde_json::from_str(text).context("the input looks like JSON but is not valid")?;
         let now = chrono::Utc::now().timestamp_millis();
         let event = crate::ingest::sentry::to_event(&value, None, now).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut frames = Vec::new();
-        let mut raised = Vec::new();
-        let chains: Vec<&[crate::events::Frame]> = if event.exceptions.is_empty() {
-            vec![&event.stacktrace]
-        } else {
-            event.exceptions.iter().map(|e| e.frames.as_slice()).collect()
-        };
-        let last = chains.len().saturating_sub(1);
-        for (ci, chain) in chains.iter().enumerate() {
-            for f in chain.iter() {
-                let Some(path) = f.abs_path.clone().or_else(|| f.filename.clone()) else { continue };
-                if ci == last {
-                    raised.push(frames.len());
-                }
-                frames.push(FrameInput {
-                    raw_path: path,
-                    line: f.lineno,
-                    column: f.colno,
-                    function: f.function.clone(),
-                    module: f.module.clone(),
-                    in_app: f.in_app,
-                });
-            }
-        }
-        raised.reverse();
+        let (frames, raised) = crate::assign::frames_of_event(&event);
         let language = event.platform.unwrap_or_else(|| "unknown".into());
         return Ok((language, frames, raised));
     }

@@ -77,6 +77,7 @@ mod tests {
             ingest_key: "abc".into(),
             deploy_token: "t".into(),
             created_at: 0,
+            settings: "{}".into(),
         };
         assert_eq!(dsn("http://127.0.0.1:8080", &p), "http://abc@127.0.0.1:8080/42");
         assert_eq!(dsn("https://sw.example.com/", &p), "https://abc@sw.example.com/42");

@@ -3,6 +3,7 @@
 
 pub mod owners;
 pub mod paths;
+pub mod service;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
@@ -452,6 +453,38 @@ impl Assigner {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The frames of an event that carry a file location (every exception's, in order), and the indices of the raised
+/// exception's frames from the crash outwards.
+pub fn frames_of_event(event: &crate::events::Event) -> (Vec<FrameInput>, Vec<usize>) {
+    let chains: Vec<&[crate::events::Frame]> = if event.exceptions.is_empty() {
+        vec![&event.stacktrace]
+    } else {
+        event.exceptions.iter().map(|e| e.frames.as_slice()).collect()
+    };
+    let mut frames = Vec::new();
+    let mut raised = Vec::new();
+    let last = chains.len().saturating_sub(1);
+    for (ci, chain) in chains.iter().enumerate() {
+        for f in chain.iter() {
+            let Some(path) = f.abs_path.clone().or_else(|| f.filename.clone()) else { continue };
+            if ci == last {
+                raised.push(frames.len());
+            }
+            frames.push(FrameInput {
+                raw_path: path,
+                line: f.lineno,
+                column: f.colno,
+                function: f.function.clone(),
+                module: f.module.clone(),
+                in_app: f.in_app,
+            });
+        }
+    }
+    // Events run caller → callee: the crash is last.
+    raised.reverse();
+    (frames, raised)
 }
 
 /// The commits of `base..sha` in `repo`, for a deploy context built outside the store (`explain --range`).

@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::{page_limit, require_bearer, ApiError, ApiResult, AppState};
+use crate::assign::service::GroupAssignment;
 use crate::events::Event;
 use crate::store::{Group, GroupCount, GroupFilter};
 
@@ -31,6 +32,8 @@ struct GroupView {
     last_seen: String,
     first_release: Option<String>,
     fingerprint: String,
+    /// The GitHub login the group is assigned to, once assignment ran.
+    assignee: Option<String>,
     url: String,
 }
 
@@ -53,6 +56,7 @@ fn view(state: &AppState, g: Group) -> GroupView {
         last_seen: rfc3339(g.last_seen),
         first_release: g.first_release,
         fingerprint: g.fingerprint,
+        assignee: g.assignee,
     }
 }
 
@@ -105,6 +109,8 @@ struct GroupDetail {
     /// Events per release and environment.
     counts: Vec<GroupCount>,
     latest_event: Option<Event>,
+    /// Frames mapped and blamed at the deployed commit, the suspect and the owner, with their reasons.
+    assignment: Option<GroupAssignment>,
 }
 
 async fn show(
@@ -119,6 +125,10 @@ async fn show(
     let project = state.store.project_by_id(group.project_id).await?.ok_or_else(not_found)?;
     state.require_project_token(&headers, &project)?;
     let counts = state.store.group_counts(group.id).await?;
+    let assignment = match group.assignment.as_deref() {
+        Some(a) => Some(serde_json::from_str::<GroupAssignment>(a).map_err(anyhow::Error::from)?),
+        None => None,
+    };
     let latest_event = match group.last_event_id {
         Some(eid) => match state.store.event(eid).await? {
             Some(e) => {
@@ -130,7 +140,7 @@ async fn show(
         },
         None => None,
     };
-    Ok(Json(GroupDetail { project: project.name, group: view(&state, group), counts, latest_event }))
+    Ok(Json(GroupDetail { project: project.name, group: view(&state, group), counts, latest_event, assignment }))
 }
 
 #[derive(Serialize)]

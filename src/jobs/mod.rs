@@ -8,9 +8,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument as _};
 
+use crate::assign::service::AssignService;
 use crate::groups::Groups;
 use crate::releases::Releases;
-use crate::store::{DynStore, Job, DEPLOY_RANGE_JOB, PROCESS_EVENT_JOB};
+use crate::store::{DynStore, Job, ASSIGN_GROUP_JOB, DEPLOY_RANGE_JOB, PROCESS_EVENT_JOB};
 
 /// Milliseconds since the Unix epoch; replaceable in tests to drive leases without sleeping.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -24,6 +25,7 @@ pub struct Worker {
     store: DynStore,
     releases: Arc<Releases>,
     groups: Arc<Groups>,
+    assign: Arc<AssignService>,
     lease: Duration,
     poll: Duration,
     wake: Arc<Notify>,
@@ -40,16 +42,23 @@ struct EventJob {
     event: i64,
 }
 
+#[derive(Deserialize)]
+struct AssignJob {
+    group: i64,
+    event: i64,
+}
+
 impl Worker {
     pub fn new(
         releases: Arc<Releases>,
         groups: Arc<Groups>,
+        assign: Arc<AssignService>,
         lease: Duration,
         poll: Duration,
         wake: Arc<Notify>,
         clock: Clock,
     ) -> Worker {
-        Worker { store: releases.store().clone(), releases, groups, lease, poll, wake, clock }
+        Worker { store: releases.store().clone(), releases, groups, assign, lease, poll, wake, clock }
     }
 
     /// Runs until `shutdown` is cancelled, finishing the job in hand first.
@@ -145,6 +154,11 @@ impl Worker {
             PROCESS_EVENT_JOB => {
                 let payload: EventJob = serde_json::from_str(&job.payload)?;
                 self.groups.process_event(payload.event).await
+            }
+            ASSIGN_GROUP_JOB => {
+                let payload: AssignJob = serde_json::from_str(&job.payload)?;
+                let clock = self.clock.clone();
+                self.assign.assign_group(payload.group, payload.event, move || clock()).await
             }
             other => anyhow::bail!("unknown job kind `{other}` (written by a newer shipwatch?)"),
         }

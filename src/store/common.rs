@@ -19,6 +19,12 @@ pub const DEPLOY_RANGE_JOB: &str = "deploy_range";
 /// The kind of the job that groups an accepted event.
 pub const PROCESS_EVENT_JOB: &str = "process_event";
 
+/// The kind of the job that maps, blames and assigns a new group.
+pub const ASSIGN_GROUP_JOB: &str = "assign_group";
+
+/// How often an assignment job is tried.
+pub(super) const ASSIGN_JOB_ATTEMPTS: i64 = 6;
+
 /// How often an event job is tried before it is given up (the event stays stored).
 pub(super) const EVENT_JOB_ATTEMPTS: i64 = 10;
 
@@ -432,6 +438,12 @@ macro_rules! impl_store {
                     .bind(e.id)
                     .execute(&mut *tx)
                     .await?;
+                if times_seen == 1 {
+                    // A new group: find its owner, in the same transaction so the work cannot be lost.
+                    use $crate::store::common::{ASSIGN_GROUP_JOB, ASSIGN_JOB_ATTEMPTS};
+                    let payload = serde_json::json!({ "group": group_id, "event": e.id }).to_string();
+                    enqueue_in(&mut *tx, ASSIGN_GROUP_JOB, &payload, ASSIGN_JOB_ATTEMPTS, e.received_at).await?;
+                }
                 tx.commit().await?;
                 Ok((group_id, times_seen == 1))
             }
@@ -450,6 +462,75 @@ macro_rules! impl_store {
                 .bind(f.limit)
                 .bind(f.offset)
                 .fetch_all(&self.read)
+                .await?)
+            }
+
+            async fn set_group_assignment(
+                &self,
+                group_id: i64,
+                assignment: &str,
+                assignee: Option<&str>,
+                now: i64,
+            ) -> StoreResult<()> {
+                sqlx::query("update error_groups set assignment = $1, assignee = $2, assigned_at = $3 where id = $4")
+                    .bind(assignment)
+                    .bind(assignee)
+                    .bind(now)
+                    .bind(group_id)
+                    .execute(&self.write)
+                    .await?;
+                Ok(())
+            }
+
+            async fn set_project_settings(&self, project_id: i64, settings: &str) -> StoreResult<()> {
+                let done = sqlx::query("update projects set settings = $1 where id = $2")
+                    .bind(settings)
+                    .bind(project_id)
+                    .execute(&self.write)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            }
+
+            async fn deploy_for_release(
+                &self,
+                project_id: i64,
+                environment: Option<&str>,
+                release: &str,
+            ) -> StoreResult<Option<Deploy>> {
+                let by_version = sqlx::query_as::<$db, Deploy>(
+                    "select * from deploys where project_id = $1 and status = 'ready' and version = $2 \
+                     and ($3 is null or environment = $3) order by id desc limit 1",
+                )
+                .bind(project_id)
+                .bind(release)
+                .bind(environment)
+                .fetch_optional(&self.read)
+                .await?;
+                if by_version.is_some() || release.len() < 7 || !release.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Ok(by_version);
+                }
+                Ok(sqlx::query_as::<$db, Deploy>(
+                    "select * from deploys where project_id = $1 and status = 'ready' and sha like $2 \
+                     and ($3 is null or environment = $3) order by id desc limit 1",
+                )
+                .bind(project_id)
+                .bind(format!("{}%", release.to_ascii_lowercase()))
+                .bind(environment)
+                .fetch_optional(&self.read)
+                .await?)
+            }
+
+            async fn latest_ready_deploy(&self, project_id: i64, environment: Option<&str>) -> StoreResult<Option<Deploy>> {
+                Ok(sqlx::query_as::<$db, Deploy>(
+                    "select * from deploys where project_id = $1 and status = 'ready' \
+                     and ($2 is null or environment = $2) order by id desc limit 1",
+                )
+                .bind(project_id)
+                .bind(environment)
+                .fetch_optional(&self.read)
                 .await?)
             }
 

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-pub use common::{DEPLOY_RANGE_JOB, PROCESS_EVENT_JOB};
+pub use common::{ASSIGN_GROUP_JOB, DEPLOY_RANGE_JOB, PROCESS_EVENT_JOB};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -55,6 +55,8 @@ pub struct Project {
     #[serde(skip)]
     pub deploy_token: String,
     pub created_at: i64,
+    /// Assignment settings as JSON (see `assign::Settings`).
+    pub settings: String,
 }
 
 impl std::fmt::Debug for Project {
@@ -247,6 +249,11 @@ pub struct Group {
     pub first_release: Option<String>,
     pub times_seen: i64,
     pub last_event_id: Option<i64>,
+    /// The assignment of the group's first event, as JSON, once the worker has made it.
+    pub assignment: Option<String>,
+    /// The GitHub login the group is assigned to.
+    pub assignee: Option<String>,
+    pub assigned_at: Option<i64>,
 }
 
 /// Events of a group in one release and environment (`""` when the event named none).
@@ -320,6 +327,25 @@ pub trait Store: Send + Sync + 'static {
     /// called. Returns the group id and whether this event created the group.
     async fn group_event(&self, event: &StoredEvent, group: &GroupUpdate) -> StoreResult<(i64, bool)>;
     async fn list_groups(&self, project_id: i64, filter: &GroupFilter) -> StoreResult<Vec<Group>>;
+    /// Stores the assignment of a group (JSON) and its assignee.
+    async fn set_group_assignment(
+        &self,
+        group_id: i64,
+        assignment: &str,
+        assignee: Option<&str>,
+        now: i64,
+    ) -> StoreResult<()>;
+    async fn set_project_settings(&self, project_id: i64, settings: &str) -> StoreResult<()>;
+    /// The deploy an event ran at: the newest ready deploy whose version is `release` (in `environment` when given),
+    /// else one whose commit starts with `release`; `None` when neither exists.
+    async fn deploy_for_release(
+        &self,
+        project_id: i64,
+        environment: Option<&str>,
+        release: &str,
+    ) -> StoreResult<Option<Deploy>>;
+    /// The newest ready deploy of an environment (or of the project when `None`).
+    async fn latest_ready_deploy(&self, project_id: i64, environment: Option<&str>) -> StoreResult<Option<Deploy>>;
     async fn group(&self, id: i64) -> StoreResult<Option<Group>>;
     async fn group_counts(&self, group_id: i64) -> StoreResult<Vec<GroupCount>>;
     /// Adds to the counters of envelope items that were accepted but not kept (`transaction`, `session`, …).

@@ -6,6 +6,7 @@ mod assign;
 mod bombs;
 mod crash;
 mod ingest;
+mod pipeline;
 mod ranges;
 mod sdk;
 mod store_contract;

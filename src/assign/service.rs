@@ -1,0 +1,129 @@
+//! The `assign_group` job: a new group's first event, mapped and blamed at the commit of the deploy it came from,
+//! with the suspect and owner stored on the group.
+
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tracing::{info, instrument, warn};
+
+use super::{frames_of_event, Assigner, Assignment, DeployContext, FrameResult, Owner, Settings, Suspect};
+use crate::events::Event;
+use crate::git::mirror::Mirrors;
+use crate::store::{Deploy, DynStore};
+
+/// What is stored on a group, and shown by the group API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupAssignment {
+    /// `assigned`, `no_deploy` (no deploy recorded to map the frames against) or `failed`.
+    pub status: String,
+    pub deploy: Option<DeployRef>,
+    /// The one-line answer to "who, and why".
+    pub explanation: String,
+    pub suspect: Option<Suspect>,
+    pub candidates: Vec<Suspect>,
+    pub owner: Option<Owner>,
+    pub frames: Vec<FrameResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeployRef {
+    pub id: i64,
+    pub version: String,
+    pub environment: String,
+    pub sha: String,
+    /// True when no deploy matched the event's release and the environment's latest was used instead.
+    pub guessed: bool,
+}
+
+pub struct AssignService {
+    store: DynStore,
+    mirrors: Arc<Mirrors>,
+    assigner: Arc<Assigner>,
+}
+
+impl AssignService {
+    pub fn new(store: DynStore, mirrors: Arc<Mirrors>, assigner: Arc<Assigner>) -> AssignService {
+        AssignService { store, mirrors, assigner }
+    }
+
+    /// The deploy an event ran at, and whether that is a guess.
+    async fn deploy_of(&self, project_id: i64, event: &Event) -> anyhow::Result<Option<(Deploy, bool)>> {
+        let env = event.environment.as_deref();
+        if let Some(release) = event.release.as_deref() {
+            if let Some(d) = self.store.deploy_for_release(project_id, env, release).await? {
+                return Ok(Some((d, false)));
+            }
+        }
+        Ok(self.store.latest_ready_deploy(project_id, env).await?.map(|d| (d, true)))
+    }
+
+    /// # Errors
+    /// When the store or git fails (the job is retried); a group without a deploy is stored as `no_deploy`.
+    #[instrument(skip_all, fields(group_id, event_row))]
+    pub async fn assign_group(&self, group_id: i64, event_row: i64, now: impl Fn() -> i64) -> anyhow::Result<()> {
+        let (Some(group), Some(stored)) = (self.store.group(group_id).await?, self.store.event(event_row).await?)
+        else {
+            warn!("group or event no longer exists");
+            return Ok(());
+        };
+        let project =
+            self.store.project_by_id(group.project_id).await?.ok_or_else(|| anyhow::anyhow!("project gone"))?;
+        let settings: Settings = serde_json::from_str(&project.settings).unwrap_or_default();
+        let mut event: Event = serde_json::from_str(&stored.payload)?;
+        crate::groups::normalise(&mut event);
+
+        let Some((deploy, guessed)) = self.deploy_of(project.id, &event).await? else {
+            let result = GroupAssignment {
+                status: "no_deploy".into(),
+                deploy: None,
+                explanation: format!(
+                    "no deploy recorded for release {} in {}: the frames cannot be mapped to a commit",
+                    event.release.as_deref().unwrap_or("(none)"),
+                    event.environment.as_deref().unwrap_or("any environment")
+                ),
+                suspect: None,
+                candidates: Vec::new(),
+                owner: None,
+                frames: Vec::new(),
+            };
+            let fallback = settings.default_assignee.as_deref().map(|d| d.trim_start_matches('@'));
+            self.store.set_group_assignment(group_id, &serde_json::to_string(&result)?, fallback, now()).await?;
+            return Ok(());
+        };
+        self.mirrors.ensure_commits(project.id, &project.repo_url, &[deploy.sha.as_str()]).await?;
+        let range = self.store.deploy_commits(deploy.id).await?.into_iter().map(|c| c.sha).collect();
+        let context = DeployContext { version: deploy.version.clone(), environment: deploy.environment.clone(), range };
+        let (frames, crash) = frames_of_event(&event);
+        let repo = self.mirrors.path(project.id);
+        let a: Assignment = self
+            .assigner
+            .assign(&repo, &deploy.sha, project.github_repo.as_deref(), &frames, &crash, &settings, Some(&context))
+            .await?;
+        let explanation = match &a.suspect {
+            Some(s) => s.reason.clone(),
+            None => a.owner.reason.clone(),
+        };
+        let assignee = a.owner.github_login.clone();
+        info!(
+            suspect = a.suspect.as_ref().map(|s| s.commit.as_str()),
+            assignee = assignee.as_deref(),
+            "group assigned"
+        );
+        let result = GroupAssignment {
+            status: "assigned".into(),
+            deploy: Some(DeployRef {
+                id: deploy.id,
+                version: deploy.version,
+                environment: deploy.environment,
+                sha: deploy.sha,
+                guessed,
+            }),
+            explanation,
+            suspect: a.suspect,
+            candidates: a.candidates.into_iter().take(5).collect(),
+            owner: Some(a.owner),
+            frames: a.frames,
+        };
+        self.store.set_group_assignment(group_id, &serde_json::to_string(&result)?, assignee.as_deref(), now()).await?;
+        Ok(())
+    }
+}
