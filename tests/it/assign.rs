@@ -324,3 +324,97 @@ async fn blame_agrees_with_git_blame_line_for_line() {
     }
     assert!(compared > 300, "compared {compared} lines");
 }
+
+fn keys(v: &serde_json::Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+    k.sort();
+    k
+}
+
+/// Runs the `shipwatch explain` binary with `input` on standard input.
+async fn explain_binary(repo: &std::path::Path, rev: &str, input: &str, extra: &[&str]) -> (bool, String, String) {
+    use tokio::io::AsyncWriteExt as _;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_shipwatch"))
+        .args(["explain", "--repo"])
+        .arg(repo)
+        .args(["--rev", rev])
+        .args(extra)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("explain starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).await.expect("write");
+    drop(stdin);
+    let out = child.wait_with_output().await.expect("explain runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn explain_prints_exactly_the_documented_json_for_traces_and_sentry_events() {
+    let repo = TestRepo::new();
+    // The application the captured Python SDK event came from, at /srv/demo-app/app.py.
+    let app_py: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+    let sha = repo.commit(&OCTO, &[("app.py", &app_py)], "demo app");
+    let bare = tempfile::tempdir().expect("temp dir");
+    let bare_path = bare.path().join("mirror.git");
+    repo.git(&["clone", "--quiet", "--bare", &repo.url(), &bare_path.display().to_string()]);
+
+    let trace = py(&[("/srv/demo-app/app.py", 11, "divide"), ("/usr/lib/python3.11/runpy.py", 88, "_run_code")]);
+    let (ok, out, err) = explain_binary(&bare_path, "HEAD", &trace, &["--format", "json"]).await;
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(keys(&v), ["frames", "language", "owner", "suspect"]);
+    assert_eq!(v["language"], serde_json::json!("python"));
+    let frame_keys = ["blame", "column", "function", "in_repo", "index", "line", "mapping", "raw_path", "repo_path"];
+    assert_eq!(keys(&v["frames"][0]), frame_keys);
+    assert_eq!(
+        keys(&v["frames"][0]["blame"]),
+        ["author_email", "author_name", "author_time", "commit", "orig_line", "orig_path", "summary"]
+    );
+    assert_eq!(v["frames"][1]["in_repo"], serde_json::json!(false));
+    assert_eq!(v["frames"][1]["repo_path"], serde_json::Value::Null);
+    assert_eq!(v["frames"][1]["blame"], serde_json::Value::Null);
+    assert_eq!(keys(&v["suspect"]), ["author_email", "author_name", "commit", "frame_index", "github_login", "reason"]);
+    assert_eq!(v["suspect"]["commit"], serde_json::json!(sha));
+    assert_eq!(keys(&v["owner"]), ["email", "github_login", "kind", "reason"]);
+    assert_eq!(
+        (v["owner"]["kind"].clone(), v["owner"]["github_login"].clone()),
+        (serde_json::json!("author"), serde_json::json!("octocat"))
+    );
+
+    // A real captured Sentry event (sentry-sdk 2.75) as input.
+    let body = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/sentry-sdk/py-basic-01.body"),
+    )
+    .expect("fixture");
+    let event = body.lines().nth(2).expect("event line");
+    let (ok, out, err) = explain_binary(repo.path(), &sha, event, &["--format", "json"]).await;
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["language"], serde_json::json!("python"));
+    let frames = v["frames"].as_array().expect("frames");
+    assert_eq!(
+        frames.iter().map(|f| f["line"].as_u64().unwrap_or(0)).collect::<Vec<_>>(),
+        vec![23, 14, 11],
+        "input order"
+    );
+    assert!(frames.iter().all(|f| f["repo_path"] == serde_json::json!("app.py")));
+    assert_eq!(v["suspect"]["frame_index"], serde_json::json!(2), "the crashing frame: divide");
+
+    // Text for people, and clear errors.
+    let (ok, out, _) = explain_binary(repo.path(), "HEAD", &trace, &[]).await;
+    assert!(
+        ok && out.contains("Suspect: app.py:11 `line 11` last changed in") && out.contains("Owner: @octocat [author]"),
+        "{out}"
+    );
+    let (ok, _, err) = explain_binary(repo.path(), "HEAD", "no trace here", &[]).await;
+    assert!(!ok && err.contains("unrecognised stack trace"), "{err}");
+    let (ok, _, err) = explain_binary(repo.path(), "nope", &trace, &[]).await;
+    assert!(!ok && err.contains("`nope` is not a commit"), "{err}");
+}
