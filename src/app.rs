@@ -14,7 +14,7 @@ use crate::assign::Assigner;
 use crate::config::{DataArgs, GitArgs, Secret, WorkerArgs};
 use crate::git::mirror::Mirrors;
 use crate::git::Git;
-use crate::github::NoGitHub;
+use crate::github::{GitHub, NoGitHub, OctocrabGitHub};
 use crate::groups::Groups;
 use crate::http::{self, AppState, HttpSettings};
 use crate::ingest::Ingest;
@@ -43,23 +43,35 @@ impl App {
         let store = store::connect(&data.database_url())
             .await
             .with_context(|| format!("opening the {} database", data.backend_name()))?;
-        Ok(App::with_store(store, data, git, worker_args))
+        App::with_store(store, data, git, worker_args)
     }
 
     /// Builds on an already opened store (tests share one between several apps).
-    pub fn with_store(store: DynStore, data: &DataArgs, git: &GitArgs, worker_args: &WorkerArgs) -> App {
+    ///
+    /// # Errors
+    /// When the GitHub client cannot be built from the configuration.
+    pub fn with_store(
+        store: DynStore,
+        data: &DataArgs,
+        git: &GitArgs,
+        worker_args: &WorkerArgs,
+    ) -> anyhow::Result<App> {
         let git_runner = Git::new(
             git.git_program.as_os_str(),
             Duration::from_secs(git.git_timeout.max(1)),
             git.git_token.clone(),
             git.allow_local_repos,
         );
-        let assigner = Arc::new(Assigner::new(git_runner.clone(), Arc::new(NoGitHub)));
+        let github: Arc<dyn GitHub> = match &git.github_token {
+            Some(token) => Arc::new(OctocrabGitHub::new(&git.github_api_url, token)?),
+            None => Arc::new(NoGitHub),
+        };
+        let assigner = Arc::new(Assigner::new(git_runner.clone(), github));
         let mirrors = Arc::new(Mirrors::new(data.data_dir.join("mirrors"), git_runner));
         let assign = Arc::new(AssignService::new(store.clone(), mirrors.clone(), assigner));
         let releases = Arc::new(Releases::new(store.clone(), mirrors, git.max_range_commits.max(1)));
         let groups = Arc::new(Groups::new(store.clone()));
-        App { store, releases, groups, assign, wake: Arc::new(Notify::new()), worker_args: worker_args.clone() }
+        Ok(App { store, releases, groups, assign, wake: Arc::new(Notify::new()), worker_args: worker_args.clone() })
     }
 
     pub fn router(&self, settings: HttpSettings) -> axum::Router {

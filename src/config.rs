@@ -105,6 +105,15 @@ pub struct GitArgs {
     #[arg(long, env = "SHIPWATCH_GIT_TIMEOUT", default_value_t = 600)]
     pub git_timeout: u64,
 
+    /// GitHub token for API calls (looking up the GitHub account of a commit's author). Without it, logins come
+    /// only from the project's mapping and noreply addresses.
+    #[arg(long, env = "SHIPWATCH_GITHUB_TOKEN", hide_env_values = true)]
+    pub github_token: Option<Secret>,
+
+    /// GitHub's REST API root; set it for GitHub Enterprise Server (`https://github.example.com/api/v3`).
+    #[arg(long, env = "SHIPWATCH_GITHUB_API_URL", default_value = "https://api.github.com")]
+    pub github_api_url: String,
+
     /// Most commits of one deploy range stored with their details; the count is always exact.
     #[arg(long, env = "SHIPWATCH_MAX_RANGE_COMMITS", default_value_t = 20_000)]
     pub max_range_commits: usize,

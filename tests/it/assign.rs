@@ -67,6 +67,8 @@ async fn blame_is_taken_at_the_deployed_commit_across_a_move_into_src() {
     let at_head = explain(&repo, &later, &py(&[("/srv/src/pay.py", 2, "pay")])).await;
     assert_eq!(at_head.suspect.as_ref().map(|s| s.commit.as_str()), Some(later.as_str()));
     assert_eq!(at_v2.suspect.as_ref().map(|s| s.author_name.as_str()), Some("Alice Doe"));
+    // Nobody has a login here and there is no CODEOWNERS: the owner is nobody, with the author's e-mail.
+    assert_eq!((at_v2.owner.kind.as_str(), at_v2.owner.email.as_deref()), ("none", Some("alice@example.com")));
 }
 
 #[tokio::test]
@@ -92,6 +94,14 @@ async fn a_renamed_python_package_maps_by_its_manifest() {
     assert_eq!(new.suspect.as_ref().map(|s| s.commit.as_str()), Some(before.as_str()));
     let gone = explain(&repo, &after, &installed("payments")).await;
     assert!(!gone.frames[0].in_repo, "the old name is no longer this repository's: {}", gone.frames[0].mapping);
+    assert!(gone.suspect.is_none());
+    assert_eq!(gone.owner.kind, "none");
+    let settings =
+        Settings { logins: BTreeMap::from([("alice@example.com".into(), "alice".into())]), ..Default::default() };
+    let owned =
+        explain_with(&Assigner::new(git(), Arc::new(NoGitHub)), &repo, &after, &installed("billing"), &settings, None)
+            .await;
+    assert_eq!((owned.owner.kind.as_str(), owned.owner.github_login.as_deref()), ("author", Some("alice")));
 }
 
 #[tokio::test]
@@ -122,7 +132,9 @@ async fn formatting_commits_in_ignore_revs_mailmap_bots_and_noreply() {
     );
     // Line 2 was last touched by the reformat, which is ignored: Alice wrote it.
     let a = explain(&repo, &head, &py(&[("/srv/app/calc.py", 2, "calc")])).await;
+    assert_eq!(a.frames[0].repo_path.as_deref(), Some("app/calc.py"));
     assert_eq!(a.suspect.as_ref().map(|s| s.commit.as_str()), Some(base.as_str()), "{:?}", a.suspect);
+    assert_eq!((a.owner.kind.as_str(), a.owner.email.as_deref()), ("none", Some("alice@example.com")));
     // Line 3: Bob's change under his old address, mapped by .mailmap; his login from the project's mapping.
     let assigner = Assigner::new(git(), Arc::new(NoGitHub));
     let settings =
@@ -216,6 +228,7 @@ async fn a_monorepo_whose_package_names_differ_from_their_directories() {
     assert_eq!(a.frames[0].repo_path.as_deref(), Some("packages/web/lib/cart.js"));
     assert_eq!(a.frames[1].repo_path.as_deref(), Some("packages/api/lib/cart.js"));
     assert_eq!(a.suspect.as_ref().map(|s| s.commit.as_str()), Some(web.as_str()), "the crashing frame is web's");
+    assert_eq!((a.owner.kind.as_str(), a.owner.email.as_deref()), ("none", Some("alice@example.com")));
     // By suffix alone `lib/cart.js` is ambiguous: the package names decide.
     let plain = explain(&repo, &api, "Error: x\n    at f (/build/lib/cart.js:1:1)\n").await;
     assert!(!plain.frames[0].in_repo);
@@ -417,4 +430,59 @@ async fn explain_prints_exactly_the_documented_json_for_traces_and_sentry_events
     assert!(!ok && err.contains("unrecognised stack trace"), "{err}");
     let (ok, _, err) = explain_binary(repo.path(), "nope", &trace, &[]).await;
     assert!(!ok && err.contains("`nope` is not a commit"), "{err}");
+}
+
+/// The production client (octocrab), pointed at a local fake of GitHub's REST API: the commit's author login is
+/// asked for with the token, once per commit, and an unknown commit is simply no login.
+#[tokio::test]
+async fn the_octocrab_client_asks_githubs_commit_api() {
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Fake {
+        known: Arc<Mutex<HashMap<String, String>>>,
+        asked: Arc<Mutex<Vec<(String, String)>>>,
+    }
+    async fn commit(
+        State(fake): State<Fake>,
+        Path((owner, repo, sha)): Path<(String, String, String)>,
+        headers: HeaderMap,
+    ) -> (StatusCode, axum::Json<serde_json::Value>) {
+        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        fake.asked.lock().expect("lock").push((format!("{owner}/{repo}@{sha}"), auth));
+        match fake.known.lock().expect("lock").get(&sha) {
+            Some(login) => {
+                (StatusCode::OK, axum::Json(serde_json::json!({ "sha": sha, "author": { "login": login, "id": 1 } })))
+            }
+            None => (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "message": "No commit found for SHA" }))),
+        }
+    }
+    let repo = TestRepo::new();
+    let c = repo.commit(&CAROL, &[("app/x.py", "def f():\n    return 1 / 0\n")], "x");
+    let d = repo.commit(&ALICE, &[("app/y.py", "def g():\n    return 1 / 0\n")], "y");
+    let fake = Fake::default();
+    fake.known.lock().expect("lock").insert(c.clone(), "carol-gh".into());
+    let router = axum::Router::new()
+        .route("/repos/{owner}/{repo}/commits/{sha}", axum::routing::get(commit))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let token = shipwatch::config::Secret::new("ghp_test_token");
+    let client = shipwatch::github::OctocrabGitHub::new(&base, &token).expect("client");
+    let assigner = Assigner::new(git(), Arc::new(client));
+    let trace = py(&[("/srv/app/x.py", 2, "f")]);
+    for _ in 0..2 {
+        let a = explain_with(&assigner, &repo, &d, &trace, &Settings::default(), None).await;
+        assert_eq!((a.owner.kind.as_str(), a.owner.github_login.as_deref()), ("author", Some("carol-gh")));
+    }
+    let b = explain_with(&assigner, &repo, &d, &py(&[("/srv/app/y.py", 2, "g")]), &Settings::default(), None).await;
+    assert_eq!(b.owner.kind, "none", "a commit GitHub does not know has no login");
+    let asked = fake.asked.lock().expect("lock").clone();
+    assert_eq!(asked.len(), 2, "cached: one request per commit, {asked:?}");
+    assert_eq!(asked[0].0, format!("acme/web@{c}"));
+    assert!(asked[0].1.ends_with("ghp_test_token"), "the token is sent: {}", asked[0].1);
 }

@@ -31,9 +31,9 @@ async fn a_worker_killed_mid_job_leaves_the_job_to_another() {
             .expect("write wrapper");
         std::fs::set_permissions(&slow_git, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let (d, g, w) = app_args(data.path(), Some(slow_git));
-        let doomed = App::with_store(store.clone(), &d, &g, &w);
+        let doomed = App::with_store(store.clone(), &d, &g, &w).expect("app builds");
         let (d, g, w) = app_args(data.path(), None);
-        let survivor = App::with_store(store.clone(), &d, &g, &w);
+        let survivor = App::with_store(store.clone(), &d, &g, &w).expect("app builds");
 
         let now = chrono::Utc::now().timestamp_millis();
         let project =

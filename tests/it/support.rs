@@ -196,6 +196,8 @@ pub fn app_args(data_dir: &Path, git_program: Option<PathBuf>) -> (DataArgs, Git
             git_program: git_program.unwrap_or_else(|| "git".into()),
             git_timeout: 60,
             max_range_commits: 20_000,
+            github_token: None,
+            github_api_url: "https://api.github.com".into(),
         },
         WorkerArgs { job_lease: 60, poll_interval_ms: 50 },
     )
@@ -220,7 +222,7 @@ impl TestApp {
     pub async fn spawn_with(store: DynStore, run_worker: bool, events_per_minute: u32) -> TestApp {
         let data = tempfile::tempdir().expect("temp dir");
         let (d, g, w) = app_args(data.path(), None);
-        let app = App::with_store(store, &d, &g, &w);
+        let app = App::with_store(store, &d, &g, &w).expect("app builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
