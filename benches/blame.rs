@@ -116,14 +116,12 @@ async fn main() {
     let cold = start.elapsed().as_secs_f64() / n;
     assert_eq!(a.frames.iter().filter(|f| f.blame.is_some()).count(), frames.len());
     let processes = assigner.blame_processes();
-    let start = Instant::now();
     let mut warm_runs = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
         assigner.assign(dir.path(), &head, None, &inputs, &crash, &settings, None).await.expect("assigns");
         warm_runs.push(t.elapsed().as_secs_f64() / n);
     }
-    let _ = start;
     warm_runs.sort_by(f64::total_cmp);
     let warm = warm_runs[warm_runs.len() / 2];
     println!("git blame --porcelain -L n,n, one process per frame: {:>8.2} ms/frame", reference * 1e3);
