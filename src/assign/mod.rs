@@ -56,17 +56,6 @@ pub struct DeployContext {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlameView {
-    pub commit: String,
-    pub author_name: String,
-    pub author_email: String,
-    pub author_time: i64,
-    pub summary: String,
-    pub orig_path: String,
-    pub orig_line: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrameResult {
     pub index: usize,
     pub raw_path: String,
@@ -77,7 +66,7 @@ pub struct FrameResult {
     pub repo_path: Option<String>,
     /// How the frame was mapped, or why it was not.
     pub mapping: String,
-    pub blame: Option<BlameView>,
+    pub blame: Option<BlameLine>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -312,15 +301,7 @@ impl Assigner {
                 in_repo: mapped[i].repo_path().is_some(),
                 repo_path: mapped[i].repo_path().map(str::to_owned),
                 mapping: mapped[i].description().to_owned(),
-                blame: blame_of(i).map(|b| BlameView {
-                    commit: b.commit.clone(),
-                    author_name: b.author_name.clone(),
-                    author_email: b.author_email.clone(),
-                    author_time: b.author_time,
-                    summary: b.summary.clone(),
-                    orig_path: b.orig_path.clone(),
-                    orig_line: b.orig_line,
-                }),
+                blame: blame_of(i).cloned(),
             })
             .collect();
 

@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context as _};
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use super::Git;
 
 /// The commit that last changed one line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlameLine {
     pub commit: String,
     pub author_name: String,
@@ -22,7 +22,8 @@ pub struct BlameLine {
     /// The path and line in `commit` (renames and moves followed as git does).
     pub orig_path: String,
     pub orig_line: u32,
-    /// The line's text at the blamed revision.
+    /// The line's text at the blamed revision (used in explanations; not part of the serialised blame).
+    #[serde(skip)]
     pub content: String,
 }
 
