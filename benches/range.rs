@@ -87,6 +87,7 @@ async fn bench_backend(name: &str, database_url: &str, repo: &Path, root: &str, 
         allow_local_repos: true,
         run_worker: true,
         events_per_minute: 6000,
+        webhook_secret: None,
     };
     let server = tokio::spawn(shipwatch::serve(app, listener, options, shutdown.clone()));
     let http = reqwest::Client::new();

@@ -19,8 +19,10 @@ use crate::groups::Groups;
 use crate::http::{self, AppState, HttpSettings};
 use crate::ingest::Ingest;
 use crate::jobs::{system_clock, Clock, Worker};
+use crate::regressions::Regressions;
 use crate::releases::Releases;
 use crate::store::{self, DynStore};
+use crate::webhooks::Webhooks;
 
 /// Everything a shipwatch process runs on.
 #[derive(Clone)]
@@ -29,6 +31,8 @@ pub struct App {
     pub releases: Arc<Releases>,
     pub groups: Arc<Groups>,
     pub assign: Arc<AssignService>,
+    pub regressions: Arc<Regressions>,
+    pub webhooks: Arc<Webhooks>,
     pub wake: Arc<Notify>,
     pub worker_args: WorkerArgs,
 }
@@ -69,9 +73,20 @@ impl App {
         let assigner = Arc::new(Assigner::new(git_runner.clone(), github));
         let mirrors = Arc::new(Mirrors::new(data.data_dir.join("mirrors"), git_runner));
         let assign = Arc::new(AssignService::new(store.clone(), mirrors.clone(), assigner));
-        let releases = Arc::new(Releases::new(store.clone(), mirrors, git.max_range_commits.max(1)));
+        let regressions = Arc::new(Regressions::new(store.clone(), mirrors.clone()));
+        let releases = Arc::new(Releases::new(store.clone(), mirrors.clone(), git.max_range_commits.max(1)));
+        let webhooks = Arc::new(Webhooks::new(store.clone(), releases.clone(), mirrors));
         let groups = Arc::new(Groups::new(store.clone()));
-        Ok(App { store, releases, groups, assign, wake: Arc::new(Notify::new()), worker_args: worker_args.clone() })
+        Ok(App {
+            store,
+            releases,
+            groups,
+            assign,
+            regressions,
+            webhooks,
+            wake: Arc::new(Notify::new()),
+            worker_args: worker_args.clone(),
+        })
     }
 
     pub fn router(&self, settings: HttpSettings) -> axum::Router {
@@ -92,7 +107,7 @@ impl App {
         Worker::new(
             self.releases.clone(),
             self.groups.clone(),
-            self.assign.clone(),
+            (self.assign.clone(), self.regressions.clone(), self.webhooks.clone()),
             self.worker_args.lease(),
             self.worker_args.poll_interval(),
             self.wake.clone(),
@@ -109,6 +124,7 @@ pub struct ServeOptions {
     pub run_worker: bool,
     /// Error events a project may send per minute (per process).
     pub events_per_minute: u32,
+    pub webhook_secret: Option<Secret>,
 }
 
 /// Serves the API on `listener` (and runs the worker unless told not to) until `shutdown` is cancelled; then
@@ -127,6 +143,7 @@ pub async fn serve(
         admin_token: options.admin_token,
         allow_local_repos: options.allow_local_repos,
         events_per_minute: options.events_per_minute,
+        webhook_secret: options.webhook_secret,
     });
     let worker = options.run_worker.then(|| tokio::spawn(app.worker().run(shutdown.clone())));
     info!(addr = %listener.local_addr()?, backend = app.store.backend(), worker = worker.is_some(), "shipwatch listening");

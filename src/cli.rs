@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// Error events one project may send per minute to this process; more are answered 429 with Retry-After.
     #[arg(long, env = "SHIPWATCH_EVENTS_PER_MINUTE", default_value_t = 6000)]
     pub events_per_minute: u32,
+    /// The secret of the repository's GitHub webhook (push, deployment_status, issues); webhooks are refused
+    /// without it.
+    #[arg(long, env = "SHIPWATCH_GITHUB_WEBHOOK_SECRET", hide_env_values = true)]
+    pub github_webhook_secret: Option<Secret>,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
@@ -193,6 +197,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             allow_local_repos: args.git.allow_local_repos,
             run_worker: !args.no_worker,
             events_per_minute: args.events_per_minute,
+            webhook_secret: args.github_webhook_secret,
         },
         shutdown,
     )

@@ -17,8 +17,10 @@ pub mod http;
 pub mod ingest;
 pub mod jobs;
 pub mod projects;
+pub mod regressions;
 pub mod releases;
 pub mod stacktrace;
 pub mod store;
+pub mod webhooks;
 
 pub use app::{serve, App, ServeOptions};

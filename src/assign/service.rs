@@ -98,6 +98,13 @@ impl AssignService {
             .assigner
             .assign(&repo, &deploy.sha, project.github_repo.as_deref(), &frames, &crash, &settings, Some(&context))
             .await?;
+        // "New in" only when the event's own release is the newest deploy of its environment; a guessed deploy
+        // says nothing about where the error first appeared.
+        let latest = self.store.latest_ready_deploy(project.id, Some(&deploy.environment)).await?;
+        let new_in = (!guessed && latest.map(|l| l.id) == Some(deploy.id)).then(|| deploy.version.clone());
+        let introduced_by =
+            a.suspect.as_ref().filter(|s| s.in_range == Some(true) && !guessed).map(|_| deploy.version.clone());
+        self.store.set_release_flags(group_id, new_in.as_deref(), introduced_by.as_deref()).await?;
         let explanation = match &a.suspect {
             Some(s) => s.reason.clone(),
             None => a.owner.reason.clone(),

@@ -4,7 +4,7 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +18,9 @@ pub(super) fn router() -> Router<AppState> {
         .route("/api/v1/projects/{project}/groups", get(list))
         .route("/api/v1/projects/{project}/stats", get(stats))
         .route("/api/v1/groups/{id}", get(show))
+        .route("/api/v1/groups/{id}/resolve", post(resolve))
+        .route("/api/v1/groups/{id}/unresolve", post(unresolve))
+        .route("/api/v1/groups/{id}/ignore", post(ignore))
 }
 
 #[derive(Serialize)]
@@ -34,6 +37,14 @@ struct GroupView {
     fingerprint: String,
     /// The GitHub login the group is assigned to, once assignment ran.
     assignee: Option<String>,
+    /// "New in <release>": it first appeared in the newest deploy of its environment.
+    new_in_release: Option<String>,
+    /// "Introduced by <release>": its suspect commit is in that deploy's range.
+    introduced_by: Option<String>,
+    resolved_at: Option<String>,
+    regressed_in: Option<String>,
+    times_regressed: i64,
+    github_issue: Option<i64>,
     url: String,
 }
 
@@ -57,6 +68,12 @@ fn view(state: &AppState, g: Group) -> GroupView {
         first_release: g.first_release,
         fingerprint: g.fingerprint,
         assignee: g.assignee,
+        new_in_release: g.new_in_release,
+        introduced_by: g.introduced_by,
+        resolved_at: g.resolved_at.map(rfc3339),
+        regressed_in: g.regressed_in,
+        times_regressed: g.times_regressed,
+        github_issue: g.github_issue,
     }
 }
 
@@ -111,6 +128,8 @@ struct GroupDetail {
     latest_event: Option<Event>,
     /// Frames mapped and blamed at the deployed commit, the suspect and the owner, with their reasons.
     assignment: Option<GroupAssignment>,
+    /// Per environment, the commit deployed when the group was resolved: events from builds that contain it reopen.
+    resolutions: std::collections::BTreeMap<String, String>,
 }
 
 async fn show(
@@ -140,7 +159,15 @@ async fn show(
         },
         None => None,
     };
-    Ok(Json(GroupDetail { project: project.name, group: view(&state, group), counts, latest_event, assignment }))
+    let resolutions = state.store.group_resolutions(group.id).await?.into_iter().collect();
+    Ok(Json(GroupDetail {
+        project: project.name,
+        group: view(&state, group),
+        counts,
+        latest_event,
+        assignment,
+        resolutions,
+    }))
 }
 
 #[derive(Serialize)]
@@ -160,4 +187,75 @@ async fn stats(
         events: state.store.event_count(project.id).await?,
         items: state.store.item_counts(project.id).await?.into_iter().collect(),
     }))
+}
+
+/// The group a status change is about, after checking the caller may change it.
+async fn authorised_group(state: &AppState, headers: &HeaderMap, id: &str) -> ApiResult<Group> {
+    require_bearer(headers)?;
+    let not_found = || ApiError::NotFound(format!("no group `{id}`"));
+    let gid: i64 = id.parse().map_err(|_| not_found())?;
+    let group = state.store.group(gid).await?.ok_or_else(not_found)?;
+    let project = state.store.project_by_id(group.project_id).await?.ok_or_else(not_found)?;
+    state.require_project_token(headers, &project)?;
+    Ok(group)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ResolveBody {
+    /// Resolve when the next deploy completes instead of now.
+    #[serde(default)]
+    in_next_release: bool,
+    /// A commit known to fix the group.
+    fixed_in_commit: Option<String>,
+}
+
+async fn resolve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<GroupView>> {
+    let group = authorised_group(&state, &headers, &id).await?;
+    let body: ResolveBody =
+        if body.iter().all(u8::is_ascii_whitespace) { ResolveBody::default() } else { super::parse_json(&body)? };
+    let fixed = match body.fixed_in_commit.as_deref() {
+        Some(c) => Some(
+            crate::domain::Sha::parse(c)
+                .map_err(|e| ApiError::Unprocessable { field: "fixed_in_commit".into(), reason: e.0 })?,
+        ),
+        None => None,
+    };
+    if body.in_next_release {
+        state.store.resolve_group_in_next_release(group.id).await?;
+    } else {
+        let now = chrono::Utc::now().timestamp_millis();
+        state.store.resolve_group(group.id, fixed.as_ref().map(|s| s.as_str()), now).await?;
+    }
+    reload(&state, group.id).await
+}
+
+async fn unresolve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<GroupView>> {
+    let group = authorised_group(&state, &headers, &id).await?;
+    state.store.unresolve_group(group.id).await?;
+    reload(&state, group.id).await
+}
+
+async fn ignore(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<GroupView>> {
+    let group = authorised_group(&state, &headers, &id).await?;
+    state.store.ignore_group(group.id).await?;
+    reload(&state, group.id).await
+}
+
+async fn reload(state: &AppState, id: i64) -> ApiResult<Json<GroupView>> {
+    let g = state.store.group(id).await?.ok_or_else(|| ApiError::NotFound(format!("no group `{id}`")))?;
+    Ok(Json(view(state, g)))
 }

@@ -5,6 +5,7 @@ mod groups;
 mod health;
 mod ingest;
 mod projects;
+mod webhooks;
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, MatchedPath, Request};
@@ -31,6 +32,8 @@ pub struct HttpSettings {
     pub admin_token: Option<Secret>,
     pub allow_local_repos: bool,
     pub events_per_minute: u32,
+    /// The secret GitHub signs webhook deliveries with; webhooks are refused without it.
+    pub webhook_secret: Option<Secret>,
 }
 
 #[derive(Clone)]
@@ -51,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .merge(deploys::router())
         .merge(groups::router())
         .merge(ingest::router())
+        .merge(webhooks::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {

@@ -10,8 +10,12 @@ use tracing::{debug, error, info, info_span, warn, Instrument as _};
 
 use crate::assign::service::AssignService;
 use crate::groups::Groups;
+use crate::regressions::Regressions;
 use crate::releases::Releases;
-use crate::store::{DynStore, Job, ASSIGN_GROUP_JOB, DEPLOY_RANGE_JOB, PROCESS_EVENT_JOB};
+use crate::store::{
+    DynStore, Job, ASSIGN_GROUP_JOB, CHECK_REGRESSION_JOB, DEPLOY_RANGE_JOB, GITHUB_WEBHOOK_JOB, PROCESS_EVENT_JOB,
+};
+use crate::webhooks::Webhooks;
 
 /// Milliseconds since the Unix epoch; replaceable in tests to drive leases without sleeping.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -26,6 +30,8 @@ pub struct Worker {
     releases: Arc<Releases>,
     groups: Arc<Groups>,
     assign: Arc<AssignService>,
+    regressions: Arc<Regressions>,
+    webhooks: Arc<Webhooks>,
     lease: Duration,
     poll: Duration,
     wake: Arc<Notify>,
@@ -42,23 +48,41 @@ struct EventJob {
     event: i64,
 }
 
+/// `assign_group` and `check_regression` both name a group and the event that triggered them.
 #[derive(Deserialize)]
-struct AssignJob {
+struct GroupEventJob {
     group: i64,
     event: i64,
+}
+
+#[derive(Deserialize)]
+struct WebhookJob {
+    delivery: String,
 }
 
 impl Worker {
     pub fn new(
         releases: Arc<Releases>,
         groups: Arc<Groups>,
-        assign: Arc<AssignService>,
+        services: (Arc<AssignService>, Arc<Regressions>, Arc<Webhooks>),
         lease: Duration,
         poll: Duration,
         wake: Arc<Notify>,
         clock: Clock,
     ) -> Worker {
-        Worker { store: releases.store().clone(), releases, groups, assign, lease, poll, wake, clock }
+        let (assign, regressions, webhooks) = services;
+        Worker {
+            store: releases.store().clone(),
+            releases,
+            groups,
+            assign,
+            regressions,
+            webhooks,
+            lease,
+            poll,
+            wake,
+            clock,
+        }
     }
 
     /// Runs until `shutdown` is cancelled, finishing the job in hand first.
@@ -156,9 +180,19 @@ impl Worker {
                 self.groups.process_event(payload.event).await
             }
             ASSIGN_GROUP_JOB => {
-                let payload: AssignJob = serde_json::from_str(&job.payload)?;
+                let payload: GroupEventJob = serde_json::from_str(&job.payload)?;
                 let clock = self.clock.clone();
                 self.assign.assign_group(payload.group, payload.event, move || clock()).await
+            }
+            CHECK_REGRESSION_JOB => {
+                let payload: GroupEventJob = serde_json::from_str(&job.payload)?;
+                let clock = self.clock.clone();
+                self.regressions.check(payload.group, payload.event, move || clock()).await.map(|_| ())
+            }
+            GITHUB_WEBHOOK_JOB => {
+                let payload: WebhookJob = serde_json::from_str(&job.payload)?;
+                let clock = self.clock.clone();
+                self.webhooks.handle(&payload.delivery, move || clock()).await.map(|_| ())
             }
             other => anyhow::bail!("unknown job kind `{other}` (written by a newer shipwatch?)"),
         }

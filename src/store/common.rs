@@ -25,6 +25,12 @@ pub const ASSIGN_GROUP_JOB: &str = "assign_group";
 /// How often an assignment job is tried.
 pub(super) const ASSIGN_JOB_ATTEMPTS: i64 = 6;
 
+/// The kind of the job that decides whether an event reopens a resolved group.
+pub const CHECK_REGRESSION_JOB: &str = "check_regression";
+
+/// The kind of the job that handles a stored GitHub webhook delivery.
+pub const GITHUB_WEBHOOK_JOB: &str = "github_webhook";
+
 /// How often an event job is tried before it is given up (the event stays stored).
 pub(super) const EVENT_JOB_ATTEMPTS: i64 = 10;
 
@@ -313,6 +319,16 @@ macro_rules! impl_store {
                 .bind(deploy_id)
                 .execute(&mut *tx)
                 .await?;
+                // Groups resolved "in the next release" take effect with this deploy, baselined on it.
+                let pending: Vec<i64> = sqlx::query_scalar(
+                    "select id from error_groups where project_id = $1 and status = 'resolved_in_next_release'",
+                )
+                .bind(project_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                for group_id in pending {
+                    resolve_in(&mut *tx, group_id, project_id, None, now).await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }
@@ -395,7 +411,7 @@ macro_rules! impl_store {
                     return Ok((group_id, false));
                 }
                 // Newest event wins title and "last event"; the earliest decides first seen and first release.
-                let (group_id, times_seen): (i64, i64) = sqlx::query_as(
+                let (group_id, times_seen, status): (i64, i64, String) = sqlx::query_as(
                     "insert into error_groups (project_id, fingerprint, title, culprit, level, status, first_seen, \
                      last_seen, first_release, times_seen, last_event_id) \
                      values ($1, $2, $3, $4, $5, 'unresolved', $6, $6, $7, 1, $8) \
@@ -408,7 +424,7 @@ macro_rules! impl_store {
                      last_seen = case when excluded.last_seen > error_groups.last_seen then excluded.last_seen else error_groups.last_seen end, \
                      first_release = case when excluded.first_seen < error_groups.first_seen then excluded.first_release else error_groups.first_release end, \
                      first_seen = case when excluded.first_seen < error_groups.first_seen then excluded.first_seen else error_groups.first_seen end \
-                     returning id, times_seen",
+                     returning id, times_seen, status",
                 )
                 .bind(e.project_id)
                 .bind(&g.fingerprint)
@@ -438,6 +454,12 @@ macro_rules! impl_store {
                     .bind(e.id)
                     .execute(&mut *tx)
                     .await?;
+                if status == "resolved" {
+                    // An event for a resolved group: whether it reopens it depends on the build it came from.
+                    use $crate::store::common::{CHECK_REGRESSION_JOB, EVENT_JOB_ATTEMPTS};
+                    let payload = serde_json::json!({ "group": group_id, "event": e.id }).to_string();
+                    enqueue_in(&mut *tx, CHECK_REGRESSION_JOB, &payload, EVENT_JOB_ATTEMPTS, e.received_at).await?;
+                }
                 if times_seen == 1 {
                     // A new group: find its owner, in the same transaction so the work cannot be lost.
                     use $crate::store::common::{ASSIGN_GROUP_JOB, ASSIGN_JOB_ATTEMPTS};
@@ -532,6 +554,127 @@ macro_rules! impl_store {
                 .bind(environment)
                 .fetch_optional(&self.read)
                 .await?)
+            }
+
+            async fn resolve_group(&self, group_id: i64, fixed_in_commit: Option<&str>, now: i64) -> StoreResult<()> {
+                let mut tx = self.write.begin().await?;
+                let project_id: i64 = sqlx::query_scalar("select project_id from error_groups where id = $1")
+                    .bind(group_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                resolve_in(&mut *tx, group_id, project_id, fixed_in_commit, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn resolve_group_in_next_release(&self, group_id: i64) -> StoreResult<()> {
+                set_status(&self.write, group_id, "resolved_in_next_release").await
+            }
+
+            async fn unresolve_group(&self, group_id: i64) -> StoreResult<()> {
+                let mut tx = self.write.begin().await?;
+                sqlx::query("delete from group_resolutions where group_id = $1").bind(group_id).execute(&mut *tx).await?;
+                sqlx::query("update error_groups set status = 'unresolved', resolved_at = null where id = $1")
+                    .bind(group_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn ignore_group(&self, group_id: i64) -> StoreResult<()> {
+                set_status(&self.write, group_id, "ignored").await
+            }
+
+            async fn group_resolutions(&self, group_id: i64) -> StoreResult<Vec<(String, String)>> {
+                Ok(sqlx::query_as(
+                    "select environment, sha from group_resolutions where group_id = $1 order by environment",
+                )
+                .bind(group_id)
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            async fn mark_regressed(&self, group_id: i64, release: &str, now: i64) -> StoreResult<bool> {
+                let mut tx = self.write.begin().await?;
+                let done = sqlx::query(
+                    "update error_groups set status = 'unresolved', resolved_at = null, regressed_at = $1, \
+                     regressed_in = $2, times_regressed = times_regressed + 1 where id = $3 and status = 'resolved'",
+                )
+                .bind(now)
+                .bind(release)
+                .bind(group_id)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 1 {
+                    sqlx::query("delete from group_resolutions where group_id = $1").bind(group_id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn set_release_flags(&self, group_id: i64, new_in: Option<&str>, introduced_by: Option<&str>) -> StoreResult<()> {
+                sqlx::query("update error_groups set new_in_release = $1, introduced_by = $2 where id = $3")
+                    .bind(new_in)
+                    .bind(introduced_by)
+                    .bind(group_id)
+                    .execute(&self.write)
+                    .await?;
+                Ok(())
+            }
+
+            async fn group_by_issue(&self, project_id: i64, issue: i64) -> StoreResult<Option<Group>> {
+                Ok(sqlx::query_as::<$db, Group>("select * from error_groups where project_id = $1 and github_issue = $2")
+                    .bind(project_id)
+                    .bind(issue)
+                    .fetch_optional(&self.read)
+                    .await?)
+            }
+
+            async fn set_github_issue(&self, group_id: i64, issue: i64) -> StoreResult<()> {
+                sqlx::query("update error_groups set github_issue = $1 where id = $2")
+                    .bind(issue)
+                    .bind(group_id)
+                    .execute(&self.write)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_webhook(&self, delivery_id: &str, event: &str, payload: &str, now: i64) -> StoreResult<bool> {
+                use $crate::store::common::{EVENT_JOB_ATTEMPTS, GITHUB_WEBHOOK_JOB};
+                let mut tx = self.write.begin().await?;
+                let inserted = sqlx::query(
+                    "insert into webhook_deliveries (delivery_id, event, payload, received_at) values ($1, $2, $3, $4) \
+                     on conflict (delivery_id) do nothing",
+                )
+                .bind(delivery_id)
+                .bind(event)
+                .bind(payload)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if inserted {
+                    let job = serde_json::json!({ "delivery": delivery_id }).to_string();
+                    enqueue_in(&mut *tx, GITHUB_WEBHOOK_JOB, &job, EVENT_JOB_ATTEMPTS, now).await?;
+                }
+                tx.commit().await?;
+                Ok(inserted)
+            }
+
+            async fn webhook(&self, delivery_id: &str) -> StoreResult<Option<(String, String)>> {
+                Ok(sqlx::query_as("select event, payload from webhook_deliveries where delivery_id = $1")
+                    .bind(delivery_id)
+                    .fetch_optional(&self.read)
+                    .await?)
+            }
+
+            async fn projects_for_github_repo(&self, repo: &str) -> StoreResult<Vec<Project>> {
+                Ok(sqlx::query_as::<$db, Project>("select * from projects where lower(github_repo) = lower($1) order by id")
+                    .bind(repo)
+                    .fetch_all(&self.read)
+                    .await?)
             }
 
             async fn group(&self, id: i64) -> StoreResult<Option<Group>> {
@@ -647,6 +790,49 @@ macro_rules! impl_store {
                 .fetch_all(&self.read)
                 .await?)
             }
+        }
+
+        /// Resolves a group inside the caller's transaction: baseline per environment = its latest ready deploy.
+        async fn resolve_in(
+            tx: &mut <$db as sqlx::Database>::Connection,
+            group_id: i64,
+            project_id: i64,
+            fixed_in_commit: Option<&str>,
+            now: i64,
+        ) -> StoreResult<()> {
+            sqlx::query("delete from group_resolutions where group_id = $1").bind(group_id).execute(&mut *tx).await?;
+            sqlx::query(
+                "insert into group_resolutions (group_id, environment, sha) select $1, d.environment, d.sha \
+                 from deploys d where d.project_id = $2 and d.status = 'ready' and d.id = (select max(d2.id) \
+                 from deploys d2 where d2.project_id = d.project_id and d2.environment = d.environment \
+                 and d2.status = 'ready')",
+            )
+            .bind(group_id)
+            .bind(project_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "update error_groups set status = 'resolved', resolved_at = $1, \
+                 fixed_in_commit = coalesce($2, fixed_in_commit) where id = $3",
+            )
+            .bind(now)
+            .bind(fixed_in_commit)
+            .bind(group_id)
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        }
+
+        async fn set_status(pool: &sqlx::Pool<$db>, group_id: i64, status: &str) -> StoreResult<()> {
+            let done = sqlx::query("update error_groups set status = $1 where id = $2")
+                .bind(status)
+                .bind(group_id)
+                .execute(pool)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
         }
 
         /// Queues a job inside the caller's transaction, so the job exists exactly when the row it is about does.

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-pub use common::{ASSIGN_GROUP_JOB, DEPLOY_RANGE_JOB, PROCESS_EVENT_JOB};
+pub use common::{ASSIGN_GROUP_JOB, CHECK_REGRESSION_JOB, DEPLOY_RANGE_JOB, GITHUB_WEBHOOK_JOB, PROCESS_EVENT_JOB};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -254,6 +254,18 @@ pub struct Group {
     /// The GitHub login the group is assigned to.
     pub assignee: Option<String>,
     pub assigned_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+    /// A commit known to fix the group: an event from a build containing it is a regression.
+    pub fixed_in_commit: Option<String>,
+    pub regressed_at: Option<i64>,
+    /// The release whose event reopened the group last.
+    pub regressed_in: Option<String>,
+    pub times_regressed: i64,
+    /// The release the group first appeared in, when that was the newest deploy of its environment.
+    pub new_in_release: Option<String>,
+    /// The release whose deploy range holds the suspect commit.
+    pub introduced_by: Option<String>,
+    pub github_issue: Option<i64>,
 }
 
 /// Events of a group in one release and environment (`""` when the event named none).
@@ -336,6 +348,30 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<()>;
     async fn set_project_settings(&self, project_id: i64, settings: &str) -> StoreResult<()>;
+    /// Resolves a group now: its baseline in every environment is the commit deployed there now.
+    async fn resolve_group(&self, group_id: i64, fixed_in_commit: Option<&str>, now: i64) -> StoreResult<()>;
+    /// Marks a group to be resolved by the next deploy of its project that completes.
+    async fn resolve_group_in_next_release(&self, group_id: i64) -> StoreResult<()>;
+    async fn unresolve_group(&self, group_id: i64) -> StoreResult<()>;
+    async fn ignore_group(&self, group_id: i64) -> StoreResult<()>;
+    /// Per environment, the commit that was deployed when the group was resolved.
+    async fn group_resolutions(&self, group_id: i64) -> StoreResult<Vec<(String, String)>>;
+    /// Reopens a resolved group because of an event from `release`; `false` when it was no longer resolved.
+    async fn mark_regressed(&self, group_id: i64, release: &str, now: i64) -> StoreResult<bool>;
+    async fn set_release_flags(
+        &self,
+        group_id: i64,
+        new_in: Option<&str>,
+        introduced_by: Option<&str>,
+    ) -> StoreResult<()>;
+    async fn group_by_issue(&self, project_id: i64, issue: i64) -> StoreResult<Option<Group>>;
+    /// Links a group to its GitHub issue.
+    async fn set_github_issue(&self, group_id: i64, issue: i64) -> StoreResult<()>;
+    /// Stores a GitHub webhook delivery and queues its handling, once per delivery id: `false` for a redelivery.
+    async fn insert_webhook(&self, delivery_id: &str, event: &str, payload: &str, now: i64) -> StoreResult<bool>;
+    /// A stored delivery: its event name and payload.
+    async fn webhook(&self, delivery_id: &str) -> StoreResult<Option<(String, String)>>;
+    async fn projects_for_github_repo(&self, repo: &str) -> StoreResult<Vec<Project>>;
     /// The deploy an event ran at: the newest ready deploy whose version is `release` (in `environment` when given),
     /// else one whose commit starts with `release`; `None` when neither exists.
     async fn deploy_for_release(

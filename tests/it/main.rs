@@ -8,6 +8,7 @@ mod crash;
 mod ingest;
 mod pipeline;
 mod ranges;
+mod regressions;
 mod sdk;
 mod store_contract;
 mod support;

@@ -15,6 +15,7 @@ use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const WEBHOOK_SECRET: &str = "It's a Secret to Everybody";
 
 /// A database for one test. PostgreSQL databases are dropped when the test finishes normally.
 pub struct TestDb {
@@ -232,6 +233,7 @@ impl TestApp {
             allow_local_repos: true,
             run_worker,
             events_per_minute,
+            webhook_secret: Some(Secret::new(WEBHOOK_SECRET)),
         };
         let server = tokio::spawn(shipwatch::serve(app.clone(), listener, options, shutdown.clone()));
         TestApp { base, app, http: reqwest::Client::new(), data, shutdown, server }

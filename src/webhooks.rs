@@ -1,0 +1,149 @@
+//! GitHub webhooks in: signature verification (HMAC-SHA256 of the raw body, compared in constant time) and the
+//! handling of stored deliveries — `ping`, `push` (fetch the mirror), `deployment_status` (record a deploy) and
+//! `issues` closed/reopened on an issue linked to a group (resolve/unresolve).
+
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+use std::sync::Arc;
+use tracing::{info, instrument};
+
+use crate::git::mirror::Mirrors;
+use crate::releases::{DeployInput, Releases};
+use crate::store::DynStore;
+
+/// Checks `X-Hub-Signature-256` (`sha256=<hex>`) against the body. Constant time in the signature's content.
+pub fn verify_signature(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
+    let Some(hex_sig) = header.and_then(|h| h.trim().strip_prefix("sha256=")) else { return false };
+    let Ok(sig) = hex::decode(hex_sig) else { return false };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else { return false };
+    mac.update(body);
+    mac.verify_slice(&sig).is_ok()
+}
+
+/// What handling a delivery did, for logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    Ping,
+    Fetched(usize),
+    DeployRecorded(i64),
+    Resolved(i64),
+    Unresolved(i64),
+    Ignored(String),
+}
+
+pub struct Webhooks {
+    store: DynStore,
+    releases: Arc<Releases>,
+    mirrors: Arc<Mirrors>,
+}
+
+impl Webhooks {
+    pub fn new(store: DynStore, releases: Arc<Releases>, mirrors: Arc<Mirrors>) -> Webhooks {
+        Webhooks { store, releases, mirrors }
+    }
+
+    /// The `github_webhook` job.
+    ///
+    /// # Errors
+    /// When the store or git fails (the job is retried); payloads that do not concern shipwatch are ignored.
+    #[instrument(skip_all, fields(delivery))]
+    pub async fn handle(&self, delivery: &str, now: impl Fn() -> i64) -> anyhow::Result<Handled> {
+        let Some((event, payload)) = self.store.webhook(delivery).await? else {
+            return Ok(Handled::Ignored("delivery not stored".into()));
+        };
+        let v: Value = serde_json::from_str(&payload)?;
+        let repo = v.pointer("/repository/full_name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let handled = match event.as_str() {
+            "ping" => Handled::Ping,
+            "push" => {
+                let projects = self.store.projects_for_github_repo(&repo).await?;
+                for p in &projects {
+                    self.mirrors.fetch(p.id, &p.repo_url).await?;
+                }
+                Handled::Fetched(projects.len())
+            }
+            "deployment_status" => self.deployment_status(&v, &repo, now()).await?,
+            "issues" => self.issues(&v, &repo, now()).await?,
+            other => Handled::Ignored(format!("event `{other}` is not used")),
+        };
+        info!(%event, ?handled, "webhook handled");
+        Ok(handled)
+    }
+
+    async fn deployment_status(&self, v: &Value, repo: &str, now: i64) -> anyhow::Result<Handled> {
+        let state = v.pointer("/deployment_status/state").and_then(Value::as_str).unwrap_or_default();
+        if state != "success" {
+            return Ok(Handled::Ignored(format!("deployment state `{state}`")));
+        }
+        let Some(project) = self.store.projects_for_github_repo(repo).await?.into_iter().next() else {
+            return Ok(Handled::Ignored(format!("no project for {repo}")));
+        };
+        let text = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_owned);
+        let sha = text("/deployment/sha").unwrap_or_default();
+        // The version: what the deploy tool put in the payload, else the ref when it is a tag-like name.
+        let version =
+            text("/deployment/payload/version").or_else(|| text("/deployment/ref").filter(|r| r.len() != sha.len()));
+        let input = DeployInput {
+            environment: text("/deployment/environment").unwrap_or_else(|| "production".into()),
+            sha,
+            version,
+            previous_sha: None,
+            deployed_at: text("/deployment_status/created_at"),
+            deployer: text("/deployment_status/creator/login").or_else(|| text("/deployment/creator/login")),
+            url: text("/deployment_status/target_url")
+                .or_else(|| text("/deployment_status/environment_url"))
+                .filter(|u| !u.is_empty()),
+        };
+        match self.releases.record(&project, input, now).await {
+            Ok((deploy, _)) => Ok(Handled::DeployRecorded(deploy.id)),
+            Err(crate::releases::DeployError::Invalid { field, reason }) => {
+                Ok(Handled::Ignored(format!("deployment not recorded: {field}: {reason}")))
+            }
+            Err(crate::releases::DeployError::Store(e)) => Err(e.into()),
+        }
+    }
+
+    async fn issues(&self, v: &Value, repo: &str, now: i64) -> anyhow::Result<Handled> {
+        let action = v.get("action").and_then(Value::as_str).unwrap_or_default();
+        let Some(number) = v.pointer("/issue/number").and_then(Value::as_i64) else {
+            return Ok(Handled::Ignored("issue without a number".into()));
+        };
+        for project in self.store.projects_for_github_repo(repo).await? {
+            let Some(group) = self.store.group_by_issue(project.id, number).await? else { continue };
+            return Ok(match action {
+                "closed" if group.status != "resolved" => {
+                    self.store.resolve_group(group.id, None, now).await?;
+                    Handled::Resolved(group.id)
+                }
+                // shipwatch's own reopening of a regressed issue arrives here too: unresolving is then a no-op.
+                "reopened" if group.status != "unresolved" => {
+                    self.store.unresolve_group(group.id).await?;
+                    Handled::Unresolved(group.id)
+                }
+                _ => Handled::Ignored(format!("issue #{number} {action}: nothing to change")),
+            });
+        }
+        Ok(Handled::Ignored(format!("issue #{number} is not one of shipwatch's")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// GitHub's documented example ("Validating webhook deliveries").
+    #[test]
+    fn githubs_test_vector() {
+        let secret = b"It's a Secret to Everybody";
+        let body = b"Hello, World!";
+        let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert!(verify_signature(secret, body, Some(sig)));
+        assert!(!verify_signature(secret, b"Hello, World?", Some(sig)));
+        assert!(!verify_signature(b"other", body, Some(sig)));
+        assert!(!verify_signature(secret, body, None));
+        assert!(!verify_signature(secret, body, Some("sha1=757107ea")));
+        assert!(!verify_signature(secret, body, Some("sha256=zz")));
+        assert!(!verify_signature(secret, body, Some(&sig[..20])));
+    }
+}
