@@ -76,7 +76,7 @@ async fn bench_backend(name: &str, database_url: &str, repo: &Path, root: &str, 
         github_token: None,
         github_api_url: "https://api.github.com".into(),
     };
-    let w = WorkerArgs { job_lease: 60, poll_interval_ms: 20 };
+    let w = WorkerArgs { job_lease: 60, poll_interval_ms: 20, public_url: None, github_write_interval_ms: 1000 };
     let app = App::with_store(store, &d, &g, &w).expect("app builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));

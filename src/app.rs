@@ -14,11 +14,12 @@ use crate::assign::Assigner;
 use crate::config::{DataArgs, GitArgs, Secret, WorkerArgs};
 use crate::git::mirror::Mirrors;
 use crate::git::Git;
+use crate::github::sync::{web_url, IssueSync};
 use crate::github::{GitHub, NoGitHub, OctocrabGitHub};
 use crate::groups::Groups;
 use crate::http::{self, AppState, HttpSettings};
 use crate::ingest::Ingest;
-use crate::jobs::{system_clock, Clock, Worker};
+use crate::jobs::{system_clock, Clock, Services, Worker};
 use crate::regressions::Regressions;
 use crate::releases::Releases;
 use crate::store::{self, DynStore};
@@ -33,6 +34,7 @@ pub struct App {
     pub assign: Arc<AssignService>,
     pub regressions: Arc<Regressions>,
     pub webhooks: Arc<Webhooks>,
+    pub issues: Arc<IssueSync>,
     pub wake: Arc<Notify>,
     pub worker_args: WorkerArgs,
 }
@@ -70,10 +72,19 @@ impl App {
             Some(token) => Arc::new(OctocrabGitHub::new(&git.github_api_url, token)?),
             None => Arc::new(NoGitHub),
         };
-        let assigner = Arc::new(Assigner::new(git_runner.clone(), github));
+        let github_writes = git.github_token.is_some();
+        let assigner = Arc::new(Assigner::new(git_runner.clone(), github.clone()));
         let mirrors = Arc::new(Mirrors::new(data.data_dir.join("mirrors"), git_runner));
-        let assign = Arc::new(AssignService::new(store.clone(), mirrors.clone(), assigner));
-        let regressions = Arc::new(Regressions::new(store.clone(), mirrors.clone()));
+        let assign = Arc::new(AssignService::new(store.clone(), mirrors.clone(), assigner, github_writes));
+        let regressions = Arc::new(Regressions::new(store.clone(), mirrors.clone(), assign.clone(), github_writes));
+        let public_url = worker_args.public_url.clone().unwrap_or_else(|| "http://127.0.0.1:8080".into());
+        let issues = Arc::new(IssueSync::new(
+            store.clone(),
+            github,
+            public_url,
+            web_url(&git.github_api_url),
+            worker_args.github_write_interval_ms as i64,
+        ));
         let releases = Arc::new(Releases::new(store.clone(), mirrors.clone(), git.max_range_commits.max(1)));
         let webhooks = Arc::new(Webhooks::new(store.clone(), releases.clone(), mirrors));
         let groups = Arc::new(Groups::new(store.clone()));
@@ -84,6 +95,7 @@ impl App {
             assign,
             regressions,
             webhooks,
+            issues,
             wake: Arc::new(Notify::new()),
             worker_args: worker_args.clone(),
         })
@@ -107,7 +119,12 @@ impl App {
         Worker::new(
             self.releases.clone(),
             self.groups.clone(),
-            (self.assign.clone(), self.regressions.clone(), self.webhooks.clone()),
+            Services {
+                assign: self.assign.clone(),
+                regressions: self.regressions.clone(),
+                webhooks: self.webhooks.clone(),
+                issues: self.issues.clone(),
+            },
             self.worker_args.lease(),
             self.worker_args.poll_interval(),
             self.wake.clone(),

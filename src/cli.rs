@@ -51,9 +51,6 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "SHIPWATCH_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// The server's URL as clients reach it (used in DSNs and in links); defaults to http://<listen>.
-    #[arg(long, env = "SHIPWATCH_PUBLIC_URL")]
-    pub public_url: Option<String>,
     /// Do not run the background worker in this process.
     #[arg(long, env = "SHIPWATCH_NO_WORKER")]
     pub no_worker: bool,
@@ -177,11 +174,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let app = App::build(&args.data, &args.git, &args.worker).await?;
+    let mut worker = args.worker.clone();
+    worker.public_url.get_or_insert_with(|| format!("http://{}", args.listen));
+    let app = App::build(&args.data, &args.git, &worker).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {} (is another server running there?)", args.listen))?;
-    let public_url = args.public_url.unwrap_or_else(|| format!("http://{}", args.listen));
+    let public_url = args.worker.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
     if args.data.database_url.is_none() {
         eprintln!("shipwatch: data in {} (SQLite)", args.data.data_dir.display());
     }

@@ -130,6 +130,15 @@ pub struct WorkerArgs {
     /// Milliseconds between looks for new jobs when the queue is empty.
     #[arg(long, env = "SHIPWATCH_POLL_INTERVAL_MS", default_value_t = 500)]
     pub poll_interval_ms: u64,
+
+    /// The server's URL as clients reach it (used in DSNs, in links in responses and GitHub issues); defaults to
+    /// http://<listen>.
+    #[arg(long, env = "SHIPWATCH_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Least milliseconds between two writes to GitHub from this process.
+    #[arg(long, env = "SHIPWATCH_GITHUB_WRITE_INTERVAL_MS", default_value_t = 1000)]
+    pub github_write_interval_ms: u64,
 }
 
 impl WorkerArgs {

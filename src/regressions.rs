@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use tracing::{info, instrument, warn};
 
+use crate::assign::service::AssignService;
 use crate::events::Event;
 use crate::git::mirror::Mirrors;
 use crate::git::range;
@@ -24,11 +25,13 @@ pub enum Verdict {
 pub struct Regressions {
     store: DynStore,
     mirrors: Arc<Mirrors>,
+    assign: Arc<AssignService>,
+    github_writes: bool,
 }
 
 impl Regressions {
-    pub fn new(store: DynStore, mirrors: Arc<Mirrors>) -> Regressions {
-        Regressions { store, mirrors }
+    pub fn new(store: DynStore, mirrors: Arc<Mirrors>, assign: Arc<AssignService>, github_writes: bool) -> Regressions {
+        Regressions { store, mirrors, assign, github_writes }
     }
 
     async fn deploy_of(&self, project_id: i64, event: &Event) -> anyhow::Result<Option<Deploy>> {
@@ -68,6 +71,7 @@ impl Regressions {
             .map(|(_, sha)| (sha, "the commit deployed there when the group was resolved"))
             .or_else(|| group.fixed_in_commit.clone().map(|sha| (sha, "the fixing commit")));
         let deploy = self.deploy_of(project.id, &event).await?;
+        let deploy_id = deploy.as_ref().map(|d| d.id);
         let verdict = match (deploy, baseline) {
             (Some(deploy), Some((base, what))) => {
                 self.mirrors
@@ -101,7 +105,12 @@ impl Regressions {
         };
         match &verdict {
             Verdict::Regressed { release, why } => {
-                if self.store.mark_regressed(group_id, release, now()).await? {
+                // The suspect at the deploy it came back in: the comment names it.
+                self.assign.assign_group(group_id, event_row, false, &now).await?;
+                let job = (self.github_writes && project.github_repo.is_some()).then(|| {
+                    serde_json::json!({ "group": group_id, "reason": "regressed", "deploy": deploy_id }).to_string()
+                });
+                if self.store.mark_regressed(group_id, release, now(), job.as_deref()).await? {
                     info!(%release, %why, "group regressed");
                 }
             }

@@ -38,11 +38,13 @@ pub struct AssignService {
     store: DynStore,
     mirrors: Arc<Mirrors>,
     assigner: Arc<Assigner>,
+    /// Whether GitHub issues are written (a GitHub token is configured).
+    github_writes: bool,
 }
 
 impl AssignService {
-    pub fn new(store: DynStore, mirrors: Arc<Mirrors>, assigner: Arc<Assigner>) -> AssignService {
-        AssignService { store, mirrors, assigner }
+    pub fn new(store: DynStore, mirrors: Arc<Mirrors>, assigner: Arc<Assigner>, github_writes: bool) -> AssignService {
+        AssignService { store, mirrors, assigner, github_writes }
     }
 
     /// The deploy an event ran at, and whether that is a guess.
@@ -59,7 +61,15 @@ impl AssignService {
     /// # Errors
     /// When the store or git fails (the job is retried); a group without a deploy is stored as `no_deploy`.
     #[instrument(skip_all, fields(group_id, event_row))]
-    pub async fn assign_group(&self, group_id: i64, event_row: i64, now: impl Fn() -> i64) -> anyhow::Result<()> {
+    /// `first` is true for a new group (the release flags and the GitHub issue follow from it), false when a
+    /// regression re-assigns it at the deploy it came back in.
+    pub async fn assign_group(
+        &self,
+        group_id: i64,
+        event_row: i64,
+        first: bool,
+        now: impl Fn() -> i64,
+    ) -> anyhow::Result<()> {
         let (Some(group), Some(stored)) = (self.store.group(group_id).await?, self.store.event(event_row).await?)
         else {
             warn!("group or event no longer exists");
@@ -100,11 +110,23 @@ impl AssignService {
             .await?;
         // "New in" only when the event's own release is the newest deploy of its environment; a guessed deploy
         // says nothing about where the error first appeared.
-        let latest = self.store.latest_ready_deploy(project.id, Some(&deploy.environment)).await?;
-        let new_in = (!guessed && latest.map(|l| l.id) == Some(deploy.id)).then(|| deploy.version.clone());
-        let introduced_by =
-            a.suspect.as_ref().filter(|s| s.in_range == Some(true) && !guessed).map(|_| deploy.version.clone());
-        self.store.set_release_flags(group_id, new_in.as_deref(), introduced_by.as_deref()).await?;
+        if first {
+            let latest = self.store.latest_ready_deploy(project.id, Some(&deploy.environment)).await?;
+            let new_in = (!guessed && latest.map(|l| l.id) == Some(deploy.id)).then(|| deploy.version.clone());
+            let introduced_by =
+                a.suspect.as_ref().filter(|s| s.in_range == Some(true) && !guessed).map(|_| deploy.version.clone());
+            // An issue for errors new in a release with a range: the first deploy's errors were there before
+            // shipwatch watched, and are not news.
+            let announce = self.github_writes
+                && project.github_repo.is_some()
+                && new_in.is_some()
+                && deploy.range_status.as_deref() != Some("initial");
+            let job = announce
+                .then(|| serde_json::json!({ "group": group_id, "reason": "new", "deploy": deploy.id }).to_string());
+            self.store
+                .set_release_flags(group_id, new_in.as_deref(), introduced_by.as_deref(), job.as_deref(), now())
+                .await?;
+        }
         let explanation = match &a.suspect {
             Some(s) => s.reason.clone(),
             None => a.owner.reason.clone(),

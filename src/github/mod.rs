@@ -1,7 +1,50 @@
-//! GitHub, behind a narrow trait: what shipwatch asks of it. Tests use fakes; the octocrab client and the write-back
-//! outbox arrive with the regressions work.
+//! GitHub, behind a narrow trait: what shipwatch reads (a commit's author login, issues) and writes (issues,
+//! comments). `OctocrabGitHub` is the production client (base URL configurable, octocrab's own retries off: the
+//! policy — pacing, rate limits, backoff — is shipwatch's, in `sync.rs`); `MemoryGitHub` is the in-memory fake.
+
+pub mod memory;
+pub mod sync;
 
 use async_trait::async_trait;
+use http::{HeaderMap, StatusCode};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+pub use memory::MemoryGitHub;
+
+/// An issue to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewIssue {
+    pub title: String,
+    pub body: String,
+    pub labels: Vec<String>,
+    pub assignees: Vec<String>,
+}
+
+/// An existing issue, as far as shipwatch cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueInfo {
+    pub number: i64,
+    pub open: bool,
+    pub body: String,
+}
+
+/// Why a GitHub call did not succeed, classified for the retry policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GitHubError {
+    /// 403/429 with `Retry-After` (ms from now), `x-ratelimit-remaining: 0` with `x-ratelimit-reset` (unix ms), or a
+    /// secondary rate limit without either.
+    #[error("rate limited by GitHub")]
+    RateLimited { retry_after_ms: Option<i64>, reset_at_ms: Option<i64> },
+    /// A 4xx GitHub will answer the same way again (bad token, unknown repository, invalid assignee).
+    #[error("GitHub refused the request ({status}): {message}")]
+    Rejected { status: u16, message: String },
+    #[error("GitHub server error ({status})")]
+    Server { status: u16 },
+    /// No answer: a timeout or a dropped connection. The request may or may not have taken effect.
+    #[error("no answer from GitHub: {0}")]
+    Transport(String),
+}
 
 #[async_trait]
 pub trait GitHub: Send + Sync {
@@ -10,16 +53,70 @@ pub trait GitHub: Send + Sync {
     /// # Errors
     /// When GitHub cannot be asked; a commit without a linked account is `Ok(None)`.
     async fn commit_author_login(&self, repo: &str, sha: &str) -> anyhow::Result<Option<String>>;
+
+    /// Issues (open and closed, newest first) carrying `label`, up to a few hundred.
+    async fn issues_with_label(&self, repo: &str, label: &str) -> Result<Vec<IssueInfo>, GitHubError>;
+    /// Creates an issue; returns its number.
+    async fn create_issue(&self, repo: &str, issue: &NewIssue) -> Result<i64, GitHubError>;
+    async fn set_issue_open(&self, repo: &str, number: i64, open: bool) -> Result<(), GitHubError>;
+    /// Bodies of an issue's comments, oldest first (up to a few hundred).
+    async fn comments(&self, repo: &str, number: i64) -> Result<Vec<String>, GitHubError>;
+    async fn comment(&self, repo: &str, number: i64, body: &str) -> Result<(), GitHubError>;
 }
 
-/// No GitHub connection configured: nothing can be looked up.
+/// No GitHub connection configured: look-ups find nothing and writes are refused (nothing queues them).
 pub struct NoGitHub;
+
+fn not_configured() -> GitHubError {
+    GitHubError::Rejected { status: 0, message: "no GitHub token configured (SHIPWATCH_GITHUB_TOKEN)".into() }
+}
 
 #[async_trait]
 impl GitHub for NoGitHub {
     async fn commit_author_login(&self, _repo: &str, _sha: &str) -> anyhow::Result<Option<String>> {
         Ok(None)
     }
+    async fn issues_with_label(&self, _: &str, _: &str) -> Result<Vec<IssueInfo>, GitHubError> {
+        Err(not_configured())
+    }
+    async fn create_issue(&self, _: &str, _: &NewIssue) -> Result<i64, GitHubError> {
+        Err(not_configured())
+    }
+    async fn set_issue_open(&self, _: &str, _: i64, _: bool) -> Result<(), GitHubError> {
+        Err(not_configured())
+    }
+    async fn comments(&self, _: &str, _: i64) -> Result<Vec<String>, GitHubError> {
+        Err(not_configured())
+    }
+    async fn comment(&self, _: &str, _: i64, _: &str) -> Result<(), GitHubError> {
+        Err(not_configured())
+    }
+}
+
+/// Turns a non-success answer into the policy's terms, from its status and rate-limit headers.
+pub fn classify(status: StatusCode, headers: &HeaderMap, body: &str) -> GitHubError {
+    let header =
+        |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
+    let message = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| body.chars().take(200).collect());
+    let code = status.as_u16();
+    if code == 403 || code == 429 {
+        let retry_after_ms = header("retry-after").map(|s| s * 1000);
+        let reset_at_ms = (header("x-ratelimit-remaining") == Some(0))
+            .then(|| header("x-ratelimit-reset"))
+            .flatten()
+            .map(|s| s * 1000);
+        let secondary = message.to_lowercase().contains("rate limit");
+        if retry_after_ms.is_some() || reset_at_ms.is_some() || secondary || code == 429 {
+            return GitHubError::RateLimited { retry_after_ms, reset_at_ms };
+        }
+    }
+    if status.is_server_error() {
+        return GitHubError::Server { status: code };
+    }
+    GitHubError::Rejected { status: code, message }
 }
 
 /// The real client: octocrab against `api_url` (github.com's API, or a GitHub Enterprise server's).
@@ -31,7 +128,22 @@ impl OctocrabGitHub {
     /// # Errors
     /// When `api_url` is not a URL or the client cannot be built.
     pub fn new(api_url: &str, token: &crate::config::Secret) -> anyhow::Result<OctocrabGitHub> {
+        OctocrabGitHub::with_timeout(api_url, token, Duration::from_secs(30))
+    }
+
+    /// # Errors
+    /// As [`OctocrabGitHub::new`].
+    pub fn with_timeout(
+        api_url: &str,
+        token: &crate::config::Secret,
+        timeout: Duration,
+    ) -> anyhow::Result<OctocrabGitHub> {
         let client = octocrab::Octocrab::builder()
+            // octocrab would re-send a POST at once on 5xx/429 and ignore Retry-After: the policy is ours.
+            .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
+            .set_connect_timeout(Some(timeout))
+            .set_read_timeout(Some(timeout))
+            .set_write_timeout(Some(timeout))
             .base_uri(api_url)
             .map_err(|e| anyhow::anyhow!("invalid GitHub API URL `{api_url}`: {e}"))?
             .personal_token(token.expose().to_owned())
@@ -39,19 +151,157 @@ impl OctocrabGitHub {
             .map_err(|e| anyhow::anyhow!("building the GitHub client: {e}"))?;
         Ok(OctocrabGitHub { client })
     }
+
+    /// Sends a request and returns the JSON answer, or the classified failure.
+    async fn call(&self, method: http::Method, route: &str, body: Option<&Value>) -> Result<Value, GitHubError> {
+        let response = match method {
+            http::Method::POST => self.client._post(route, body).await,
+            http::Method::PATCH => self.client._patch(route, body).await,
+            _ => self.client._get(route).await,
+        }
+        .map_err(|e| GitHubError::Transport(e.to_string()))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = self.client.body_to_string(response).await.map_err(|e| GitHubError::Transport(e.to_string()))?;
+        if !status.is_success() {
+            return Err(classify(status, &headers, &text));
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+fn split(repo: &str) -> Result<(&str, &str), GitHubError> {
+    repo.split_once('/')
+        .ok_or_else(|| GitHubError::Rejected { status: 0, message: format!("`{repo}` is not owner/name") })
+}
+
+/// Labels in a query string need no more than this: GitHub label names may hold spaces and commas.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 #[async_trait]
 impl GitHub for OctocrabGitHub {
     async fn commit_author_login(&self, repo: &str, sha: &str) -> anyhow::Result<Option<String>> {
-        let (owner, name) = repo.split_once('/').ok_or_else(|| anyhow::anyhow!("`{repo}` is not owner/name"))?;
-        // The raw JSON rather than octocrab's model: only `author.login` is needed, and the model's required fields
-        // differ between github.com and older Enterprise servers.
-        let route = format!("/repos/{owner}/{name}/commits/{sha}");
-        match self.client.get::<serde_json::Value, _, ()>(route, None).await {
-            Ok(v) => Ok(v.get("author").and_then(|a| a.get("login")).and_then(|l| l.as_str()).map(str::to_owned)),
-            Err(octocrab::Error::GitHub { source, .. }) if matches!(source.status_code.as_u16(), 404 | 422) => Ok(None),
+        let (owner, name) = split(repo)?;
+        // Only `author.login` is needed, and the model's required fields differ between github.com and older
+        // Enterprise servers: read the raw JSON.
+        match self.call(http::Method::GET, &format!("/repos/{owner}/{name}/commits/{sha}"), None).await {
+            Ok(v) => Ok(v.get("author").and_then(|a| a.get("login")).and_then(Value::as_str).map(str::to_owned)),
+            Err(GitHubError::Rejected { status: 404 | 422, .. }) => Ok(None),
             Err(e) => Err(anyhow::anyhow!("GitHub commit look-up for {repo}@{sha} failed: {e}")),
         }
+    }
+
+    async fn issues_with_label(&self, repo: &str, label: &str) -> Result<Vec<IssueInfo>, GitHubError> {
+        let (owner, name) = split(repo)?;
+        let mut out = Vec::new();
+        for page in 1..=5 {
+            let route =
+                format!("/repos/{owner}/{name}/issues?labels={}&state=all&per_page=100&page={page}", encode(label));
+            let v = self.call(http::Method::GET, &route, None).await?;
+            let items = v.as_array().cloned().unwrap_or_default();
+            out.extend(items.iter().filter_map(|i| {
+                Some(IssueInfo {
+                    number: i.get("number")?.as_i64()?,
+                    open: i.get("state").and_then(Value::as_str) == Some("open"),
+                    body: i.get("body").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                })
+            }));
+            if items.len() < 100 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create_issue(&self, repo: &str, issue: &NewIssue) -> Result<i64, GitHubError> {
+        let (owner, name) = split(repo)?;
+        let body =
+            json!({ "title": issue.title, "body": issue.body, "labels": issue.labels, "assignees": issue.assignees });
+        let v = self.call(http::Method::POST, &format!("/repos/{owner}/{name}/issues"), Some(&body)).await?;
+        v.get("number")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| GitHubError::Transport("created issue without a number".into()))
+    }
+
+    async fn set_issue_open(&self, repo: &str, number: i64, open: bool) -> Result<(), GitHubError> {
+        let (owner, name) = split(repo)?;
+        let body = json!({ "state": if open { "open" } else { "closed" } });
+        self.call(http::Method::PATCH, &format!("/repos/{owner}/{name}/issues/{number}"), Some(&body)).await.map(|_| ())
+    }
+
+    async fn comments(&self, repo: &str, number: i64) -> Result<Vec<String>, GitHubError> {
+        let (owner, name) = split(repo)?;
+        let mut out = Vec::new();
+        for page in 1..=5 {
+            let route = format!("/repos/{owner}/{name}/issues/{number}/comments?per_page=100&page={page}");
+            let items = self.call(http::Method::GET, &route, None).await?.as_array().cloned().unwrap_or_default();
+            out.extend(items.iter().filter_map(|c| c.get("body").and_then(Value::as_str).map(str::to_owned)));
+            if items.len() < 100 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn comment(&self, repo: &str, number: i64, body: &str) -> Result<(), GitHubError> {
+        let (owner, name) = split(repo)?;
+        let body = json!({ "body": body });
+        self.call(http::Method::POST, &format!("/repos/{owner}/{name}/issues/{number}/comments"), Some(&body))
+            .await
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(http::HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value"));
+        }
+        h
+    }
+
+    #[test]
+    fn classification_of_failures() {
+        let limited = |status: u16, h: &[(&str, &str)], body: &str| {
+            classify(StatusCode::from_u16(status).expect("status"), &headers(h), body)
+        };
+        assert_eq!(
+            limited(429, &[("retry-after", "30")], ""),
+            GitHubError::RateLimited { retry_after_ms: Some(30_000), reset_at_ms: None }
+        );
+        assert_eq!(
+            limited(
+                403,
+                &[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1800000000")],
+                "{\"message\":\"API rate limit exceeded\"}"
+            ),
+            GitHubError::RateLimited { retry_after_ms: None, reset_at_ms: Some(1_800_000_000_000) }
+        );
+        assert_eq!(
+            limited(403, &[], "{\"message\":\"You have exceeded a secondary rate limit.\"}"),
+            GitHubError::RateLimited { retry_after_ms: None, reset_at_ms: None }
+        );
+        assert!(matches!(
+            limited(403, &[("x-ratelimit-remaining", "12")], "{\"message\":\"Resource not accessible\"}"),
+            GitHubError::Rejected { status: 403, .. }
+        ));
+        assert_eq!(limited(502, &[], "bad gateway"), GitHubError::Server { status: 502 });
+        assert!(
+            matches!(limited(422, &[], "{\"message\":\"Validation Failed\"}"), GitHubError::Rejected { status: 422, message } if message == "Validation Failed")
+        );
     }
 }

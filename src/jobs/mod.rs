@@ -9,11 +9,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument as _};
 
 use crate::assign::service::AssignService;
+use crate::github::sync::{IssueSync, RetryAt};
 use crate::groups::Groups;
 use crate::regressions::Regressions;
 use crate::releases::Releases;
 use crate::store::{
-    DynStore, Job, ASSIGN_GROUP_JOB, CHECK_REGRESSION_JOB, DEPLOY_RANGE_JOB, GITHUB_WEBHOOK_JOB, PROCESS_EVENT_JOB,
+    DynStore, Job, ASSIGN_GROUP_JOB, CHECK_REGRESSION_JOB, DEPLOY_RANGE_JOB, GITHUB_ISSUE_JOB, GITHUB_WEBHOOK_JOB,
+    PROCESS_EVENT_JOB,
 };
 use crate::webhooks::Webhooks;
 
@@ -24,14 +26,21 @@ pub fn system_clock() -> Clock {
     Arc::new(|| chrono::Utc::now().timestamp_millis())
 }
 
+/// The domain services jobs call, besides releases and groups.
+#[derive(Clone)]
+pub struct Services {
+    pub assign: Arc<AssignService>,
+    pub regressions: Arc<Regressions>,
+    pub webhooks: Arc<Webhooks>,
+    pub issues: Arc<IssueSync>,
+}
+
 #[derive(Clone)]
 pub struct Worker {
     store: DynStore,
     releases: Arc<Releases>,
     groups: Arc<Groups>,
-    assign: Arc<AssignService>,
-    regressions: Arc<Regressions>,
-    webhooks: Arc<Webhooks>,
+    services: Services,
     lease: Duration,
     poll: Duration,
     wake: Arc<Notify>,
@@ -60,29 +69,24 @@ struct WebhookJob {
     delivery: String,
 }
 
+#[derive(Deserialize)]
+struct IssueJob {
+    group: i64,
+    reason: String,
+    deploy: Option<i64>,
+}
+
 impl Worker {
     pub fn new(
         releases: Arc<Releases>,
         groups: Arc<Groups>,
-        services: (Arc<AssignService>, Arc<Regressions>, Arc<Webhooks>),
+        services: Services,
         lease: Duration,
         poll: Duration,
         wake: Arc<Notify>,
         clock: Clock,
     ) -> Worker {
-        let (assign, regressions, webhooks) = services;
-        Worker {
-            store: releases.store().clone(),
-            releases,
-            groups,
-            assign,
-            regressions,
-            webhooks,
-            lease,
-            poll,
-            wake,
-            clock,
-        }
+        Worker { store: releases.store().clone(), releases, groups, services, lease, poll, wake, clock }
     }
 
     /// Runs until `shutdown` is cancelled, finishing the job in hand first.
@@ -160,7 +164,10 @@ impl Worker {
             }
             Err(e) => {
                 let message = format!("{e:#}");
-                let retry_at = (!last_attempt).then(|| now + backoff(job.attempts).as_millis() as i64);
+                // GitHub (or the write pacing) may name the time to come back; otherwise back off.
+                let wait_until = e.downcast_ref::<RetryAt>().map(|r| r.until_ms.max(now));
+                let retry_at =
+                    (!last_attempt).then(|| wait_until.unwrap_or(now + backoff(job.attempts).as_millis() as i64));
                 warn!(error = %message, retry = retry_at.is_some(), "job failed");
                 self.store.fail_job(&job, &message, retry_at, now).await?;
             }
@@ -182,17 +189,22 @@ impl Worker {
             ASSIGN_GROUP_JOB => {
                 let payload: GroupEventJob = serde_json::from_str(&job.payload)?;
                 let clock = self.clock.clone();
-                self.assign.assign_group(payload.group, payload.event, move || clock()).await
+                self.services.assign.assign_group(payload.group, payload.event, true, move || clock()).await
             }
             CHECK_REGRESSION_JOB => {
                 let payload: GroupEventJob = serde_json::from_str(&job.payload)?;
                 let clock = self.clock.clone();
-                self.regressions.check(payload.group, payload.event, move || clock()).await.map(|_| ())
+                self.services.regressions.check(payload.group, payload.event, move || clock()).await.map(|_| ())
             }
             GITHUB_WEBHOOK_JOB => {
                 let payload: WebhookJob = serde_json::from_str(&job.payload)?;
                 let clock = self.clock.clone();
-                self.webhooks.handle(&payload.delivery, move || clock()).await.map(|_| ())
+                self.services.webhooks.handle(&payload.delivery, move || clock()).await.map(|_| ())
+            }
+            GITHUB_ISSUE_JOB => {
+                let payload: IssueJob = serde_json::from_str(&job.payload)?;
+                let clock = self.clock.clone();
+                self.services.issues.sync(payload.group, &payload.reason, payload.deploy, move || clock()).await
             }
             other => anyhow::bail!("unknown job kind `{other}` (written by a newer shipwatch?)"),
         }

@@ -28,6 +28,12 @@ pub(super) const ASSIGN_JOB_ATTEMPTS: i64 = 6;
 /// The kind of the job that decides whether an event reopens a resolved group.
 pub const CHECK_REGRESSION_JOB: &str = "check_regression";
 
+/// The kind of the job that creates, reopens and comments on a group's GitHub issue.
+pub const GITHUB_ISSUE_JOB: &str = "github_issue";
+
+/// GitHub writes are kept queued, retried with backoff, rather than given up.
+pub(super) const GITHUB_JOB_ATTEMPTS: i64 = 1000;
+
 /// The kind of the job that handles a stored GitHub webhook delivery.
 pub const GITHUB_WEBHOOK_JOB: &str = "github_webhook";
 
@@ -595,7 +601,7 @@ macro_rules! impl_store {
                 .await?)
             }
 
-            async fn mark_regressed(&self, group_id: i64, release: &str, now: i64) -> StoreResult<bool> {
+            async fn mark_regressed(&self, group_id: i64, release: &str, now: i64, github_job: Option<&str>) -> StoreResult<bool> {
                 let mut tx = self.write.begin().await?;
                 let done = sqlx::query(
                     "update error_groups set status = 'unresolved', resolved_at = null, regressed_at = $1, \
@@ -608,18 +614,35 @@ macro_rules! impl_store {
                 .await?;
                 if done.rows_affected() == 1 {
                     sqlx::query("delete from group_resolutions where group_id = $1").bind(group_id).execute(&mut *tx).await?;
+                    if let Some(job) = github_job {
+                        use $crate::store::common::{GITHUB_ISSUE_JOB, GITHUB_JOB_ATTEMPTS};
+                        enqueue_in(&mut *tx, GITHUB_ISSUE_JOB, job, GITHUB_JOB_ATTEMPTS, now).await?;
+                    }
                 }
                 tx.commit().await?;
                 Ok(done.rows_affected() == 1)
             }
 
-            async fn set_release_flags(&self, group_id: i64, new_in: Option<&str>, introduced_by: Option<&str>) -> StoreResult<()> {
+            async fn set_release_flags(
+                &self,
+                group_id: i64,
+                new_in: Option<&str>,
+                introduced_by: Option<&str>,
+                github_job: Option<&str>,
+                now: i64,
+            ) -> StoreResult<()> {
+                let mut tx = self.write.begin().await?;
                 sqlx::query("update error_groups set new_in_release = $1, introduced_by = $2 where id = $3")
                     .bind(new_in)
                     .bind(introduced_by)
                     .bind(group_id)
-                    .execute(&self.write)
+                    .execute(&mut *tx)
                     .await?;
+                if let Some(job) = github_job {
+                    use $crate::store::common::{GITHUB_ISSUE_JOB, GITHUB_JOB_ATTEMPTS};
+                    enqueue_in(&mut *tx, GITHUB_ISSUE_JOB, job, GITHUB_JOB_ATTEMPTS, now).await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
 

@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-pub use common::{ASSIGN_GROUP_JOB, CHECK_REGRESSION_JOB, DEPLOY_RANGE_JOB, GITHUB_WEBHOOK_JOB, PROCESS_EVENT_JOB};
+pub use common::{
+    ASSIGN_GROUP_JOB, CHECK_REGRESSION_JOB, DEPLOY_RANGE_JOB, GITHUB_ISSUE_JOB, GITHUB_WEBHOOK_JOB, PROCESS_EVENT_JOB,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -356,13 +358,23 @@ pub trait Store: Send + Sync + 'static {
     async fn ignore_group(&self, group_id: i64) -> StoreResult<()>;
     /// Per environment, the commit that was deployed when the group was resolved.
     async fn group_resolutions(&self, group_id: i64) -> StoreResult<Vec<(String, String)>>;
-    /// Reopens a resolved group because of an event from `release`; `false` when it was no longer resolved.
-    async fn mark_regressed(&self, group_id: i64, release: &str, now: i64) -> StoreResult<bool>;
+    /// Reopens a resolved group because of an event from `release`, queueing `github_job` (a `github_issue` payload)
+    /// in the same transaction; `false` when it was no longer resolved.
+    async fn mark_regressed(
+        &self,
+        group_id: i64,
+        release: &str,
+        now: i64,
+        github_job: Option<&str>,
+    ) -> StoreResult<bool>;
+    /// Sets "new in" / "introduced by", queueing `github_job` in the same transaction.
     async fn set_release_flags(
         &self,
         group_id: i64,
         new_in: Option<&str>,
         introduced_by: Option<&str>,
+        github_job: Option<&str>,
+        now: i64,
     ) -> StoreResult<()>;
     async fn group_by_issue(&self, project_id: i64, issue: i64) -> StoreResult<Option<Group>>;
     /// Links a group to its GitHub issue.

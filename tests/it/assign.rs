@@ -1,10 +1,9 @@
 //! Assignment on repositories built for the purpose: each scenario asserts the mapped path, the blamed commit and the
 //! owner. Also: blame agrees with `git blame` line for line, and real-world traces of every kind map and blame.
 
-use async_trait::async_trait;
 use shipwatch::assign::{Assigner, Assignment, DeployContext, Settings};
 use shipwatch::git::Git;
-use shipwatch::github::{GitHub, NoGitHub};
+use shipwatch::github::NoGitHub;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,15 +157,6 @@ async fn formatting_commits_in_ignore_revs_mailmap_bots_and_noreply() {
     assert!(d.owner.reason.contains("noreply"), "{}", d.owner.reason);
 }
 
-struct FakeGitHub(HashMap<String, String>);
-
-#[async_trait]
-impl GitHub for FakeGitHub {
-    async fn commit_author_login(&self, _repo: &str, sha: &str) -> anyhow::Result<Option<String>> {
-        Ok(self.0.get(sha).cloned())
-    }
-}
-
 #[tokio::test]
 async fn vendored_code_codeowners_default_assignee_and_the_commit_api() {
     let repo = TestRepo::new();
@@ -190,7 +180,9 @@ async fn vendored_code_codeowners_default_assignee_and_the_commit_api() {
     assert_eq!((a.owner.kind.as_str(), a.owner.github_login.as_deref()), ("codeowners", Some("acme/payments")));
     assert!(a.owner.reason.contains(".github/CODEOWNERS:2 `/app/`"), "{}", a.owner.reason);
     // GitHub's commit API knows her.
-    let assigner = Assigner::new(git(), Arc::new(FakeGitHub(HashMap::from([(app.clone(), "carol-gh".into())]))));
+    let fake = shipwatch::github::MemoryGitHub::default();
+    fake.logins.lock().expect("lock").insert(app.clone(), "carol-gh".into());
+    let assigner = Assigner::new(git(), Arc::new(fake));
     let b = explain_with(&assigner, &repo, &head, &trace, &Settings::default(), None).await;
     assert_eq!((b.owner.kind.as_str(), b.owner.github_login.as_deref()), ("author", Some("carol-gh")));
     assert!(b.owner.reason.contains("GitHub's commit API"));

@@ -200,7 +200,7 @@ pub fn app_args(data_dir: &Path, git_program: Option<PathBuf>) -> (DataArgs, Git
             github_token: None,
             github_api_url: "https://api.github.com".into(),
         },
-        WorkerArgs { job_lease: 60, poll_interval_ms: 50 },
+        WorkerArgs { job_lease: 60, poll_interval_ms: 50, public_url: None, github_write_interval_ms: 0 },
     )
 }
 

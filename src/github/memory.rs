@@ -1,0 +1,102 @@
+//! An in-memory GitHub for unit tests and dry runs: issues and comments kept in a map, every call recorded.
+
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::{GitHub, GitHubError, IssueInfo, NewIssue};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryIssue {
+    pub number: i64,
+    pub title: String,
+    pub body: String,
+    pub labels: Vec<String>,
+    pub assignees: Vec<String>,
+    pub open: bool,
+    pub comments: Vec<String>,
+}
+
+#[derive(Default)]
+pub struct MemoryGitHub {
+    pub issues: Mutex<Vec<MemoryIssue>>,
+    pub logins: Mutex<HashMap<String, String>>,
+    /// Logins GitHub would refuse as assignees (no access to the repository).
+    pub unassignable: Mutex<Vec<String>>,
+    pub calls: Mutex<Vec<String>>,
+}
+
+impl MemoryGitHub {
+    fn record(&self, call: String) {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).push(call);
+    }
+
+    pub fn issues(&self) -> Vec<MemoryIssue> {
+        self.issues.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[async_trait]
+impl GitHub for MemoryGitHub {
+    async fn commit_author_login(&self, _repo: &str, sha: &str) -> anyhow::Result<Option<String>> {
+        Ok(self.logins.lock().unwrap_or_else(|p| p.into_inner()).get(sha).cloned())
+    }
+
+    async fn issues_with_label(&self, repo: &str, label: &str) -> Result<Vec<IssueInfo>, GitHubError> {
+        self.record(format!("list {repo} {label}"));
+        let issues = self.issues.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(issues
+            .iter()
+            .rev()
+            .filter(|i| i.labels.iter().any(|l| l == label))
+            .map(|i| IssueInfo { number: i.number, open: i.open, body: i.body.clone() })
+            .collect())
+    }
+
+    async fn create_issue(&self, repo: &str, issue: &NewIssue) -> Result<i64, GitHubError> {
+        self.record(format!("create {repo} {}", issue.title));
+        let refused = self.unassignable.lock().unwrap_or_else(|p| p.into_inner());
+        if issue.assignees.iter().any(|a| refused.contains(a)) {
+            return Err(GitHubError::Rejected { status: 422, message: "Validation Failed: assignees".into() });
+        }
+        let mut issues = self.issues.lock().unwrap_or_else(|p| p.into_inner());
+        let number = issues.len() as i64 + 1;
+        issues.push(MemoryIssue {
+            number,
+            title: issue.title.clone(),
+            body: issue.body.clone(),
+            labels: issue.labels.clone(),
+            assignees: issue.assignees.clone(),
+            open: true,
+            comments: Vec::new(),
+        });
+        Ok(number)
+    }
+
+    async fn set_issue_open(&self, repo: &str, number: i64, open: bool) -> Result<(), GitHubError> {
+        self.record(format!("state {repo} #{number} open={open}"));
+        let mut issues = self.issues.lock().unwrap_or_else(|p| p.into_inner());
+        let issue = issues
+            .iter_mut()
+            .find(|i| i.number == number)
+            .ok_or_else(|| GitHubError::Rejected { status: 404, message: "Not Found".into() })?;
+        issue.open = open;
+        Ok(())
+    }
+
+    async fn comments(&self, _repo: &str, number: i64) -> Result<Vec<String>, GitHubError> {
+        let issues = self.issues.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(issues.iter().find(|i| i.number == number).map(|i| i.comments.clone()).unwrap_or_default())
+    }
+
+    async fn comment(&self, repo: &str, number: i64, body: &str) -> Result<(), GitHubError> {
+        self.record(format!("comment {repo} #{number}"));
+        let mut issues = self.issues.lock().unwrap_or_else(|p| p.into_inner());
+        let issue = issues
+            .iter_mut()
+            .find(|i| i.number == number)
+            .ok_or_else(|| GitHubError::Rejected { status: 404, message: "Not Found".into() })?;
+        issue.comments.push(body.to_owned());
+        Ok(())
+    }
+}

@@ -1,0 +1,322 @@
+//! The `github_issue` job: one GitHub issue per error group, ever. Created for a group that is new in (or
+//! introduced by) a release, reopened with a comment when the group regresses.
+//!
+//! Every write can be cut off after GitHub performed it (a timeout, a dropped connection, a crash): so the issue
+//! body carries a hidden marker, and before creating, the job looks for an issue with that marker; comments carry
+//! their own marker and are looked for too. Writes are at least `interval` apart; a rate-limit answer reschedules
+//! the job to the time GitHub names.
+
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use tracing::{info, instrument};
+
+use super::{GitHub, GitHubError, NewIssue};
+use crate::assign::service::GroupAssignment;
+use crate::store::{Deploy, DynStore, Group};
+
+/// Default labels of created issues; the first is also how shipwatch finds its own issues again.
+pub const DEFAULT_LABELS: [&str; 2] = ["shipwatch", "regression"];
+const MARKER_LABEL: &str = "shipwatch";
+
+/// A job failure that says when to try again (unix ms).
+#[derive(Debug, thiserror::Error)]
+#[error("GitHub asks to wait until {until_ms}: {cause}")]
+pub struct RetryAt {
+    pub until_ms: i64,
+    pub cause: GitHubError,
+}
+
+pub struct IssueSync {
+    store: DynStore,
+    github: Arc<dyn GitHub>,
+    /// Where the shipwatch server is reachable, for report links.
+    public_url: String,
+    /// `https://github.com`, or a GitHub Enterprise server's web root.
+    web_url: String,
+    interval_ms: i64,
+    next_write_ms: Mutex<i64>,
+}
+
+/// The web root that goes with a REST API root.
+pub fn web_url(api_url: &str) -> String {
+    let api = api_url.trim_end_matches('/');
+    if api == "https://api.github.com" {
+        "https://github.com".into()
+    } else {
+        api.trim_end_matches("/api/v3").to_owned()
+    }
+}
+
+/// The hidden marker of a group's issue.
+pub fn marker(group: &Group) -> String {
+    format!("<!-- shipwatch:group:{}:{} -->", group.project_id, group.fingerprint)
+}
+
+impl IssueSync {
+    pub fn new(
+        store: DynStore,
+        github: Arc<dyn GitHub>,
+        public_url: String,
+        web_url: String,
+        interval_ms: i64,
+    ) -> IssueSync {
+        IssueSync { store, github, public_url, web_url, interval_ms, next_write_ms: Mutex::new(0) }
+    }
+
+    /// Claims the next write slot, or says when it opens.
+    fn pace(&self, now: i64) -> Result<(), RetryAt> {
+        let mut next = self.next_write_ms.lock().unwrap_or_else(|p| p.into_inner());
+        if now < *next {
+            return Err(RetryAt {
+                until_ms: *next,
+                cause: GitHubError::RateLimited { retry_after_ms: Some(*next - now), reset_at_ms: None },
+            });
+        }
+        *next = now + self.interval_ms;
+        Ok(())
+    }
+
+    fn wait(&self, e: GitHubError, now: i64) -> anyhow::Error {
+        match &e {
+            GitHubError::RateLimited { retry_after_ms, reset_at_ms } => {
+                // Without either header (a secondary rate limit) GitHub asks for at least a minute.
+                let until = retry_after_ms.map(|ms| now + ms).or(*reset_at_ms).unwrap_or(now + 60_000).max(now + 1_000);
+                // No write goes out before then, from any job of this process.
+                let mut next = self.next_write_ms.lock().unwrap_or_else(|p| p.into_inner());
+                *next = (*next).max(until);
+                anyhow::Error::new(RetryAt { until_ms: until, cause: e })
+            }
+            _ => anyhow::Error::new(e),
+        }
+    }
+
+    /// Runs the job for `group_id`: `reason` is `new` or `regressed`, `deploy_id` the deploy it concerns.
+    ///
+    /// # Errors
+    /// [`RetryAt`] when GitHub (or the pacing) asks to wait; other errors are retried with backoff.
+    #[instrument(skip_all, fields(group_id, reason))]
+    pub async fn sync(
+        &self,
+        group_id: i64,
+        reason: &str,
+        deploy_id: Option<i64>,
+        now: impl Fn() -> i64,
+    ) -> anyhow::Result<()> {
+        let Some(group) = self.store.group(group_id).await? else { return Ok(()) };
+        let project =
+            self.store.project_by_id(group.project_id).await?.ok_or_else(|| anyhow::anyhow!("project gone"))?;
+        let Some(repo) = project.github_repo.clone() else {
+            info!("project has no GitHub repository; nothing to write");
+            return Ok(());
+        };
+        let deploy = match deploy_id {
+            Some(id) => self.store.deploy(id).await?,
+            None => None,
+        };
+        let assignment: Option<GroupAssignment> =
+            group.assignment.as_deref().and_then(|a| serde_json::from_str(a).ok());
+        let settings: Value = serde_json::from_str(&project.settings).unwrap_or(Value::Null);
+        let mut labels: Vec<String> = settings
+            .get("labels")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|l| l.as_str().map(str::to_owned)).collect())
+            .unwrap_or_else(|| DEFAULT_LABELS.iter().map(|l| (*l).to_owned()).collect());
+        if !labels.iter().any(|l| l == MARKER_LABEL) {
+            labels.insert(0, MARKER_LABEL.to_owned());
+        }
+
+        let number = match group.github_issue {
+            Some(n) => n,
+            None => {
+                let marker = marker(&group);
+                // A previous attempt may have created it and lost the answer: look before creating.
+                let existing =
+                    self.github.issues_with_label(&repo, MARKER_LABEL).await.map_err(|e| self.wait(e, now()))?;
+                match existing.iter().find(|i| i.body.contains(&marker)) {
+                    Some(found) => {
+                        info!(issue = found.number, "found the group's issue from an earlier attempt");
+                        found.number
+                    }
+                    None => {
+                        self.create(&repo, &group, assignment.as_ref(), deploy.as_ref(), labels, &marker, &now).await?
+                    }
+                }
+            }
+        };
+        if group.github_issue != Some(number) {
+            self.store.set_github_issue(group.id, number).await?;
+            if reason == "new" {
+                return Ok(());
+            }
+        }
+        if reason != "regressed" {
+            return Ok(());
+        }
+        // Regressed: reopen (idempotent) and comment once per regression deploy.
+        self.pace(now()).map_err(anyhow::Error::new)?;
+        self.github.set_issue_open(&repo, number, true).await.map_err(|e| self.wait(e, now()))?;
+        let comment_marker = format!("<!-- shipwatch:regression:{}:{} -->", group.id, deploy_id.unwrap_or(0));
+        let comments = self.github.comments(&repo, number).await.map_err(|e| self.wait(e, now()))?;
+        if comments.iter().any(|c| c.contains(&comment_marker)) {
+            return Ok(());
+        }
+        self.pace(now()).map_err(anyhow::Error::new)?;
+        let body = self.regression_comment(&group, assignment.as_ref(), deploy.as_ref(), &comment_marker);
+        self.github.comment(&repo, number, &body).await.map_err(|e| self.wait(e, now()))?;
+        info!(issue = number, "regression commented");
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn create(
+        &self,
+        repo: &str,
+        group: &Group,
+        assignment: Option<&GroupAssignment>,
+        deploy: Option<&Deploy>,
+        labels: Vec<String>,
+        marker: &str,
+        now: &impl Fn() -> i64,
+    ) -> anyhow::Result<i64> {
+        let owner =
+            assignment.and_then(|a| a.owner.as_ref()).and_then(|o| o.github_login.clone()).filter(|l| !l.contains('/'));
+        let mut issue = NewIssue {
+            title: group.title.clone(),
+            body: self.issue_body(repo, group, assignment, deploy, None, marker),
+            labels,
+            assignees: owner.iter().cloned().collect(),
+        };
+        self.pace(now()).map_err(anyhow::Error::new)?;
+        let created = match self.github.create_issue(repo, &issue).await {
+            // GitHub refuses assignees without access: mention them instead. Nothing was created.
+            Err(GitHubError::Rejected { status: 422, .. }) if !issue.assignees.is_empty() => {
+                issue.assignees.clear();
+                issue.body = self.issue_body(repo, group, assignment, deploy, owner.as_deref(), marker);
+                self.github.create_issue(repo, &issue).await
+            }
+            other => other,
+        };
+        let number = created.map_err(|e| self.wait(e, now()))?;
+        info!(issue = number, "issue created");
+        Ok(number)
+    }
+
+    fn blob(&self, repo: &str, sha: &str, path: &str, line: Option<u32>) -> String {
+        let anchor = line.map(|l| format!("#L{l}")).unwrap_or_default();
+        format!("{}/{repo}/blob/{sha}/{path}{anchor}", self.web_url)
+    }
+
+    fn issue_body(
+        &self,
+        repo: &str,
+        group: &Group,
+        assignment: Option<&GroupAssignment>,
+        deploy: Option<&Deploy>,
+        mention: Option<&str>,
+        marker: &str,
+    ) -> String {
+        let mut b = String::new();
+        let when = match (&group.introduced_by, &group.new_in_release, deploy) {
+            (Some(v), _, Some(d)) => format!("introduced by **{v}** ({})", d.environment),
+            (_, Some(v), Some(d)) => format!("new in **{v}** ({})", d.environment),
+            (_, _, Some(d)) => format!("seen in **{}** ({})", d.version, d.environment),
+            _ => "seen".into(),
+        };
+        let _ = writeln!(b, "**{}** — {when}\n", group.title);
+        if let Some(culprit) = &group.culprit {
+            let _ = writeln!(b, "Culprit: `{culprit}`\n");
+        }
+        if let Some(a) = assignment {
+            let _ = writeln!(b, "**Suspect:** {}\n", a.explanation);
+            let sha = a.deploy.as_ref().map(|d| d.sha.as_str());
+            let frames: Vec<String> = a
+                .frames
+                .iter()
+                .rev()
+                .filter_map(|f| {
+                    let path = f.repo_path.as_deref()?;
+                    let sha = sha?;
+                    let mut line =
+                        format!("- [`{path}:{}`]({})", f.line.unwrap_or(0), self.blob(repo, sha, path, f.line));
+                    if let Some(func) = &f.function {
+                        let _ = write!(line, " in `{func}`");
+                    }
+                    if let Some(bl) = &f.blame {
+                        let _ = write!(
+                            line,
+                            " — last changed in [{}]({}/{repo}/commit/{}) by {}",
+                            bl.commit.get(..7).unwrap_or(&bl.commit),
+                            self.web_url,
+                            bl.commit,
+                            bl.author_name
+                        );
+                    }
+                    Some(line)
+                })
+                .collect();
+            if !frames.is_empty() {
+                let _ = writeln!(
+                    b,
+                    "Frames in this repository, crash first, at the deployed commit:\n\n{}\n",
+                    frames.join("\n")
+                );
+            }
+            if let Some(owner) = &a.owner {
+                let _ = writeln!(
+                    b,
+                    "Owner: {} — {}\n",
+                    owner.github_login.as_deref().map(|l| format!("@{l}")).unwrap_or_else(|| "nobody".into()),
+                    owner.reason
+                );
+            }
+        }
+        if let Some(login) = mention {
+            let _ = writeln!(b, "@{login}: GitHub would not assign this issue to you, so you are mentioned instead.\n");
+        }
+        if let Some(d) = deploy {
+            let compare = match (d.base_sha.as_deref(), d.range_status.as_deref()) {
+                (Some(base), Some("forward" | "diverged")) => {
+                    format!(" · [compare]({}/{repo}/compare/{base}...{})", self.web_url, d.sha)
+                }
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                b,
+                "Deploy: {} to {} at `{}`{compare} · [release report]({}/api/v1/deploys/{}/report?format=md)\n",
+                d.version,
+                d.environment,
+                d.sha.get(..12).unwrap_or(&d.sha),
+                self.public_url.trim_end_matches('/'),
+                d.id
+            );
+        }
+        let _ = writeln!(b, "{marker}");
+        b
+    }
+
+    fn regression_comment(
+        &self,
+        group: &Group,
+        assignment: Option<&GroupAssignment>,
+        deploy: Option<&Deploy>,
+        marker: &str,
+    ) -> String {
+        let mut b = String::new();
+        let release = group.regressed_in.as_deref().or(deploy.map(|d| d.version.as_str())).unwrap_or("a new release");
+        let _ = writeln!(
+            b,
+            "**Regressed in {release}**: this error came back after it was resolved ({} events in all).\n",
+            group.times_seen
+        );
+        if let Some(d) = deploy {
+            let _ =
+                writeln!(b, "Deploy: {} to {} at `{}`.\n", d.version, d.environment, d.sha.get(..12).unwrap_or(&d.sha));
+        }
+        if let Some(a) = assignment {
+            let _ = writeln!(b, "Suspect when it first appeared: {}\n", a.explanation);
+        }
+        let _ = writeln!(b, "{marker}");
+        b
+    }
+}
