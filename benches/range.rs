@@ -75,6 +75,7 @@ async fn bench_backend(name: &str, database_url: &str, repo: &Path, root: &str, 
         max_range_commits: 20_000,
         github_token: None,
         github_api_url: "https://api.github.com".into(),
+        github_timeout_ms: 30_000,
     };
     let w = WorkerArgs { job_lease: 60, poll_interval_ms: 20, public_url: None, github_write_interval_ms: 1000 };
     let app = App::with_store(store, &d, &g, &w).expect("app builds");

@@ -69,7 +69,11 @@ impl App {
             git.allow_local_repos,
         );
         let github: Arc<dyn GitHub> = match &git.github_token {
-            Some(token) => Arc::new(OctocrabGitHub::new(&git.github_api_url, token)?),
+            Some(token) => Arc::new(OctocrabGitHub::with_timeout(
+                &git.github_api_url,
+                token,
+                Duration::from_millis(git.github_timeout_ms.max(1)),
+            )?),
             None => Arc::new(NoGitHub),
         };
         let github_writes = git.github_token.is_some();

@@ -114,6 +114,11 @@ pub struct GitArgs {
     #[arg(long, env = "SHIPWATCH_GITHUB_API_URL", default_value = "https://api.github.com")]
     pub github_api_url: String,
 
+    /// Milliseconds a GitHub API call may take before it counts as unanswered (and is retried, after checking
+    /// whether it took effect).
+    #[arg(long, env = "SHIPWATCH_GITHUB_TIMEOUT_MS", default_value_t = 30_000)]
+    pub github_timeout_ms: u64,
+
     /// Most commits of one deploy range stored with their details; the count is always exact.
     #[arg(long, env = "SHIPWATCH_MAX_RANGE_COMMITS", default_value_t = 20_000)]
     pub max_range_commits: usize,

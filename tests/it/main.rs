@@ -5,6 +5,7 @@ mod api;
 mod assign;
 mod bombs;
 mod crash;
+mod github;
 mod ingest;
 mod pipeline;
 mod ranges;

@@ -199,6 +199,7 @@ pub fn app_args(data_dir: &Path, git_program: Option<PathBuf>) -> (DataArgs, Git
             max_range_commits: 20_000,
             github_token: None,
             github_api_url: "https://api.github.com".into(),
+            github_timeout_ms: 30_000,
         },
         WorkerArgs { job_lease: 60, poll_interval_ms: 50, public_url: None, github_write_interval_ms: 0 },
     )
@@ -221,8 +222,29 @@ impl TestApp {
     }
 
     pub async fn spawn_with(store: DynStore, run_worker: bool, events_per_minute: u32) -> TestApp {
+        TestApp::spawn_full(store, run_worker, events_per_minute, None).await
+    }
+
+    /// With GitHub writes to `api_url` (token `ghp_test`), a short timeout and no pacing unless given.
+    pub async fn spawn_github(store: DynStore, api_url: &str, write_interval_ms: u64) -> TestApp {
+        TestApp::spawn_full(store, false, 6000, Some((api_url.to_owned(), write_interval_ms))).await
+    }
+
+    async fn spawn_full(
+        store: DynStore,
+        run_worker: bool,
+        events_per_minute: u32,
+        github: Option<(String, u64)>,
+    ) -> TestApp {
         let data = tempfile::tempdir().expect("temp dir");
-        let (d, g, w) = app_args(data.path(), None);
+        let (d, mut g, mut w) = app_args(data.path(), None);
+        if let Some((url, interval)) = github {
+            g.github_token = Some(Secret::new("ghp_test"));
+            g.github_api_url = url;
+            g.github_timeout_ms = 300;
+            w.github_write_interval_ms = interval;
+            w.public_url = Some("http://shipwatch.test".into());
+        }
         let app = App::with_store(store, &d, &g, &w).expect("app builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));

@@ -1,0 +1,462 @@
+//! GitHub write-back against a local fake of GitHub's REST API, through the real octocrab client: the whole story
+//! end to end, exactly one issue per group under injected faults, and rate limits honoured on a controllable clock.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch};
+use axum::{Json, Router};
+use hmac::{Hmac, Mac};
+use reqwest::Method;
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::support::{sqlite_db, Author, TestApp, TestRepo, ADMIN_TOKEN, ALICE, WEBHOOK_SECRET};
+
+const BOBBY: Author = Author { name: "Bob Roe", email: "1234+bobby@users.noreply.github.com" };
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Does the write, then answers too late (the client times out).
+    EffectThenTimeout,
+    /// Does the write, then answers 502.
+    EffectThen502,
+    /// Does the write, then drops the connection.
+    EffectThenDrop,
+    RateLimit429 {
+        retry_after_s: i64,
+    },
+    RateLimitReset {
+        reset_in_s: i64,
+    },
+    Secondary403,
+}
+
+#[derive(Default)]
+struct FakeState {
+    issues: Vec<Value>,
+    /// (method, path, clock ms) of every request.
+    requests: Vec<(String, String, i64)>,
+    faults: VecDeque<Fault>,
+    random: Option<(u64, u64)>,
+    /// How many faults were injected.
+    injected: usize,
+}
+
+#[derive(Clone)]
+struct FakeGitHub {
+    state: Arc<Mutex<FakeState>>,
+    clock: Arc<AtomicI64>,
+}
+
+impl FakeGitHub {
+    async fn start(clock: Arc<AtomicI64>) -> (FakeGitHub, String) {
+        let fake = FakeGitHub { state: Arc::default(), clock };
+        let router = Router::new()
+            .route("/repos/{o}/{r}/issues", get(list).post(create))
+            .route("/repos/{o}/{r}/issues/{n}", patch(edit))
+            .route("/repos/{o}/{r}/issues/{n}/comments", get(comments).post(comment))
+            .route(
+                "/repos/{o}/{r}/commits/{sha}",
+                get(|| async { (StatusCode::NOT_FOUND, Json(json!({ "message": "Not Found" }))) }),
+            )
+            .with_state(fake.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        (fake, base)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        self.state.lock().expect("fake state")
+    }
+
+    fn issues(&self) -> Vec<Value> {
+        self.lock().issues.clone()
+    }
+
+    fn writes(&self) -> Vec<(String, String, i64)> {
+        self.lock().requests.iter().filter(|(m, _, _)| m != "GET").cloned().collect()
+    }
+
+    fn record(&self, method: &str, path: String) {
+        let now = self.clock.load(Ordering::SeqCst);
+        self.lock().requests.push((method.into(), path, now));
+    }
+
+    /// The fault for this write: queued ones first, then random ones.
+    fn fault(&self) -> Option<Fault> {
+        let mut s = self.lock();
+        if let Some(f) = s.faults.pop_front() {
+            return Some(f);
+        }
+        let (seed, percent) = s.random.as_mut()?;
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        let roll = *seed % 100;
+        let fault = (roll < *percent).then(|| {
+            [Fault::EffectThenTimeout, Fault::EffectThen502, Fault::EffectThenDrop][(*seed / 100 % 3) as usize]
+        });
+        s.injected += usize::from(fault.is_some());
+        fault
+    }
+
+    /// Answers a write, applying `fault` around `effect`.
+    async fn write(&self, fault: Option<Fault>, effect: impl FnOnce(&mut FakeState) -> Value) -> Response {
+        let now_s = self.clock.load(Ordering::SeqCst) / 1000;
+        match fault {
+            Some(Fault::RateLimit429 { retry_after_s }) => {
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", retry_after_s.to_string())],
+                    Json(json!({ "message": "Too Many Requests" })),
+                )
+                    .into_response()
+            }
+            Some(Fault::RateLimitReset { reset_in_s }) => {
+                let headers = [
+                    ("x-ratelimit-remaining", "0".to_owned()),
+                    ("x-ratelimit-reset", (now_s + reset_in_s).to_string()),
+                ];
+                return (StatusCode::FORBIDDEN, headers, Json(json!({ "message": "API rate limit exceeded" })))
+                    .into_response();
+            }
+            Some(Fault::Secondary403) => {
+                return (StatusCode::FORBIDDEN, Json(json!({ "message": "You have exceeded a secondary rate limit." })))
+                    .into_response()
+            }
+            _ => {}
+        }
+        let answer = effect(&mut self.lock());
+        match fault {
+            Some(Fault::EffectThenTimeout) => {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                Json(answer).into_response()
+            }
+            Some(Fault::EffectThen502) => (StatusCode::BAD_GATEWAY, "bad gateway").into_response(),
+            Some(Fault::EffectThenDrop) => std::panic::panic_any("injected: connection dropped after the write"),
+            _ => (StatusCode::CREATED, Json(answer)).into_response(),
+        }
+    }
+}
+
+async fn list(
+    State(f): State<FakeGitHub>,
+    Path((o, r)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    f.record("GET", format!("/repos/{o}/{r}/issues"));
+    let label = q.get("labels").cloned().unwrap_or_default();
+    let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let mut all: Vec<Value> = f
+        .issues()
+        .into_iter()
+        .filter(|i| i["labels"].as_array().is_some_and(|ls| ls.iter().any(|l| l["name"] == json!(label))))
+        .collect();
+    all.reverse();
+    Json(Value::Array(all.into_iter().skip((page - 1) * 100).take(100).collect()))
+}
+
+async fn create(
+    State(f): State<FakeGitHub>,
+    Path((o, r)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    f.record("POST", format!("/repos/{o}/{r}/issues"));
+    assert!(headers.get("authorization").is_some_and(|a| a.to_str().unwrap_or_default().contains("ghp_test")));
+    let fault = f.fault();
+    f.write(fault, move |s| {
+        let number = s.issues.len() as i64 + 1;
+        let labels: Vec<Value> =
+            body["labels"].as_array().cloned().unwrap_or_default().iter().map(|l| json!({ "name": l })).collect();
+        let issue = json!({ "number": number, "title": body["title"], "body": body["body"], "labels": labels,
+                            "assignees": body["assignees"], "state": "open", "comments_list": [] });
+        s.issues.push(issue.clone());
+        issue
+    })
+    .await
+}
+
+async fn edit(
+    State(f): State<FakeGitHub>,
+    Path((o, r, n)): Path<(String, String, i64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    f.record("PATCH", format!("/repos/{o}/{r}/issues/{n}"));
+    let fault = f.fault();
+    f.write(fault, move |s| {
+        let issue = &mut s.issues[(n - 1) as usize];
+        issue["state"] = body["state"].clone();
+        issue.clone()
+    })
+    .await
+}
+
+async fn comments(State(f): State<FakeGitHub>, Path((_, _, n)): Path<(String, String, i64)>) -> Json<Value> {
+    f.record("GET", format!("comments #{n}"));
+    let issues = f.issues();
+    let list = issues[(n - 1) as usize]["comments_list"].as_array().cloned().unwrap_or_default();
+    Json(Value::Array(list.into_iter().map(|b| json!({ "body": b })).collect()))
+}
+
+async fn comment(
+    State(f): State<FakeGitHub>,
+    Path((o, r, n)): Path<(String, String, i64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    f.record("POST", format!("/repos/{o}/{r}/issues/{n}/comments"));
+    let fault = f.fault();
+    f.write(fault, move |s| {
+        let list = s.issues[(n - 1) as usize]["comments_list"].as_array_mut().map(|l| {
+            l.push(body["body"].clone());
+            l.len()
+        });
+        json!({ "id": list })
+    })
+    .await
+}
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).expect("key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+struct Project {
+    token: String,
+    url: String,
+}
+
+async fn project(app: &TestApp, repo: &TestRepo) -> Project {
+    let (_, token) = app.project("web", repo).await;
+    let (_, p) = app.call(Method::GET, "/api/v1/projects/web", Some(ADMIN_TOKEN), None).await;
+    let key =
+        p["dsn"].as_str().and_then(|d| d.split("//").nth(1)).and_then(|r| r.split('@').next()).expect("key").to_owned();
+    Project { token, url: format!("{}/api/{}/envelope/?sentry_key={key}", app.base, p["id"]) }
+}
+
+async fn deploy(app: &TestApp, p: &Project, sha: &str, version: &str) {
+    let (status, _) = app
+        .deploy(&p.token, json!({ "project": "web", "environment": "production", "sha": sha, "version": version }))
+        .await;
+    assert_eq!(status, 202);
+}
+
+async fn error(app: &TestApp, p: &Project, n: u32, release: &str, ty: &str) {
+    let event = json!({
+        "event_id": format!("{n:032x}"), "release": release, "environment": "production", "platform": "python",
+        "exception": {"values": [{"type": ty, "value": "boom", "stacktrace": {"frames": [
+            {"abs_path": "/srv/app/app/pay.py", "function": "pay", "lineno": 2, "in_app": true}]}}]}
+    })
+    .to_string();
+    let body = format!("{{}}\n{{\"type\":\"event\"}}\n{event}\n");
+    assert_eq!(app.http.post(&p.url).body(body).send().await.expect("sent").status().as_u16(), 200);
+}
+
+async fn group(app: &TestApp, p: &Project) -> Value {
+    let (_, groups) = app.call(Method::GET, "/api/v1/projects/web/groups", Some(&p.token), None).await;
+    groups["groups"][0].clone()
+}
+
+#[tokio::test]
+async fn end_to_end_one_issue_resolved_by_webhook_reopened_by_a_regression_not_by_an_old_build() {
+    let clock = Arc::new(AtomicI64::new(0));
+    let (fake, api) = FakeGitHub::start(clock).await;
+    let db = sqlite_db().await;
+    let app = TestApp::spawn_github(db.store.clone(), &api, 0).await;
+    let repo = TestRepo::new();
+    let v1 = repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / (b + 1)\n")], "pay");
+    let p = project(&app, &repo).await;
+    deploy(&app, &p, &v1, "v1").await;
+    app.drain().await;
+    let bad = repo.commit(&BOBBY, &[("app/pay.py", "def pay(a, b):\n    return a / b\n")], "simplify");
+    deploy(&app, &p, &bad, "v2").await;
+    app.drain().await;
+    error(&app, &p, 1, "v2", "ZeroDivisionError").await;
+    error(&app, &p, 2, "v2", "ZeroDivisionError").await;
+    app.drain().await;
+
+    let issues = fake.issues();
+    assert_eq!(issues.len(), 1, "exactly one issue: {issues:?}");
+    let issue = &issues[0];
+    assert_eq!(issue["assignees"], json!(["bobby"]));
+    assert_eq!(issue["title"], json!("ZeroDivisionError: boom"));
+    let body = issue["body"].as_str().expect("body");
+    assert!(
+        body.contains(&format!("{api}/acme/web/blob/{bad}/app/pay.py#L2")),
+        "links the blamed line at v2's sha:\n{body}"
+    );
+    assert!(body.contains("introduced by **v2**") && body.contains("<!-- shipwatch:group:"), "{body}");
+    assert!(body.contains("http://shipwatch.test/api/v1/deploys/2/report?format=md"), "{body}");
+    let g = group(&app, &p).await;
+    assert_eq!(g["github_issue"], json!(1));
+
+    // Closed on GitHub: the signed `issues` webhook resolves the group (baseline: v2 in production).
+    fake.lock().issues[0]["state"] = json!("closed");
+    let closed =
+        json!({ "action": "closed", "issue": { "number": 1 }, "repository": { "full_name": "acme/web" } }).to_string();
+    let resp = app
+        .http
+        .post(format!("{}/webhooks/github", app.base))
+        .header("x-github-event", "issues")
+        .header("x-github-delivery", "close-1")
+        .header("x-hub-signature-256", sign(closed.as_bytes()))
+        .body(closed)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status().as_u16(), 202);
+    app.drain().await;
+    assert_eq!(group(&app, &p).await["status"], json!("resolved"));
+
+    let v3 = repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / b if b else 0\n")], "fix");
+    deploy(&app, &p, &v3, "v3").await;
+    app.drain().await;
+    // The old build v1 still runs somewhere: nothing is reopened.
+    error(&app, &p, 3, "v1", "ZeroDivisionError").await;
+    app.drain().await;
+    assert_eq!(fake.issues()[0]["state"], json!("closed"), "an old build does not reopen");
+    assert_eq!(group(&app, &p).await["status"], json!("resolved"));
+    // v3 contains the resolution: the error from it reopens the issue, with a comment.
+    error(&app, &p, 4, "v3", "ZeroDivisionError").await;
+    app.drain().await;
+    let issues = fake.issues();
+    assert_eq!(issues.len(), 1, "still one issue");
+    assert_eq!(issues[0]["state"], json!("open"));
+    let comments = issues[0]["comments_list"].as_array().expect("comments").clone();
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert!(comments[0].as_str().is_some_and(|c| c.contains("Regressed in v3")), "{comments:?}");
+    let g = group(&app, &p).await;
+    assert_eq!((g["status"].clone(), g["regressed_in"].clone()), (json!("unresolved"), json!("v3")));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn faults_after_the_write_never_make_a_second_issue() {
+    // Ahead of the real time at which the HTTP handlers queue jobs, so they are due for this clock.
+    let clock = Arc::new(AtomicI64::new(1_800_000_000_000));
+    let (fake, api) = FakeGitHub::start(clock.clone()).await;
+    fake.lock().random = Some((0x2545_F491_4F6C_DD1D, 80));
+    let db = sqlite_db().await;
+    let app = TestApp::spawn_github(db.store.clone(), &api, 0).await;
+    let repo = TestRepo::new();
+    let v1 = repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / (b + 1)\n")], "pay");
+    let p = project(&app, &repo).await;
+    let worker = app.app.worker_with_clock({
+        let clock = clock.clone();
+        Arc::new(move || clock.load(Ordering::SeqCst))
+    });
+    let run_all = || async { while worker.run_once().await.expect("worker") {} };
+    deploy(&app, &p, &v1, "v1").await;
+    run_all().await;
+    let v2 = repo.commit(&BOBBY, &[("app/pay.py", "def pay(a, b):\n    return a / b\n")], "simplify");
+    deploy(&app, &p, &v2, "v2").await;
+    run_all().await;
+    let types: Vec<String> = (1..=30).map(|i| format!("Error{i}")).collect();
+    for (i, ty) in types.iter().enumerate() {
+        error(&app, &p, i as u32 + 1, "v2", ty).await;
+    }
+    // 100 tries: every faulty answer reschedules the job; the clock moves 15 minutes between tries.
+    for _ in 0..100 {
+        run_all().await;
+        clock.fetch_add(15 * 60_000, Ordering::SeqCst);
+    }
+    let issues = fake.issues();
+    let creates = fake.writes().iter().filter(|(m, path, _)| m == "POST" && path.ends_with("/issues")).count();
+    for ty in &types {
+        let with_title: Vec<&Value> = issues.iter().filter(|i| i["title"] == json!(format!("{ty}: boom"))).collect();
+        assert_eq!(with_title.len(), 1, "{ty}: exactly one issue after {creates} create calls");
+    }
+    let injected = fake.lock().injected;
+    eprintln!("{injected} faults injected after writes; {creates} creates for {} groups", types.len());
+    assert!(injected >= 15, "faults happened: {injected}");
+    // A create whose answer was lost is found by its marker on the next try, not sent again.
+    assert_eq!(creates, types.len(), "{injected} faults, {creates} creates");
+    let (_, groups) = app.call(Method::GET, "/api/v1/projects/web/groups", Some(&p.token), None).await;
+    let linked: Vec<i64> =
+        groups["groups"].as_array().expect("groups").iter().filter_map(|g| g["github_issue"].as_i64()).collect();
+    assert_eq!(linked.len(), types.len(), "every group linked to its issue: {groups}");
+    let pending: Vec<_> =
+        db.store.job_states().await.expect("jobs").into_iter().filter(|j| j.status != "done").collect();
+    assert!(pending.is_empty(), "{pending:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rate_limits_and_pacing_are_honoured_on_a_controllable_clock() {
+    let t0: i64 = 1_800_000_000_000;
+    let clock = Arc::new(AtomicI64::new(t0));
+    let (fake, api) = FakeGitHub::start(clock.clone()).await;
+    let db = sqlite_db().await;
+    let app = TestApp::spawn_github(db.store.clone(), &api, 1_000).await;
+    let repo = TestRepo::new();
+    let v1 = repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / (b + 1)\n")], "pay");
+    let p = project(&app, &repo).await;
+    let worker = app.app.worker_with_clock({
+        let clock = clock.clone();
+        Arc::new(move || clock.load(Ordering::SeqCst))
+    });
+    let at = |ms: i64| {
+        clock.store(t0 + ms, Ordering::SeqCst);
+    };
+    let run_all = || async { while worker.run_once().await.expect("worker") {} };
+    deploy(&app, &p, &v1, "v1").await;
+    run_all().await;
+    let v2 = repo.commit(&BOBBY, &[("app/pay.py", "def pay(a, b):\n    return a / b\n")], "simplify");
+    deploy(&app, &p, &v2, "v2").await;
+    run_all().await;
+    {
+        let mut s = fake.lock();
+        s.faults.extend([
+            Fault::RateLimit429 { retry_after_s: 120 },
+            Fault::RateLimitReset { reset_in_s: 300 },
+            Fault::Secondary403,
+        ]);
+    }
+    error(&app, &p, 1, "v2", "ZeroDivisionError").await;
+    run_all().await;
+    let creates = || fake.writes().len();
+    assert_eq!(creates(), 1, "429 with Retry-After: 120");
+    at(60_000);
+    run_all().await;
+    assert_eq!(creates(), 1, "nothing before Retry-After");
+    at(121_000);
+    run_all().await;
+    assert_eq!(creates(), 2, "retried after it; now x-ratelimit-remaining 0, reset in 300 s");
+    at(300_000);
+    run_all().await;
+    assert_eq!(creates(), 2, "nothing before x-ratelimit-reset");
+    at(421_000);
+    run_all().await;
+    assert_eq!(creates(), 3, "retried at the reset; now a secondary rate limit without headers");
+    at(421_000 + 59_000);
+    run_all().await;
+    assert_eq!(creates(), 3, "a secondary rate limit waits at least a minute");
+    at(421_000 + 61_000);
+    run_all().await;
+    assert_eq!(creates(), 4);
+    assert_eq!(fake.issues().len(), 1, "the rate-limited attempts created nothing");
+
+    // Pacing: two groups at the same instant; the second write waits a second.
+    error(&app, &p, 2, "v2", "KeyError").await;
+    error(&app, &p, 3, "v2", "ValueError").await;
+    let now = 421_000 + 61_000 + 10_000;
+    at(now);
+    run_all().await;
+    assert_eq!(creates(), 5, "one write in this second");
+    at(now + 999);
+    run_all().await;
+    assert_eq!(creates(), 5);
+    at(now + 1_000);
+    run_all().await;
+    assert_eq!(creates(), 6);
+    let times: Vec<i64> = fake.writes().iter().map(|(_, _, t)| *t).collect();
+    assert!(times.windows(2).all(|w| w[1] - w[0] >= 1_000), "writes at least a second apart: {times:?}");
+    app.stop().await;
+}
