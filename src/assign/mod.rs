@@ -33,6 +33,9 @@ pub struct Settings {
     pub bot_patterns: Vec<String>,
     /// How many repository frames, from the crash outwards, may supply a suspect (default 5).
     pub max_suspect_frames: Option<usize>,
+    /// Labels of the GitHub issues shipwatch creates (default `shipwatch`, `regression`; `shipwatch` is always added).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
 }
 
 /// One frame to assign, in input order.

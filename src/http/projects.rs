@@ -111,6 +111,7 @@ struct SettingsBody {
     #[serde(default)]
     bot_patterns: Vec<String>,
     max_suspect_frames: Option<usize>,
+    labels: Option<Vec<String>>,
 }
 
 /// Replaces the project's assignment settings (admin).
@@ -143,6 +144,11 @@ async fn put_settings(
             return Err(bad("default_assignee", &format!("`{d}` is not a GitHub login")));
         }
     }
+    if let Some(labels) = &body.labels {
+        if labels.iter().any(|l| l.trim().is_empty() || l.chars().count() > 50 || l.contains(',')) {
+            return Err(bad("labels", "each label must be 1 to 50 characters without commas"));
+        }
+    }
     if body.max_suspect_frames.is_some_and(|n| !(1..=50).contains(&n)) {
         return Err(bad("max_suspect_frames", "must be between 1 and 50"));
     }
@@ -152,6 +158,7 @@ async fn put_settings(
         default_assignee: body.default_assignee,
         bot_patterns: body.bot_patterns,
         max_suspect_frames: body.max_suspect_frames,
+        labels: body.labels,
     };
     let json = serde_json::to_string(&settings).map_err(anyhow::Error::from)?;
     state.store.set_project_settings(p.id, &json).await?;

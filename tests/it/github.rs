@@ -273,6 +273,9 @@ async fn end_to_end_one_issue_resolved_by_webhook_reopened_by_a_regression_not_b
     let repo = TestRepo::new();
     let v1 = repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / (b + 1)\n")], "pay");
     let p = project(&app, &repo).await;
+    let labels = json!({ "labels": ["bug", "prod"] });
+    let (status, _) = app.call(Method::PUT, "/api/v1/projects/web/settings", Some(ADMIN_TOKEN), Some(labels)).await;
+    assert_eq!(status, 200);
     deploy(&app, &p, &v1, "v1").await;
     app.drain().await;
     let bad = repo.commit(&BOBBY, &[("app/pay.py", "def pay(a, b):\n    return a / b\n")], "simplify");
@@ -287,6 +290,11 @@ async fn end_to_end_one_issue_resolved_by_webhook_reopened_by_a_regression_not_b
     let issue = &issues[0];
     assert_eq!(issue["assignees"], json!(["bobby"]));
     assert_eq!(issue["title"], json!("ZeroDivisionError: boom"));
+    assert_eq!(
+        issue["labels"],
+        json!([{ "name": "shipwatch" }, { "name": "bug" }, { "name": "prod" }]),
+        "configured labels, plus shipwatch's"
+    );
     let body = issue["body"].as_str().expect("body");
     assert!(
         body.contains(&format!("{api}/acme/web/blob/{bad}/app/pay.py#L2")),

@@ -94,6 +94,7 @@ async fn settings_drive_assignment_and_a_project_without_deploys_says_so() {
         (json!({ "default_assignee": "-x" }), "default_assignee"),
         (json!({ "code_mappings": [{ "stack_prefix": "", "repo_prefix": "x" }] }), "code_mappings[0].stack_prefix"),
         (json!({ "max_suspect_frames": 0 }), "max_suspect_frames"),
+        (json!({ "labels": ["ok", ""] }), "labels"),
         (json!({ "colour": 1 }), "colour"),
     ] {
         let (status, body) = put(bad.clone()).await;
@@ -103,7 +104,8 @@ async fn settings_drive_assignment_and_a_project_without_deploys_says_so() {
         app.call(Method::PUT, "/api/v1/projects/nodeploys/settings", Some(&p.token), Some(json!({}))).await;
     assert_eq!(status, 401, "settings are an admin's");
     let settings = json!({ "default_assignee": "@oncall", "logins": { "alice@example.com": "alice" },
-                           "code_mappings": [{ "stack_prefix": "/srv/app/", "repo_prefix": "" }], "bot_patterns": ["deploy-bot"] });
+                           "code_mappings": [{ "stack_prefix": "/srv/app/", "repo_prefix": "" }], "bot_patterns": ["deploy-bot"],
+                           "labels": ["bug", "from-shipwatch"] });
     let (status, saved) = put(settings).await;
     assert_eq!(status, 200, "{saved}");
     let (_, read) = app.call(Method::GET, "/api/v1/projects/nodeploys/settings", Some(&p.token), None).await;
