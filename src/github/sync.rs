@@ -314,7 +314,7 @@ impl IssueSync {
                 writeln!(b, "Deploy: {} to {} at `{}`.\n", d.version, d.environment, d.sha.get(..12).unwrap_or(&d.sha));
         }
         if let Some(a) = assignment {
-            let _ = writeln!(b, "Suspect when it first appeared: {}\n", a.explanation);
+            let _ = writeln!(b, "Suspect at this deploy: {}\n", a.explanation);
         }
         let _ = writeln!(b, "{marker}");
         b

@@ -45,6 +45,8 @@ struct FakeState {
     random: Option<(u64, u64)>,
     /// How many faults were injected.
     injected: usize,
+    /// Logins GitHub refuses as assignees (422), as it does for people without access to the repository.
+    unassignable: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -170,6 +172,16 @@ async fn create(
 ) -> Response {
     f.record("POST", format!("/repos/{o}/{r}/issues"));
     assert!(headers.get("authorization").is_some_and(|a| a.to_str().unwrap_or_default().contains("ghp_test")));
+    let refused = body["assignees"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|l| f.lock().unassignable.iter().any(|u| *l == json!(u))));
+    if refused {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "message": "Validation Failed", "errors": [{ "field": "assignees" }] })),
+        )
+            .into_response();
+    }
     let fault = f.fault();
     f.write(fault, move |s| {
         let number = s.issues.len() as i64 + 1;
@@ -466,5 +478,29 @@ async fn rate_limits_and_pacing_are_honoured_on_a_controllable_clock() {
     assert_eq!(creates(), 6);
     let times: Vec<i64> = fake.writes().iter().map(|(_, _, t)| *t).collect();
     assert!(times.windows(2).all(|w| w[1] - w[0] >= 1_000), "writes at least a second apart: {times:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_assignee_github_refuses_is_mentioned_instead() {
+    let (fake, api) = FakeGitHub::start(Arc::new(AtomicI64::new(0))).await;
+    fake.lock().unassignable.push("bobby".into());
+    let db = sqlite_db().await;
+    let app = TestApp::spawn_github(db.store.clone(), &api, 0).await;
+    let repo = TestRepo::new();
+    let v1 = repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / (b + 1)\n")], "pay");
+    let p = project(&app, &repo).await;
+    deploy(&app, &p, &v1, "v1").await;
+    app.drain().await;
+    let v2 = repo.commit(&BOBBY, &[("app/pay.py", "def pay(a, b):\n    return a / b\n")], "simplify");
+    deploy(&app, &p, &v2, "v2").await;
+    app.drain().await;
+    error(&app, &p, 1, "v2", "ZeroDivisionError").await;
+    app.drain().await;
+    let issues = fake.issues();
+    assert_eq!(issues.len(), 1);
+    assert_eq!(issues[0]["assignees"], json!([]));
+    let body = issues[0]["body"].as_str().expect("body");
+    assert!(body.contains("@bobby: GitHub would not assign this issue to you"), "{body}");
     app.stop().await;
 }
