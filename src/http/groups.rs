@@ -208,6 +208,8 @@ struct ResolveBody {
     in_next_release: bool,
     /// A commit known to fix the group.
     fixed_in_commit: Option<String>,
+    /// With `in_next_release`: whose next deploy resolves it (any environment's when omitted).
+    environment: Option<String>,
 }
 
 async fn resolve(
@@ -226,8 +228,15 @@ async fn resolve(
         ),
         None => None,
     };
+    let environment = match body.environment.as_deref() {
+        Some(e) => Some(
+            crate::domain::Environment::parse(e)
+                .map_err(|e| ApiError::Unprocessable { field: "environment".into(), reason: e.0 })?,
+        ),
+        None => None,
+    };
     if body.in_next_release {
-        state.store.resolve_group_in_next_release(group.id).await?;
+        state.store.resolve_group_in_next_release(group.id, environment.as_ref().map(|e| e.as_str())).await?;
     } else {
         let now = chrono::Utc::now().timestamp_millis();
         state.store.resolve_group(group.id, fixed.as_ref().map(|s| s.as_str()), now).await?;

@@ -326,10 +326,16 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await?;
                 // Groups resolved "in the next release" take effect with this deploy, baselined on it.
+                let environment: String = sqlx::query_scalar("select environment from deploys where id = $1")
+                    .bind(deploy_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
                 let pending: Vec<i64> = sqlx::query_scalar(
-                    "select id from error_groups where project_id = $1 and status = 'resolved_in_next_release'",
+                    "select id from error_groups where project_id = $1 and status = 'resolved_in_next_release' \
+                     and (resolve_next_environment is null or resolve_next_environment = $2)",
                 )
                 .bind(project_id)
+                .bind(&environment)
                 .fetch_all(&mut *tx)
                 .await?;
                 for group_id in pending {
@@ -573,8 +579,19 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn resolve_group_in_next_release(&self, group_id: i64) -> StoreResult<()> {
-                set_status(&self.write, group_id, "resolved_in_next_release").await
+            async fn resolve_group_in_next_release(&self, group_id: i64, environment: Option<&str>) -> StoreResult<()> {
+                let done = sqlx::query(
+                    "update error_groups set status = 'resolved_in_next_release', resolve_next_environment = $1 \
+                     where id = $2",
+                )
+                .bind(environment)
+                .bind(group_id)
+                .execute(&self.write)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
             }
 
             async fn unresolve_group(&self, group_id: i64) -> StoreResult<()> {

@@ -268,6 +268,8 @@ pub struct Group {
     /// The release whose deploy range holds the suspect commit.
     pub introduced_by: Option<String>,
     pub github_issue: Option<i64>,
+    /// With status `resolved_in_next_release`: the environment whose next deploy resolves it (any when `None`).
+    pub resolve_next_environment: Option<String>,
 }
 
 /// Events of a group in one release and environment (`""` when the event named none).
@@ -352,8 +354,9 @@ pub trait Store: Send + Sync + 'static {
     async fn set_project_settings(&self, project_id: i64, settings: &str) -> StoreResult<()>;
     /// Resolves a group now: its baseline in every environment is the commit deployed there now.
     async fn resolve_group(&self, group_id: i64, fixed_in_commit: Option<&str>, now: i64) -> StoreResult<()>;
-    /// Marks a group to be resolved by the next deploy of its project that completes.
-    async fn resolve_group_in_next_release(&self, group_id: i64) -> StoreResult<()>;
+    /// Marks a group to be resolved by the next deploy of `environment` (of any environment when `None`) that
+    /// completes.
+    async fn resolve_group_in_next_release(&self, group_id: i64, environment: Option<&str>) -> StoreResult<()>;
     async fn unresolve_group(&self, group_id: i64) -> StoreResult<()>;
     async fn ignore_group(&self, group_id: i64) -> StoreResult<()>;
     /// Per environment, the commit that was deployed when the group was resolved.

@@ -145,7 +145,7 @@ async fn resolved_groups_reopen_only_for_builds_that_contain_the_resolution() {
         let g = the_group(&app, &shop).await;
         assert_eq!(g["status"], json!("resolved"), "{backend}: {g}");
         let (_, detail) = app.call(Method::GET, &format!("/api/v1/groups/{}", g["id"]), Some(&shop.token), None).await;
-        assert_eq!(detail["resolutions"], json!({ "production": v4 }));
+        assert_eq!(detail["resolutions"]["production"], json!(v4));
 
         // Ignored groups never reopen; unresolve and bad input.
         let (_, ignored) =
