@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{page_limit, parse_json, require_bearer, ApiError, ApiResult, AppState};
 use crate::domain::Environment;
 use crate::projects;
-use crate::releases::report::{DeployView, Report};
+use crate::releases::report::DeployView;
 use crate::releases::DeployInput;
 use crate::store::{CommitRecord, Deploy, Project};
 
@@ -161,8 +161,7 @@ async fn report(
 ) -> ApiResult<Response> {
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let (deploy, project) = authorised_deploy(&state, &headers, &id).await?;
-    let commits = state.store.deploy_commits(deploy.id).await?;
-    let report = Report::build(&project, &deploy, &commits);
+    let report = state.releases.report(&project, &deploy).await?;
     match params.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(report).into_response()),
         "md" | "markdown" => {

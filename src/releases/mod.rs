@@ -104,6 +104,59 @@ impl Releases {
         Ok(self.store.record_deploy(new, now_ms).await?)
     }
 
+    /// The release report of `deploy`: its commits, and the errors it brought or brought back.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn report(&self, project: &Project, deploy: &Deploy) -> Result<report::Report, StoreError> {
+        use report::{ErrorCounts, ErrorFacts, ErrorLine, Link};
+        let commits = self.store.deploy_commits(deploy.id).await?;
+        let groups = self.store.groups_of_release(project.id, &deploy.version).await?;
+        let gh = project.github_repo.as_deref();
+        // Each group's events in this release and environment, not its lifetime total.
+        let mut in_release = std::collections::HashMap::new();
+        for g in &groups {
+            let n = self
+                .store
+                .group_counts(g.id)
+                .await?
+                .iter()
+                .filter(|c| c.release == deploy.version && c.environment == deploy.environment)
+                .map(|c| c.count)
+                .sum::<i64>();
+            in_release.insert(g.id, n);
+        }
+        let line = |g: &crate::store::Group| ErrorLine {
+            id: g.id,
+            title: g.title.clone(),
+            culprit: g.culprit.clone(),
+            count: in_release.get(&g.id).copied().unwrap_or_default(),
+            assignee: g.assignee.clone(),
+            suspect: g.assignment.as_deref().and_then(suspect_line),
+            github_issue: g.github_issue.map(|n| Link {
+                label: format!("#{n}"),
+                url: gh.map(|r| format!("https://github.com/{r}/issues/{n}")),
+            }),
+        };
+        let pick =
+            |f: &dyn Fn(&crate::store::Group) -> bool| groups.iter().filter(|g| f(g)).map(line).collect::<Vec<_>>();
+        let v = deploy.version.as_str();
+        const WINDOW_MIN: i64 = 60;
+        let w = WINDOW_MIN * 60_000;
+        let at = deploy.deployed_at;
+        let facts = ErrorFacts {
+            new_errors: pick(&|g| g.new_in_release.as_deref() == Some(v)),
+            regressions: pick(&|g| g.regressed_in.as_deref() == Some(v)),
+            suspects_in_range: pick(&|g| g.introduced_by.as_deref() == Some(v)),
+            counts: ErrorCounts {
+                window_minutes: WINDOW_MIN,
+                before: self.store.count_events_between(project.id, &deploy.environment, at - w, at).await?,
+                after: self.store.count_events_between(project.id, &deploy.environment, at, at + w).await?,
+            },
+        };
+        Ok(report::Report::build(project, deploy, &commits, facts))
+    }
+
     /// The range job: fetches what the mirror lacks, works out how the deploy relates to the previous one and
     /// stores its commits. A permanent problem (the commit does not exist) fails the deploy; a passing one (the
     /// remote is unreachable) is returned as an error so the job is retried, and fails the deploy on the last try.
@@ -196,6 +249,19 @@ impl Releases {
             commits: raw.into_iter().map(|c| commit_record(c, own_repo)).collect(),
         }))
     }
+}
+
+/// "`app/pay.py:2` last changed in 2ac26b4 by Bob Roe": the stored suspect, without the deploy context its full
+/// explanation was written in (a regression re-assigns the group at a later deploy).
+fn suspect_line(assignment: &str) -> Option<String> {
+    let a: serde_json::Value = serde_json::from_str(assignment).ok()?;
+    let s = a.get("suspect")?;
+    let commit = s.get("commit")?.as_str()?;
+    let author = s.get("author_name")?.as_str()?;
+    let frame = a.get("frames")?.get(s.get("frame_index")?.as_u64()? as usize)?;
+    let path = frame.get("repo_path")?.as_str()?;
+    let line = frame.get("line").and_then(serde_json::Value::as_u64).map(|l| format!(":{l}")).unwrap_or_default();
+    Some(format!("`{path}{line}` last changed in {} by {author}", commit.get(..7).unwrap_or(commit)))
 }
 
 fn optional_text(value: Option<String>, name: &'static str, max: usize) -> Result<Option<String>, DeployError> {

@@ -14,6 +14,44 @@ pub struct Report {
     pub authors: Vec<AuthorCommits>,
     pub pull_requests: Vec<Link>,
     pub closed_issues: Vec<Link>,
+    /// Groups that first appeared with this deploy.
+    pub new_errors: Vec<ErrorLine>,
+    /// Resolved groups that came back with this deploy.
+    pub regressions: Vec<ErrorLine>,
+    /// Groups whose suspect commit is in this deploy's range.
+    pub suspects_in_range: Vec<ErrorLine>,
+    pub error_counts: ErrorCounts,
+}
+
+/// One error group in a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorLine {
+    pub id: i64,
+    pub title: String,
+    pub culprit: Option<String>,
+    /// Events of the group in this release and environment.
+    pub count: i64,
+    pub assignee: Option<String>,
+    /// Where the suspect commit touched the crash, and who made it.
+    pub suspect: Option<String>,
+    pub github_issue: Option<Link>,
+}
+
+/// Events of the deploy's environment in a window after the deploy, against the same window before it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ErrorCounts {
+    pub window_minutes: i64,
+    pub before: i64,
+    pub after: i64,
+}
+
+/// What a report says about errors, gathered from the store by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct ErrorFacts {
+    pub new_errors: Vec<ErrorLine>,
+    pub regressions: Vec<ErrorLine>,
+    pub suspects_in_range: Vec<ErrorLine>,
+    pub counts: ErrorCounts,
 }
 
 #[derive(Debug, Serialize)]
@@ -52,7 +90,7 @@ pub struct CommitLine {
     pub url: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Link {
     pub label: String,
     pub url: Option<String>,
@@ -93,7 +131,7 @@ impl DeployView {
 }
 
 impl Report {
-    pub fn build(project: &Project, deploy: &Deploy, commits: &[CommitRecord]) -> Report {
+    pub fn build(project: &Project, deploy: &Deploy, commits: &[CommitRecord], errors: ErrorFacts) -> Report {
         let gh = project.github_repo.as_deref();
         let mut by_author: BTreeMap<String, AuthorCommits> = BTreeMap::new();
         let mut prs: Vec<i64> = Vec::new();
@@ -144,6 +182,57 @@ impl Report {
                     },
                 })
                 .collect(),
+            new_errors: errors.new_errors,
+            regressions: errors.regressions,
+            suspects_in_range: errors.suspects_in_range,
+            error_counts: errors.counts,
+        }
+    }
+
+    fn errors_markdown(&self, md: &mut String) {
+        let c = &self.error_counts;
+        let _ = writeln!(md, "### Errors\n");
+        let _ = writeln!(
+            md,
+            "{} in the {} minutes after this deploy, {} in the {} minutes before.\n",
+            plural(c.after, "event"),
+            c.window_minutes,
+            c.before,
+            c.window_minutes
+        );
+        if self.new_errors.is_empty() && self.regressions.is_empty() && self.suspects_in_range.is_empty() {
+            let _ = writeln!(md, "No new errors, no regressions, and no error blames a commit of this release.\n");
+            return;
+        }
+        for (title, lines) in [
+            ("New in this release", &self.new_errors),
+            ("Regressions", &self.regressions),
+            ("Suspect commit in this release", &self.suspects_in_range),
+        ] {
+            if lines.is_empty() {
+                continue;
+            }
+            let _ = writeln!(md, "**{title}**\n");
+            for e in lines {
+                let who = e.assignee.as_deref().map(|a| format!(" → @{a}")).unwrap_or_default();
+                let issue = e.github_issue.as_ref().map(|l| match &l.url {
+                    Some(u) => format!(" ([{}]({u}))", l.label),
+                    None => format!(" ({})", l.label),
+                });
+                let culprit =
+                    e.culprit.as_deref().map(|c| format!(" in `{}`", c.replace('`', "'"))).unwrap_or_default();
+                let _ = writeln!(
+                    md,
+                    "- {}{culprit}: {} in this release{who}{}",
+                    escape(&e.title),
+                    plural(e.count, "event"),
+                    issue.unwrap_or_default()
+                );
+                if let Some(x) = &e.suspect {
+                    let _ = writeln!(md, "  - suspect: {x}");
+                }
+            }
+            let _ = writeln!(md);
         }
     }
 
@@ -175,6 +264,7 @@ impl Report {
             let _ = writeln!(md, "The commit range is still being computed.");
             return md;
         }
+        self.errors_markdown(&mut md);
         if self.authors.is_empty() {
             return md;
         }
@@ -233,6 +323,14 @@ impl Report {
             (_, Some("previous_missing")) => format!("previous commit `{base}` is not in the repository; no range"),
             (_, other) => other.unwrap_or("unknown").to_owned(),
         }
+    }
+}
+
+fn plural(n: i64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
     }
 }
 

@@ -717,6 +717,30 @@ macro_rules! impl_store {
                     .await?)
             }
 
+            async fn groups_of_release(&self, project_id: i64, version: &str) -> StoreResult<Vec<Group>> {
+                Ok(sqlx::query_as::<$db, Group>(
+                    "select * from error_groups where project_id = $1 and \
+                     (new_in_release = $2 or introduced_by = $2 or regressed_in = $2) order by id",
+                )
+                .bind(project_id)
+                .bind(version)
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            async fn count_events_between(&self, project_id: i64, environment: &str, from: i64, to: i64) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar(
+                    "select count(*) from events where project_id = $1 and environment = $2 \
+                     and occurred_at >= $3 and occurred_at < $4",
+                )
+                .bind(project_id)
+                .bind(environment)
+                .bind(from)
+                .bind(to)
+                .fetch_one(&self.read)
+                .await?)
+            }
+
             async fn group(&self, id: i64) -> StoreResult<Option<Group>> {
                 Ok(sqlx::query_as::<$db, Group>("select * from error_groups where id = $1")
                     .bind(id)

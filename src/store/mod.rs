@@ -398,6 +398,10 @@ pub trait Store: Send + Sync + 'static {
     /// The newest ready deploy of an environment (or of the project when `None`).
     async fn latest_ready_deploy(&self, project_id: i64, environment: Option<&str>) -> StoreResult<Option<Deploy>>;
     async fn group(&self, id: i64) -> StoreResult<Option<Group>>;
+    /// Groups new in, introduced by or regressed in `version` (a release of the project).
+    async fn groups_of_release(&self, project_id: i64, version: &str) -> StoreResult<Vec<Group>>;
+    /// Events of a project's environment that happened in `[from, to)` (unix ms).
+    async fn count_events_between(&self, project_id: i64, environment: &str, from: i64, to: i64) -> StoreResult<i64>;
     async fn group_counts(&self, group_id: i64) -> StoreResult<Vec<GroupCount>>;
     /// Adds to the counters of envelope items that were accepted but not kept (`transaction`, `session`, …).
     async fn count_items(&self, project_id: i64, counts: &[(String, i64)]) -> StoreResult<()>;

@@ -10,6 +10,7 @@ mod ingest;
 mod pipeline;
 mod ranges;
 mod regressions;
+mod reports;
 mod sdk;
 mod store_contract;
 mod support;

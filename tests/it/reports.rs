@@ -1,0 +1,114 @@
+//! Release reports as snapshots (Markdown and JSON): a deploy with new errors and suspects in its range, one with a
+//! regression, and one with no errors. Everything in them is deterministic: commits have fixed dates, deploys and
+//! events fixed times.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::support::{sqlite_db, Author, TestApp, TestRepo, ADMIN_TOKEN, ALICE, CAROL};
+
+const BOBBY: Author = Author { name: "Bob Roe", email: "1234+bobby@users.noreply.github.com" };
+const T0: i64 = 1_795_000_000; // 2026-11-18T11:06:40Z
+
+fn iso(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0).expect("time").to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+async fn report(app: &TestApp, token: &str, id: i64, format: &str) -> String {
+    let resp = app
+        .http
+        .get(format!("{}/api/v1/deploys/{id}/report?format={format}", app.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("sent");
+    assert!(resp.status().is_success());
+    resp.text().await.expect("text")
+}
+
+#[tokio::test]
+async fn release_reports() {
+    let db = sqlite_db().await;
+    let app = TestApp::spawn(db.store.clone(), false).await;
+    let repo = TestRepo::new();
+    let c1 = repo.commit(
+        &ALICE,
+        &[
+            ("app/pay.py", "def pay(a, b):\n    return a / (b + 1)\n"),
+            ("app/cart.py", "def item(c):\n    return c['sku']\n"),
+        ],
+        "Cart and payments",
+    );
+    let (_, token) = app.project("web", &repo).await;
+    let (_, p) = app.call(Method::GET, "/api/v1/projects/web", Some(ADMIN_TOKEN), None).await;
+    let key =
+        p["dsn"].as_str().and_then(|d| d.split("//").nth(1)).and_then(|r| r.split('@').next()).expect("key").to_owned();
+    let url = format!("{}/api/{}/envelope/?sentry_key={key}", app.base, p["id"]);
+    let deploy = |sha: String, version: &'static str, at: i64| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            let body = json!({ "project": "web", "environment": "production", "sha": sha, "version": version,
+                               "deployed_at": iso(at), "deployer": "octocat" });
+            let (status, d) = app.deploy(&token, body).await;
+            assert_eq!(status, 202);
+            app.drain().await;
+            d["id"].as_i64().expect("id")
+        }
+    };
+    let error = |n: u32, release: &'static str, at: i64, ty: &'static str, path: &'static str, line: u32| {
+        let (app, url) = (&app, url.clone());
+        async move {
+            let event = json!({
+                "event_id": format!("{n:032x}"), "release": release, "environment": "production", "platform": "python",
+                "timestamp": at,
+                "exception": {"values": [{"type": ty, "value": "boom", "stacktrace": {"frames": [
+                    {"abs_path": format!("/srv/app/{path}"), "function": "f", "lineno": line, "in_app": true}]}}]}
+            })
+            .to_string();
+            let body = format!("{{}}\n{{\"type\":\"event\"}}\n{event}\n");
+            assert_eq!(app.http.post(&url).body(body).send().await.expect("sent").status().as_u16(), 200);
+            app.drain().await;
+        }
+    };
+    deploy(c1, "v1", T0).await;
+    error(1, "v1", T0 + 86_400 - 600, "KeyError", "app/cart.py", 2).await;
+    repo.commit(&BOBBY, &[("app/pay.py", "def pay(a, b):\n    return a / b\n")], "Simplify pay (#21)\n\nFixes #4");
+    let v2sha = repo.commit(&CAROL, &[("README.md", "shop\n")], "Readme");
+    let v2 = deploy(v2sha, "v2", T0 + 86_400).await;
+    error(2, "v2", T0 + 86_400 + 600, "ZeroDivisionError", "app/pay.py", 2).await;
+    error(3, "v2", T0 + 86_400 + 700, "ZeroDivisionError", "app/pay.py", 2).await;
+    error(4, "v2", T0 + 86_400 + 800, "IndexError", "app/cart.py", 1).await;
+
+    let (_, groups) = app.call(Method::GET, "/api/v1/projects/web/groups", Some(&token), None).await;
+    let zero = groups["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["title"] == json!("ZeroDivisionError: boom"))
+        .expect("group")
+        .clone();
+    let (status, _) =
+        app.call(Method::POST, &format!("/api/v1/groups/{}/resolve", zero["id"]), Some(&token), None).await;
+    assert_eq!(status, 200);
+    let v3sha = repo.commit(&ALICE, &[("docs.md", "docs\n")], "Docs");
+    let v3 = deploy(v3sha, "v3", T0 + 2 * 86_400).await;
+    error(5, "v3", T0 + 2 * 86_400 + 300, "ZeroDivisionError", "app/pay.py", 2).await;
+    let v4sha = repo.commit(&CAROL, &[("docs.md", "more docs\n")], "More docs");
+    let v4 = deploy(v4sha, "v4", T0 + 3 * 86_400).await;
+
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"127\.0\.0\.1:\d+", "[server]");
+    settings.set_snapshot_path("snapshots");
+    settings
+        .bind_async(async {
+            insta::assert_snapshot!("v2_new_errors_and_suspects.md", report(&app, &token, v2, "md").await);
+            let json: Value = serde_json::from_str(&report(&app, &token, v2, "json").await).expect("json");
+            insta::assert_json_snapshot!("v2_new_errors_and_suspects.json", json);
+            insta::assert_snapshot!("v3_regression.md", report(&app, &token, v3, "md").await);
+            insta::assert_snapshot!("v4_no_errors.md", report(&app, &token, v4, "md").await);
+            let json: Value = serde_json::from_str(&report(&app, &token, v4, "json").await).expect("json");
+            insta::assert_json_snapshot!("v4_no_errors.json", json);
+        })
+        .await;
+    app.stop().await;
+}
