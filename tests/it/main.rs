@@ -1,6 +1,7 @@
 //! shipwatch's integration tests: one binary, the real router on a real listener, real git repositories, and
 //! every store test on SQLite and (when reachable, always in CI) PostgreSQL.
 
+mod action;
 mod api;
 mod assign;
 mod bombs;
