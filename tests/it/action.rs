@@ -56,7 +56,7 @@ async fn run_action(with: &[(&'static str, String)]) -> Run {
     std::fs::write(&output, "").expect("output file");
     std::fs::write(&summary, "").expect("summary file");
     let with: HashMap<&str, String> = with.iter().cloned().collect();
-    let github: HashMap<&str, String> = [("sha", "0".repeat(40))].into_iter().map(|(k, v)| (k, v)).collect();
+    let github: HashMap<&str, String> = HashMap::from([("sha", "0".repeat(40))]);
     let yml = std::fs::read_to_string(action_dir().join("action.yml")).expect("action.yml");
     let run_line = yml.lines().find_map(|l| l.trim().strip_prefix("run: ")).expect("run line").to_owned();
     let out = tokio::process::Command::new("bash")
