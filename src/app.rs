@@ -146,6 +146,7 @@ pub struct ServeOptions {
     /// Error events a project may send per minute (per process).
     pub events_per_minute: u32,
     pub webhook_secret: Option<Secret>,
+    pub read_token: Option<Secret>,
 }
 
 /// Serves the API on `listener` (and runs the worker unless told not to) until `shutdown` is cancelled; then
@@ -165,6 +166,8 @@ pub async fn serve(
         allow_local_repos: options.allow_local_repos,
         events_per_minute: options.events_per_minute,
         webhook_secret: options.webhook_secret,
+        read_token: options.read_token,
+        pages_open: listener.local_addr().is_ok_and(|a| a.ip().is_loopback()),
     });
     let worker = options.run_worker.then(|| tokio::spawn(app.worker().run(shutdown.clone())));
     info!(addr = %listener.local_addr()?, backend = app.store.backend(), worker = worker.is_some(), "shipwatch listening");

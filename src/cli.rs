@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// without it.
     #[arg(long, env = "SHIPWATCH_GITHUB_WEBHOOK_SECRET", hide_env_values = true)]
     pub github_webhook_secret: Option<Secret>,
+    /// Token for the web pages (browsers: any user name, the token as password). Without it the pages are open
+    /// only when listening on loopback.
+    #[arg(long, env = "SHIPWATCH_READ_TOKEN", hide_env_values = true)]
+    pub read_token: Option<Secret>,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
@@ -197,6 +201,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             run_worker: !args.no_worker,
             events_per_minute: args.events_per_minute,
             webhook_secret: args.github_webhook_secret,
+            read_token: args.read_token,
         },
         shutdown,
     )

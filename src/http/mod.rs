@@ -4,6 +4,7 @@ mod deploys;
 mod groups;
 mod health;
 mod ingest;
+mod pages;
 mod projects;
 mod webhooks;
 
@@ -34,6 +35,10 @@ pub struct HttpSettings {
     pub events_per_minute: u32,
     /// The secret GitHub signs webhook deliveries with; webhooks are refused without it.
     pub webhook_secret: Option<Secret>,
+    /// The token the web pages ask for (as Bearer, or as the Basic password).
+    pub read_token: Option<Secret>,
+    /// Pages without credentials: only when the server listens on loopback and no read token is set.
+    pub pages_open: bool,
 }
 
 #[derive(Clone)]
@@ -55,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .merge(groups::router())
         .merge(ingest::router())
         .merge(webhooks::router())
+        .merge(pages::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {

@@ -326,7 +326,8 @@ impl Report {
     }
 }
 
-fn plural(n: i64, word: &str) -> String {
+/// "1 event", "3 events".
+pub fn plural(n: i64, word: &str) -> String {
     if n == 1 {
         format!("1 {word}")
     } else {

@@ -5,6 +5,7 @@ mod action;
 mod api;
 mod assign;
 mod bombs;
+mod browser;
 mod crash;
 mod github;
 mod ingest;

@@ -222,12 +222,17 @@ impl TestApp {
     }
 
     pub async fn spawn_with(store: DynStore, run_worker: bool, events_per_minute: u32) -> TestApp {
-        TestApp::spawn_full(store, run_worker, events_per_minute, None).await
+        TestApp::spawn_full(store, run_worker, events_per_minute, None, None).await
     }
 
     /// With GitHub writes to `api_url` (token `ghp_test`), a short timeout and no pacing unless given.
     pub async fn spawn_github(store: DynStore, api_url: &str, write_interval_ms: u64) -> TestApp {
-        TestApp::spawn_full(store, false, 6000, Some((api_url.to_owned(), write_interval_ms))).await
+        TestApp::spawn_full(store, false, 6000, Some((api_url.to_owned(), write_interval_ms)), None).await
+    }
+
+    /// With the web pages behind `token`.
+    pub async fn spawn_with_read_token(store: DynStore, token: &str) -> TestApp {
+        TestApp::spawn_full(store, false, 6000, None, Some(token.to_owned())).await
     }
 
     async fn spawn_full(
@@ -235,6 +240,7 @@ impl TestApp {
         run_worker: bool,
         events_per_minute: u32,
         github: Option<(String, u64)>,
+        read_token: Option<String>,
     ) -> TestApp {
         let data = tempfile::tempdir().expect("temp dir");
         let (d, mut g, mut w) = app_args(data.path(), None);
@@ -256,6 +262,7 @@ impl TestApp {
             run_worker,
             events_per_minute,
             webhook_secret: Some(Secret::new(WEBHOOK_SECRET)),
+            read_token: read_token.map(Secret::new),
         };
         let server = tokio::spawn(shipwatch::serve(app.clone(), listener, options, shutdown.clone()));
         TestApp { base, app, http: reqwest::Client::new(), data, shutdown, server }
