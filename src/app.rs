@@ -62,12 +62,6 @@ impl App {
         git: &GitArgs,
         worker_args: &WorkerArgs,
     ) -> anyhow::Result<App> {
-        let git_runner = Git::new(
-            git.git_program.as_os_str(),
-            Duration::from_secs(git.git_timeout.max(1)),
-            git.git_token.clone(),
-            git.allow_local_repos,
-        );
         let github: Arc<dyn GitHub> = match &git.github_token {
             Some(token) => Arc::new(OctocrabGitHub::with_timeout(
                 &git.github_api_url,
@@ -76,7 +70,25 @@ impl App {
             )?),
             None => Arc::new(NoGitHub),
         };
-        let github_writes = git.github_token.is_some();
+        Ok(App::with_github(store, data, git, worker_args, github, git.github_token.is_some()))
+    }
+
+    /// Builds with a given GitHub client (`shipwatch demo` uses an in-memory one as a dry run). `github_writes`
+    /// says whether issues are written.
+    pub fn with_github(
+        store: DynStore,
+        data: &DataArgs,
+        git: &GitArgs,
+        worker_args: &WorkerArgs,
+        github: Arc<dyn GitHub>,
+        github_writes: bool,
+    ) -> App {
+        let git_runner = Git::new(
+            git.git_program.as_os_str(),
+            Duration::from_secs(git.git_timeout.max(1)),
+            git.git_token.clone(),
+            git.allow_local_repos,
+        );
         let assigner = Arc::new(Assigner::new(git_runner.clone(), github.clone()));
         let mirrors = Arc::new(Mirrors::new(data.data_dir.join("mirrors"), git_runner));
         let assign = Arc::new(AssignService::new(store.clone(), mirrors.clone(), assigner, github_writes));
@@ -92,7 +104,7 @@ impl App {
         let releases = Arc::new(Releases::new(store.clone(), mirrors.clone(), git.max_range_commits.max(1)));
         let webhooks = Arc::new(Webhooks::new(store.clone(), releases.clone(), mirrors));
         let groups = Arc::new(Groups::new(store.clone()));
-        Ok(App {
+        App {
             store,
             releases,
             groups,
@@ -102,7 +114,7 @@ impl App {
             issues,
             wake: Arc::new(Notify::new()),
             worker_args: worker_args.clone(),
-        })
+        }
     }
 
     pub fn router(&self, settings: HttpSettings) -> axum::Router {

@@ -41,6 +41,9 @@ pub enum Command {
     Project(ProjectCommand),
     /// Tell a shipwatch server about a deploy (what the GitHub Action runs).
     Deploy(DeployArgs),
+    /// The whole product on this machine, no setup: a demo repository, two deploys, errors, assignments, a
+    /// regression, a release report, and the pages.
+    Demo(crate::demo::DemoArgs),
     /// "git blame for a stack trace": map a trace's frames into a local repository at a revision, blame them, and
     /// name the suspect commit and the owner, with the reasons.
     Explain(crate::explain::ExplainArgs),
@@ -170,6 +173,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Project(ProjectCommand::Add(args)) => project_add(args).await,
         Command::Project(ProjectCommand::List(args)) => project_list(args).await,
         Command::Deploy(args) => client::run(&args).await.map(|_| ()),
+        Command::Demo(args) => crate::demo::run(&args).await,
         Command::Explain(args) => {
             say(crate::explain::run(&args).await?);
             Ok(())

@@ -7,6 +7,7 @@ pub mod assign;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod events;
 pub mod explain;

@@ -303,3 +303,29 @@ async fn the_binary_serves_with_zero_configuration_records_a_deploy_and_stops_on
     assert!(stderr.contains("shutting down") && stderr.contains("worker stopped"), "{stderr}");
     assert!(!stderr.contains(&token), "the deploy token never appears in the log");
 }
+
+#[tokio::test]
+async fn the_demo_shows_the_whole_product_working() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_shipwatch"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--exit"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .expect("demo runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for text in [
+        "deploy v1: initial (0 commits)",
+        "deploy v2: forward (2 commits)",
+        "ZeroDivisionError: division by zero → @bobby",
+        "inside deploy v2 to production → @bobby",
+        "KeyError: 'items' → @carolpoe",
+        "REGRESSED in v2",
+        "issue #1 \"ZeroDivisionError: division by zero\" assigned to [\"bobby\"]",
+        "## shop v2 → production",
+        "**Regressions**",
+        "Simplify pay (#7) (with Carol Poe)",
+    ] {
+        assert!(stdout.contains(text), "the demo's output lacks {text:?}:\n{stdout}");
+    }
+}
