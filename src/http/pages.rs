@@ -244,19 +244,9 @@ fn report_html(r: &Report) -> String {
         let _ = write!(b, "<tr><th>Compare</th><td><a href=\"{0}\">{0}</a></td></tr>", esc(u));
     }
     b.push_str("</table><h2>Errors</h2>");
-    let c = &r.error_counts;
-    let _ = write!(
-        b,
-        "<p>{} in the {} minutes after this deploy, {} in the {} minutes before.</p>",
-        plural(c.after, "event"),
-        c.window_minutes,
-        c.before,
-        c.window_minutes
-    );
-    if r.new_errors.is_empty() && r.regressions.is_empty() && r.suspects_in_range.is_empty() {
-        b.push_str(
-            "<p class=\"tag ok\">No new errors, no regressions, and no error blames a commit of this release.</p>",
-        );
+    let _ = write!(b, "<p>{}</p>", esc(&r.counts_sentence()));
+    if !r.has_errors() {
+        let _ = write!(b, "<p class=\"tag ok\">{}</p>", Report::NO_ERRORS);
     }
     error_rows(&mut b, "New in this release", &r.new_errors);
     error_rows(&mut b, "Regressions", &r.regressions);

@@ -189,19 +189,31 @@ impl Report {
         }
     }
 
-    fn errors_markdown(&self, md: &mut String) {
+    /// What a deploy with no new errors, regressions or suspects says about them.
+    pub const NO_ERRORS: &'static str = "No new errors, no regressions, and no error blames a commit of this release.";
+
+    /// "3 events in the 60 minutes after this deploy, 1 in the 60 minutes before."
+    pub fn counts_sentence(&self) -> String {
         let c = &self.error_counts;
-        let _ = writeln!(md, "### Errors\n");
-        let _ = writeln!(
-            md,
-            "{} in the {} minutes after this deploy, {} in the {} minutes before.\n",
+        format!(
+            "{} in the {} minutes after this deploy, {} in the {} minutes before.",
             plural(c.after, "event"),
             c.window_minutes,
             c.before,
             c.window_minutes
-        );
-        if self.new_errors.is_empty() && self.regressions.is_empty() && self.suspects_in_range.is_empty() {
-            let _ = writeln!(md, "No new errors, no regressions, and no error blames a commit of this release.\n");
+        )
+    }
+
+    /// Whether the deploy brought new errors, regressions or suspects.
+    pub fn has_errors(&self) -> bool {
+        !(self.new_errors.is_empty() && self.regressions.is_empty() && self.suspects_in_range.is_empty())
+    }
+
+    fn errors_markdown(&self, md: &mut String) {
+        let _ = writeln!(md, "### Errors\n");
+        let _ = writeln!(md, "{}\n", self.counts_sentence());
+        if !self.has_errors() {
+            let _ = writeln!(md, "{}\n", Self::NO_ERRORS);
             return;
         }
         for (title, lines) in [
