@@ -105,8 +105,8 @@ async fn release_reports() {
             let json: Value = serde_json::from_str(&report(&app, &token, v2, "json").await).expect("json");
             insta::assert_json_snapshot!("v2_new_errors_and_suspects.json", json);
             insta::assert_snapshot!("v3_regression.md", report(&app, &token, v3, "md").await);
-        let json: Value = serde_json::from_str(&report(&app, &token, v3, "json").await).expect("json");
-        insta::assert_json_snapshot!("v3_regression.json", json);
+            let json: Value = serde_json::from_str(&report(&app, &token, v3, "json").await).expect("json");
+            insta::assert_json_snapshot!("v3_regression.json", json);
             insta::assert_snapshot!("v4_no_errors.md", report(&app, &token, v4, "md").await);
             let json: Value = serde_json::from_str(&report(&app, &token, v4, "json").await).expect("json");
             insta::assert_json_snapshot!("v4_no_errors.json", json);
