@@ -101,7 +101,12 @@ impl App {
             web_url(&git.github_api_url),
             worker_args.github_write_interval_ms as i64,
         ));
-        let releases = Arc::new(Releases::new(store.clone(), mirrors.clone(), git.max_range_commits.max(1)));
+        let releases = Arc::new(Releases::new(
+            store.clone(),
+            mirrors.clone(),
+            git.max_range_commits.max(1),
+            web_url(&git.github_api_url),
+        ));
         let webhooks = Arc::new(Webhooks::new(store.clone(), releases.clone(), mirrors));
         let groups = Arc::new(Groups::new(store.clone()));
         App {

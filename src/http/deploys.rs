@@ -102,7 +102,7 @@ async fn create(
             status: deploy.status.clone(),
             created,
             urls: urls(&state, deploy.id),
-            deploy: DeployView::new(&deploy, project.github_repo.as_deref()),
+            deploy: DeployView::new(&deploy, state.releases.repo_web(&project).as_deref()),
         }),
     ))
 }
@@ -140,10 +140,11 @@ async fn show(
 ) -> ApiResult<Json<DeployWithCommits>> {
     let (deploy, project) = authorised_deploy(&state, &headers, &id).await?;
     let commits = state.store.deploy_commits(deploy.id).await?;
+    let repo_web = state.releases.repo_web(&project);
     Ok(Json(DeployWithCommits {
         project: project.name,
         urls: urls(&state, deploy.id),
-        deploy: DeployView::new(&deploy, project.github_repo.as_deref()),
+        deploy: DeployView::new(&deploy, repo_web.as_deref()),
         commits,
     }))
 }
@@ -206,8 +207,6 @@ async fn list(
         let env = params.environment.as_deref().map(|e| format!("&environment={e}")).unwrap_or_default();
         state.url(&format!("/api/v1/projects/{}/deploys?limit={limit}&before={last}{env}", project.name))
     });
-    Ok(Json(DeployPage {
-        deploys: deploys.iter().map(|d| DeployView::new(d, project.github_repo.as_deref())).collect(),
-        next,
-    }))
+    let repo_web = state.releases.repo_web(&project);
+    Ok(Json(DeployPage { deploys: deploys.iter().map(|d| DeployView::new(d, repo_web.as_deref())).collect(), next }))
 }

@@ -299,7 +299,8 @@ async fn group_page(State(state): State<AppState>, headers: HeaderMap, Path(id):
     let id: i64 = id.parse().map_err(|_| not_found())?;
     let g = state.store.group(id).await?.ok_or_else(not_found)?;
     let project = state.store.project_by_id(g.project_id).await?.ok_or_else(not_found)?;
-    let gh = project.github_repo.as_deref();
+    let repo_web = state.releases.repo_web(&project);
+    let gh = repo_web.as_deref();
     let a: Option<GroupAssignment> = g.assignment.as_deref().and_then(|a| serde_json::from_str(a).ok());
     let mut b =
         format!("<h1>{}</h1><p><a href=\"/projects/{}\">{}</a>", esc(&g.title), esc(&project.name), esc(&project.name));
@@ -314,7 +315,7 @@ async fn group_page(State(state): State<AppState>, headers: HeaderMap, Path(id):
         let _ = write!(b, " in {}", esc(r));
     }
     if let (Some(n), Some(repo)) = (g.github_issue, gh) {
-        let _ = write!(b, " · <a href=\"https://github.com/{}/issues/{n}\">GitHub issue #{n}</a>", esc(repo));
+        let _ = write!(b, " · <a href=\"{}/issues/{n}\">GitHub issue #{n}</a>", esc(repo));
     }
     b.push_str("</p>");
     match &a {
@@ -350,7 +351,7 @@ async fn group_page(State(state): State<AppState>, headers: HeaderMap, Path(id):
                 );
                 let repo_cell = match (&f.repo_path, gh, sha) {
                     (Some(p), Some(repo), Some(sha)) => format!(
-                        "<a class=\"blamed-line\" href=\"https://github.com/{}/blob/{sha}/{}{}\">{}{}</a>",
+                        "<a class=\"blamed-line\" href=\"{}/blob/{sha}/{}{}\">{}{}</a>",
                         esc(repo),
                         esc(p),
                         f.line.map(|l| format!("#L{l}")).unwrap_or_default(),
@@ -366,7 +367,7 @@ async fn group_page(State(state): State<AppState>, headers: HeaderMap, Path(id):
                     .map(|bl| {
                         let commit = match gh {
                             Some(repo) => format!(
-                                "<a href=\"https://github.com/{}/commit/{}\"><code>{}</code></a>",
+                                "<a href=\"{}/commit/{}\"><code>{}</code></a>",
                                 esc(repo),
                                 esc(&bl.commit),
                                 short(&bl.commit)

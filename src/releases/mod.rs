@@ -43,11 +43,18 @@ pub struct Releases {
     store: DynStore,
     mirrors: Arc<Mirrors>,
     max_range_commits: usize,
+    /// GitHub's web root, for links in reports: `https://github.com` or an Enterprise server's.
+    github_web: String,
 }
 
 impl Releases {
-    pub fn new(store: DynStore, mirrors: Arc<Mirrors>, max_range_commits: usize) -> Releases {
-        Releases { store, mirrors, max_range_commits }
+    pub fn new(store: DynStore, mirrors: Arc<Mirrors>, max_range_commits: usize, github_web: String) -> Releases {
+        Releases { store, mirrors, max_range_commits, github_web }
+    }
+
+    /// A project's repository on GitHub's web (`https://github.com/acme/web`), when it has one.
+    pub fn repo_web(&self, project: &Project) -> Option<String> {
+        project.github_repo.as_deref().map(|r| format!("{}/{r}", self.github_web.trim_end_matches('/')))
     }
 
     pub fn store(&self) -> &DynStore {
@@ -112,7 +119,8 @@ impl Releases {
         use report::{ErrorCounts, ErrorFacts, ErrorLine, Link};
         let commits = self.store.deploy_commits(deploy.id).await?;
         let groups = self.store.groups_of_release(project.id, &deploy.version).await?;
-        let gh = project.github_repo.as_deref();
+        let repo_web = self.repo_web(project);
+        let gh = repo_web.as_deref();
         // Each group's events in this release and environment, not its lifetime total.
         let mut in_release = std::collections::HashMap::new();
         for g in &groups {
@@ -133,10 +141,9 @@ impl Releases {
             count: in_release.get(&g.id).copied().unwrap_or_default(),
             assignee: g.assignee.clone(),
             suspect: g.assignment.as_deref().and_then(suspect_line),
-            github_issue: g.github_issue.map(|n| Link {
-                label: format!("#{n}"),
-                url: gh.map(|r| format!("https://github.com/{r}/issues/{n}")),
-            }),
+            github_issue: g
+                .github_issue
+                .map(|n| Link { label: format!("#{n}"), url: gh.map(|r| format!("{r}/issues/{n}")) }),
         };
         let pick =
             |f: &dyn Fn(&crate::store::Group) -> bool| groups.iter().filter(|g| f(g)).map(line).collect::<Vec<_>>();
@@ -154,7 +161,7 @@ impl Releases {
                 after: self.store.count_events_between(project.id, &deploy.environment, at, at + w).await?,
             },
         };
-        Ok(report::Report::build(project, deploy, &commits, facts))
+        Ok(report::Report::build(project, deploy, &commits, facts, &self.github_web))
     }
 
     /// The range job: fetches what the mirror lacks, works out how the deploy relates to the previous one and

@@ -103,10 +103,11 @@ fn rfc3339(ms: i64) -> String {
 }
 
 impl DeployView {
-    pub fn new(d: &Deploy, github_repo: Option<&str>) -> DeployView {
-        let compare_url = match (github_repo, d.base_sha.as_deref(), d.range_status.as_deref()) {
+    /// `repo_web` is the repository's web address (`https://github.com/acme/web`), when it has one.
+    pub fn new(d: &Deploy, repo_web: Option<&str>) -> DeployView {
+        let compare_url = match (repo_web, d.base_sha.as_deref(), d.range_status.as_deref()) {
             (Some(repo), Some(base), Some("forward" | "diverged" | "rollback")) => {
-                Some(format!("https://github.com/{repo}/compare/{base}...{}", d.sha))
+                Some(format!("{repo}/compare/{base}...{}", d.sha))
             }
             _ => None,
         };
@@ -131,8 +132,16 @@ impl DeployView {
 }
 
 impl Report {
-    pub fn build(project: &Project, deploy: &Deploy, commits: &[CommitRecord], errors: ErrorFacts) -> Report {
-        let gh = project.github_repo.as_deref();
+    /// `web` is GitHub's web root (`https://github.com`, or an Enterprise server's).
+    pub fn build(
+        project: &Project,
+        deploy: &Deploy,
+        commits: &[CommitRecord],
+        errors: ErrorFacts,
+        web: &str,
+    ) -> Report {
+        let repo_web = project.github_repo.as_deref().map(|r| format!("{}/{r}", web.trim_end_matches('/')));
+        let gh = repo_web.as_deref();
         let mut by_author: BTreeMap<String, AuthorCommits> = BTreeMap::new();
         let mut prs: Vec<i64> = Vec::new();
         let mut issues: Vec<IssueRef> = Vec::new();
@@ -147,7 +156,7 @@ impl Report {
                 summary: c.summary.clone(),
                 pr_number: c.pr_number,
                 co_authors: c.co_authors.clone(),
-                url: gh.map(|r| format!("https://github.com/{r}/commit/{}", c.sha)),
+                url: gh.map(|r| format!("{r}/commit/{}", c.sha)),
             });
             if let Some(n) = c.pr_number.filter(|n| !prs.contains(n)) {
                 prs.push(n);
@@ -167,19 +176,18 @@ impl Report {
             authors,
             pull_requests: prs
                 .into_iter()
-                .map(|n| Link { label: format!("#{n}"), url: gh.map(|r| format!("https://github.com/{r}/pull/{n}")) })
+                .map(|n| Link { label: format!("#{n}"), url: gh.map(|r| format!("{r}/pull/{n}")) })
                 .collect(),
             closed_issues: issues
                 .into_iter()
                 .map(|i| match i.repo {
                     Some(repo) => Link {
                         label: format!("{repo}#{}", i.number),
-                        url: Some(format!("https://github.com/{repo}/issues/{}", i.number)),
+                        url: Some(format!("{}/{repo}/issues/{}", web.trim_end_matches('/'), i.number)),
                     },
-                    None => Link {
-                        label: format!("#{}", i.number),
-                        url: gh.map(|r| format!("https://github.com/{r}/issues/{}", i.number)),
-                    },
+                    None => {
+                        Link { label: format!("#{}", i.number), url: gh.map(|r| format!("{r}/issues/{}", i.number)) }
+                    }
                 })
                 .collect(),
             new_errors: errors.new_errors,
@@ -367,7 +375,70 @@ fn escape(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::*;
+    use crate::store::{IssueRef, Person};
+
+    #[test]
+    fn links_follow_the_github_web_root() {
+        let project = Project {
+            id: 1,
+            name: "web".into(),
+            repo_url: "https://ghe.example.com/acme/web.git".into(),
+            github_repo: Some("acme/web".into()),
+            ingest_key: "k".into(),
+            deploy_token: "t".into(),
+            created_at: 0,
+            settings: "{}".into(),
+        };
+        let deploy = Deploy {
+            id: 2,
+            project_id: 1,
+            environment: "production".into(),
+            seq: 2,
+            version: "v2".into(),
+            sha: "b".repeat(40),
+            previous_sha: None,
+            previous_deploy_id: Some(1),
+            base_sha: Some("a".repeat(40)),
+            status: "ready".into(),
+            range_status: Some("forward".into()),
+            merge_base: None,
+            commit_count: Some(1),
+            commits_stored: Some(1),
+            failure_reason: None,
+            deployed_at: 0,
+            deployer: None,
+            url: None,
+            created_at: 0,
+            processed_at: None,
+        };
+        let who = Person { name: "A".into(), email: "a@x".into() };
+        let commit = CommitRecord {
+            sha: "c".repeat(40),
+            parents: vec![],
+            author: who.clone(),
+            author_time: 0,
+            committer: who,
+            committer_time: 0,
+            summary: "Fix (#3)".into(),
+            message: "Fix (#3)".into(),
+            pr_number: Some(3),
+            co_authors: vec![],
+            closes: vec![IssueRef { repo: Some("acme/other".into()), number: 9 }],
+            files: vec![],
+        };
+        let r = Report::build(&project, &deploy, &[commit], ErrorFacts::default(), "https://ghe.example.com/");
+        let md = r.to_markdown();
+        for link in [
+            format!("https://ghe.example.com/acme/web/compare/{}...{}", "a".repeat(40), "b".repeat(40)),
+            format!("https://ghe.example.com/acme/web/commit/{}", "c".repeat(40)),
+            "https://ghe.example.com/acme/web/pull/3".to_owned(),
+            "https://ghe.example.com/acme/other/issues/9".to_owned(),
+        ] {
+            assert!(md.contains(&link), "{link} in\n{md}");
+        }
+        assert!(!md.contains("https://github.com"));
+    }
 
     #[test]
     fn escapes_markdown_and_html() {
