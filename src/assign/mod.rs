@@ -85,6 +85,9 @@ pub struct Suspect {
     pub score: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub in_range: Option<bool>,
+    /// Where `github_login` came from (mapping, noreply address, GitHub's API); for the owner's reason.
+    #[serde(skip)]
+    pub login_via: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -356,6 +359,7 @@ impl Assigner {
                 commit: b.commit.clone(),
                 author_name: b.author_name.clone(),
                 author_email: b.author_email.clone(),
+                login_via: login.as_ref().map(|(_, via)| *via),
                 github_login: login.map(|(l, _)| l),
                 reason,
                 score: Some(score),
