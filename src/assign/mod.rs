@@ -274,8 +274,9 @@ impl Assigner {
         let sha = self.resolve(repo, rev).await?;
         let tree = self.trees.files(&self.git, repo, &sha).await?;
         let packages = self.packages(repo, &sha, &tree).await?;
-        let mapper = PathMapper { tree: &tree, packages: &packages, mappings: &settings.code_mappings };
-        let mapped: Vec<Mapped> = frames.iter().map(|f| mapper.map(&f.raw_path, f.module.as_deref())).collect();
+        let mapper =
+            PathMapper { tree: &tree, packages: &packages, mappings: &settings.code_mappings, repo_name: github_repo };
+        let mapped: Vec<Mapped> = paths::map_frames(&mapper, frames);
 
         let ignore = self.ignore_revs(repo, &sha).await?;
         let mut wanted: BTreeMap<&str, Vec<u32>> = BTreeMap::new();

@@ -68,6 +68,11 @@ pub fn manifest_paths(tree: &TreeFiles) -> Vec<String> {
     out
 }
 
+/// The directory a package's file was found in, for the explanation: `path` less `rest`.
+fn dir_of_package(path: &str, rest: &str) -> String {
+    path.strip_suffix(rest).map(|d| d.trim_end_matches('/').to_owned()).unwrap_or_else(|| dir_of(path))
+}
+
 fn dir_of(path: &str) -> String {
     path.rsplit_once('/').map(|(d, _)| d.to_owned()).unwrap_or_default()
 }
@@ -175,6 +180,9 @@ enum Installed {
     Go(String, String),
     Cargo(String, String),
     Gem(String, String),
+    /// A `.go` file printed by import path (`-trimpath` builds, GOPATH checkouts, vendored copies): the components
+    /// from the hosting domain on (`github.com/org/repo/cmd/root.go`).
+    GoImport(Vec<String>),
     /// A runtime's own library: never the repository's.
     Runtime(&'static str),
 }
@@ -211,6 +219,21 @@ fn installed(parts: &[String]) -> Option<Installed> {
         let module = unescape_go(&module.join("/"));
         return Some(Installed::Go(module, tail[v + 1..].join("/")));
     }
+    if parts.last().is_some_and(|f| f.ends_with(".go")) {
+        // GOPATH (`…/src/github.com/org/repo/x.go`), `-trimpath` (`github.com/org/repo@v1.2.3/x.go`) and vendored
+        // (`vendor/github.com/org/repo/x.go`) paths spell the import path from its domain on.
+        if let Some(i) = parts.iter().position(|c| is_go_domain(c)) {
+            if parts.len() > i + 2 {
+                let mut tail: Vec<String> = parts[i..].to_vec();
+                for c in &mut tail {
+                    if let Some((name, _version)) = c.split_once('@') {
+                        *c = name.to_owned();
+                    }
+                }
+                return Some(Installed::GoImport(tail));
+            }
+        }
+    }
     if let Some(i) = parts.windows(2).position(|w| w[0] == ".cargo" && w[1] == "registry") {
         // .cargo/registry/src/<index>/<crate>-<version>/…
         let krate = strip_version(parts.get(i + 4)?)?;
@@ -243,6 +266,14 @@ fn installed(parts: &[String]) -> Option<Installed> {
     None
 }
 
+/// A path component that is the domain of a Go import path: `github.com`, `gitlab.com`, `golang.org`, `gopkg.in`,
+/// `go.uber.org`, `cuelang.org`, … (a dot, a known top-level domain, no file extension of a source file).
+fn is_go_domain(c: &str) -> bool {
+    let Some((_, tld)) = c.rsplit_once('.') else { return false };
+    !c.starts_with('.')
+        && matches!(tld, "com" | "org" | "net" | "io" | "in" | "dev" | "co" | "me" | "cc" | "xyz" | "tech" | "sh")
+}
+
 fn unescape_go(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut upper = false;
@@ -264,6 +295,9 @@ pub struct PathMapper<'a> {
     pub tree: &'a TreeFiles,
     pub packages: &'a Packages,
     pub mappings: &'a [CodeMapping],
+    /// The repository's `owner/name` where known: a package named like the repository (and a Go module path ending
+    /// in it) is this repository's when no manifest says otherwise.
+    pub repo_name: Option<&'a str>,
 }
 
 impl PathMapper<'_> {
@@ -304,10 +338,11 @@ impl PathMapper<'_> {
 
     fn map_installed(&self, inst: Installed) -> Mapped {
         let found = |dirs: Vec<String>, rest: &str, what: String| -> Mapped {
-            let hits: Vec<String> = dirs.iter().map(|d| join(d, rest)).filter(|p| self.tree.contains(p)).collect();
+            let mut hits: Vec<String> = dirs.iter().map(|d| join(d, rest)).filter(|p| self.tree.contains(p)).collect();
+            hits.dedup();
             match hits.len() {
                 1 => Mapped::InRepo {
-                    how: format!("{what}, defined in this repository at `{}`", dir_of(&hits[0])),
+                    how: format!("{what}, which this repository holds at `{}`", dir_of_package(&hits[0], rest)),
                     path: hits[0].clone(),
                 },
                 0 if dirs.is_empty() => Mapped::NotInRepo { why: format!("{what}: not a package of this repository") },
@@ -319,28 +354,125 @@ impl PathMapper<'_> {
         };
         match inst {
             Installed::Python(pkg, rest) => {
-                // The repository directory of the import package stands for `site-packages/<pkg>`.
-                let dirs = self.packages.python.get(&pkg).cloned().unwrap_or_default();
+                // The repository directory of the import package stands for `site-packages/<pkg>`: the one next to
+                // a manifest (pyproject.toml, setup.py, setup.cfg, or under its `src/`), else any directory of that
+                // name with an `__init__.py` (a package declared through `package_dir` or found by setuptools).
+                let declared = self.packages.python.get(&pkg).cloned().unwrap_or_default();
+                let dirs = if declared.is_empty() { self.python_dirs(&pkg) } else { declared };
                 found(dirs, &rest, format!("installed Python package `{pkg}`"))
             }
-            Installed::Node(pkg, rest) => found(
-                self.packages.node.get(&pkg).cloned().into_iter().collect(),
-                &rest,
-                format!("npm package `{pkg}`"),
-            ),
-            Installed::Go(module, rest) => found(
-                self.packages.go.get(&module).cloned().into_iter().collect(),
-                &rest,
-                format!("Go module `{module}`"),
-            ),
+            Installed::Node(pkg, rest) => {
+                let dirs = match self.packages.node.get(&pkg) {
+                    Some(d) => vec![d.clone()],
+                    None => self.manifest_dirs_named("package.json", pkg.rsplit('/').next().unwrap_or(&pkg)),
+                };
+                found(dirs, &rest, format!("npm package `{pkg}`"))
+            }
+            Installed::Go(module, rest) => {
+                let dirs = match self.packages.go.get(&module) {
+                    Some(d) => vec![d.clone()],
+                    None => self.go_module_dirs(&module),
+                };
+                found(dirs, &rest, format!("Go module `{module}`"))
+            }
+            Installed::GoImport(parts) => self.map_go_import(&parts),
             Installed::Cargo(krate, rest) => {
-                found(self.packages.cargo.get(&krate).cloned().into_iter().collect(), &rest, format!("crate `{krate}`"))
+                let dirs = match self.packages.cargo.get(&krate) {
+                    Some(d) => vec![d.clone()],
+                    None => self.manifest_dirs_named("Cargo.toml", &krate),
+                };
+                found(dirs, &rest, format!("crate `{krate}`"))
             }
             Installed::Gem(gem, rest) => {
-                found(self.packages.gems.get(&gem).cloned().into_iter().collect(), &rest, format!("gem `{gem}`"))
+                // `bundle gem` names the gemspec after the gem: `<name>.gemspec`.
+                let dirs = match self.packages.gems.get(&gem) {
+                    Some(d) => vec![d.clone()],
+                    None => self.tree.named(&format!("{gem}.gemspec")).map(dir_of).collect(),
+                };
+                found(dirs, &rest, format!("gem `{gem}`"))
             }
             Installed::Runtime(what) => Mapped::NotInRepo { why: format!("{what}, not this repository") },
         }
+    }
+
+    /// The repository's name without its owner (`cobra` for `spf13/cobra`), lower-cased.
+    fn short_repo_name(&self) -> Option<String> {
+        self.repo_name.map(|r| r.rsplit('/').next().unwrap_or(r).to_ascii_lowercase())
+    }
+
+    /// Directories named `pkg` holding an `__init__.py`, outside tests and vendored code.
+    fn python_dirs(&self, pkg: &str) -> Vec<String> {
+        self.tree
+            .named("__init__.py")
+            .map(dir_of)
+            .filter(|d| d.rsplit('/').next() == Some(pkg))
+            .filter(|d| !d.split('/').any(|c| matches!(c, "tests" | "test" | "vendor" | "node_modules" | "docs")))
+            .collect()
+    }
+
+    /// Directories holding `manifest` whose own name is the package's (`tokio/Cargo.toml` for crate `tokio`), or the
+    /// repository's root when the repository is named after the package.
+    fn manifest_dirs_named(&self, manifest: &str, name: &str) -> Vec<String> {
+        let norm = |s: &str| s.to_ascii_lowercase().replace('_', "-");
+        let name = norm(name);
+        let mut dirs: Vec<String> = self
+            .tree
+            .named(manifest)
+            .map(dir_of)
+            .filter(|d| !d.is_empty() && norm(d.rsplit('/').next().unwrap_or(d)) == name)
+            .filter(|d| !d.split('/').any(|c| c == "node_modules"))
+            .collect();
+        if dirs.is_empty() && self.tree.contains(manifest) && self.short_repo_name().is_some_and(|r| norm(&r) == name) {
+            dirs.push(String::new());
+        }
+        dirs
+    }
+
+    /// Directories of `go.mod` files for a module path the manifests did not declare: the root's when the module path
+    /// is the repository's (`github.com/spf13/cobra`, or with a `/vN` suffix).
+    fn go_module_dirs(&self, module: &str) -> Vec<String> {
+        let Some(repo) = self.repo_name else { return Vec::new() };
+        let repo = repo.to_ascii_lowercase();
+        let module = module.to_ascii_lowercase();
+        let mut m = module.as_str();
+        if let Some((head, last)) = m.rsplit_once('/') {
+            if last.len() > 1 && last.starts_with('v') && last[1..].bytes().all(|b| b.is_ascii_digit()) {
+                m = head;
+            }
+        }
+        // A repository from before Go modules has no go.mod: its import path is where it is hosted.
+        let root_module = self.tree.contains("go.mod") || self.tree.named("go.mod").next().is_none();
+        if m.ends_with(&format!("/{repo}")) && root_module {
+            vec![String::new()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// A `.go` file by import path: the repository's when a module it defines is a prefix of that path.
+    fn map_go_import(&self, parts: &[String]) -> Mapped {
+        let joined = parts.join("/");
+        let mut modules: Vec<(String, String)> = self.packages.go.iter().map(|(m, d)| (m.clone(), d.clone())).collect();
+        // Without a go.mod to read, a module path is the domain and the two components after it (GitHub, GitLab …).
+        let guessed = parts[..3].join("/");
+        if modules.is_empty() {
+            for d in self.go_module_dirs(&guessed) {
+                modules.push((guessed.clone(), d));
+            }
+        }
+        modules.sort_by_key(|(m, _)| std::cmp::Reverse(m.len()));
+        for (module, dir) in &modules {
+            let Some(rest) = joined.strip_prefix(module.as_str()).and_then(|r| r.strip_prefix('/')) else { continue };
+            let path = join(dir, rest);
+            return if self.tree.contains(&path) {
+                Mapped::InRepo { how: format!("Go module `{module}` of this repository"), path }
+            } else {
+                Mapped::NotInRepo {
+                    why: format!("Go module `{module}`: this repository has no `{rest}` at this commit"),
+                }
+            };
+        }
+        Mapped::NotInRepo { why: format!("Go package `{guessed}`: another module, not this repository") }
     }
 
     /// `com.example.Foo.bar(Foo.java:12)` prints only the file name: the class's package says the directory.
@@ -414,6 +546,12 @@ impl PathMapper<'_> {
     }
 }
 
+/// Maps every frame of one trace: each on its own first, then ties between equally good candidates are broken by the
+/// directories the trace's other mapped frames share (a trace's frames come from one checkout).
+pub fn map_frames(mapper: &PathMapper<'_>, frames: &[crate::assign::FrameInput]) -> Vec<Mapped> {
+    frames.iter().map(|f| mapper.map(&f.raw_path, f.module.as_deref())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,7 +579,7 @@ mod tests {
     fn suffix_matching_is_unique_or_reported() {
         let t = tree(&["app/payments.py", "app/util.py", "lib/util.py", "main.py", "pkg/helpers.py"]);
         let p = Packages::default();
-        let m = PathMapper { tree: &t, packages: &p, mappings: &[] };
+        let m = PathMapper { tree: &t, packages: &p, mappings: &[], repo_name: None };
         assert_eq!(m.map("/srv/deploy/app/payments.py", None).repo_path(), Some("app/payments.py"));
         assert_eq!(m.map("/srv/deploy/main.py", None).repo_path(), Some("main.py"), "a root file matched whole");
         assert!(matches!(m.map("/srv/x/util.py", None), Mapped::Ambiguous { candidates, .. } if candidates.len() == 2));
@@ -455,7 +593,7 @@ mod tests {
         let t = tree(&["services/web/app.py", "app.py"]);
         let p = Packages::default();
         let mappings = [CodeMapping { stack_prefix: "/srv/app/".into(), repo_prefix: "services/web/".into() }];
-        let m = PathMapper { tree: &t, packages: &p, mappings: &mappings };
+        let m = PathMapper { tree: &t, packages: &p, mappings: &mappings, repo_name: None };
         let got = m.map("/srv/app/app.py", None);
         assert_eq!(got.repo_path(), Some("services/web/app.py"));
         assert!(got.description().contains("code mapping"));
@@ -487,7 +625,7 @@ mod tests {
         .map(|(a, b)| (a.to_owned(), b.to_owned()))
         .collect();
         let p = Packages::from_manifests(&t, &manifests);
-        let m = PathMapper { tree: &t, packages: &p, mappings: &[] };
+        let m = PathMapper { tree: &t, packages: &p, mappings: &[], repo_name: None };
         let cases = [
             (r"C:\app\venv\Lib\site-packages\payments\total.py", Some("src/payments/total.py")),
             ("/usr/lib/python3/dist-packages/payments/total.py", Some("src/payments/total.py")),
@@ -519,7 +657,7 @@ mod tests {
         let t =
             tree(&["app/src/main/java/com/acme/pay/PaymentService.java", "lib/src/com/acme/util/PaymentService.java"]);
         let p = Packages::default();
-        let m = PathMapper { tree: &t, packages: &p, mappings: &[] };
+        let m = PathMapper { tree: &t, packages: &p, mappings: &[], repo_name: None };
         let got = m.map("PaymentService.java", Some("com.acme.pay.PaymentService"));
         assert_eq!(got.repo_path(), Some("app/src/main/java/com/acme/pay/PaymentService.java"));
         assert!(matches!(m.map("Thread.java", Some("java.lang.Thread")), Mapped::NotInRepo { .. }));

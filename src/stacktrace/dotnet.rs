@@ -6,8 +6,21 @@ use std::sync::LazyLock;
 
 use super::{number, Language, ParsedTrace, TextException, TextFrame};
 
+/// `at Ns.Type.Method(args) in path:line 42`, and the same in any UI language the runtime was localized to: one word
+/// for `at` (`bei`, `à`, `в`, `en`, `在`, …), one for `in` (`in`, `dans`, `location`, `位置`, …), and the word(s) for
+/// `line` (`Zeile`, `ligne`, `строка`, `Line number`, …) before the number.
 static FRAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s*at (?P<func>[^\s(]+(?:\[[^\]]*\])?\([^)]*\))(?: in (?P<path>.+):line (?P<line>\d+))?\s*$")
+    Regex::new(
+        r"^\s*\S+ (?P<func>[^\s(]+(?:\[[^\]]*\])?\([^)]*\))(?: \S+ (?P<path>(?:[A-Za-z]:)?[\\/].*?\.(?:cs|vb|fs|cshtml|razor|xaml)):[^\d:]{0,24}?(?P<line>\d+)\.?)?\s*$",
+    )
+    .expect("valid regex literal")
+});
+/// A frame whose location was wrapped away: `in Ns.Type.Method(args) location`.
+static FRAME_HEAD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\s*\S+ [^\s(]+(?:\[[^\]]*\])?\([^)]*\)(?: \S+)?\s*$").expect("valid regex literal"));
+/// A location that a console wrapped onto the next line: `   C:\src\X.cs:Line number 273`.
+static WRAPPED_LOCATION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*(?:[A-Za-z]:)?[\\/].*\.(?:cs|vb|fs|cshtml|razor|xaml):[^\d:]{0,24}?\d+\s*$")
         .expect("valid regex literal")
 });
 static TYPE_AND_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
@@ -18,6 +31,8 @@ static TYPE_AND_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
 const INNER_END: &str = "--- End of inner exception stack trace ---";
 
 pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
+    let joined = join_wrapped(text);
+    let text = joined.as_str();
     if !text.lines().any(|l| FRAME.captures(l).is_some_and(|c| c.name("path").is_some()) || l.contains(INNER_END)) {
         // Without a single `in path:line N` this could be anything that prints `at X()`.
         return None;
@@ -80,6 +95,24 @@ pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
     Some(ParsedTrace { language: Language::Dotnet, callee_first: true, exceptions: printed })
 }
 
+/// Joins a frame line whose location was wrapped onto the next line back into one line.
+fn join_wrapped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        out.push_str(line);
+        if let Some(next) = lines.peek() {
+            if WRAPPED_LOCATION.is_match(next) && FRAME_HEAD.is_match(line) {
+                out.push(' ');
+                out.push_str(next.trim());
+                lines.next();
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{corpus, parse as parse_any, Language};
@@ -110,5 +143,22 @@ mod tests {
         assert_eq!(e.ty.as_deref(), Some("System.NullReferenceException"));
         assert_eq!(e.frames[0].path.as_deref(), Some("/home/dev/shop/Program.cs"));
         assert_eq!(e.frames[0].function.as_deref(), Some("Main"));
+    }
+
+    /// A German runtime's trace and an English translation of a localized one whose locations wrapped onto their own
+    /// lines, as pasted in JamesNK/Newtonsoft.Json#1383.
+    #[test]
+    fn localized_traces_and_wrapped_locations() {
+        let german = "System.NullReferenceException: Der Objektverweis wurde nicht festgelegt.\n   bei Shop.Cart.Total() in C:\\build\\Shop\\Cart.cs:Zeile 42.\n   bei Shop.Program.Main(String[] args) in C:\\build\\Shop\\Program.cs:Zeile 9.\n";
+        let t = parse_any(german).expect("parses");
+        assert_eq!(t.language, Language::Dotnet);
+        let f = &t.exceptions[0].frames;
+        assert_eq!((f[0].path.as_deref(), f[0].line), (Some(r"C:\build\Shop\Cart.cs"), Some(42)));
+        assert_eq!(f[1].function.as_deref(), Some("Main"));
+        let wrapped = "in Newtonsoft.Json.JsonTextReader.ReadData(Boolean append, Int32 charsRequired) location\n C:\\Dev\\Src\\Newtonsoft.Json\\JsonTextReader.cs:Line number 322\n   in Newtonsoft.Json.JsonTextReader.ReadAsString() location\n C:\\Dev\\Src\\Newtonsoft.Json\\JsonTextReader.cs:Line number 463\n";
+        let t = parse_any(wrapped).expect("parses");
+        let lines: Vec<Option<u32>> = t.exceptions[0].frames.iter().map(|f| f.line).collect();
+        assert_eq!(lines, [Some(322), Some(463)]);
+        assert_eq!(t.exceptions[0].frames[1].function.as_deref(), Some("ReadAsString"));
     }
 }

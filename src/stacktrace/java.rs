@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use super::{number, Language, ParsedTrace, TextException, TextFrame};
 
 static FRAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s*at (?:[\w.$-]+(?:@[\w.$-]+)?/)*(?P<class>[\w$.]+)\.(?P<method><?[\w$-]+>?)\((?P<src>[^()]*)\)\s*$")
+    Regex::new(r"^\s*at (?:[\w.$-]+(?:@[\w.$-]+)?/)*(?P<class>[\w$.]+)\.(?P<method><?[\w$-]+>?) ?\((?P<src>[^()]*)\)(?:\s+~?\[[^\]]*\])?\s*$")
         .expect("valid regex literal")
 });
 static HEADER: LazyLock<Regex> = LazyLock::new(|| {
@@ -20,9 +20,19 @@ static LOGCAT: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex literal")
 });
 
+/// What a JVM prints in a frame's parentheses: a file name and line (`Foo.java:12`), `Native Method`, `Unknown
+/// Source`. V8 prints paths (`/app/x.js:3:1`) or a line *and* column (`module.js:336:15`) there.
+fn jvm_source(src: &str) -> bool {
+    let file = src.split(':').next().unwrap_or(src);
+    !src.contains(['/', '\\'])
+        && src.matches(':').count() <= 1
+        && ![".js", ".mjs", ".cjs", ".ts"].iter().any(|e| file.ends_with(e))
+}
+
 pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
     let lines: Vec<String> = text.lines().map(|l| LOGCAT.replace(l, "").into_owned()).collect();
-    if !lines.iter().any(|l| FRAME.is_match(l)) {
+    // A JVM frame names a file, never a path: `(Foo.java:12)`; `(/app/x.js:3:1)` is V8's.
+    if !lines.iter().any(|l| FRAME.captures(l).is_some_and(|c| jvm_source(&c["src"]))) {
         return None;
     }
     // Printed outermost first, then its causes; the chain is causes first.
@@ -30,7 +40,7 @@ pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
     let mut in_suppressed = false;
     for line in &lines {
         let trimmed = line.trim();
-        if let Some(c) = FRAME.captures(line) {
+        if let Some(c) = FRAME.captures(line).filter(|c| jvm_source(&c["src"])) {
             if in_suppressed {
                 continue;
             }

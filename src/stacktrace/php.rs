@@ -21,7 +21,9 @@ static ENTRY: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
-    if !text.lines().any(|l| ENTRY.is_match(l.trim())) {
+    // A stack-trace entry, or at least a message line naming a `.php` file (a paste cut after its first line).
+    let php_header = |l: &str| HEADER.captures(l.trim()).is_some_and(|c| c["path"].ends_with(".php"));
+    if !text.lines().any(|l| ENTRY.is_match(l.trim()) || php_header(l)) {
         return None;
     }
     let mut exceptions: Vec<TextException> = Vec::new();

@@ -9,6 +9,11 @@ static FRAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"^\s*File "(?P<path>.+)", line (?P<line>\d+)(?:, in (?P<func>.+?))?\s*$"#)
         .expect("valid regex literal")
 });
+/// IPython and Jupyter: `File /srv/app/x.py:687, in func(self, a)`, no quotes.
+static IPYTHON_FRAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"^\s*File (?P<path>[^"\s][^:]*(?::\\[^:]*)?):(?P<line>\d+)(?:, in (?P<func>.+?))?\s*$"#)
+        .expect("valid regex literal")
+});
 static EXCEPTION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?P<ty>[A-Za-z_][\w.]*(?:\[[^\]]*\])?)(?::\s?(?P<value>.*))?$").expect("valid regex literal")
 });
@@ -19,7 +24,7 @@ const CHAIN_MARKERS: [&str; 2] = [
 ];
 
 pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
-    if !text.lines().any(|l| FRAME.is_match(l)) {
+    if !text.lines().any(|l| FRAME.is_match(l) || IPYTHON_FRAME.is_match(l)) {
         return None;
     }
     let mut exceptions = Vec::new();
@@ -30,7 +35,7 @@ pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
         // Exception groups (3.11+) indent their members behind `| `.
         let line = raw.trim_end();
         let line = line.trim_start().strip_prefix("| ").unwrap_or(line);
-        if line.trim().starts_with("Traceback (most recent call last)") {
+        if line.contains("Traceback (most recent call last)") {
             if in_frames || !current.frames.is_empty() {
                 exceptions.push(std::mem::take(&mut current));
             }
@@ -46,7 +51,7 @@ pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
             last_was_frame = false;
             continue;
         }
-        if let Some(c) = FRAME.captures(line) {
+        if let Some(c) = FRAME.captures(line).or_else(|| IPYTHON_FRAME.captures(line)) {
             in_frames = true;
             current.frames.push(TextFrame {
                 path: Some(c["path"].to_owned()),

@@ -6,6 +6,7 @@ mod api;
 mod assign;
 mod bombs;
 mod browser;
+mod corpus;
 mod crash;
 mod github;
 mod ingest;
