@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use tracing::warn;
 
 use crate::git::blame::{BlameEngine, BlameLine, CachedBlame, GitCliBlame};
-use crate::git::tree::{read_file, TreeCache, TreeFiles};
+use crate::git::tree::{read_files, TreeCache, TreeFiles};
 use crate::git::Git;
 use crate::github::GitHub;
 use owners::{CodeOwners, CODEOWNERS_PATHS};
@@ -46,7 +46,7 @@ pub struct FrameInput {
     pub column: Option<u32>,
     pub function: Option<String>,
     pub module: Option<String>,
-    /// What the SDK said; `Some(false)` keeps a frame from supplying a suspect.
+    /// What the SDK said. Only a hint: whether a frame is the repository's is decided by mapping it.
     pub in_app: Option<bool>,
 }
 
@@ -127,10 +127,13 @@ fn date(secs: i64) -> String {
 pub struct Assigner {
     git: Git,
     blame: Arc<CachedBlame>,
+    /// `git blame -w -M -C` for the frame that would supply the suspect: who wrote the line, past moves. Answers
+    /// are kept per (commit, path, line) as blame's are.
+    writers: GitCliBlame,
+    writer_cache: Mutex<HashMap<(String, String, u32), Option<BlameLine>>>,
     trees: TreeCache,
-    packages: Mutex<HashMap<String, Arc<Packages>>>,
-    codeowners: Mutex<HashMap<String, Option<Arc<CodeOwners>>>>,
-    ignore_revs: Mutex<HashMap<String, Arc<Vec<String>>>>,
+    /// What the repository's own files say at one tree, by (repository, tree id).
+    tree_info: Mutex<HashMap<(std::path::PathBuf, String), Arc<TreeInfo>>>,
     github: Arc<dyn GitHub>,
     api_logins: Mutex<HashMap<String, Option<String>>>,
 }
@@ -144,11 +147,11 @@ impl Assigner {
     pub fn with_engine(git: Git, github: Arc<dyn GitHub>, engine: Arc<dyn BlameEngine>) -> Assigner {
         Assigner {
             blame: Arc::new(CachedBlame::new(engine, 200_000)),
+            writers: GitCliBlame::new(git.clone()),
+            writer_cache: Mutex::new(HashMap::new()),
             git,
             trees: TreeCache::new(64),
-            packages: Mutex::new(HashMap::new()),
-            codeowners: Mutex::new(HashMap::new()),
-            ignore_revs: Mutex::new(HashMap::new()),
+            tree_info: Mutex::new(HashMap::new()),
             github,
             api_logins: Mutex::new(HashMap::new()),
         }
@@ -172,57 +175,90 @@ impl Assigner {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
-    async fn packages(&self, repo: &Path, sha: &str, tree: &TreeFiles) -> anyhow::Result<Arc<Packages>> {
-        if let Some(p) = lock(&self.packages).get(&tree.tree_id) {
-            return Ok(p.clone());
+    /// Resolves `rev` to its commit and that commit's tree in one git process.
+    async fn resolve_with_tree(&self, repo: &Path, rev: &str) -> anyhow::Result<(String, String)> {
+        let out = self
+            .git
+            .output(
+                Some(repo),
+                ["rev-parse", "--end-of-options", &format!("{rev}^{{commit}}"), &format!("{rev}^{{tree}}")],
+            )
+            .await?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut ids = text.lines().map(str::trim).filter(|l| l.len() >= 40 && l.bytes().all(|b| b.is_ascii_hexdigit()));
+        match (out.code, ids.next(), ids.next()) {
+            (Some(0), Some(commit), Some(tree)) => Ok((commit.to_owned(), tree.to_owned())),
+            _ => anyhow::bail!("`{rev}` is not a commit of {}", repo.display()),
         }
-        let mut manifests = HashMap::new();
-        for path in manifest_paths(tree) {
-            if let Some(text) = read_file(&self.git, repo, sha, &path).await? {
-                manifests.insert(path, text);
-            }
-        }
-        let p = Arc::new(Packages::from_manifests(tree, &manifests));
-        lock(&self.packages).insert(tree.tree_id.clone(), p.clone());
-        Ok(p)
     }
 
-    async fn codeowners(&self, repo: &Path, sha: &str, tree: &TreeFiles) -> anyhow::Result<Option<Arc<CodeOwners>>> {
-        if let Some(c) = lock(&self.codeowners).get(&tree.tree_id) {
-            return Ok(c.clone());
+    /// The manifests, CODEOWNERS and `.git-blame-ignore-revs` of a tree, read in one git process (and the ignored
+    /// revisions resolved in one more, when there are any).
+    async fn tree_info(&self, repo: &Path, sha: &str, tree: &TreeFiles) -> anyhow::Result<Arc<TreeInfo>> {
+        let key = (repo.to_owned(), tree.tree_id.clone());
+        if let Some(info) = lock(&self.tree_info).get(&key) {
+            return Ok(info.clone());
         }
-        let mut found = None;
-        for path in CODEOWNERS_PATHS {
-            if tree.contains(path) {
-                if let Some(text) = read_file(&self.git, repo, sha, path).await? {
-                    found = Some(Arc::new(CodeOwners::parse(path, &text)));
-                    break;
-                }
-            }
+        let mut wanted = manifest_paths(tree);
+        let codeowners_path = CODEOWNERS_PATHS.iter().find(|p| tree.contains(p));
+        wanted.extend(codeowners_path.map(|p| (*p).to_owned()));
+        if tree.contains(IGNORE_REVS) {
+            wanted.push(IGNORE_REVS.to_owned());
         }
-        lock(&self.codeowners).insert(tree.tree_id.clone(), found.clone());
-        Ok(found)
+        let mut files = read_files(&self.git, repo, sha, &wanted).await?;
+        let codeowners = codeowners_path.and_then(|p| files.get(*p).map(|text| Arc::new(CodeOwners::parse(p, text))));
+        let ignore_revs = match files.remove(IGNORE_REVS) {
+            Some(text) => self.resolve_ignored(repo, &text).await,
+            None => Vec::new(),
+        };
+        let info = Arc::new(TreeInfo {
+            packages: Packages::from_manifests(tree, &files),
+            codeowners,
+            ignore_revs: Arc::new(ignore_revs),
+        });
+        let mut cache = lock(&self.tree_info);
+        if cache.len() >= 256 {
+            cache.clear();
+        }
+        cache.insert(key, info.clone());
+        Ok(info)
     }
 
-    /// The commits `.git-blame-ignore-revs` lists at `sha` that exist (git refuses unknown ones).
-    async fn ignore_revs(&self, repo: &Path, sha: &str) -> anyhow::Result<Arc<Vec<String>>> {
-        if let Some(r) = lock(&self.ignore_revs).get(sha) {
-            return Ok(r.clone());
+    /// The commits a `.git-blame-ignore-revs` lists that exist in `repo` (git refuses unknown ones), in one
+    /// `git cat-file --batch-check`. A failure ignores nothing.
+    async fn resolve_ignored(&self, repo: &Path, text: &str) -> Vec<String> {
+        let entries: Vec<&str> = text
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or_default().trim())
+            .filter(|e| e.len() >= 7 && e.bytes().all(|b| b.is_ascii_hexdigit()))
+            .collect();
+        if entries.is_empty() {
+            return Vec::new();
         }
-        let mut revs = Vec::new();
-        if let Some(text) = read_file(&self.git, repo, sha, ".git-blame-ignore-revs").await? {
-            for line in text.lines() {
-                let entry = line.split('#').next().unwrap_or_default().trim();
-                if entry.len() >= 7 && entry.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    if let Ok(full) = self.resolve(repo, entry).await {
-                        revs.push(full);
-                    }
-                }
+        let input: String = entries.iter().map(|e| format!("{e}^{{commit}}\n")).collect();
+        match self
+            .git
+            .run_with_input(
+                Some(repo),
+                "resolving ignored revisions",
+                ["cat-file", "--batch-check"],
+                input.into_bytes(),
+            )
+            .await
+        {
+            Ok(out) => String::from_utf8_lossy(&out)
+                .lines()
+                .filter_map(|l| {
+                    let mut f = l.split(' ');
+                    let (sha, kind) = (f.next()?, f.next()?);
+                    (kind == "commit").then(|| sha.to_owned())
+                })
+                .collect(),
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "could not resolve .git-blame-ignore-revs");
+                Vec::new()
             }
         }
-        let revs = Arc::new(revs);
-        lock(&self.ignore_revs).insert(sha.to_owned(), revs.clone());
-        Ok(revs)
     }
 
     /// The GitHub login of an author: configured mapping, then noreply address, then GitHub's commit API.
@@ -271,25 +307,44 @@ impl Assigner {
         settings: &Settings,
         deploy: Option<&DeployContext>,
     ) -> anyhow::Result<Assignment> {
-        let sha = self.resolve(repo, rev).await?;
-        let tree = self.trees.files(&self.git, repo, &sha).await?;
-        let packages = self.packages(repo, &sha, &tree).await?;
-        let mapper =
-            PathMapper { tree: &tree, packages: &packages, mappings: &settings.code_mappings, repo_name: github_repo };
+        // A deploy's commit is a full id already: list its tree straight away (git refuses it if it is no commit).
+        let full_id = matches!(rev.len(), 40 | 64) && rev.bytes().all(|b| b.is_ascii_hexdigit());
+        let (sha, tree) = if full_id {
+            let tree = self
+                .trees
+                .files_of_commit(&self.git, repo, rev)
+                .await
+                .map_err(|e| anyhow::anyhow!("`{rev}` is not a commit of {}: {e:#}", repo.display()))?;
+            (rev.to_ascii_lowercase(), tree)
+        } else {
+            let (sha, tree_id) = self.resolve_with_tree(repo, rev).await?;
+            (sha.clone(), self.trees.files_of_tree(&self.git, repo, &tree_id).await?)
+        };
+        let info = self.tree_info(repo, &sha, &tree).await?;
+        let mapper = PathMapper {
+            tree: &tree,
+            packages: &info.packages,
+            mappings: &settings.code_mappings,
+            repo_name: github_repo,
+        };
         let mapped: Vec<Mapped> = paths::map_frames(&mapper, frames);
 
-        let ignore = self.ignore_revs(repo, &sha).await?;
+        let ignore = info.ignore_revs.clone();
         let mut wanted: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
         for (f, m) in frames.iter().zip(&mapped) {
             if let (Some(path), Some(line)) = (m.repo_path(), f.line) {
                 wanted.entry(path).or_default().push(line);
             }
         }
-        let mut blamed: HashMap<(String, u32), BlameLine> = HashMap::new();
-        for (path, lines) in wanted {
-            let got =
-                self.blame.blame(repo, &sha, path, &lines, &ignore).await.with_context(|| format!("blaming {path}"))?;
-            blamed.extend(got.into_iter().map(|(l, b)| ((path.to_owned(), l), b)));
+        // The crash's own repository frame usually supplies the suspect: its writer is asked as soon as its plain
+        // blame is in, while the other files are still being blamed.
+        let crash_frame = crash_order
+            .iter()
+            .find_map(|&i| Some((mapped.get(i)?.repo_path().filter(|p| !vendored(p))?, frames[i].line?)));
+        let (blamed, early_writer) =
+            blame_files(&self.blame, &self.git, repo, &sha, wanted, &ignore, crash_frame).await?;
+        if let Some((key, writer)) = early_writer {
+            lock(&self.writer_cache).insert(key, writer);
         }
         let blame_of = |i: usize| -> Option<&BlameLine> {
             let path = mapped[i].repo_path()?;
@@ -312,21 +367,60 @@ impl Assigner {
             })
             .collect();
 
-        // Candidates: repository frames from the crash outwards.
+        // Candidates: repository frames from the crash outwards. Whether a frame is the repository's is decided by
+        // mapping; the SDK's `in_app` does not keep a mapped frame out (a package installed from this repository is
+        // `in_app: false` to the SDK).
         let max = settings.max_suspect_frames.unwrap_or(5).max(1);
-        let mut candidates: Vec<Suspect> = Vec::new();
-        let mut skipped: Vec<String> = Vec::new();
-        let mut considered = 0usize;
-        for &i in crash_order {
-            let (Some(path), Some(b)) = (mapped.get(i).and_then(Mapped::repo_path), blame_of(i)) else { continue };
-            if frames[i].in_app == Some(false) || vendored(path) {
-                continue;
-            }
-            if considered >= max {
+        let considered: Vec<usize> = crash_order
+            .iter()
+            .copied()
+            .filter(|&i| {
+                mapped.get(i).and_then(Mapped::repo_path).is_some_and(|p| !vendored(p)) && blame_of(i).is_some()
+            })
+            .take(max)
+            .collect();
+        // Who wrote a line, looking past a commit that only moved or reformatted it (`git blame -w -M -C` from that
+        // commit, which costs little when the commit did write the line). Asked only of the frame that would win; if
+        // the writer changes the ranking, the next winner is asked in turn.
+        let mut writers: HashMap<usize, Option<BlameLine>> = HashMap::new();
+        let eligible = |b: &BlameLine| {
+            !ignore.contains(&b.commit) && !owners::is_bot(&b.author_name, &b.author_email, &settings.bot_patterns)
+        };
+        let effective = |writers: &HashMap<usize, Option<BlameLine>>, i: usize| -> Option<BlameLine> {
+            writers.get(&i).cloned().flatten().or_else(|| blame_of(i).cloned())
+        };
+        let score_of = |distance: usize, b: &BlameLine| {
+            // The crashing frame weighs most: 1, 1/4, 1/9 … by distance. A commit of this deploy counts five times,
+            // so the crash's direct caller changed in this deploy can outweigh older code at the crash, but no frame
+            // further out can.
+            let in_range = deploy.is_some_and(|d| d.range.contains(&b.commit));
+            1.0 / ((1 + distance) as f64).powi(2) * if in_range { 5.0 } else { 1.0 }
+        };
+        for _ in 0..considered.len() {
+            let best = considered
+                .iter()
+                .enumerate()
+                .filter_map(|(d, &i)| effective(&writers, i).filter(|b| eligible(b)).map(|b| (d, i, score_of(d, &b))))
+                .fold(None::<(usize, usize, f64)>, |acc, x| match acc {
+                    Some(a) if a.2 >= x.2 => Some(a),
+                    _ => Some(x),
+                });
+            let Some((_, i, _)) = best else { break };
+            let Some(plain) = blame_of(i) else { break };
+            if writers.contains_key(&i) {
                 break;
             }
-            let distance = considered;
-            considered += 1;
+            let writer = self.writer(repo, &sha, plain, &ignore).await;
+            writers.insert(i, writer.filter(|w| w.commit != plain.commit && eligible(w)));
+        }
+        let mut candidates: Vec<Suspect> = Vec::new();
+        let mut skipped: Vec<String> = Vec::new();
+        for (distance, &i) in considered.iter().enumerate() {
+            let (Some(path), Some(plain)) = (mapped[i].repo_path(), blame_of(i)) else { continue };
+            let line = frames[i].line.unwrap_or(plain.orig_line);
+            // The writer, when it differs from the last commit to touch the line and is neither ignored nor a bot.
+            let writer = writers.get(&i).and_then(Option::as_ref);
+            let b = writer.unwrap_or(plain);
             if owners::is_bot(&b.author_name, &b.author_email, &settings.bot_patterns) {
                 skipped.push(format!("{path}:{} by bot {}", b.orig_line, b.author_name));
                 continue;
@@ -335,8 +429,16 @@ impl Assigner {
                 skipped.push(format!("{path}:{} in ignored revision {}", b.orig_line, short(&b.commit)));
                 continue;
             }
+            let moved = writer.map(|_| {
+                format!(
+                    " (skipped {} by {}, \"{}\": it only moved or reformatted this line)",
+                    short(&plain.commit),
+                    plain.author_name,
+                    plain.summary
+                )
+            });
             let in_range = deploy.map(|d| d.range.contains(&b.commit));
-            let score = (1.0 / (1.0 + distance as f64)) * if in_range == Some(true) { 10.0 } else { 1.0 };
+            let score = score_of(distance, b);
             let login = self.login(settings, github_repo, &b.author_email, &b.commit).await;
             let placement = match (deploy, in_range) {
                 (Some(d), Some(true)) => format!(", inside deploy {} to {}", d.version, d.environment),
@@ -348,12 +450,13 @@ impl Assigner {
                 None => format!("no GitHub login known for {}", b.author_email),
             };
             let reason = format!(
-                "{path}:{} `{}` last changed in {} by {} on {}{placement} → {who}",
-                frames[i].line.unwrap_or(b.orig_line),
-                b.content.trim(),
+                "{path}:{line} `{}` {} in {} by {} on {}{}{placement} → {who}",
+                plain.content.trim(),
+                if moved.is_some() { "written" } else { "last changed" },
                 short(&b.commit),
                 b.author_name,
                 date(b.author_time),
+                moved.unwrap_or_default(),
             );
             candidates.push(Suspect {
                 frame_index: i,
@@ -375,60 +478,72 @@ impl Assigner {
         }
 
         // CODEOWNERS asks about the application frame nearest the crash (not a vendored or SDK-excluded one).
-        let top = crash_order.iter().find_map(|&i| {
-            let path = mapped.get(i).and_then(Mapped::repo_path)?;
-            (frames[i].in_app != Some(false) && !vendored(path)).then_some(path)
-        });
-        let owner = self.owner(repo, &sha, &tree, settings, github_repo, suspect.as_ref(), top).await?;
+        let top = crash_order.iter().find_map(|&i| mapped.get(i).and_then(Mapped::repo_path).filter(|p| !vendored(p)));
+        let owner = Self::owner(info.codeowners.clone(), settings, suspect.as_ref(), top);
         Ok(Assignment { commit: sha, frames: results, suspect, candidates, owner })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn owner(
-        &self,
-        repo: &Path,
-        sha: &str,
-        tree: &TreeFiles,
+    /// Who wrote the line `plain` blamed (see [`GitCliBlame::writer`]), cached; a failure keeps plain blame.
+    async fn writer(&self, repo: &Path, sha: &str, plain: &BlameLine, ignore: &[String]) -> Option<BlameLine> {
+        let key = (plain.commit.clone(), plain.orig_path.clone(), plain.orig_line);
+        if let Some(w) = lock(&self.writer_cache).get(&key) {
+            return w.clone();
+        }
+        let w = match self.writers.writer(repo, &plain.commit, sha, &plain.orig_path, plain.orig_line, ignore).await {
+            Ok(w) => w,
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), path = plain.orig_path, "blame -w -M -C failed; keeping plain blame");
+                return None;
+            }
+        };
+        let mut cache = lock(&self.writer_cache);
+        if cache.len() >= 10_000 {
+            cache.clear();
+        }
+        cache.insert(key, w.clone());
+        w
+    }
+
+    fn owner(
+        codeowners: Option<Arc<CodeOwners>>,
         settings: &Settings,
-        github_repo: Option<&str>,
         suspect: Option<&Suspect>,
         top: Option<&str>,
-    ) -> anyhow::Result<Owner> {
+    ) -> Owner {
         if let Some(s) = suspect {
             if let Some(login) = &s.github_login {
-                let how =
-                    self.login(settings, github_repo, &s.author_email, &s.commit).await.map_or("", |(_, how)| how);
-                return Ok(Owner {
+                let how = s.login_via.unwrap_or("the project's settings");
+                return Owner {
                     kind: "author".into(),
                     github_login: Some(login.clone()),
                     email: Some(s.author_email.clone()),
                     reason: format!("author of the suspect commit {} (login from {how})", short(&s.commit)),
-                });
+                };
             }
         }
-        if let (Some(path), Some(co)) = (top, self.codeowners(repo, sha, tree).await?) {
+        if let (Some(path), Some(co)) = (top, codeowners) {
             if let Some(o) = co.owner_of(path) {
                 let why = match suspect {
                     Some(s) => format!("no GitHub login for suspect {}", s.author_email),
                     None => "no suspect commit".to_owned(),
                 };
-                return Ok(Owner {
+                return Owner {
                     kind: "codeowners".into(),
                     github_login: o.login().map(str::to_owned),
                     email: o.email().map(str::to_owned),
                     reason: format!("{why}; {}:{} `{}` owns {path}", o.file, o.line, o.pattern),
-                });
+                };
             }
         }
         if let Some(d) = &settings.default_assignee {
-            return Ok(Owner {
+            return Owner {
                 kind: "default".into(),
                 github_login: Some(d.trim_start_matches('@').to_owned()),
                 email: None,
                 reason: "no suspect with a GitHub login and no CODEOWNERS entry: the project's default assignee".into(),
-            });
+            };
         }
-        Ok(Owner {
+        Owner {
             kind: "none".into(),
             github_login: None,
             email: suspect.map(|s| s.author_email.clone()),
@@ -436,8 +551,81 @@ impl Assigner {
                 Some(s) => format!("no GitHub login for {}, no CODEOWNERS entry, no default assignee", s.author_email),
                 None => "no frame in the repository to blame, no CODEOWNERS entry, no default assignee".into(),
             },
-        })
+        }
     }
+}
+
+/// What one tree of the repository says about assignment: its packages, its CODEOWNERS, the revisions blame skips.
+struct TreeInfo {
+    packages: Packages,
+    codeowners: Option<Arc<CodeOwners>>,
+    ignore_revs: Arc<Vec<String>>,
+}
+
+const IGNORE_REVS: &str = ".git-blame-ignore-revs";
+
+/// How many `git blame` processes one assignment runs at once.
+const BLAME_CONCURRENCY: usize = 8;
+
+/// A writer blame's cache key (the plain commit, path and line there) and its answer.
+type EarlyWriter = ((String, String, u32), Option<BlameLine>);
+
+enum BlameDone {
+    Plain(String, anyhow::Result<HashMap<u32, BlameLine>>),
+    Writer(EarlyWriter),
+}
+
+/// Blames the wanted lines of every file, several files at once — `first`'s file first, and as soon as its line is
+/// blamed, that line's writer (see [`GitCliBlame::writer`]) alongside the rest.
+async fn blame_files(
+    engine: &Arc<CachedBlame>,
+    git: &Git,
+    repo: &Path,
+    sha: &str,
+    wanted: BTreeMap<&str, Vec<u32>>,
+    ignore: &Arc<Vec<String>>,
+    first: Option<(&str, u32)>,
+) -> anyhow::Result<(HashMap<(String, u32), BlameLine>, Option<EarlyWriter>)> {
+    let mut blamed = HashMap::new();
+    let mut early = None;
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut order: Vec<(&str, Vec<u32>)> = wanted.into_iter().collect();
+    if let Some((path, _)) = first {
+        order.sort_by_key(|(p, _)| *p != path);
+    }
+    let mut pending = order.into_iter();
+    loop {
+        while tasks.len() < BLAME_CONCURRENCY {
+            let Some((path, lines)) = pending.next() else { break };
+            let (engine, repo, sha, path, ignore) =
+                (engine.clone(), repo.to_owned(), sha.to_owned(), path.to_owned(), ignore.clone());
+            tasks.spawn(async move {
+                let got = engine.blame(&repo, &sha, &path, &lines, &ignore).await;
+                BlameDone::Plain(path, got)
+            });
+        }
+        let Some(done) = tasks.join_next().await else { break };
+        match done.context("a blame task failed")? {
+            BlameDone::Plain(path, got) => {
+                let got = got.with_context(|| format!("blaming {path}"))?;
+                if let Some(plain) = first.filter(|(p, _)| *p == path).and_then(|(_, l)| got.get(&l)) {
+                    let key = (plain.commit.clone(), plain.orig_path.clone(), plain.orig_line);
+                    let (writers, repo, sha, ignore) =
+                        (GitCliBlame::new(git.clone()), repo.to_owned(), sha.to_owned(), ignore.clone());
+                    tasks.spawn(async move {
+                        let w = writers.writer(&repo, &key.0, &sha, &key.1, key.2, &ignore).await;
+                        if let Err(e) = &w {
+                            warn!(error = %format!("{e:#}"), path = key.1, "blame -w -M -C failed; keeping plain blame");
+                        }
+                        BlameDone::Writer((key, w.ok().flatten()))
+                    });
+                }
+                blamed.extend(got.into_iter().map(|(l, b)| ((path.clone(), l), b)));
+            }
+            BlameDone::Writer(w) => early = Some(w),
+        }
+    }
+    Ok((blamed, early))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

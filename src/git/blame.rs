@@ -52,8 +52,44 @@ pub struct GitCliBlame {
 }
 
 impl GitCliBlame {
+    /// Plain `git blame`: the commit that last changed each line (the record a frame keeps).
     pub fn new(git: Git) -> GitCliBlame {
         GitCliBlame { git }
+    }
+
+    /// Who *wrote* a line that plain blame gave to `commit` (at `path`:`line` there), looking past a commit that only
+    /// moved it (within a file, or from another file changed in the same commit) or changed its white space: `git
+    /// blame -w -M -C` started at `commit` itself (nothing after it touched the line, so nothing after it needs
+    /// walking), with the `.mailmap` of `mailmap_rev` so identities read as in the plain blame.
+    ///
+    /// # Errors
+    /// When git fails.
+    pub async fn writer(
+        &self,
+        repo: &Path,
+        commit: &str,
+        mailmap_rev: &str,
+        path: &str,
+        line: u32,
+        ignore_revs: &[String],
+    ) -> anyhow::Result<Option<BlameLine>> {
+        let mut args = vec![
+            "-c".to_owned(),
+            format!("mailmap.blob={mailmap_rev}:.mailmap"),
+            "blame".into(),
+            "--porcelain".into(),
+            "-w".into(),
+            "-M".into(),
+            "-C".into(),
+        ];
+        for r in ignore_revs {
+            args.push("--ignore-rev".into());
+            args.push(r.clone());
+        }
+        anyhow::ensure!(commit.bytes().all(|b| b.is_ascii_hexdigit()), "blame needs a commit id, not `{commit}`");
+        args.extend(["-L".into(), format!("{line},{line}"), commit.to_owned(), "--".into(), path.to_owned()]);
+        let out = self.git.run(Some(repo), "git blame -w -M -C", &args).await?;
+        Ok(parse_porcelain(&String::from_utf8_lossy(&out))?.remove(&line))
     }
 
     async fn run(

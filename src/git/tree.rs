@@ -69,11 +69,37 @@ impl TreeCache {
         )
         .trim()
         .to_owned();
+        self.files_of_tree(git, repo, &tree_id).await
+    }
+
+    /// The files of the commit `sha` (a full commit id), listed in one git process and cached under that id.
+    ///
+    /// # Errors
+    /// When `sha` is not a commit of the repository or git fails.
+    pub async fn files_of_commit(&self, git: &Git, repo: &Path, sha: &str) -> anyhow::Result<Arc<TreeFiles>> {
+        self.list(git, repo, &format!("commit:{sha}"), &format!("{sha}^{{commit}}")).await
+    }
+
+    /// The files of the tree `tree_id` (a resolved tree id).
+    ///
+    /// # Errors
+    /// When git fails.
+    pub async fn files_of_tree(&self, git: &Git, repo: &Path, tree_id: &str) -> anyhow::Result<Arc<TreeFiles>> {
+        self.list(git, repo, tree_id, tree_id).await
+    }
+
+    /// Lists `tree_ish` once and keeps it under `key`.
+    async fn list(&self, git: &Git, repo: &Path, key: &str, tree_ish: &str) -> anyhow::Result<Arc<TreeFiles>> {
+        let tree_id = key.to_owned();
         if let Some(t) = self.lock().get(&tree_id) {
             return Ok(t.clone());
         }
         let out = git
-            .run(Some(repo), "listing the tree", ["ls-tree", "-r", "-z", "--name-only", "--full-tree", &tree_id])
+            .run(
+                Some(repo),
+                "listing the tree",
+                ["ls-tree", "-r", "-z", "--name-only", "--full-tree", "--end-of-options", tree_ish],
+            )
             .await?;
         let paths: Vec<String> =
             out.split(|&b| b == 0).filter(|p| !p.is_empty()).map(|p| String::from_utf8_lossy(p).into_owned()).collect();
@@ -100,6 +126,55 @@ pub async fn read_file(git: &Git, repo: &Path, rev: &str, path: &str) -> anyhow:
     Ok((out.code == Some(0)).then(|| String::from_utf8_lossy(&out.stdout).into_owned()))
 }
 
+/// The contents of several files at `rev` in one `git cat-file --batch` process; files that do not exist there are
+/// left out of the answer.
+///
+/// # Errors
+/// When git cannot be run or its answer cannot be read.
+pub async fn read_files(
+    git: &Git,
+    repo: &Path,
+    rev: &str,
+    paths: &[String],
+) -> anyhow::Result<HashMap<String, String>> {
+    if paths.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut input = Vec::new();
+    for p in paths {
+        // One object name per line: a path with a newline cannot be asked for this way.
+        if !p.contains('\n') {
+            input.extend_from_slice(format!("{rev}:{p}\n").as_bytes());
+        }
+    }
+    let asked: Vec<&String> = paths.iter().filter(|p| !p.contains('\n')).collect();
+    let out = git.run_with_input(Some(repo), "reading files", ["cat-file", "--batch"], input).await?;
+    parse_batch(&out, &asked)
+}
+
+/// Parses `git cat-file --batch` output for the objects asked, in order: `<oid> <type> <size>\n<content>\n`, or
+/// `<name> missing\n`.
+fn parse_batch(out: &[u8], asked: &[&String]) -> anyhow::Result<HashMap<String, String>> {
+    let mut files = HashMap::new();
+    let mut at = 0;
+    for path in asked {
+        let end = out[at..].iter().position(|&b| b == b'\n').context("a truncated cat-file answer")? + at;
+        let header = String::from_utf8_lossy(&out[at..end]).into_owned();
+        at = end + 1;
+        let mut fields = header.split(' ');
+        let (Some(_oid), Some(kind), Some(size)) = (fields.next(), fields.next(), fields.next()) else {
+            continue; // `<name> missing` (or ambiguous): not there.
+        };
+        let size: usize = size.parse().context("a cat-file size")?;
+        let content = out.get(at..at + size).context("a truncated cat-file answer")?;
+        at += size + 1;
+        if kind == "blob" {
+            files.insert((*path).clone(), String::from_utf8_lossy(content).into_owned());
+        }
+    }
+    Ok(files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +186,15 @@ mod tests {
         assert!(!t.contains("b.py"));
         assert_eq!(t.named("b.py").collect::<Vec<_>>(), vec!["a/b.py", "c/b.py"]);
         assert_eq!(t.with_suffix(".py").count(), 3);
+    }
+
+    #[test]
+    fn batch_answers_with_missing_objects() {
+        let out = b"1111 blob 3\nabc\nHEAD:nope missing\n2222 blob 0\n\n";
+        let (a, b, c) = ("a".to_owned(), "nope".to_owned(), "c".to_owned());
+        let got = parse_batch(out, &[&a, &b, &c]).expect("parses");
+        assert_eq!(got.get("a").map(String::as_str), Some("abc"));
+        assert!(!got.contains_key("nope"));
+        assert_eq!(got.get("c").map(String::as_str), Some(""));
     }
 }

@@ -2,52 +2,12 @@
 //! in-repository frame is extracted and maps to its expected path using only the file list of the repository at the
 //! pinned commit (`trees/`), and every frame of other code is left out. Skips, saying so, where the corpus is absent.
 
-use serde::Deserialize;
 use shipwatch::assign::paths::{map_frames, Packages, PathMapper};
 use shipwatch::git::tree::TreeFiles;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-#[derive(Deserialize)]
-pub struct Case {
-    pub repo: String,
-    pub commit: String,
-    pub raw: String,
-    pub frames_expected: Vec<Expected>,
-}
-
-#[derive(Deserialize)]
-pub struct Expected {
-    pub raw_path: String,
-    pub raw_line: u32,
-    pub in_repo: bool,
-    pub repo_path: Option<String>,
-}
-
-/// The corpus folder: `SHIPWATCH_CORPUS`, else `../shared/corpus` beside the repository.
-pub fn corpus_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("SHIPWATCH_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"));
-    dir.join("traces").is_dir().then_some(dir)
-}
-
-pub fn cases(dir: &Path) -> Vec<(String, Case)> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("traces"))
-        .expect("traces folder")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            let name = p.file_name().expect("name").to_string_lossy().into_owned();
-            let text = std::fs::read_to_string(&p).expect("readable case");
-            (name.clone(), serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}")))
-        })
-        .collect()
-}
+use crate::corpus_cases::{cases, corpus_dir, Case};
 
 fn tree_of(dir: &Path, case: &Case) -> TreeFiles {
     let file = dir.join("trees").join(format!("{}__{}.txt", case.repo.replace('/', "__"), &case.commit[..12]));
@@ -120,4 +80,35 @@ fn every_corpus_frame_is_found_and_mapped_from_the_tree_alone() {
     }
     eprintln!("corpus: {in_repo_right}/{in_repo} in-repository frames mapped right; {out_of_repo} other frames");
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// With mirrors of the corpus repositories (`SHIPWATCH_MIRRORS`, laid out as `<owner>+<name>/repo`), the whole
+/// assignment at each pinned commit: every in-repository frame gets its expected path and blamed commit, every other
+/// frame is left out. Skips, saying so, without them (they are public repositories this one does not carry).
+#[tokio::test]
+async fn every_corpus_frame_is_blamed_right_where_the_mirrors_are() {
+    let (Some(dir), Some(mirrors)) =
+        (corpus_dir(), std::env::var_os("SHIPWATCH_MIRRORS").map(std::path::PathBuf::from))
+    else {
+        eprintln!("SKIPPED: set SHIPWATCH_CORPUS (or keep ../shared/corpus) and SHIPWATCH_MIRRORS to blame the corpus");
+        return;
+    };
+    let git = shipwatch::git::Git::new("git", std::time::Duration::from_secs(120), None, true);
+    let assigner = shipwatch::assign::Assigner::new(git, std::sync::Arc::new(shipwatch::github::NoGitHub));
+    let mut failures = Vec::new();
+    for (name, case) in cases(&dir) {
+        let repo = mirrors.join(case.repo.replace('/', "+")).join("repo");
+        if !repo.is_dir() {
+            failures.push(format!("{name}: no mirror at {}", repo.display()));
+            continue;
+        }
+        let (_, frames, crash) = shipwatch::explain::frames_from_input(&case.raw).expect("parses");
+        let a = assigner
+            .assign(&repo, &case.commit, Some(&case.repo), &frames, &crash, &Default::default(), None)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let (_, _, _, wrong) = crate::corpus_cases::compare(&case, &a);
+        failures.extend(wrong.into_iter().map(|w| format!("{name}: {w}")));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

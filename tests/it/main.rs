@@ -7,6 +7,7 @@ mod assign;
 mod bombs;
 mod browser;
 mod corpus;
+mod corpus_cases;
 mod crash;
 mod github;
 mod ingest;

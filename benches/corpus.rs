@@ -1,0 +1,123 @@
+//! Accuracy and speed of assignment on the development corpus of real pasted traces (`../shared/corpus`): for every
+//! case, `explain`'s pipeline (parse, map, blame, suspect) at the pinned commit of a local mirror, against the
+//! corpus' expected repository path and `git blame` commit of each in-repository frame, and against the time of one
+//! `git blame --porcelain -L n,n` per such frame, measured side by side in the same run. Nothing is asserted.
+//!
+//! `cargo bench --bench corpus -- MIRRORS_DIR` (or `SHIPWATCH_MIRRORS=MIRRORS_DIR`), where `MIRRORS_DIR` holds a
+//! bare mirror per repository at `<owner>+<name>/repo` (the corpus README names them). See docs/benchmarks.md.
+
+#[path = "../tests/it/corpus_cases.rs"]
+mod corpus_cases;
+
+use shipwatch::assign::Assigner;
+use shipwatch::git::Git;
+use shipwatch::github::NoGitHub;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let Some(dir) = corpus_cases::corpus_dir() else {
+        println!("corpus benchmark SKIPPED: no ../shared/corpus (set SHIPWATCH_CORPUS)");
+        return;
+    };
+    let mirrors = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("SHIPWATCH_MIRRORS").map(PathBuf::from));
+    let Some(mirrors) = mirrors else {
+        println!("corpus benchmark SKIPPED: give the mirrors folder: cargo bench --bench corpus -- MIRRORS_DIR");
+        return;
+    };
+    let git = Git::new("git", Duration::from_secs(300), None, true);
+    let (mut frames_total, mut path_right, mut blame_right, mut out_total, mut out_left_out) = (0, 0, 0, 0, 0);
+    let (mut unrecognised, mut missing) = (0, 0);
+    let (mut ours, mut naive) = (Duration::ZERO, Duration::ZERO);
+    for (name, case) in corpus_cases::cases(&dir) {
+        let repo = mirrors.join(case.repo.replace('/', "+")).join("repo");
+        if !repo.is_dir() {
+            println!("{name:48} no mirror at {}", repo.display());
+            missing += 1;
+            continue;
+        }
+        // shipwatch's own mirrors carry a commit graph with changed-path filters (written after every fetch); give a
+        // mirror without one the same, once. Both sides below read the same repository.
+        if !repo.join("objects/info/commit-graph").exists() && !repo.join("objects/info/commit-graphs").exists() {
+            let ok = Command::new("git")
+                .arg("--git-dir")
+                .arg(&repo)
+                .args(["commit-graph", "write", "--reachable", "--changed-paths"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            println!("{name:48} wrote a commit graph into the mirror: {ok}");
+        }
+        // Our pipeline, cold: a new assigner (empty caches) per case.
+        let started = Instant::now();
+        let assigner = Assigner::new(git.clone(), Arc::new(NoGitHub));
+        let parsed = shipwatch::explain::frames_from_input(&case.raw);
+        let assignment = match &parsed {
+            Ok((_, frames, crash)) => Some(
+                assigner
+                    .assign(&repo, &case.commit, Some(&case.repo), frames, crash, &Default::default(), None)
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: {e:#}")),
+            ),
+            Err(_) => None,
+        };
+        let took = started.elapsed();
+        // The naive way: one `git blame -L n,n` per expected repository frame.
+        let started = Instant::now();
+        for e in case.frames_expected.iter().filter(|e| e.in_repo) {
+            let path = e.repo_path.as_deref().unwrap_or_default();
+            let out = Command::new("git")
+                .arg("--git-dir")
+                .arg(&repo)
+                .args(["blame", "--porcelain", "-L", &format!("{0},{0}", e.raw_line), &case.commit, "--", path])
+                .output()
+                .expect("git runs");
+            assert!(out.status.success(), "{name}: git blame {path}");
+        }
+        let naive_took = started.elapsed();
+        ours += took;
+        naive += naive_took;
+
+        let in_repo = case.frames_expected.iter().filter(|e| e.in_repo).count();
+        frames_total += in_repo;
+        out_total += case.frames_expected.len() - in_repo;
+        let Some(a) = assignment else {
+            unrecognised += 1;
+            println!("{name:48} UNRECOGNISED");
+            continue;
+        };
+        let (paths, right, left_out, wrong) = corpus_cases::compare(&case, &a);
+        path_right += paths;
+        blame_right += right;
+        out_left_out += left_out;
+        println!(
+            "{name:48} {right:>2}/{in_repo:<2} ours {:>7.1} ms  naive {:>7.1} ms  suspect {}",
+            took.as_secs_f64() * 1000.0,
+            naive_took.as_secs_f64() * 1000.0,
+            a.suspect.as_ref().map_or("none".to_owned(), |s| format!("{} {}", &s.commit[..8], s.author_name)),
+        );
+        for w in wrong {
+            println!("    WRONG {w}");
+        }
+    }
+    println!();
+    println!("in-repository frames, right path:              {path_right}/{frames_total}");
+    println!("in-repository frames, right path and commit:   {blame_right}/{frames_total}");
+    println!("other frames left out:                         {out_left_out}/{out_total}");
+    println!("unrecognised traces:                           {unrecognised}");
+    if missing > 0 {
+        println!("cases without a mirror (not counted):          {missing}");
+    }
+    println!(
+        "time: ours {:.0} ms, one git blame -L per frame {:.0} ms: ratio {:.2}",
+        ours.as_secs_f64() * 1000.0,
+        naive.as_secs_f64() * 1000.0,
+        ours.as_secs_f64() / naive.as_secs_f64().max(f64::EPSILON)
+    );
+}
