@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{sqlite_db, SentryProject, TestApp};
+use crate::support::{sqlite_db, SentryProject, TestApp, ADMIN_TOKEN};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/sentry-sdk")
@@ -253,5 +253,227 @@ async fn captured_sdk_requests_replay_to_the_same_results() {
     let uncaught = by_title(&groups, "ValueError");
     let detail = group_detail(&app, &p, &uncaught["id"]).await;
     assert_eq!(detail["latest_event"]["exceptions"][0]["handled"], json!(false));
+    app.stop().await;
+}
+
+const BOBBY: crate::support::Author =
+    crate::support::Author { name: "Bob Roe", email: "1234+bobby@users.noreply.github.com" };
+
+/// A project whose repository was deployed twice: v1 by Alice, then v2 in which Bob wrote the line that raises.
+/// Returns the repository, the app's project name and deploy token, Bob's commit, and the project's DSN.
+async fn deployed_twice(
+    app: &TestApp,
+    name: &str,
+    v1: &[(&str, &str)],
+    v2: &[(&str, &str)],
+) -> (crate::support::TestRepo, String, String, String) {
+    let repo = crate::support::TestRepo::new();
+    let first = repo.commit(&crate::support::ALICE, v1, "First version");
+    let (project, token) = app.project(name, &repo).await;
+    let (status, body) = app
+        .deploy(&token, json!({ "project": project, "environment": "production", "sha": first, "version": "v1" }))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    app.drain().await;
+    let bad = repo.commit(&BOBBY, v2, "Tighten the cart");
+    repo.git(&["tag", "v2"]);
+    let (status, body) = app
+        .deploy(&token, json!({ "project": project, "environment": "production", "sha": bad, "version": "v2" }))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    app.drain().await;
+    (repo, project, token, bad)
+}
+
+async fn dsn_of(app: &TestApp, project: &str) -> String {
+    let (_, p) = app.call(reqwest::Method::GET, &format!("/api/v1/projects/{project}"), Some(ADMIN_TOKEN), None).await;
+    p["dsn"].as_str().expect("dsn").to_owned()
+}
+
+/// The one group's assignment, after the events were processed.
+async fn only_assignment(app: &TestApp, project: &str, token: &str, package_dir: &str) -> Value {
+    let (_, groups) =
+        app.call(reqwest::Method::GET, &format!("/api/v1/projects/{project}/groups"), Some(token), None).await;
+    let groups = groups["groups"].as_array().expect("groups").clone();
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    let (_, detail) =
+        app.call(reqwest::Method::GET, &format!("/api/v1/groups/{}", groups[0]["id"]), Some(token), None).await;
+    // What makes the case: the SDK itself said the package's frames are not the application's.
+    let sent = detail["latest_event"]["exceptions"].as_array().and_then(|e| e.last()).expect("exception")["frames"]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .rev()
+        .find(|f| f["abs_path"].as_str().or(f["filename"].as_str()).is_some_and(|p| p.contains(package_dir)))
+        .cloned()
+        .unwrap_or_else(|| panic!("a frame in {package_dir}: {detail}"));
+    assert_eq!(sent["in_app"], json!(false), "{sent}");
+    detail["assignment"].clone()
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The Python SDK at its defaults marks frames of installed packages `in_app: false`. An application whose code is
+/// the repository's package, installed with pip into a virtualenv's site-packages from the deployed tag, still gets
+/// the suspect and owner from those frames.
+#[tokio::test]
+async fn an_installed_python_package_is_assigned_though_the_sdk_says_not_in_app() {
+    let python = std::env::var("SHIPWATCH_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = Command::new(&python).args(["-c", "import sentry_sdk, setuptools"]).output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        return sdk_missing(
+            "Python sentry-sdk and setuptools",
+            &format!("`{python} -c 'import sentry_sdk, setuptools'` failed"),
+        );
+    }
+    let db = sqlite_db().await;
+    let app = TestApp::spawn(db.store.clone(), false).await;
+    let pyproject = "[build-system]\nrequires = [\"setuptools\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[project]\nname = \"acme-shop\"\nversion = \"2.0.0\"\n\n[tool.setuptools.packages.find]\nwhere = [\"src\"]\n";
+    let (repo, project, token, bad) = deployed_twice(
+        &app,
+        "pyshop",
+        &[
+            ("pyproject.toml", pyproject),
+            ("src/shop/__init__.py", ""),
+            ("src/shop/cart.py", "def total(items):\n    count = len(items)\n    return sum(items) / max(count, 1)\n"),
+        ],
+        &[("src/shop/cart.py", "def total(items):\n    count = len(items)\n    return sum(items) / count\n")],
+    )
+    .await;
+
+    // A virtualenv that sees the test interpreter's packages (sentry-sdk, setuptools) through a .pth file, and gets
+    // the repository's package installed by pip from the deployed tag's work tree.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let venv = dir.path().join("venv");
+    run(Command::new(&python).args(["-m", "venv"]).arg(&venv));
+    let purelib =
+        |py: &Path| run(Command::new(py).args(["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]));
+    let venv_python = venv.join("bin/python");
+    let site = PathBuf::from(purelib(&venv_python));
+    assert!(site.ends_with("site-packages"), "{}", site.display());
+    std::fs::write(site.join("shipwatch_test_sdk.pth"), purelib(Path::new(&python)) + "\n").expect("pth");
+    run(Command::new(&venv_python)
+        .args(["-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index"])
+        .arg(repo.path()));
+    assert!(site.join("shop/cart.py").is_file(), "pip installed the package into site-packages");
+
+    let script = dir.path().join("main.py");
+    std::fs::write(
+        &script,
+        "import sys\nimport sentry_sdk\nfrom shop.cart import total\n\nsentry_sdk.init(dsn=sys.argv[1], release=\"v2\", environment=\"production\")\ntry:\n    total([])\nexcept Exception as e:\n    sentry_sdk.capture_exception(e)\nsentry_sdk.flush()\n",
+    )
+    .expect("script");
+    let dsn = dsn_of(&app, &project).await;
+    let out = tokio::process::Command::new(&venv_python)
+        .arg(&script)
+        .arg(&dsn)
+        .current_dir(dir.path())
+        .output()
+        .await
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    app.drain().await;
+
+    let a = only_assignment(&app, &project, &token, "site-packages/shop/").await;
+    let frames = a["frames"].as_array().expect("frames");
+    let crash = frames.last().expect("a frame");
+    assert!(crash["raw_path"].as_str().is_some_and(|p| p.ends_with("site-packages/shop/cart.py")), "{crash}");
+    assert_eq!(crash["repo_path"], json!("src/shop/cart.py"), "{a}");
+    assert_eq!(a["suspect"]["commit"], json!(bad), "{a}");
+    assert_eq!(a["owner"]["kind"], json!("author"), "{a}");
+    assert_eq!(a["owner"]["github_login"], json!("bobby"), "{a}");
+    let explanation = a["explanation"].as_str().expect("explanation");
+    assert!(
+        explanation.starts_with("src/shop/cart.py:3 `return sum(items) / count`") && explanation.contains("by Bob Roe"),
+        "{explanation}"
+    );
+    assert!(!explanation.contains("no frame in the repository"), "{explanation}");
+    app.stop().await;
+}
+
+/// The Node SDK marks `node_modules` frames `in_app: false`. A package of the repository (an npm workspace package
+/// named in its package.json), packed into a tarball at the deployed commit and installed into an application's
+/// node_modules, still gets the suspect and owner from its frames.
+#[tokio::test]
+async fn a_package_installed_from_a_tarball_is_assigned_though_node_says_not_in_app() {
+    let Some(modules) = std::env::var_os("SHIPWATCH_TEST_NODE_MODULES") else {
+        return sdk_missing("@sentry/node", "SHIPWATCH_TEST_NODE_MODULES is not set");
+    };
+    if !Path::new(&modules).join("@sentry/node").exists() {
+        return sdk_missing("@sentry/node", "not installed under SHIPWATCH_TEST_NODE_MODULES");
+    }
+    let db = sqlite_db().await;
+    let app = TestApp::spawn(db.store.clone(), false).await;
+    let package = "{\"name\": \"@acme/cart\", \"version\": \"1.0.0\", \"main\": \"lib/cart.js\"}\n";
+    let (repo, project, token, bad) = deployed_twice(
+        &app,
+        "nodeshop",
+        &[
+            ("package.json", "{\"name\": \"acme-shop\", \"private\": true, \"workspaces\": [\"packages/*\"]}\n"),
+            ("packages/cart/package.json", package),
+            ("packages/cart/lib/cart.js", "function total(items) {\n  items = items || [];\n  return items.reduce((a, b) => a + b, 0);\n}\nmodule.exports = { total };\n"),
+        ],
+        &[("packages/cart/lib/cart.js", "function total(items) {\n  if (!items.length) throw new RangeError('empty cart');\n  return items.reduce((a, b) => a + b, 0);\n}\nmodule.exports = { total };\n")],
+    )
+    .await;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tarball = run(Command::new("npm")
+        .args(["pack", "--silent", "--pack-destination"])
+        .arg(dir.path())
+        .current_dir(repo.path().join("packages/cart")));
+    let app_dir = dir.path().join("app");
+    std::fs::create_dir_all(&app_dir).expect("app dir");
+    std::fs::write(app_dir.join("package.json"), "{\"name\": \"storefront\", \"private\": true}\n")
+        .expect("package.json");
+    run(Command::new("npm")
+        .args(["install", "--silent", "--no-audit", "--no-fund", "--offline"])
+        .arg(dir.path().join(tarball.lines().last().unwrap_or_default()))
+        .current_dir(&app_dir));
+    assert!(app_dir.join("node_modules/@acme/cart/lib/cart.js").is_file());
+
+    let script = app_dir.join("main.js");
+    std::fs::write(
+        &script,
+        "const Sentry = require('@sentry/node');\nconst { total } = require('@acme/cart');\nSentry.init({ dsn: process.argv[2], release: 'v2', environment: 'production' });\ntry { total([]); } catch (e) { Sentry.captureException(e); }\nSentry.flush(10000).then(() => process.exit(0));\n",
+    )
+    .expect("script");
+    let dsn = dsn_of(&app, &project).await;
+    let out = tokio::process::Command::new("node")
+        .arg(&script)
+        .arg(&dsn)
+        .env("NODE_PATH", &modules)
+        .current_dir(&app_dir)
+        .output()
+        .await
+        .expect("node runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    app.drain().await;
+
+    let a = only_assignment(&app, &project, &token, "node_modules/@acme/cart/").await;
+    let crash = a["frames"]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .find(|f| f["raw_path"].as_str().is_some_and(|p| p.ends_with("node_modules/@acme/cart/lib/cart.js")))
+        .cloned()
+        .unwrap_or_else(|| panic!("the package's frame: {a}"));
+    assert_eq!(crash["repo_path"], json!("packages/cart/lib/cart.js"), "{a}");
+    assert_eq!(a["suspect"]["commit"], json!(bad), "{a}");
+    assert_eq!(a["owner"]["github_login"], json!("bobby"), "{a}");
+    let explanation = a["explanation"].as_str().expect("explanation");
+    assert!(
+        explanation.starts_with("packages/cart/lib/cart.js:2 `if (!items.length) throw new RangeError('empty cart');`"),
+        "{explanation}"
+    );
     app.stop().await;
 }
