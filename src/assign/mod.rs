@@ -127,9 +127,7 @@ fn date(secs: i64) -> String {
 pub struct Assigner {
     git: Git,
     blame: Arc<CachedBlame>,
-    /// `git blame -w -M -C` for the frame that would supply the suspect: who wrote the line, past moves. Answers
-    /// are kept per (commit, path, line) as blame's are.
-    writers: GitCliBlame,
+    /// Who wrote a blamed line, past moves ([`find_writer`]), per (commit, path, line).
     writer_cache: Mutex<HashMap<(String, String, u32), Option<BlameLine>>>,
     trees: TreeCache,
     /// What the repository's own files say at one tree, by (repository, tree id).
@@ -147,7 +145,6 @@ impl Assigner {
     pub fn with_engine(git: Git, github: Arc<dyn GitHub>, engine: Arc<dyn BlameEngine>) -> Assigner {
         Assigner {
             blame: Arc::new(CachedBlame::new(engine, 200_000)),
-            writers: GitCliBlame::new(git.clone()),
             writer_cache: Mutex::new(HashMap::new()),
             git,
             trees: TreeCache::new(64),
@@ -489,7 +486,7 @@ impl Assigner {
         if let Some(w) = lock(&self.writer_cache).get(&key) {
             return w.clone();
         }
-        let w = match self.writers.writer(repo, &plain.commit, sha, &plain.orig_path, plain.orig_line, ignore).await {
+        let w = match find_writer(&self.git, repo, sha, plain, ignore).await {
             Ok(w) => w,
             Err(e) => {
                 warn!(error = %format!("{e:#}"), path = plain.orig_path, "blame -w -M -C failed; keeping plain blame");
@@ -567,6 +564,66 @@ const IGNORE_REVS: &str = ".git-blame-ignore-revs";
 /// How many `git blame` processes one assignment runs at once.
 const BLAME_CONCURRENCY: usize = 8;
 
+/// Who wrote the line that plain blame gave to `plain.commit`, when that commit only moved or reformatted it. First
+/// the cheap question, from that commit's diff of this one file: did it remove a line with the same text (white space
+/// aside: a reformat or a move within the file), or add a block of at least [`MOVED_BLOCK_LINES`] lines (which may
+/// have come from another file)? Only then `git blame -w -M -C` from that commit ([`GitCliBlame::writer`]).
+/// `None`: the commit wrote the line.
+async fn find_writer(
+    git: &Git,
+    repo: &Path,
+    sha: &str,
+    plain: &BlameLine,
+    ignore: &[String],
+) -> anyhow::Result<Option<BlameLine>> {
+    let diff = git
+        .run(
+            Some(repo),
+            "reading the blamed commit",
+            [
+                "show",
+                "--format=",
+                "--no-color",
+                "--no-ext-diff",
+                "--no-renames",
+                "--diff-merges=first-parent",
+                "-U0",
+                "--end-of-options",
+                &plain.commit,
+                "--",
+                &format!(":(literal){}", plain.orig_path),
+            ],
+        )
+        .await?;
+    if !may_have_moved(&String::from_utf8_lossy(&diff), &plain.content) {
+        return Ok(None);
+    }
+    GitCliBlame::new(git.clone()).writer(repo, &plain.commit, sha, &plain.orig_path, plain.orig_line, ignore).await
+}
+
+/// A block this long, added in one commit, may have been moved there from another file.
+const MOVED_BLOCK_LINES: usize = 20;
+
+/// Whether a one-file `-U0` diff shows `line` moved or reformatted rather than written: a removed line with the same
+/// text (white space aside), or a block of [`MOVED_BLOCK_LINES`] added lines.
+fn may_have_moved(diff: &str, line: &str) -> bool {
+    let wanted: String = line.split_whitespace().collect();
+    let mut added = 0;
+    for l in diff.lines() {
+        if l.starts_with("+++") || l.starts_with("---") {
+            continue;
+        }
+        if let Some(old) = l.strip_prefix('-') {
+            if old.split_whitespace().collect::<String>() == wanted {
+                return true;
+            }
+        } else if l.starts_with('+') {
+            added += 1;
+        }
+    }
+    added >= MOVED_BLOCK_LINES
+}
+
 /// A writer blame's cache key (the plain commit, path and line there) and its answer.
 type EarlyWriter = ((String, String, u32), Option<BlameLine>);
 
@@ -610,10 +667,10 @@ async fn blame_files(
                 let got = got.with_context(|| format!("blaming {path}"))?;
                 if let Some(plain) = first.filter(|(p, _)| *p == path).and_then(|(_, l)| got.get(&l)) {
                     let key = (plain.commit.clone(), plain.orig_path.clone(), plain.orig_line);
-                    let (writers, repo, sha, ignore) =
-                        (GitCliBlame::new(git.clone()), repo.to_owned(), sha.to_owned(), ignore.clone());
+                    let (git, repo, sha, ignore, plain) =
+                        (git.clone(), repo.to_owned(), sha.to_owned(), ignore.clone(), plain.clone());
                     tasks.spawn(async move {
-                        let w = writers.writer(&repo, &key.0, &sha, &key.1, key.2, &ignore).await;
+                        let w = find_writer(&git, &repo, &sha, &plain, &ignore).await;
                         if let Err(e) = &w {
                             warn!(error = %format!("{e:#}"), path = key.1, "blame -w -M -C failed; keeping plain blame");
                         }
@@ -672,4 +729,24 @@ pub async fn range_commits(git: &Git, repo: &Path, base: &str, sha: &str) -> any
     let out =
         git.run(Some(repo), "listing the range", ["rev-list", "--end-of-options", sha, &format!("^{base}")]).await?;
     Ok(String::from_utf8_lossy(&out).lines().map(str::to_owned).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_diff_tells_a_written_line_from_a_moved_or_reformatted_one() {
+        // Written: the old line differs.
+        let edit = "diff --git a/p.py b/p.py\n--- a/p.py\n+++ b/p.py\n@@ -2 +2 @@\n-    return a / (b + 1)\n+    return a / b\n";
+        assert!(!may_have_moved(edit, "    return a / b"));
+        // A formatter re-indented it (black, gofmt, prettier runs).
+        let indent = "--- a/p.py\n+++ b/p.py\n@@ -2 +2 @@\n-  return a / b\n+    return a / b\n";
+        assert!(may_have_moved(indent, "    return a / b"));
+        // A big block arrived at once: maybe from another file of the same commit.
+        let block: String = (0..25).map(|i| format!("+line {i}\n")).collect();
+        assert!(may_have_moved(&format!("--- /dev/null\n+++ b/new.py\n@@ -0,0 +1,25 @@\n{block}"), "line 3"));
+        // The `---` header is not a removed line.
+        assert!(!may_have_moved("--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+x\n", "-- a/x"));
+    }
 }

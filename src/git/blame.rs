@@ -46,6 +46,9 @@ pub trait BlameEngine: Send + Sync {
     ) -> anyhow::Result<HashMap<u32, BlameLine>>;
 }
 
+/// Alphanumeric characters a single line needs for git to recognise it as moved or copied.
+const MOVED_CHARS: u32 = 10;
+
 /// Blame by `git blame --porcelain`, with the `.mailmap` of the blamed revision.
 pub struct GitCliBlame {
     git: Git,
@@ -79,8 +82,10 @@ impl GitCliBlame {
             "blame".into(),
             "--porcelain".into(),
             "-w".into(),
-            "-M".into(),
-            "-C".into(),
+            // Move and copy detection wants 20 (-M) and 40 (-C) alphanumeric characters to recognise a block by
+            // default; one line of code has fewer, so a short moved line would be taken for a new one.
+            format!("-M{MOVED_CHARS}"),
+            format!("-C{MOVED_CHARS}"),
         ];
         for r in ignore_revs {
             args.push("--ignore-rev".into());

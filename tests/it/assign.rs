@@ -478,3 +478,65 @@ async fn the_octocrab_client_asks_githubs_commit_api() {
     assert_eq!(asked[0].0, format!("acme/web@{c}"));
     assert!(asked[0].1.ends_with("ghp_test_token"), "the token is sent: {}", asked[0].1);
 }
+
+/// A large commit inside the deploy's range moved a module's code into a new file; the line that raised was written
+/// long before by someone else. The frame keeps its plain blame (the move), but the suspect is the commit that wrote
+/// the line, and the explanation names the move it skipped.
+#[tokio::test]
+async fn a_move_commit_in_the_deploy_range_does_not_take_the_blame() {
+    let repo = TestRepo::new();
+    // 150 lines of helpers around the function that raises: the move is a big one.
+    let helpers: String = (0..50).map(|i| format!("def helper_{i}(x):\n    y = x + {i}\n    return y * 2\n")).collect();
+    let orders = format!("{helpers}\ndef total(items):\n    return sum(i.price for i in items) / len(items)\n");
+    let crash_line = orders.lines().position(|l| l.contains("/ len(items)")).expect("line") as u32 + 1;
+    let wrote = repo.commit(&ALICE, &[("app/orders.py", &orders), ("app/__init__.py", "")], "Order totals");
+    let base = repo.commit(&BOB, &[("README.md", "shop\n")], "Readme");
+    repo.git(&["rm", "-q", "app/orders.py"]);
+    let moved = repo.commit(
+        &CAROL,
+        &[("app/billing.py", &orders), ("app/orders.py", "from app.billing import *  # noqa\n")],
+        "Split orders into billing",
+    );
+    let trace = py(&[("/srv/app/app/views.py", 3, "checkout"), ("/srv/app/app/billing.py", crash_line, "total")]);
+    let deploy = DeployContext {
+        version: "v2".into(),
+        environment: "production".into(),
+        range: shipwatch::assign::range_commits(&git(), repo.path(), &base, &moved).await.expect("range"),
+    };
+    assert!(deploy.range.contains(&moved), "the move is inside the deploy");
+    let assigner = Assigner::new(git(), Arc::new(NoGitHub));
+    let a = explain_with(&assigner, &repo, &moved, &trace, &Settings::default(), Some(&deploy)).await;
+    let frame = a.frames.iter().find(|f| f.repo_path.as_deref() == Some("app/billing.py")).expect("mapped frame");
+    assert_eq!(frame.blame.as_ref().map(|b| b.commit.as_str()), Some(moved.as_str()), "plain blame is the record");
+    let s = a.suspect.as_ref().expect("suspect");
+    assert_eq!(s.commit, wrote, "{}", s.reason);
+    assert_eq!(s.author_name, "Alice Doe");
+    assert_eq!(s.in_range, Some(false));
+    assert!(
+        s.reason.contains(&format!("written in {} by Alice Doe", &wrote[..7]))
+            && s.reason.contains(&format!("skipped {} by Carol Poe", &moved[..7]))
+            && s.reason.contains("only moved or reformatted this line"),
+        "{}",
+        s.reason
+    );
+}
+
+/// A commit that only re-indented the line (a formatter run) does not take the blame either.
+#[tokio::test]
+async fn a_reformatting_commit_does_not_take_the_blame() {
+    let repo = TestRepo::new();
+    let body: String = (0..120).map(|i| format!("def f{i}(x):\n  return x + {i}\n")).collect();
+    let wrote =
+        repo.commit(&ALICE, &[("app/calc.py", &format!("{body}def avg(xs):\n  return sum(xs) / len(xs)\n"))], "Calc");
+    let reformatted: String = (0..120).map(|i| format!("def f{i}(x):\n    return x + {i}\n")).collect();
+    let fmt = repo.commit(
+        &BOB,
+        &[("app/calc.py", &format!("{reformatted}def avg(xs):\n    return sum(xs) / len(xs)\n"))],
+        "Reformat with four spaces",
+    );
+    let a = explain(&repo, &fmt, &py(&[("/srv/app/app/calc.py", 242, "avg")])).await;
+    assert_eq!(a.frames[0].blame.as_ref().map(|b| b.commit.as_str()), Some(fmt.as_str()));
+    let s = a.suspect.as_ref().expect("suspect");
+    assert_eq!(s.commit, wrote, "{}", s.reason);
+    assert!(s.reason.contains(&format!("skipped {} by Bob Roe", &fmt[..7])), "{}", s.reason);
+}
