@@ -92,8 +92,19 @@ fn frame_location(f: &Frame) -> String {
     path.rsplit(['/', '\\']).next().unwrap_or(path).to_owned()
 }
 
+/// A function name that names nothing: anonymous functions and closures as runtimes print them (`<anonymous>`,
+/// `Object.<anonymous>`, `Server.<anonymous>`, `{closure}`, `<lambda>`, `?`).
+fn anonymous(function: Option<&str>) -> bool {
+    match function.map(str::trim) {
+        None | Some("" | "?" | "<anonymous>" | "anonymous" | "<unknown>" | "{closure}" | "<lambda>") => true,
+        Some(f) => f.ends_with(".<anonymous>") || f.ends_with("{closure}") || f.ends_with("{{closure}}"),
+    }
+}
+
 /// shipwatch's own grouping: the raised exception's type and the application frames by location and function —
-/// no line numbers, so moving code does not split a group. Without frames, the type and message.
+/// no line numbers, so moving code does not split a group. A frame without a function name stands by its source
+/// line (as Sentry groups it); when one has neither, the normalised message joins the fingerprint, so two different
+/// errors raised through anonymous callbacks of one file stay apart. Without frames, the type and message.
 pub fn default_components(event: &Event) -> Vec<String> {
     let mut parts = Vec::new();
     let frames = event.frames();
@@ -103,10 +114,22 @@ pub fn default_components(event: &Event) -> Vec<String> {
         Some(e) => parts.push(format!("type:{}", e.ty)),
         None => parts.push("message".to_owned()),
     }
+    let mut needs_text = chosen.is_empty();
     for f in &chosen {
-        parts.push(format!("frame:{}:{}", frame_location(f), f.function.as_deref().unwrap_or("?")));
+        let function = f.function.as_deref();
+        if !anonymous(function) {
+            parts.push(format!("frame:{}:{}", frame_location(f), function.unwrap_or("?")));
+            continue;
+        }
+        match f.context_line.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+            Some(code) => parts.push(format!("frame:{}:code:{code}", frame_location(f))),
+            None => {
+                parts.push(format!("frame:{}:?", frame_location(f)));
+                needs_text = true;
+            }
+        }
     }
-    if chosen.is_empty() {
+    if needs_text {
         let text = event.raised().and_then(|e| e.value.as_deref()).or(event.message.as_deref()).unwrap_or_default();
         parts.push(format!("text:{}", strip_numbers(text)));
     }
@@ -283,6 +306,47 @@ mod tests {
         assert_ne!(fingerprint(&a), fingerprint(&other_fn));
         assert_ne!(fingerprint(&a), fingerprint(&other_ty));
         assert_eq!(fingerprint(&a), fingerprint(&lib_changed), "library frames do not count when app frames exist");
+    }
+
+    /// Two different Node errors thrown from anonymous arrow functions of one file (`at /app/src/routes.js:12:5`,
+    /// function `<anonymous>` or none, as @sentry/node reports them) are two groups: the source line tells them apart,
+    /// or, without one, the message. The same error at a moved line stays one group.
+    #[test]
+    fn anonymous_frames_group_by_source_line_then_message() {
+        let anon = |line: u32, code: Option<&str>, function: Option<&str>| Frame {
+            function: function.map(str::to_owned),
+            context_line: code.map(str::to_owned),
+            ..frame("/app/src/routes.js", None, "x", line)
+        };
+        let a = event(
+            "TypeError",
+            "Cannot read properties of undefined (reading 'id')",
+            vec![anon(12, Some("  return req.user.id;"), Some("<anonymous>"))],
+        );
+        let b = event(
+            "TypeError",
+            "Cannot read properties of undefined (reading 'total')",
+            vec![anon(30, Some("  return cart.total;"), Some("<anonymous>"))],
+        );
+        assert_ne!(fingerprint(&a), fingerprint(&b), "different source lines");
+        let a_moved = event(
+            "TypeError",
+            "Cannot read properties of undefined (reading 'id')",
+            vec![anon(14, Some("  return req.user.id;"), Some("<anonymous>"))],
+        );
+        assert_eq!(fingerprint(&a), fingerprint(&a_moved), "a moved line is the same error");
+        let c = event("TypeError", "Cannot read properties of undefined (reading 'id')", vec![anon(12, None, None)]);
+        let d = event("TypeError", "Cannot read properties of null (reading 'total')", vec![anon(30, None, None)]);
+        assert_ne!(fingerprint(&c), fingerprint(&d), "no source line: the message decides");
+        let c_again = event(
+            "TypeError",
+            "Cannot read properties of undefined (reading 'id')",
+            vec![anon(12, None, Some("Object.<anonymous>"))],
+        );
+        assert_eq!(fingerprint(&c), fingerprint(&c_again));
+        assert!(
+            anonymous(Some("Server.<anonymous>")) && anonymous(Some("main::{{closure}}")) && !anonymous(Some("divide"))
+        );
     }
 
     #[test]

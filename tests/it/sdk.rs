@@ -477,3 +477,51 @@ async fn a_package_installed_from_a_tarball_is_assigned_though_node_says_not_in_
     );
     app.stop().await;
 }
+
+/// Two different errors whose only application frames are anonymous arrow functions of one file, sent by the real
+/// Node SDK: two groups, each with its own title and frames.
+#[tokio::test]
+async fn errors_through_anonymous_callbacks_of_one_file_stay_apart() {
+    let Some(modules) = std::env::var_os("SHIPWATCH_TEST_NODE_MODULES") else {
+        return sdk_missing("@sentry/node", "SHIPWATCH_TEST_NODE_MODULES is not set");
+    };
+    if !Path::new(&modules).join("@sentry/node").exists() {
+        return sdk_missing("@sentry/node", "not installed under SHIPWATCH_TEST_NODE_MODULES");
+    }
+    let db = sqlite_db().await;
+    let app = TestApp::spawn(db.store.clone(), false).await;
+    let p = app.sentry_project("anon").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("routes.js");
+    std::fs::write(
+        &script,
+        "const Sentry = require('@sentry/node');\nSentry.init({ dsn: process.argv[2], release: 'v1' });\n// Inline arrow functions: V8 has no name to give them.\ntry { ((req) => req.user.id)({}); } catch (e) { Sentry.captureException(e); }\ntry { ((cart) => cart.total.amount)({}); } catch (e) { Sentry.captureException(e); }\nSentry.flush(10000).then(() => process.exit(0));\n",
+    )
+    .expect("script");
+    let out = tokio::process::Command::new("node")
+        .arg(&script)
+        .arg(&p.dsn)
+        .env("NODE_PATH", &modules)
+        .output()
+        .await
+        .expect("node runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    app.drain().await;
+    let groups = groups(&app, &p).await;
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    for (title, line) in [
+        ("TypeError: Cannot read properties of undefined (reading 'id')", 4),
+        ("TypeError: Cannot read properties of undefined (reading 'amount')", 5),
+    ] {
+        let g = by_title(&groups, title);
+        assert_eq!(g["count"], json!(1));
+        let detail = group_detail(&app, &p, &g["id"]).await;
+        let crash = detail["latest_event"]["exceptions"][0]["frames"]
+            .as_array()
+            .and_then(|f| f.last())
+            .expect("frames")
+            .clone();
+        assert_eq!(crash["lineno"], json!(line), "{title}: the group's frames are its own event's");
+    }
+    app.stop().await;
+}
