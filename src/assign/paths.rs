@@ -472,6 +472,18 @@ impl PathMapper<'_> {
                 }
             };
         }
+        // Another module's code, unless the repository vendors it (`vendor/github.com/pkg/errors/errors.go`).
+        let vendored: Vec<&str> = self
+            .tree
+            .named(parts.last().map(String::as_str).unwrap_or_default())
+            .filter(|p| p.strip_suffix(joined.as_str()).is_some_and(|d| d == "vendor/" || d.ends_with("/vendor/")))
+            .collect();
+        if let [path] = vendored[..] {
+            return Mapped::InRepo {
+                how: format!("Go package `{guessed}`, vendored in this repository"),
+                path: path.to_owned(),
+            };
+        }
         Mapped::NotInRepo { why: format!("Go package `{guessed}`: another module, not this repository") }
     }
 
@@ -549,7 +561,41 @@ impl PathMapper<'_> {
 /// Maps every frame of one trace: each on its own first, then ties between equally good candidates are broken by the
 /// directories the trace's other mapped frames share (a trace's frames come from one checkout).
 pub fn map_frames(mapper: &PathMapper<'_>, frames: &[crate::assign::FrameInput]) -> Vec<Mapped> {
-    frames.iter().map(|f| mapper.map(&f.raw_path, f.module.as_deref())).collect()
+    let mut mapped: Vec<Mapped> = frames.iter().map(|f| mapper.map(&f.raw_path, f.module.as_deref())).collect();
+    // Where the trace's unambiguous frames say its checkout sits: printed directory → repository directory.
+    let mut roots: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+    for (f, m) in frames.iter().zip(&mapped) {
+        let Mapped::InRepo { path, .. } = m else { continue };
+        let printed = normalise(&f.raw_path);
+        let repo: Vec<String> = path.split('/').map(str::to_owned).collect();
+        let shared = printed.iter().rev().zip(repo.iter().rev()).take_while(|(a, b)| a == b).count();
+        let root = (printed[..printed.len() - shared].to_vec(), repo[..repo.len() - shared].to_vec());
+        if !root.0.is_empty() && !roots.contains(&root) {
+            roots.push(root);
+        }
+    }
+    for (f, m) in frames.iter().zip(mapped.iter_mut()) {
+        let Mapped::Ambiguous { candidates, why } = m else { continue };
+        let printed = normalise(&f.raw_path);
+        let chosen: Vec<(String, &Vec<String>)> = roots
+            .iter()
+            .filter_map(|(from, to)| {
+                let rest = printed.strip_prefix(from.as_slice())?;
+                let path = to.iter().chain(rest).cloned().collect::<Vec<_>>().join("/");
+                candidates.contains(&path).then_some((path, from))
+            })
+            .collect();
+        if let [(path, from)] = &chosen[..] {
+            *m = Mapped::InRepo {
+                how: format!(
+                    "{why}; the trace's other frames under `/{}` are this repository's, which picks this one",
+                    from.join("/")
+                ),
+                path: path.clone(),
+            };
+        }
+    }
+    mapped
 }
 
 #[cfg(test)]
@@ -650,6 +696,117 @@ mod tests {
         }
         // A vendored copy used from the application's own tree maps by suffix.
         assert_eq!(m.map("/srv/app/vendor/requests/api.py", None).repo_path(), Some("vendor/requests/api.py"));
+    }
+
+    fn mapper_test(paths: &[&str], repo: &str, cases: &[(&str, Option<&str>)]) {
+        let t = tree(paths);
+        let p = Packages::from_manifests(&t, &HashMap::new());
+        let m = PathMapper { tree: &t, packages: &p, mappings: &[], repo_name: Some(repo) };
+        for (raw, expected) in cases {
+            let got = m.map(raw, None);
+            assert_eq!(got.repo_path(), *expected, "{raw}: {got:?}");
+        }
+    }
+
+    /// Installed packages map through the tree when no manifest was read: the gemspec's file name, a crate's or npm
+    /// package's directory, an import package's directory, the repository's own name for its root package.
+    #[test]
+    fn installed_packages_map_through_the_tree_alone() {
+        // A Capistrano deploy's shared bundle (sidekiq/sidekiq#4874) and an RVM gemset: `<name>.gemspec` is the gem.
+        mapper_test(
+            &["sidekiq.gemspec", "lib/sidekiq/util.rb", "lib/sidekiq/processor.rb"],
+            "sidekiq/sidekiq",
+            &[
+                (
+                    "/var/www/app/shared/bundle/ruby/3.0.0/gems/sidekiq-6.2.1/lib/sidekiq/util.rb",
+                    Some("lib/sidekiq/util.rb"),
+                ),
+                (
+                    "/home/u/.rvm/gems/ruby-2.6.0@app/gems/sidekiq-6.0.6/lib/sidekiq/processor.rb",
+                    Some("lib/sidekiq/processor.rb"),
+                ),
+                ("/usr/local/bundle/gems/activesupport-6.1.3/lib/active_support/callbacks.rb", None),
+            ],
+        );
+        // The cargo registry, the crate in a workspace directory of its own name (tokio-rs/tokio's layout).
+        mapper_test(
+            &[
+                "Cargo.toml",
+                "tokio/Cargo.toml",
+                "tokio/src/runtime/coop.rs",
+                "tokio-util/Cargo.toml",
+                "tokio-util/src/lib.rs",
+            ],
+            "tokio-rs/tokio",
+            &[
+                (
+                    "/home/u/.cargo/registry/src/index.crates.io-6f17d22bba15001f/tokio-1.36.0/src/runtime/coop.rs",
+                    Some("tokio/src/runtime/coop.rs"),
+                ),
+                (
+                    "/root/.cargo/registry/src/mirrors.ustc.edu.cn-61ef6e0cd06fb9b8/tokio-util-0.7.1/src/lib.rs",
+                    Some("tokio-util/src/lib.rs"),
+                ),
+                ("/home/u/.cargo/registry/src/index.crates.io-6f17d22bba15001f/mio-0.8.0/src/lib.rs", None),
+            ],
+        );
+        // node_modules on Windows (koajs/koa#1171 shape): the root package is the repository's; koa-compose, a
+        // package whose name starts the same, and a dependency nested inside the package are not.
+        mapper_test(
+            &["package.json", "lib/application.js", "index.js"],
+            "koajs/koa",
+            &[
+                (r"E:\vue\ssr\node_modules\koa\lib\application.js", Some("lib/application.js")),
+                (r"E:\vue\ssr\node_modules\koa-compose\index.js", None),
+                ("/srv/api/node_modules/koa/node_modules/debug/index.js", None),
+            ],
+        );
+        // A distribution's site-packages (urllib3/urllib3#2908) into a src/ layout, and a Windows venv.
+        mapper_test(
+            &["pyproject.toml", "src/urllib3/__init__.py", "src/urllib3/connection.py", "test/__init__.py"],
+            "urllib3/urllib3",
+            &[
+                ("/usr/lib/python3.11/site-packages/urllib3/connection.py", Some("src/urllib3/connection.py")),
+                (r"C:\Users\a\venv\Lib\site-packages\urllib3\connection.py", Some("src/urllib3/connection.py")),
+                ("/usr/local/lib64/python3.11/site-packages/gevent/_socketcommon.py", None),
+            ],
+        );
+    }
+
+    /// Go: the module cache, `-trimpath` builds and GOPATH checkouts spell import paths; the repository's module is
+    /// its own (spf13/cobra, no go.mod before v1.0), another module is not, and a vendored copy maps into vendor/.
+    #[test]
+    fn go_import_paths() {
+        mapper_test(
+            &["command.go", "cobra/cmd/root.go", "vendor/github.com/pkg/errors/errors.go"],
+            "spf13/cobra",
+            &[
+                ("/Users/u/go/pkg/mod/github.com/spf13/cobra@v0.0.3/command.go", Some("command.go")),
+                ("github.com/spf13/cobra@v1.8.0/command.go", Some("command.go")),
+                ("/home/ci/go/src/github.com/spf13/cobra/command.go", Some("command.go")),
+                // The application next to it (a GOPATH checkout, spf13/cobra#1054): not cobra's, though a
+                // `cobra/cmd/root.go` exists.
+                ("/Users/u/src/github.com/k1LoW/sheer-heart-attack/cmd/root.go", None),
+                ("github.com/j178/leetgo/cmd/root.go", None),
+                ("/build/app/vendor/github.com/pkg/errors/errors.go", Some("vendor/github.com/pkg/errors/errors.go")),
+            ],
+        );
+    }
+
+    /// Two services with the same file names in a monorepo, deployed as `/app` in their containers: `/app/util.py`
+    /// alone is ambiguous, but the trace's `/app/orders/views.py` maps only into `services/web/`, which settles it.
+    #[test]
+    fn a_shared_prefix_with_other_frames_breaks_a_tie() {
+        let t = tree(&["services/web/util.py", "services/api/util.py", "services/web/orders/views.py"]);
+        let p = Packages::default();
+        let m = PathMapper { tree: &t, packages: &p, mappings: &[], repo_name: None };
+        let frame = |raw: &str| crate::assign::FrameInput { raw_path: raw.into(), ..Default::default() };
+        assert!(matches!(m.map("/app/util.py", None), Mapped::Ambiguous { .. }));
+        let got = map_frames(&m, &[frame("/app/orders/views.py"), frame("/app/util.py")]);
+        assert_eq!(got[1].repo_path(), Some("services/web/util.py"), "{:?}", got[1]);
+        assert!(got[1].description().contains("other frames under `/app`"), "{:?}", got[1]);
+        // Alone, it stays ambiguous: never a guess.
+        assert!(matches!(map_frames(&m, &[frame("/app/util.py")])[0], Mapped::Ambiguous { .. }));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::{number, Language, ParsedTrace, TextException, TextFrame};
 /// `line` (`Zeile`, `ligne`, `строка`, `Line number`, …) before the number.
 static FRAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"^\s*\S+ (?P<func>[^\s(]+(?:\[[^\]]*\])?\([^)]*\))(?: \S+ (?P<path>(?:[A-Za-z]:)?[\\/].*?\.(?:cs|vb|fs|cshtml|razor|xaml)):[^\d:]{0,24}?(?P<line>\d+)\.?)?\s*$",
+        r"^\s*\S+ (?P<func>[^\s(]+(?:\[[^\]]*\])?\([^)]*\))(?: \S+ (?P<path>(?:[A-Za-z]:)?[^:\s][^:]*?\.(?:cs|vb|fs|cshtml|razor|xaml)):[^\d:]{0,24}?(?P<line>\d+)\.?)?\s*$",
     )
     .expect("valid regex literal")
 });
@@ -20,7 +20,7 @@ static FRAME_HEAD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\s*\S+ [^\s(]+(?:\[[^\]]*\])?\([^)]*\)(?: \S+)?\s*$").expect("valid regex literal"));
 /// A location that a console wrapped onto the next line: `   C:\src\X.cs:Line number 273`.
 static WRAPPED_LOCATION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s*(?:[A-Za-z]:)?[\\/].*\.(?:cs|vb|fs|cshtml|razor|xaml):[^\d:]{0,24}?\d+\s*$")
+    Regex::new(r"^\s*(?:[A-Za-z]:)?[^:\s][^:]*\.(?:cs|vb|fs|cshtml|razor|xaml):[^\d:]{0,24}?\d+\.?\s*$")
         .expect("valid regex literal")
 });
 static TYPE_AND_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
@@ -160,5 +160,16 @@ mod tests {
         let lines: Vec<Option<u32>> = t.exceptions[0].frames.iter().map(|f| f.line).collect();
         assert_eq!(lines, [Some(322), Some(463)]);
         assert_eq!(t.exceptions[0].frames[1].function.as_deref(), Some("ReadAsString"));
+    }
+
+    /// A German runtime with paths relative to the project (bovender/XLToolbox#329, an add-in's exception report).
+    #[test]
+    fn localized_frames_with_relative_paths() {
+        let text = "System.NullReferenceException: Der Objektverweis wurde nicht auf eine Objektinstanz festgelegt.\n   bei XLToolbox.Excel.Models.Reference.set_ReferenceString(String value) in XLToolbox\\Excel\\Models\\Reference.cs:Zeile 154.\n   bei XLToolbox.Jumper.Parse() in XLToolbox\\Jumper.cs:Zeile 164.\n";
+        let t = parse_any(text).expect("parses");
+        assert_eq!(t.language, Language::Dotnet);
+        let f = &t.exceptions[0].frames;
+        assert_eq!((f[0].path.as_deref(), f[0].line), (Some(r"XLToolbox\Excel\Models\Reference.cs"), Some(154)));
+        assert_eq!(f[1].function.as_deref(), Some("Parse"));
     }
 }

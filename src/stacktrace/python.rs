@@ -6,7 +6,8 @@ use std::sync::LazyLock;
 use super::{number, Language, ParsedTrace, TextException, TextFrame};
 
 static FRAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"^\s*File "(?P<path>.+)", line (?P<line>\d+)(?:, in (?P<func>.+?))?\s*$"#)
+    // Anchored at a word boundary, not the line start: a logger or IDE may put any prefix in front.
+    Regex::new(r#"(?:^|\s)File "(?P<path>.+)", line (?P<line>\d+)(?:, in (?P<func>.+?))?\s*$"#)
         .expect("valid regex literal")
 });
 /// IPython and Jupyter: `File /srv/app/x.py:687, in func(self, a)`, no quotes.
@@ -56,7 +57,8 @@ pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
             current.frames.push(TextFrame {
                 path: Some(c["path"].to_owned()),
                 line: number(&c["line"]),
-                function: c.name("func").map(|m| m.as_str().to_owned()),
+                // IPython prints the arguments too: `in load(path)`.
+                function: c.name("func").map(|m| m.as_str().split('(').next().unwrap_or_default().trim().to_owned()),
                 ..Default::default()
             });
             last_was_frame = true;
@@ -142,5 +144,35 @@ mod tests {
         let t = parse_any(corpus::PYTHON_TRUNCATED).expect("parses");
         assert_eq!(t.exceptions[0].frames.len(), 2);
         assert_eq!(t.exceptions[0].ty, None);
+    }
+
+    /// Lines behind a prefix no collector rule knows (VS Code's Jupyter log, microsoft/vscode-jupyter#8786) and
+    /// behind docker compose's (TheSpaghettiDetective/obico-server#207).
+    #[test]
+    fn frames_behind_any_prefix() {
+        let vscode = "Warn 12:06:22: StdErr from Kernel Process Traceback (most recent call last):\nWarn 12:06:22: StdErr from Kernel Process   File \"/home/u/.local/lib/python3.9/site-packages/IPython/core/interactiveshell.py\", line 2814, in _run_cell\nWarn 12:06:22: StdErr from Kernel Process     return runner(coro)\n";
+        let t = parse_any(vscode).expect("parses");
+        assert_eq!(t.language, Language::Python);
+        assert_eq!(t.exceptions[0].frames[0].line, Some(2814));
+        assert_eq!(t.exceptions[0].frames[0].function.as_deref(), Some("_run_cell"));
+        let compose = "web_1     | Traceback (most recent call last):\nweb_1     |   File \"manage.py\", line 15, in <module>\nweb_1     |     execute_from_command_line(sys.argv)\nweb_1     |   File \"/usr/local/lib/python3.6/site-packages/django/core/management/__init__.py\", line 381, in execute_from_command_line\nweb_1     |     utility.execute()\nweb_1     | KeyError: 'x'\n";
+        let t = parse_any(compose).expect("parses");
+        let e = &t.exceptions[0];
+        assert_eq!(e.frames.len(), 2);
+        assert_eq!(e.frames[0].source.as_deref(), Some("execute_from_command_line(sys.argv)"));
+        assert_eq!(e.ty.as_deref(), Some("KeyError"));
+    }
+
+    /// IPython 8 / Jupyter: `File /path/x.py:687, in func(a, b)` with `--> 687` markers in the excerpt.
+    #[test]
+    fn ipython_frames() {
+        let text = "---------------------------------------------------------------------------\nValueError                                Traceback (most recent call last)\nCell In[3], line 1\n----> 1 load()\n\nFile /srv/nb/lib/loader.py:687, in load(path)\n    685 def load(path=None):\n    686     if path is None:\n--> 687         raise ValueError(\"no path\")\n\nValueError: no path\n";
+        let t = parse_any(text).expect("parses");
+        assert_eq!(t.language, Language::Python);
+        let f = &t.exceptions[0].frames;
+        assert_eq!(
+            (f[0].path.as_deref(), f[0].line, f[0].function.as_deref()),
+            (Some("/srv/nb/lib/loader.py"), Some(687), Some("load"))
+        );
     }
 }
