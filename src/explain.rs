@@ -51,10 +51,15 @@ pub struct ExplainArgs {
     /// How many repository frames, from the crash outwards, may supply the suspect.
     #[arg(long, default_value_t = 5)]
     pub max_frames: usize,
+    /// `OWNER/NAME` on GitHub: a package named like the repository (an npm or Go module path ending in it) is this
+    /// repository's even where no manifest says so.
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub github_repo: Option<String>,
     /// `BASE..REV`: the deploy's range; a suspect commit inside it is "introduced by this deploy".
     #[arg(long, value_name = "BASE..REV")]
     pub range: Option<String>,
-    /// The trace: a file with a plain-text stack trace or a Sentry event (JSON); standard input when omitted.
+    /// The trace: a file with a plain-text stack trace (as pasted: log prefixes, quotes and surrounding output are
+    /// fine) or a Sentry event (JSON); standard input when omitted.
     pub file: Option<PathBuf>,
 }
 
@@ -179,7 +184,13 @@ pub async fn run(args: &ExplainArgs) -> anyhow::Result<String> {
         }
         None => None,
     };
-    let a = assigner.assign(&args.repo, &args.rev, None, &frames, &crash_order, &settings, deploy.as_ref()).await?;
+    if let Some(r) = &args.github_repo {
+        let ok = r.split_once('/').is_some_and(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'));
+        anyhow::ensure!(ok, "--github-repo `{r}`: expected OWNER/NAME");
+    }
+    let a = assigner
+        .assign(&args.repo, &args.rev, args.github_repo.as_deref(), &frames, &crash_order, &settings, deploy.as_ref())
+        .await?;
     Ok(match args.format {
         Format::Json => {
             let out = Output {

@@ -342,7 +342,10 @@ impl PathMapper<'_> {
             hits.dedup();
             match hits.len() {
                 1 => Mapped::InRepo {
-                    how: format!("{what}, which this repository holds at `{}`", dir_of_package(&hits[0], rest)),
+                    how: match dir_of_package(&hits[0], rest) {
+                        d if d.is_empty() => format!("{what}, which is this repository at its root"),
+                        d => format!("{what}, which this repository holds at `{d}`"),
+                    },
                     path: hits[0].clone(),
                 },
                 0 if dirs.is_empty() => Mapped::NotInRepo { why: format!("{what}: not a package of this repository") },
