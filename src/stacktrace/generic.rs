@@ -7,10 +7,10 @@ use std::sync::LazyLock;
 use super::{number, Language, ParsedTrace, TextException, TextFrame};
 
 /// A file path with an extension, then its line in one of the common spellings: `path:12[:5]`, `path(12)`,
-/// `path", line 12`, `path line 12`, `path on line 12`.
+/// `path", line 12`, `path line 12`, `path on line 12`, and Sentry's copied stack `path in func at line 12`.
 static LOCATION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r#"(?P<path>(?:[A-Za-z]:)?[\w.@~+\\/$-]*[\w$-]\.[A-Za-z][\w]{0,9})(?::(?P<a>\d+)(?::(?P<col>\d+))?|\((?P<b>\d+)(?:,\d+)?\)|"?,? (?:on )?line (?P<c>\d+))"#,
+        r#"(?P<path>(?:[A-Za-z]:)?[\w.@~+\\/$-]*[\w$-]\.[A-Za-z][\w]{0,9})(?::(?P<a>\d+)(?::(?P<col>\d+))?|\((?P<b>\d+)(?:,\d+)?\)|"?,? (?:on )?line (?P<c>\d+)| in (?P<func>\S+) at line (?P<d>\d+))"#,
     )
     .expect("valid regex literal")
 });
@@ -26,11 +26,12 @@ pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
             if !(path.contains('/') || path.contains('\\') || SOURCE_EXTENSIONS.contains(&ext)) {
                 continue;
             }
-            let line_no = c.name("a").or(c.name("b")).or(c.name("c")).and_then(|m| number(m.as_str()));
+            let line_no = c.name("a").or(c.name("b")).or(c.name("c")).or(c.name("d")).and_then(|m| number(m.as_str()));
             frames.push(TextFrame {
                 path: Some(path.to_owned()),
                 line: line_no,
                 column: c.name("col").and_then(|m| number(m.as_str())),
+                function: c.name("func").map(|m| m.as_str().to_owned()),
                 ..Default::default()
             });
         }
@@ -67,6 +68,19 @@ mod tests {
             got,
             [(Some("lib/app/worker.ex"), Some(12)), (Some("app/main.lua"), Some(7)), (Some("src\\x.c"), Some(12))]
         );
+    }
+
+    /// A stack copied from Sentry's issue page (HENNGE/aiodynamo#44), newest first.
+    #[test]
+    fn a_stack_copied_from_sentrys_page() {
+        let t = parse("aiohttp/connector.py in _wrap_create_connection at line 943\naiohttp/client.py in _request at line 480\naiodynamo/client.py in get_item at line 124\n").expect("frames");
+        let f = &t.exceptions[0].frames;
+        assert_eq!(f.len(), 3);
+        assert_eq!(
+            (f[0].path.as_deref(), f[0].line, f[0].function.as_deref()),
+            (Some("aiohttp/connector.py"), Some(943), Some("_wrap_create_connection"))
+        );
+        assert!(t.callee_first);
     }
 
     #[test]
