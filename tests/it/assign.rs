@@ -395,7 +395,7 @@ async fn explain_prints_exactly_the_documented_json_for_traces_and_sentry_events
 
     // A real captured Sentry event (sentry-sdk 2.75) as input.
     let body = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/sentry-sdk/py-basic-01.body"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sentry-sdk/py-basic-01.body"),
     )
     .expect("fixture");
     let event = body.lines().nth(2).expect("event line");

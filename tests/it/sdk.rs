@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::support::{sqlite_db, SentryProject, TestApp, ADMIN_TOKEN};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/sentry-sdk")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sentry-sdk")
 }
 
 /// Whether a missing SDK fails the test (CI) or skips it with a message (a developer's machine).
