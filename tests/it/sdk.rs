@@ -19,6 +19,33 @@ fn sdk_missing(what: &str, why: &str) {
     eprintln!("SKIPPED ({what}): {why}; `bash .ci/run` installs it");
 }
 
+/// The folder holding `@sentry/node` (`SHIPWATCH_TEST_NODE_MODULES`), or `None` after saying why it is missing.
+fn node_modules() -> Option<std::ffi::OsString> {
+    let Some(modules) = std::env::var_os("SHIPWATCH_TEST_NODE_MODULES") else {
+        sdk_missing("@sentry/node", "SHIPWATCH_TEST_NODE_MODULES is not set");
+        return None;
+    };
+    if !Path::new(&modules).join("@sentry/node").exists() {
+        sdk_missing("@sentry/node", "not installed under SHIPWATCH_TEST_NODE_MODULES");
+        return None;
+    }
+    Some(modules)
+}
+
+/// Runs a Node application with the DSN as its argument and `@sentry/node` on its module path; it must succeed.
+async fn run_node(script: &Path, dsn: &str, modules: &std::ffi::OsStr, cwd: &Path) {
+    // tokio's process: a blocking wait would stall the server this test runs in.
+    let out = tokio::process::Command::new("node")
+        .arg(script)
+        .arg(dsn)
+        .env("NODE_PATH", modules)
+        .current_dir(cwd)
+        .output()
+        .await
+        .expect("node runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 async fn groups(app: &TestApp, p: &SentryProject) -> Vec<Value> {
     let (status, body) =
         app.call(reqwest::Method::GET, &format!("/api/v1/projects/{}/groups", p.id), Some(&p.token), None).await;
@@ -129,26 +156,14 @@ async fn the_python_sdk_reports_into_groups() {
 
 #[tokio::test]
 async fn the_node_sdk_reports_into_groups() {
-    let Some(modules) = std::env::var_os("SHIPWATCH_TEST_NODE_MODULES") else {
-        return sdk_missing("@sentry/node", "SHIPWATCH_TEST_NODE_MODULES is not set");
-    };
-    if !Path::new(&modules).join("@sentry/node").exists() {
-        return sdk_missing("@sentry/node", "not installed under SHIPWATCH_TEST_NODE_MODULES");
-    }
+    let Some(modules) = node_modules() else { return };
     let db = sqlite_db().await;
     let app = TestApp::spawn(db.store.clone(), false).await;
     let p = app.sentry_project("node").await;
     let dir = tempfile::tempdir().expect("temp dir");
     let script = dir.path().join("app.js");
     std::fs::write(&script, NODE_APP).expect("script");
-    let out = tokio::process::Command::new("node")
-        .arg(&script)
-        .arg(&p.dsn)
-        .env("NODE_PATH", &modules)
-        .output()
-        .await
-        .expect("node runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run_node(&script, &p.dsn, &modules, script.parent().expect("a folder")).await;
     app.drain().await;
 
     let groups = groups(&app, &p).await;
@@ -405,12 +420,7 @@ async fn an_installed_python_package_is_assigned_though_the_sdk_says_not_in_app(
 /// node_modules, still gets the suspect and owner from its frames.
 #[tokio::test]
 async fn a_package_installed_from_a_tarball_is_assigned_though_node_says_not_in_app() {
-    let Some(modules) = std::env::var_os("SHIPWATCH_TEST_NODE_MODULES") else {
-        return sdk_missing("@sentry/node", "SHIPWATCH_TEST_NODE_MODULES is not set");
-    };
-    if !Path::new(&modules).join("@sentry/node").exists() {
-        return sdk_missing("@sentry/node", "not installed under SHIPWATCH_TEST_NODE_MODULES");
-    }
+    let Some(modules) = node_modules() else { return };
     let db = sqlite_db().await;
     let app = TestApp::spawn(db.store.clone(), false).await;
     let package = "{\"name\": \"@acme/cart\", \"version\": \"1.0.0\", \"main\": \"lib/cart.js\"}\n";
@@ -448,15 +458,7 @@ async fn a_package_installed_from_a_tarball_is_assigned_though_node_says_not_in_
     )
     .expect("script");
     let dsn = dsn_of(&app, &project).await;
-    let out = tokio::process::Command::new("node")
-        .arg(&script)
-        .arg(&dsn)
-        .env("NODE_PATH", &modules)
-        .current_dir(&app_dir)
-        .output()
-        .await
-        .expect("node runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run_node(&script, &dsn, &modules, &app_dir).await;
     app.drain().await;
 
     let a = only_assignment(&app, &project, &token, "node_modules/@acme/cart/").await;
@@ -482,12 +484,7 @@ async fn a_package_installed_from_a_tarball_is_assigned_though_node_says_not_in_
 /// Node SDK: two groups, each with its own title and frames.
 #[tokio::test]
 async fn errors_through_anonymous_callbacks_of_one_file_stay_apart() {
-    let Some(modules) = std::env::var_os("SHIPWATCH_TEST_NODE_MODULES") else {
-        return sdk_missing("@sentry/node", "SHIPWATCH_TEST_NODE_MODULES is not set");
-    };
-    if !Path::new(&modules).join("@sentry/node").exists() {
-        return sdk_missing("@sentry/node", "not installed under SHIPWATCH_TEST_NODE_MODULES");
-    }
+    let Some(modules) = node_modules() else { return };
     let db = sqlite_db().await;
     let app = TestApp::spawn(db.store.clone(), false).await;
     let p = app.sentry_project("anon").await;
@@ -498,14 +495,7 @@ async fn errors_through_anonymous_callbacks_of_one_file_stay_apart() {
         "const Sentry = require('@sentry/node');\nSentry.init({ dsn: process.argv[2], release: 'v1' });\n// Inline arrow functions: V8 has no name to give them.\ntry { ((req) => req.user.id)({}); } catch (e) { Sentry.captureException(e); }\ntry { ((cart) => cart.total.amount)({}); } catch (e) { Sentry.captureException(e); }\nSentry.flush(10000).then(() => process.exit(0));\n",
     )
     .expect("script");
-    let out = tokio::process::Command::new("node")
-        .arg(&script)
-        .arg(&p.dsn)
-        .env("NODE_PATH", &modules)
-        .output()
-        .await
-        .expect("node runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run_node(&script, &p.dsn, &modules, script.parent().expect("a folder")).await;
     app.drain().await;
     let groups = groups(&app, &p).await;
     assert_eq!(groups.len(), 2, "{groups:?}");
