@@ -197,6 +197,8 @@ fn installed(parts: &[String]) -> Option<Installed> {
     let at = |name: &str| parts.iter().rposition(|c| c == name);
     let rest = |from: usize| parts.get(from..).map(|r| r.join("/")).unwrap_or_default();
     if let Some(i) = at("site-packages").or_else(|| at("dist-packages")) {
+        // An egg installs into a directory of its own: `site-packages/acme_shop-2.0-py3.11.egg/shop/cart.py`.
+        let i = if parts.get(i + 1).is_some_and(|c| c.ends_with(".egg")) { i + 1 } else { i };
         let pkg = parts.get(i + 1)?.trim_end_matches(".py").to_owned();
         return Some(Installed::Python(pkg, rest(i + 2)));
     }
@@ -362,7 +364,25 @@ impl PathMapper<'_> {
                 // name with an `__init__.py` (a package declared through `package_dir` or found by setuptools).
                 let declared = self.packages.python.get(&pkg).cloned().unwrap_or_default();
                 let dirs = if declared.is_empty() { self.python_dirs(&pkg) } else { declared };
-                found(dirs, &rest, format!("installed Python package `{pkg}`"))
+                let what = format!("installed Python package `{pkg}`");
+                if dirs.is_empty() {
+                    // A namespace package (no `__init__.py`, PEP 420) or a lone module: the whole import path as a
+                    // unique suffix of one file outside vendored code.
+                    let import_path = join(&pkg, &rest);
+                    let hits: Vec<&str> = self
+                        .tree
+                        .named(import_path.rsplit('/').next().unwrap_or_default())
+                        .filter(|p| p.ends_with(&format!("/{import_path}")) || *p == import_path)
+                        .filter(|p| !p.split('/').any(|c| matches!(c, "vendor" | "third_party" | "node_modules")))
+                        .collect();
+                    if let [hit] = hits[..] {
+                        return Mapped::InRepo {
+                            how: format!("{what}, found as `{import_path}` in this repository"),
+                            path: hit.to_owned(),
+                        };
+                    }
+                }
+                found(dirs, &rest, what)
             }
             Installed::Node(pkg, rest) => {
                 let dirs = match self.packages.node.get(&pkg) {
@@ -772,6 +792,30 @@ mod tests {
                 ("/usr/lib/python3.11/site-packages/urllib3/connection.py", Some("src/urllib3/connection.py")),
                 (r"C:\Users\a\venv\Lib\site-packages\urllib3\connection.py", Some("src/urllib3/connection.py")),
                 ("/usr/local/lib64/python3.11/site-packages/gevent/_socketcommon.py", None),
+            ],
+        );
+    }
+
+    /// Python layouts beyond a venv: an egg's own directory, a namespace package without `__init__.py` (PEP 420,
+    /// as Google's and Azure's SDKs ship), a zipapp (`app.pyz/...`), conda environments and user installs.
+    #[test]
+    fn python_install_layouts() {
+        mapper_test(
+            &[
+                "setup.py",
+                "src/shop/__init__.py",
+                "src/shop/cart.py",
+                "src/acme/billing/invoice.py",
+                "vendor/requests/api.py",
+            ],
+            "acme/shop",
+            &[
+                ("/usr/lib/python3.6/site-packages/acme_shop-2.0-py3.6.egg/shop/cart.py", Some("src/shop/cart.py")),
+                ("/srv/venv/lib/python3.12/site-packages/acme/billing/invoice.py", Some("src/acme/billing/invoice.py")),
+                ("/opt/app/shop.pyz/shop/cart.py", Some("src/shop/cart.py")),
+                ("/home/u/miniconda3/envs/prod/lib/python3.11/site-packages/shop/cart.py", Some("src/shop/cart.py")),
+                ("/home/u/.local/lib/python3.11/site-packages/shop/cart.py", Some("src/shop/cart.py")),
+                ("/srv/venv/lib/python3.12/site-packages/requests/api.py", None),
             ],
         );
     }
