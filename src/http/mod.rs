@@ -101,6 +101,10 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Unavailable(m) => {
+                tracing::warn!(detail = %m, "database unavailable");
+                ApiError::Unavailable("the database cannot take this now; retry later".into())
+            }
             StoreError::Other(e) => ApiError::Internal(e),
         }
     }
@@ -145,12 +149,16 @@ impl IntoResponse for ApiError {
         };
         let retry_after = match &self {
             ApiError::RateLimited { retry_after, .. } => Some(*retry_after),
+            ApiError::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER),
             _ => None,
         };
         let mut response = (status, Json(body)).into_response();
         if let Some(secs) = retry_after {
             let headers = response.headers_mut();
             headers.insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        if let (Some(secs), ApiError::RateLimited { .. }) = (retry_after, &self) {
+            let headers = response.headers_mut();
             // Sentry SDKs back off per category from this header: `<seconds>:<categories>:<scope>`.
             if let Ok(v) = header::HeaderValue::from_str(&format!("{secs}:error:project")) {
                 headers.insert(header::HeaderName::from_static("x-sentry-rate-limits"), v);
@@ -164,6 +172,9 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Seconds a client is asked to wait after a `503` for a database that cannot take a write.
+const UNAVAILABLE_RETRY_AFTER: u64 = 10;
 
 /// A JSON body that answers malformed input with the API's own error shape: `400` for text that is not JSON,
 /// `422` naming what is missing or of the wrong type. The content type is not insisted on (curl users forget it).

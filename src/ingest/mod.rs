@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq as _;
 use tokio::sync::Notify;
 
 use crate::events::Event;
-use crate::store::{DynStore, NewEvent, Project, StoreError};
+use crate::store::{DynStore, NewEvent, Project, StoreError, StoreResult};
 
 /// Why intake refused a request, named by the answer it gets.
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +116,13 @@ pub struct Ingest {
     store: DynStore,
     quota: Quota,
     wake: Arc<Notify>,
+    /// The last intake write the database refused (when, why), until a later one succeeds.
+    failed_write: Mutex<Option<(std::time::Instant, String)>>,
 }
+
+/// How long a refused intake write keeps the process "not ready" unless a later write succeeds first: long enough
+/// for a load balancer to notice, short enough that an idle process is tried again.
+const FAILED_WRITE_MEMORY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The kind of body a Sentry endpoint received.
 #[derive(Debug, Clone, Copy)]
@@ -127,7 +133,23 @@ pub enum SentryBody {
 
 impl Ingest {
     pub fn new(store: DynStore, events_per_minute: u32, wake: Arc<Notify>) -> Ingest {
-        Ingest { store, quota: Quota::new(events_per_minute), wake }
+        Ingest { store, quota: Quota::new(events_per_minute), wake, failed_write: Mutex::new(None) }
+    }
+
+    /// Why intake cannot write now, when its last write was refused as unavailable (a full disk, an I/O error, a
+    /// lock) less than 30 s ago and none has succeeded since.
+    pub fn write_trouble(&self) -> Option<String> {
+        let guard = self.failed_write.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().filter(|(at, _)| at.elapsed() < FAILED_WRITE_MEMORY).map(|(_, why)| why.clone())
+    }
+
+    fn note_write(&self, result: &StoreResult<Option<i64>>) {
+        let mut guard = self.failed_write.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(_) => *guard = None,
+            Err(StoreError::Unavailable(why)) => *guard = Some((std::time::Instant::now(), why.clone())),
+            Err(_) => {}
+        }
     }
 
     /// The project for `project_id` if `key` is its ingest key.
@@ -194,7 +216,9 @@ impl Ingest {
                 platform: event.platform.clone(),
                 payload,
             };
-            stored_any |= self.store.insert_event(&new, now_ms).await?.is_some();
+            let inserted = self.store.insert_event(&new, now_ms).await;
+            self.note_write(&inserted);
+            stored_any |= inserted?.is_some();
             first.get_or_insert_with(|| event.event_id.clone());
         }
         self.store.count_items(project.id, &accepted.skipped).await?;

@@ -121,6 +121,14 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn check_writable(&self, now: i64) -> StoreResult<()> {
+                sqlx::query("update write_checks set checked_at = $1 where id = 1")
+                    .bind(now)
+                    .execute(&self.write)
+                    .await?;
+                Ok(())
+            }
+
             async fn create_project(&self, p: NewProject, now: i64) -> StoreResult<Project> {
                 let project = sqlx::query_as::<$db, Project>(
                     "insert into projects (name, repo_url, github_repo, ingest_key, deploy_token, created_at) \

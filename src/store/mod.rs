@@ -24,6 +24,10 @@ pub enum StoreError {
     NotFound,
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The database cannot take the work now but may soon: a full disk, an I/O error, a lock held too long, a lost
+    /// or refused connection. Callers answer "try again later" (`503` with `Retry-After`), never success.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -33,9 +37,29 @@ impl From<sqlx::Error> for StoreError {
         match e {
             sqlx::Error::RowNotFound => StoreError::NotFound,
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_owned()),
+            sqlx::Error::Database(db) if transient_code(db.code().as_deref()) => {
+                StoreError::Unavailable(db.message().to_owned())
+            }
+            sqlx::Error::Io(e) => StoreError::Unavailable(format!("I/O error: {e}")),
+            sqlx::Error::PoolTimedOut => StoreError::Unavailable("no database connection became free in time".into()),
+            sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
+                StoreError::Unavailable("the database connection is gone".into())
+            }
             other => StoreError::Other(anyhow::Error::new(other).context("database error")),
         }
     }
+}
+
+/// Database error codes that say "not now" rather than "never": SQLite's primary result codes (extended codes
+/// carry them in the low byte) BUSY 5, LOCKED 6, NOMEM 7, IOERR 10, FULL 13, CANTOPEN 14, PROTOCOL 15; PostgreSQL's
+/// classes 08 (connection), 53 (insufficient resources: disk full, out of memory, too many connections) and 57P
+/// (operator intervention: shutdown, cannot connect now).
+fn transient_code(code: Option<&str>) -> bool {
+    let Some(code) = code else { return false };
+    if let Ok(n) = code.parse::<i64>() {
+        return matches!(n & 0xff, 5 | 6 | 7 | 10 | 13 | 14 | 15);
+    }
+    code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
@@ -306,6 +330,8 @@ pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
+    /// Checks that the database takes a committed write now (rewrites one row of `write_checks`).
+    async fn check_writable(&self, now: i64) -> StoreResult<()>;
 
     async fn create_project(&self, project: NewProject, now: i64) -> StoreResult<Project>;
     async fn list_projects(&self) -> StoreResult<Vec<Project>>;
@@ -444,4 +470,26 @@ pub fn random_hex(bytes: usize) -> anyhow::Result<String> {
     let mut buf = vec![0u8; bytes];
     getrandom::getrandom(&mut buf).map_err(|e| anyhow::anyhow!("no randomness available: {e}"))?;
     Ok(hex::encode(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transient_code;
+
+    #[test]
+    fn database_errors_that_mean_not_now() {
+        // SQLite: SQLITE_FULL, SQLITE_IOERR_WRITE (10 | 3 << 8), SQLITE_BUSY; not SQLITE_CONSTRAINT or SQLITE_ERROR.
+        for code in ["13", "778", "5", "6", "14"] {
+            assert!(transient_code(Some(code)), "{code}");
+        }
+        for code in ["19", "2067", "1"] {
+            assert!(!transient_code(Some(code)), "{code}");
+        }
+        // PostgreSQL: disk full, too many connections, cannot connect now, connection failure; not a syntax error.
+        for code in ["53100", "53300", "57P03", "08006"] {
+            assert!(transient_code(Some(code)), "{code}");
+        }
+        assert!(!transient_code(Some("42601")));
+        assert!(!transient_code(None));
+    }
 }

@@ -31,7 +31,28 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let write = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            // A write that failed half-way (a full disk, an I/O error) can leave the connection inside a transaction
+            // that SQLite already rolled back, or still holding the write lock: every later "commit" would then only
+            // release a savepoint and nothing would reach the disk. Such a connection is closed, not reused; the pool
+            // opens a fresh one for the next write.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Connection as _;
+                    // A round trip first: a rollback queued when the failed transaction was dropped runs before it.
+                    if sqlx::query("select 1").execute(&mut *conn).await.is_err() || conn.is_in_transaction() {
+                        return Ok(false);
+                    }
+                    // SQLite's own view: `BEGIN` fails inside a transaction.
+                    if sqlx::query("begin").execute(&mut *conn).await.is_err() {
+                        return Ok(false);
+                    }
+                    Ok(sqlx::query("rollback").execute(&mut *conn).await.is_ok())
+                })
+            })
+            .connect_with(options.clone())
+            .await?;
         sqlx::migrate!("migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new().max_connections(8).connect_with(options.read_only(true)).await?;
         Ok(SqliteStore { read, write })

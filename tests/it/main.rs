@@ -9,6 +9,7 @@ mod browser;
 mod corpus;
 mod corpus_cases;
 mod crash;
+mod diskfull;
 mod github;
 mod ingest;
 mod pipeline;
