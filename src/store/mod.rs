@@ -56,10 +56,11 @@ impl From<sqlx::Error> for StoreError {
 /// (operator intervention: shutdown, cannot connect now).
 fn transient_code(code: Option<&str>) -> bool {
     let Some(code) = code else { return false };
-    if let Ok(n) = code.parse::<i64>() {
-        return matches!(n & 0xff, 5 | 6 | 7 | 10 | 13 | 14 | 15);
+    // A SQLSTATE is always five characters; SQLite's codes are decimal numbers of at most four digits.
+    if code.len() == 5 {
+        return code.starts_with("08") || code.starts_with("53") || code.starts_with("57P");
     }
-    code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+    code.parse::<i64>().is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 7 | 10 | 13 | 14 | 15))
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
