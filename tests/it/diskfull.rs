@@ -1,4 +1,5 @@
-//! SQLite on a full disk: a small tmpfs as the data directory, filled while events arrive, then freed. No event that
+//! SQLite when it cannot write: a full disk (a small tmpfs as the data directory, filled while events arrive, then
+//! freed) and a write lock held by another process. No event that
 //! was answered `200` may be lost, every write that failed is answered `503` with `Retry-After`, `/readyz` says not
 //! ready meanwhile, and intake recovers by itself once there is room again. Needs root (to mount the tmpfs); skips,
 //! saying so, without it.
@@ -119,4 +120,35 @@ async fn a_full_disk_refuses_writes_honestly_loses_nothing_acknowledged_and_reco
         assert!(stored.contains(&format!("{i:032x}")), "acknowledged event {i} was lost ({} stored)", stored.len());
     }
     pool.close().await;
+}
+
+/// Another process holds SQLite's write lock: an event waits out the busy timeout and is answered `503` with
+/// `Retry-After` (not `500`), `/readyz` says not ready, and intake takes events again once the lock is released.
+#[tokio::test]
+async fn a_write_lock_held_elsewhere_is_answered_503_and_intake_recovers() {
+    let db = crate::support::sqlite_db().await;
+    let app = TestApp::spawn(db.store.clone(), false).await;
+    let p = app.sentry_project("locked").await;
+    let send = |i: usize| {
+        let url = format!("{}/api/{}/envelope/?sentry_key={}", app.base, p.id, p.key);
+        let http = app.http.clone();
+        async move {
+            let resp = http.post(url).body(event(i)).send().await.expect("sent");
+            (resp.status().as_u16(), resp.headers().get("retry-after").is_some())
+        }
+    };
+    assert_eq!(send(0).await.0, 200);
+    let other = sqlx::SqlitePool::connect(&db.url).await.expect("another connection");
+    let mut lock = other.acquire().await.expect("connection");
+    sqlx::query("begin immediate").execute(&mut *lock).await.expect("takes the write lock");
+    assert_eq!(send(1).await, (503, true));
+    let (status, ready) = app.call(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, 503, "{ready}");
+    sqlx::query("rollback").execute(&mut *lock).await.expect("releases the lock");
+    drop(lock);
+    assert_eq!(send(2).await.0, 200);
+    let (status, ready) = app.call(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, 200, "{ready}");
+    other.close().await;
+    app.stop().await;
 }
