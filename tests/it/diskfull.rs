@@ -1,8 +1,7 @@
 //! SQLite when it cannot write: a full disk (a small tmpfs as the data directory, filled while events arrive, then
-//! freed) and a write lock held by another process. No event that
-//! was answered `200` may be lost, every write that failed is answered `503` with `Retry-After`, `/readyz` says not
-//! ready meanwhile, and intake recovers by itself once there is room again. Needs root (to mount the tmpfs); skips,
-//! saying so, without it.
+//! freed) and a write lock held by another process. No event that was answered `200` may be lost, every write that
+//! failed is answered `503` with `Retry-After`, `/readyz` says not ready meanwhile, and intake recovers by itself once
+//! the cause is gone. The full-disk test needs root (to mount the tmpfs) and skips, saying so, without it.
 
 use serde_json::json;
 use std::path::Path;
