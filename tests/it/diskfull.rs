@@ -44,6 +44,13 @@ fn event(i: usize) -> Vec<u8> {
     format!("{{}}\n{{\"type\":\"event\",\"length\":{}}}\n{event}\n", event.len()).into_bytes()
 }
 
+/// Sends event `i`; returns the status and whether a `Retry-After` came with it.
+async fn send_event(app: &TestApp, p: &crate::support::SentryProject, i: usize) -> (u16, bool) {
+    let url = format!("{}/api/{}/envelope/?sentry_key={}", app.base, p.id, p.key);
+    let resp = app.http.post(url).body(event(i)).send().await.expect("sent");
+    (resp.status().as_u16(), resp.headers().get("retry-after").is_some())
+}
+
 #[tokio::test]
 async fn a_full_disk_refuses_writes_honestly_loses_nothing_acknowledged_and_recovers() {
     let Some(fs) = Tmpfs::mount(3 * 1024 * 1024) else {
@@ -58,14 +65,7 @@ async fn a_full_disk_refuses_writes_honestly_loses_nothing_acknowledged_and_reco
     let filler = fs.path().join("filler");
     std::fs::write(&filler, vec![0u8; 1024 * 1024]).expect("filler");
 
-    let send = |i: usize| {
-        let url = format!("{}/api/{}/envelope/?sentry_key={}", app.base, p.id, p.key);
-        let http = app.http.clone();
-        async move {
-            let resp = http.post(url).body(event(i)).send().await.expect("sent");
-            (resp.status().as_u16(), resp.headers().get("retry-after").is_some())
-        }
-    };
+    let send = |i: usize| send_event(&app, &p, i);
     let mut acknowledged = Vec::new();
     let mut refused = 0;
     let mut i = 0;
@@ -128,14 +128,7 @@ async fn a_write_lock_held_elsewhere_is_answered_503_and_intake_recovers() {
     let db = crate::support::sqlite_db().await;
     let app = TestApp::spawn(db.store.clone(), false).await;
     let p = app.sentry_project("locked").await;
-    let send = |i: usize| {
-        let url = format!("{}/api/{}/envelope/?sentry_key={}", app.base, p.id, p.key);
-        let http = app.http.clone();
-        async move {
-            let resp = http.post(url).body(event(i)).send().await.expect("sent");
-            (resp.status().as_u16(), resp.headers().get("retry-after").is_some())
-        }
-    };
+    let send = |i: usize| send_event(&app, &p, i);
     assert_eq!(send(0).await.0, 200);
     let other = sqlx::SqlitePool::connect(&db.url).await.expect("another connection");
     let mut lock = other.acquire().await.expect("connection");
