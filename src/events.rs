@@ -26,6 +26,27 @@ pub struct Event {
     /// `name/version` of the SDK that sent it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdk: Option<String>,
+    /// The time the client gave when it was too far in the future or the past to believe (then `timestamp` is when
+    /// the event was received), unix milliseconds; kept as Sentry's Relay keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_timestamp: Option<i64>,
+}
+
+/// How far ahead of its arrival an event may say it happened (clock skew), as Sentry's Relay allows.
+const MAX_FUTURE_MS: i64 = 60 * 1000;
+/// How far back an event may say it happened.
+const MAX_PAST_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// The event's time given the client's claim and the arrival: the claim, unless it is more than a minute in the
+/// future or more than 30 days in the past — then the arrival, with the claim kept beside it.
+pub fn clamp_timestamp(claimed: Option<i64>, received_ms: i64) -> (i64, Option<i64>) {
+    match claimed {
+        None => (received_ms, None),
+        Some(t) if t > received_ms.saturating_add(MAX_FUTURE_MS) || t < received_ms.saturating_sub(MAX_PAST_MS) => {
+            (received_ms, Some(t))
+        }
+        Some(t) => (t, None),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -85,6 +106,18 @@ pub fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `timestamp` of `1e30` (saturated to `i64::MAX`), a skewed clock an hour ahead, a replay from last year.
+    #[test]
+    fn timestamps_beyond_belief_become_the_arrival_time() {
+        let now = 1_800_000_000_000;
+        assert_eq!(clamp_timestamp(Some(i64::MAX), now), (now, Some(i64::MAX)));
+        assert_eq!(clamp_timestamp(Some(now + 3_600_000), now), (now, Some(now + 3_600_000)));
+        assert_eq!(clamp_timestamp(Some(now - 365 * 86_400_000), now), (now, Some(now - 365 * 86_400_000)));
+        assert_eq!(clamp_timestamp(Some(now - 5_000), now), (now - 5_000, None));
+        assert_eq!(clamp_timestamp(Some(now + 30_000), now), (now + 30_000, None), "a little skew is believed");
+        assert_eq!(clamp_timestamp(None, now), (now, None));
+    }
 
     #[test]
     fn truncates_by_characters() {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use tower_http::cors::{Any, CorsLayer};
 
 use super::{bearer, ApiError, ApiResult, AppState, JsonBody};
+use crate::domain::{Environment, ReleaseName};
 use crate::events::{truncate, Event, Exception, Frame};
 use crate::ingest::decode::MAX_RAW_BODY;
 use crate::ingest::{self, key_from_auth_header, Accepted, IngestError, SentryBody};
@@ -193,10 +194,26 @@ fn native_event(body: NativeEvent, now: i64) -> ApiResult<Event> {
             .ok_or_else(|| unprocessable("event_id", "must be a UUID (32 hexadecimal digits, dashes allowed)"))?,
         None => ingest::sentry::new_event_id()?,
     };
-    let timestamp = match &body.timestamp {
-        None => now,
-        Some(t) => ingest::sentry::timestamp_ms(Some(t))
-            .ok_or_else(|| unprocessable("timestamp", "must be unix seconds or an RFC 3339 time"))?,
+    let claimed = match &body.timestamp {
+        None => None,
+        Some(t) => Some(
+            ingest::sentry::timestamp_ms(Some(t))
+                .ok_or_else(|| unprocessable("timestamp", "must be unix seconds or an RFC 3339 time"))?,
+        ),
+    };
+    let (timestamp, claimed_timestamp) = crate::events::clamp_timestamp(claimed, now);
+    // The same names the deploy API takes, so events and deploys always match up.
+    let release = match body.release.as_deref() {
+        Some(r) => {
+            Some(ReleaseName::parse(r).map_err(|e| unprocessable("release", e.to_string()))?.as_str().to_owned())
+        }
+        None => None,
+    };
+    let environment = match body.environment.as_deref() {
+        Some(e) => {
+            Some(Environment::parse(e).map_err(|e| unprocessable("environment", e.to_string()))?.as_str().to_owned())
+        }
+        None => None,
     };
     let mut platform = body.platform.clone();
     let mut exceptions: Vec<Exception> = Vec::new();
@@ -244,12 +261,13 @@ fn native_event(body: NativeEvent, now: i64) -> ApiResult<Event> {
         timestamp,
         platform: platform.map(|p| truncate(&p, 64)),
         level: body.level.map(|l| truncate(&l, 32)),
-        release: body.release.map(|r| truncate(&r, 200)),
-        environment: body.environment.map(|e| truncate(&e, 64)),
+        release,
+        environment,
         message: body.message.map(|m| truncate(&m, 8192)),
         exceptions,
         stacktrace: Vec::new(),
         fingerprint: body.fingerprint.filter(|f| !f.is_empty()),
         sdk: Some("shipwatch.native".into()),
+        claimed_timestamp,
     })
 }

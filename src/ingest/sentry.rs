@@ -148,9 +148,12 @@ pub fn to_event(v: &Value, fallback_id: Option<&str>, received_ms: i64) -> Resul
             None => name.to_owned(),
         })
     });
+    let (timestamp, claimed_timestamp) =
+        crate::events::clamp_timestamp(timestamp_ms(obj.get("timestamp")), received_ms);
     Ok(Event {
         event_id,
-        timestamp: timestamp_ms(obj.get("timestamp")).unwrap_or(received_ms),
+        timestamp,
+        claimed_timestamp,
         platform: text(obj.get("platform"), 64),
         level: text(obj.get("level"), 32),
         release: text(obj.get("release"), 200),

@@ -301,6 +301,10 @@ async fn native_events_with_frames_or_a_pasted_trace() {
         (json!({ "message": "m", "timestamp": "yesterday" }), "timestamp"),
         (json!({ "message": "m", "colour": 1 }), "colour"),
         (json!({ "message": "m", "frames": [{ "line": "ten" }] }), "frames[0].line"),
+        // What the deploy API refuses, intake refuses too: the two must always match up.
+        (json!({ "message": "m", "environment": "../../etc\nX-Evil: 1" }), "environment"),
+        (json!({ "message": "m", "release": "../../etc\nX-Evil: 1" }), "release"),
+        (json!({ "message": "m", "release": "latest" }), "release"),
     ] {
         let (status, body) = app.call(Method::POST, &path, Some(&p.key), Some(bad.clone())).await;
         assert_eq!((status, body["field"].as_str()), (422, Some(field_or_status)), "{bad} → {body}");
@@ -416,5 +420,35 @@ async fn chunked_bodies_and_any_content_type_are_accepted() {
         200
     );
     assert_eq!(store.event_count(p.id).await.expect("count"), 3);
+    app.stop().await;
+}
+
+/// A client clock that is wildly off (`1e30` seconds, an hour ahead): the event is dated when it arrived, the claim
+/// is kept beside it, and the group's `last_seen` stays a real time.
+#[tokio::test]
+async fn timestamps_beyond_belief_are_clamped_to_the_arrival() {
+    let db = sqlite_db().await;
+    let app = TestApp::spawn(db.store.clone(), false).await;
+    let p = app.sentry_project("clock").await;
+    let path = format!("/api/v1/projects/{}/events", p.id);
+    let before = chrono::Utc::now().timestamp_millis();
+    let far = 4_102_444_800_000_i64 * 1_000; // far beyond any real clock
+    for (n, ts) in [(1, json!(1e30)), (2, json!(far as f64 / 1000.0))] {
+        let (status, body) = app
+            .call(Method::POST, &path, Some(&p.key), Some(json!({ "message": format!("skewed {n}"), "timestamp": ts })))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    app.drain().await;
+    let after = chrono::Utc::now().timestamp_millis();
+    let (_, groups) = app.call(Method::GET, &format!("/api/v1/projects/{}/groups", p.id), Some(&p.token), None).await;
+    for g in groups["groups"].as_array().expect("groups") {
+        let last_seen = chrono::DateTime::parse_from_rfc3339(g["last_seen"].as_str().expect("last_seen"))
+            .expect("a real time")
+            .timestamp_millis();
+        assert!((before..=after).contains(&last_seen), "{g}");
+        let (_, detail) = app.call(Method::GET, &format!("/api/v1/groups/{}", g["id"]), Some(&p.token), None).await;
+        assert!(detail["latest_event"]["claimed_timestamp"].as_i64().is_some_and(|t| t > after), "{detail}");
+    }
     app.stop().await;
 }
