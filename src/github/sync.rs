@@ -27,6 +27,14 @@ pub struct RetryAt {
     pub cause: GitHubError,
 }
 
+/// This process's write pacing has no slot before `until_ms`: the job is to come back then. Waiting for a slot is
+/// not a failure — it costs the job no attempt and leaves its last error as it was.
+#[derive(Debug, thiserror::Error)]
+#[error("waiting for GitHub's write pacing until {until_ms}")]
+pub struct WaitForSlot {
+    pub until_ms: i64,
+}
+
 pub struct IssueSync {
     store: DynStore,
     github: Arc<dyn GitHub>,
@@ -65,15 +73,21 @@ impl IssueSync {
     }
 
     /// Claims the next write slot, or says when it opens.
-    fn pace(&self, now: i64) -> Result<(), RetryAt> {
+    fn pace(&self, now: i64) -> Result<(), WaitForSlot> {
         let mut next = self.next_write_ms.lock().unwrap_or_else(|p| p.into_inner());
         if now < *next {
-            return Err(RetryAt {
-                until_ms: *next,
-                cause: GitHubError::RateLimited { retry_after_ms: Some(*next - now), reset_at_ms: None },
-            });
+            return Err(WaitForSlot { until_ms: *next });
         }
         *next = now + self.interval_ms;
+        Ok(())
+    }
+
+    /// Whether a write slot is open now, without claiming it: a job that cannot write yet need not read first.
+    fn slot_open(&self, now: i64) -> Result<(), WaitForSlot> {
+        let next = *self.next_write_ms.lock().unwrap_or_else(|p| p.into_inner());
+        if now < next {
+            return Err(WaitForSlot { until_ms: next });
+        }
         Ok(())
     }
 
@@ -94,7 +108,8 @@ impl IssueSync {
     /// Runs the job for `group_id`: `reason` is `new` or `regressed`, `deploy_id` the deploy it concerns.
     ///
     /// # Errors
-    /// [`RetryAt`] when GitHub (or the pacing) asks to wait; other errors are retried with backoff.
+    /// [`WaitForSlot`] when the write pacing has no slot yet, [`RetryAt`] when GitHub asks to wait; other errors are
+    /// retried with backoff.
     #[instrument(skip_all, fields(group_id, reason))]
     pub async fn sync(
         &self,
@@ -130,6 +145,8 @@ impl IssueSync {
             Some(n) => n,
             None => {
                 let marker = marker(&group);
+                // No slot to create in yet: come back without listing the repository's issues first.
+                self.slot_open(now()).map_err(anyhow::Error::new)?;
                 // A previous attempt may have created it and lost the answer: look before creating.
                 let existing =
                     self.github.issues_with_label(&repo, MARKER_LABEL).await.map_err(|e| self.wait(e, now()))?;
@@ -153,18 +170,21 @@ impl IssueSync {
         if reason != "regressed" {
             return Ok(());
         }
-        // Regressed: reopen (idempotent) and comment once per regression deploy.
-        self.pace(now()).map_err(anyhow::Error::new)?;
-        self.github.set_issue_open(&repo, number, true).await.map_err(|e| self.wait(e, now()))?;
+        // Regressed: comment once per regression deploy, then reopen. Each write waits for its own slot; the
+        // comment's marker on GitHub records that the first step is done, so a job that comes back for the second
+        // slot goes straight to the reopen (idempotent) instead of starting over.
+        self.slot_open(now()).map_err(anyhow::Error::new)?;
         let comment_marker = format!("<!-- shipwatch:regression:{}:{} -->", group.id, deploy_id.unwrap_or(0));
         let comments = self.github.comments(&repo, number).await.map_err(|e| self.wait(e, now()))?;
-        if comments.iter().any(|c| c.contains(&comment_marker)) {
-            return Ok(());
+        if !comments.iter().any(|c| c.contains(&comment_marker)) {
+            self.pace(now()).map_err(anyhow::Error::new)?;
+            let body = self.regression_comment(&group, assignment.as_ref(), deploy.as_ref(), &comment_marker);
+            self.github.comment(&repo, number, &body).await.map_err(|e| self.wait(e, now()))?;
+            info!(issue = number, "regression commented");
         }
         self.pace(now()).map_err(anyhow::Error::new)?;
-        let body = self.regression_comment(&group, assignment.as_ref(), deploy.as_ref(), &comment_marker);
-        self.github.comment(&repo, number, &body).await.map_err(|e| self.wait(e, now()))?;
-        info!(issue = number, "regression commented");
+        self.github.set_issue_open(&repo, number, true).await.map_err(|e| self.wait(e, now()))?;
+        info!(issue = number, "issue reopened");
         Ok(())
     }
 
@@ -193,6 +213,8 @@ impl IssueSync {
             Err(GitHubError::Rejected { status: 422, .. }) if !issue.assignees.is_empty() => {
                 issue.assignees.clear();
                 issue.body = self.issue_body(repo, group, assignment, deploy, owner.as_deref(), marker);
+                // A second write: it waits for its own slot too (nothing was created by the refused one).
+                self.pace(now()).map_err(anyhow::Error::new)?;
                 self.github.create_issue(repo, &issue).await
             }
             other => other,

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument as _};
 
 use crate::assign::service::AssignService;
-use crate::github::sync::{IssueSync, RetryAt};
+use crate::github::sync::{IssueSync, RetryAt, WaitForSlot};
 use crate::groups::Groups;
 use crate::regressions::Regressions;
 use crate::releases::Releases;
@@ -161,6 +161,13 @@ impl Worker {
                     warn!("job finished after its lease was lost; the other worker's result stands");
                 }
                 debug!("job done");
+            }
+            Err(e) if e.downcast_ref::<WaitForSlot>().is_some() => {
+                let until = e.downcast_ref::<WaitForSlot>().map_or(now, |w| w.until_ms.max(now));
+                debug!(until, "waiting for a write slot");
+                if !self.store.defer_job(&job, until, now).await? {
+                    warn!("job deferred after its lease was lost; the other worker's result stands");
+                }
             }
             Err(e) => {
                 let message = format!("{e:#}");

@@ -855,6 +855,20 @@ macro_rules! impl_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn defer_job(&self, job: &Job, run_at: i64, now: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "update jobs set status = 'queued', run_at = $1, attempts = attempts - 1, lease_until = null, \
+                     lease_token = null, updated_at = $2 where id = $3 and lease_token = $4 and status = 'running'",
+                )
+                .bind(run_at)
+                .bind(now)
+                .bind(job.id)
+                .bind(&job.lease_token)
+                .execute(&self.write)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn job_states(&self) -> StoreResult<Vec<JobState>> {
                 Ok(sqlx::query_as::<$db, JobState>(
                     "select id, kind, payload, status, attempts, last_error from jobs order by id",

@@ -444,6 +444,9 @@ pub trait Store: Send + Sync + 'static {
     async fn complete_job(&self, job: &Job, now: i64) -> StoreResult<bool>;
     /// Records a failed attempt: retried at `retry_at`, or given up for good when `None`.
     async fn fail_job(&self, job: &Job, error: &str, retry_at: Option<i64>, now: i64) -> StoreResult<bool>;
+    /// Puts a running job back in the queue until `run_at` without counting the attempt it was claimed for (it
+    /// waited for something, it did not fail); its last error stays as it was.
+    async fn defer_job(&self, job: &Job, run_at: i64, now: i64) -> StoreResult<bool>;
     async fn job_states(&self) -> StoreResult<Vec<JobState>>;
 }
 

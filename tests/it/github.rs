@@ -276,6 +276,24 @@ async fn group(app: &TestApp, p: &Project) -> Value {
     groups["groups"][0].clone()
 }
 
+/// GitHub's signed `issues` webhook saying issue `number` was closed.
+async fn close_on_github(app: &TestApp, number: i64) {
+    let closed =
+        json!({ "action": "closed", "issue": { "number": number }, "repository": { "full_name": "acme/web" } })
+            .to_string();
+    let resp = app
+        .http
+        .post(format!("{}/webhooks/github", app.base))
+        .header("x-github-event", "issues")
+        .header("x-github-delivery", format!("close-{number}"))
+        .header("x-hub-signature-256", sign(closed.as_bytes()))
+        .body(closed)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status().as_u16(), 202);
+}
+
 #[tokio::test]
 async fn end_to_end_one_issue_resolved_by_webhook_reopened_by_a_regression_not_by_an_old_build() {
     let clock = Arc::new(AtomicI64::new(0));
@@ -319,19 +337,7 @@ async fn end_to_end_one_issue_resolved_by_webhook_reopened_by_a_regression_not_b
 
     // Closed on GitHub: the signed `issues` webhook resolves the group (baseline: v2 in production).
     fake.lock().issues[0]["state"] = json!("closed");
-    let closed =
-        json!({ "action": "closed", "issue": { "number": 1 }, "repository": { "full_name": "acme/web" } }).to_string();
-    let resp = app
-        .http
-        .post(format!("{}/webhooks/github", app.base))
-        .header("x-github-event", "issues")
-        .header("x-github-delivery", "close-1")
-        .header("x-hub-signature-256", sign(closed.as_bytes()))
-        .body(closed)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(resp.status().as_u16(), 202);
+    close_on_github(&app, 1).await;
     app.drain().await;
     assert_eq!(group(&app, &p).await["status"], json!("resolved"));
 
@@ -502,5 +508,79 @@ async fn an_assignee_github_refuses_is_mentioned_instead() {
     assert_eq!(issues[0]["assignees"], json!([]));
     let body = issues[0]["body"].as_str().expect("body");
     assert!(body.contains("@bobby: GitHub would not assign this issue to you"), "{body}");
+    app.stop().await;
+}
+
+/// The default write pacing (one write a second) on a controllable clock: two groups get their issues, both are
+/// closed on GitHub, both regress in v3 at the same instant — each issue gets exactly one comment and is reopened,
+/// the second job queued behind the first completes too, waiting for a slot never counts as an attempt, and the calls
+/// to GitHub stay proportional to the work.
+#[tokio::test]
+async fn with_the_default_pacing_regressions_are_commented_reopened_and_the_queue_keeps_moving() {
+    let t0: i64 = 1_800_000_000_000;
+    let clock = Arc::new(AtomicI64::new(t0));
+    let (fake, api) = FakeGitHub::start(clock.clone()).await;
+    let db = sqlite_db().await;
+    let app = TestApp::spawn_github(db.store.clone(), &api, 1_000).await;
+    let worker = app.app.worker_with_clock({
+        let clock = clock.clone();
+        Arc::new(move || clock.load(Ordering::SeqCst))
+    });
+    // Runs every due job; while jobs wait (for a write slot), moves the clock a second at a time (bounded).
+    let settle = || async {
+        for _ in 0..60 {
+            while worker.run_once().await.expect("worker") {}
+            let waiting = db.store.job_states().await.expect("jobs").iter().any(|j| j.status == "queued");
+            if !waiting {
+                return;
+            }
+            clock.fetch_add(1_000, Ordering::SeqCst);
+        }
+        panic!("jobs still waiting after a minute of clock time");
+    };
+    let repo = TestRepo::new();
+    let v1 = repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / (b + 1)\n")], "pay");
+    let p = project(&app, &repo).await;
+    deploy(&app, &p, &v1, "v1").await;
+    settle().await;
+    let v2 = repo.commit(&BOBBY, &[("app/pay.py", "def pay(a, b):\n    return a / b\n")], "simplify");
+    deploy(&app, &p, &v2, "v2").await;
+    settle().await;
+    error(&app, &p, 1, "v2", "ZeroDivisionError").await;
+    error(&app, &p, 2, "v2", "KeyError").await;
+    settle().await;
+    assert_eq!(fake.issues().len(), 2);
+    for n in [1, 2] {
+        fake.lock().issues[n - 1]["state"] = json!("closed");
+        close_on_github(&app, n as i64).await;
+    }
+    settle().await;
+    let v3 = repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / b if b else 0\n")], "fix");
+    deploy(&app, &p, &v3, "v3").await;
+    settle().await;
+    error(&app, &p, 3, "v3", "ZeroDivisionError").await;
+    error(&app, &p, 4, "v3", "KeyError").await;
+    settle().await;
+
+    for issue in fake.issues() {
+        assert_eq!(issue["state"], json!("open"), "{issue}");
+        let comments = issue["comments_list"].as_array().expect("comments").clone();
+        assert_eq!(comments.len(), 1, "exactly one regression comment: {comments:?}");
+        assert!(comments[0].as_str().is_some_and(|c| c.contains("Regressed in v3")), "{comments:?}");
+    }
+    let jobs = db.store.job_states().await.expect("jobs");
+    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:?}");
+    for j in jobs.iter().filter(|j| j.kind == "github_issue") {
+        assert_eq!((j.attempts, j.last_error.as_deref()), (1, None), "waiting is not an attempt: {j:?}");
+    }
+    let requests = fake.lock().requests.clone();
+    let writes: Vec<&(String, String, i64)> = requests.iter().filter(|(m, _, _)| m != "GET").collect();
+    // 2 creates, 2 comments, 2 reopens; reads: one issue listing per create, one comment listing per regression
+    // run (at most two each: one before the comment, one after waiting for the reopen's slot).
+    assert_eq!(writes.len(), 6, "{writes:?}");
+    let reads = requests.len() - writes.len();
+    assert!(reads <= 6, "{reads} reads: {requests:?}");
+    let times: Vec<i64> = writes.iter().map(|(_, _, t)| *t).collect();
+    assert!(times.windows(2).all(|w| w[1] - w[0] >= 1_000), "writes at least a second apart: {times:?}");
     app.stop().await;
 }
