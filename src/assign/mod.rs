@@ -509,12 +509,13 @@ impl Assigner {
     ) -> Owner {
         if let Some(s) = suspect {
             if let Some(login) = &s.github_login {
-                let how = s.login_via.unwrap_or("the project's settings");
+                // Where the login came from was kept when the suspect was named; it is not looked up again.
+                let how = s.login_via.map(|via| format!(" (login from {via})")).unwrap_or_default();
                 return Owner {
                     kind: "author".into(),
                     github_login: Some(login.clone()),
                     email: Some(s.author_email.clone()),
-                    reason: format!("author of the suspect commit {} (login from {how})", short(&s.commit)),
+                    reason: format!("author of the suspect commit {}{how}", short(&s.commit)),
                 };
             }
         }
