@@ -198,8 +198,9 @@ mod tests {
             "fingerprint": ["{{ default }}", "tenant-7"],
             "sdk": {"name": "sentry.python", "version": "2.75.0"}
         });
-        let e = to_event(&v, None, 0).expect("converts");
-        assert_eq!(e.timestamp, 1_795_345_219_113);
+        // Received two seconds after it happened.
+        let e = to_event(&v, None, 1_795_345_221_000).expect("converts");
+        assert_eq!((e.timestamp, e.claimed_timestamp), (1_795_345_219_113, None));
         assert_eq!(e.raised().map(|x| x.ty.as_str()), Some("ValueError"));
         assert_eq!(e.raised().and_then(|x| x.handled), Some(false));
         assert_eq!(e.frames().len(), 2);
@@ -213,10 +214,13 @@ mod tests {
     fn messages_threads_and_fallbacks() {
         let v = json!({"logentry": {"message": "hello %s", "formatted": "hello world"}, "timestamp": 1700000000.5,
                        "threads": {"values": [{"current": true, "stacktrace": {"frames": [{"function": "t"}]}}]}});
-        let e = to_event(&v, Some("3bd020e3-4d0e-4c78-837f-818c00dc6692"), 9).expect("converts");
+        let e = to_event(&v, Some("3bd020e3-4d0e-4c78-837f-818c00dc6692"), 1_700_000_001_000).expect("converts");
         assert_eq!(e.event_id, "3bd020e34d0e4c78837f818c00dc6692");
         assert_eq!(e.message.as_deref(), Some("hello world"));
         assert_eq!(e.timestamp, 1_700_000_000_500);
+        // The same event arriving a year later: dated at its arrival, its claim kept.
+        let late = to_event(&v, None, 1_731_536_000_000).expect("converts");
+        assert_eq!((late.timestamp, late.claimed_timestamp), (1_731_536_000_000, Some(1_700_000_000_500)));
         assert_eq!(e.frames()[0].function.as_deref(), Some("t"));
         assert!(to_event(&json!([1]), None, 0).is_err());
         assert!(to_event(&json!({"event_id": "nope"}), None, 0).expect_err("bad id").contains("not a UUID"));
