@@ -90,6 +90,7 @@ pub async fn run(args: &DeployArgs) -> anyhow::Result<DeployResult> {
         .build()
         .context("building the HTTP client")?;
     let server = args.server.trim_end_matches('/');
+    check_server_url(server)?;
     let body = json!({
         "project": args.project,
         "environment": args.environment,
@@ -162,6 +163,18 @@ pub async fn run(args: &DeployArgs) -> anyhow::Result<DeployResult> {
     Ok(result)
 }
 
+/// `--server` must be an `http://` or `https://` URL; `127.0.0.1:8080` alone is a common slip that would otherwise
+/// end in a bare "request failed".
+fn check_server_url(server: &str) -> anyhow::Result<()> {
+    match reqwest::Url::parse(server) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        _ if !server.contains("://") => {
+            bail!("--server `{server}` has no scheme: use `http://{server}` (or `https://…`)")
+        }
+        _ => bail!("--server `{server}` is not an http:// or https:// URL"),
+    }
+}
+
 fn unreachable(server: &str, e: &reqwest::Error) -> anyhow::Error {
     let what = if e.is_timeout() {
         "timed out"
@@ -192,4 +205,18 @@ async fn decode<T: serde::de::DeserializeOwned>(response: reqwest::Response, pro
         _ => "",
     };
     bail!("the server refused the request for project `{project}`: HTTP {} {detail}{hint}", status.as_u16())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_server_url;
+
+    #[test]
+    fn a_server_without_a_scheme_is_named_as_the_problem() {
+        let e = check_server_url("127.0.0.1:8080").expect_err("no scheme").to_string();
+        assert!(e.contains("use `http://127.0.0.1:8080`"), "{e}");
+        assert!(check_server_url("ftp://x").is_err());
+        assert!(check_server_url("http://127.0.0.1:8080").is_ok());
+        assert!(check_server_url("https://shipwatch.example.com").is_ok());
+    }
 }
