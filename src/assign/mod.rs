@@ -159,19 +159,6 @@ impl Assigner {
         self.blame.engine_calls()
     }
 
-    /// Resolves `rev` to a full commit id in `repo`.
-    ///
-    /// # Errors
-    /// When `rev` names no commit there.
-    pub async fn resolve(&self, repo: &Path, rev: &str) -> anyhow::Result<String> {
-        let out = self
-            .git
-            .output(Some(repo), ["rev-parse", "--verify", "--quiet", "--end-of-options", &format!("{rev}^{{commit}}")])
-            .await?;
-        anyhow::ensure!(out.code == Some(0), "`{rev}` is not a commit of {}", repo.display());
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    }
-
     /// Resolves `rev` to its commit and that commit's tree in one git process.
     async fn resolve_with_tree(&self, repo: &Path, rev: &str) -> anyhow::Result<(String, String)> {
         let out = self

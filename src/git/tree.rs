@@ -54,24 +54,6 @@ impl TreeCache {
         TreeCache { trees: Mutex::new(HashMap::new()), max_trees: max_trees.max(1) }
     }
 
-    /// The files of `rev`'s tree.
-    ///
-    /// # Errors
-    /// When `rev` is not a commit of the repository or git fails.
-    pub async fn files(&self, git: &Git, repo: &Path, rev: &str) -> anyhow::Result<Arc<TreeFiles>> {
-        let tree_id = String::from_utf8_lossy(
-            &git.run(
-                Some(repo),
-                "resolving the tree",
-                ["rev-parse", "--verify", "--end-of-options", &format!("{rev}^{{tree}}")],
-            )
-            .await?,
-        )
-        .trim()
-        .to_owned();
-        self.files_of_tree(git, repo, &tree_id).await
-    }
-
     /// The files of the commit `sha` (a full commit id), listed in one git process and cached under that id.
     ///
     /// # Errors
@@ -115,15 +97,6 @@ impl TreeCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TreeFiles>>> {
         self.trees.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// The contents of `path` at `rev`, or `None` when it does not exist there.
-///
-/// # Errors
-/// When git cannot be run.
-pub async fn read_file(git: &Git, repo: &Path, rev: &str, path: &str) -> anyhow::Result<Option<String>> {
-    let out = git.output(Some(repo), ["cat-file", "blob", &format!("{rev}:{path}")]).await.context("reading a file")?;
-    Ok((out.code == Some(0)).then(|| String::from_utf8_lossy(&out.stdout).into_owned()))
 }
 
 /// The contents of several files at `rev` in one `git cat-file --batch` process; files that do not exist there are
