@@ -90,6 +90,7 @@ async fn bench_backend(name: &str, database_url: &str, repo: &Path, root: &str, 
         events_per_minute: 6000,
         webhook_secret: None,
         read_token: None,
+        limits: Default::default(),
     };
     let server = tokio::spawn(shipwatch::serve(app, listener, options, shutdown.clone()));
     let http = reqwest::Client::new();

@@ -164,10 +164,13 @@ pub struct ServeOptions {
     pub events_per_minute: u32,
     pub webhook_secret: Option<Secret>,
     pub read_token: Option<Secret>,
+    /// Connection and request limits and the shutdown grace period.
+    pub limits: http::server::Limits,
 }
 
 /// Serves the API on `listener` (and runs the worker unless told not to) until `shutdown` is cancelled; then
-/// in-flight requests finish and the worker stops after its current job.
+/// in-flight requests finish (within the grace period of `options.limits`) and the worker stops after its current
+/// job.
 ///
 /// # Errors
 /// When the server fails (the listener breaks).
@@ -188,11 +191,9 @@ pub async fn serve(
     });
     let worker = options.run_worker.then(|| tokio::spawn(app.worker().run(shutdown.clone())));
     info!(addr = %listener.local_addr()?, backend = app.store.backend(), worker = worker.is_some(), "shipwatch listening");
-    let server_shutdown = shutdown.clone();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
-        .await
-        .context("HTTP server failed")?;
+    let limits = options.limits.fitted_to_descriptors();
+    let router = http::server::limit_requests(router, &limits);
+    http::server::serve(listener, router, limits, shutdown.clone()).await.context("HTTP server failed")?;
     // The server may also stop on its own error; make sure the worker does too.
     shutdown.cancel();
     if let Some(worker) = worker {

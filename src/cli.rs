@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{self, App, ServeOptions};
 use crate::client::{self, DeployArgs};
-use crate::config::{DataArgs, GitArgs, Secret, WorkerArgs};
+use crate::config::{DataArgs, GitArgs, LimitArgs, Secret, WorkerArgs};
 use crate::projects;
 
 /// shipwatch: what each deploy shipped, who should fix each new error, and which release broke what.
@@ -71,6 +71,8 @@ pub struct ServeArgs {
     /// only when listening on loopback.
     #[arg(long, env = "SHIPWATCH_READ_TOKEN", hide_env_values = true)]
     pub read_token: Option<Secret>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
@@ -206,6 +208,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             events_per_minute: args.events_per_minute,
             webhook_secret: args.github_webhook_secret,
             read_token: args.read_token,
+            limits: args.limits.limits(),
         },
         shutdown,
     )

@@ -156,9 +156,55 @@ impl WorkerArgs {
     }
 }
 
+/// How many connections and requests the server takes, and how long it waits for them.
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Open connections at most. From three quarters of it the oldest connections are asked to close (idle ones
+    /// close at once); past it a new connection gets 503. Lowered to fit the process's descriptor limit.
+    #[arg(long, env = "SHIPWATCH_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Requests handled at once; more are answered 503 with Retry-After: 1 at once instead of waiting.
+    #[arg(long, env = "SHIPWATCH_MAX_REQUESTS_IN_FLIGHT", default_value_t = 512)]
+    pub max_requests_in_flight: usize,
+    /// Seconds a client has to send a request's headers (after connecting, or after the previous response on a
+    /// kept-alive connection); the connection is closed after it.
+    #[arg(long, env = "SHIPWATCH_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Seconds a request may take from its headers to its response, its body's arrival included; 408 after it.
+    #[arg(long, env = "SHIPWATCH_REQUEST_TIMEOUT", default_value_t = 60)]
+    pub request_timeout: u64,
+    /// Seconds in-flight requests get to finish after SIGTERM or Ctrl-C before their connections are dropped.
+    #[arg(long, env = "SHIPWATCH_SHUTDOWN_GRACE", default_value_t = 10)]
+    pub shutdown_grace: u64,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> crate::http::server::Limits {
+        crate::http::server::Limits {
+            max_connections: self.max_connections.max(1),
+            max_requests_in_flight: self.max_requests_in_flight.max(1),
+            header_timeout: Duration::from_secs(self.header_timeout.max(1)),
+            request_timeout: Duration::from_secs(self.request_timeout.max(1)),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_limits_flags_default_to_the_servers_own_defaults() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            limits: LimitArgs,
+        }
+        let parsed = <Cli as clap::Parser>::parse_from(["x"]).limits.limits();
+        let defaults = crate::http::server::Limits::default();
+        assert_eq!(format!("{parsed:?}"), format!("{defaults:?}"));
+    }
 
     #[test]
     fn secrets_never_print() {

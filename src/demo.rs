@@ -136,6 +136,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         events_per_minute: 6000,
         webhook_secret: None,
         read_token: None,
+        limits: Default::default(),
     };
     let server = tokio::spawn(app::serve(app.clone(), listener, options, shutdown.clone()));
     say(format!("shipwatch demo: a repository with three authors in {}", repo.display()));

@@ -6,6 +6,7 @@ mod health;
 mod ingest;
 mod pages;
 mod projects;
+pub mod server;
 mod webhooks;
 
 use axum::extract::rejection::BytesRejection;

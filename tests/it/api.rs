@@ -6,7 +6,7 @@ use serde_json::json;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{sqlite_db, TestApp, TestRepo, ADMIN_TOKEN, ALICE, BOB};
+use crate::support::{free_port, sqlite_db, wait_healthy, TestApp, TestRepo, ADMIN_TOKEN, ALICE, BOB};
 
 #[tokio::test]
 async fn probes_answer() {
@@ -202,23 +202,6 @@ async fn report_in_json_and_markdown() {
         app.call(Method::GET, &format!("/api/v1/deploys/{id}/report?format=pdf"), Some(&token), None).await;
     assert_eq!((status, body["field"].clone()), (422, json!("format")));
     app.stop().await;
-}
-
-/// A free port on 127.0.0.1 (released again, so there is a small window in which someone else could take it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-async fn wait_healthy(base: &str) {
-    for _ in 0..200 {
-        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server at {base} did not come up");
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ mod crash;
 mod diskfull;
 mod github;
 mod ingest;
+mod limits;
 mod pipeline;
 mod ranges;
 mod regressions;

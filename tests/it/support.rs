@@ -263,6 +263,7 @@ impl TestApp {
             events_per_minute,
             webhook_secret: Some(Secret::new(WEBHOOK_SECRET)),
             read_token: read_token.map(Secret::new),
+            limits: Default::default(),
         };
         let server = tokio::spawn(shipwatch::serve(app.clone(), listener, options, shutdown.clone()));
         TestApp { base, app, http: reqwest::Client::new(), data, shutdown, server }
@@ -368,4 +369,21 @@ pub fn commit_ids(deploy: &Value) -> Vec<String> {
         .iter()
         .map(|c| c["sha"].as_str().expect("sha").to_owned())
         .collect()
+}
+
+/// A free port on 127.0.0.1 (released again, so there is a small window in which someone else could take it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+pub async fn wait_healthy(base: &str) {
+    for _ in 0..200 {
+        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server at {base} did not come up");
 }
