@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{self, App, ServeOptions};
 use crate::client::{self, DeployArgs};
 use crate::config::{DataArgs, GitArgs, LimitArgs, Secret, WorkerArgs};
+use crate::output::say;
 use crate::projects;
 
 /// shipwatch: what each deploy shipped, who should fix each new error, and which release broke what.
@@ -136,18 +137,6 @@ pub struct ProjectListArgs {
     pub public_url: String,
     #[command(flatten)]
     pub data: DataArgs,
-}
-
-/// Writes a line to standard output. A closed pipe (`shipwatch project list | head -1`) ends the output quietly
-/// instead of panicking like `println!`.
-pub fn say(line: impl std::fmt::Display) {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = writeln!(out, "{line}") {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-    }
 }
 
 /// Runs the parsed command.

@@ -115,7 +115,7 @@ pub async fn run(args: &DeployArgs) -> anyhow::Result<DeployResult> {
         args.project,
         args.environment
     );
-    crate::cli::say(&recorded.urls.report_markdown);
+    crate::output::say(&recorded.urls.report_markdown);
     let mut result =
         DeployResult { deploy_id: recorded.id, report_url: recorded.urls.report_markdown.clone(), commit_count: None };
     if !args.wait {
@@ -159,7 +159,7 @@ pub async fn run(args: &DeployArgs) -> anyhow::Result<DeployResult> {
     if !response.status().is_success() {
         bail!("fetching the report failed with HTTP {}", response.status());
     }
-    crate::cli::say(response.text().await.context("reading the report")?);
+    crate::output::say(response.text().await.context("reading the report")?);
     Ok(result)
 }
 

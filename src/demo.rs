@@ -14,9 +14,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{self, App, ServeOptions};
-use crate::cli::say;
 use crate::config::{DataArgs, GitArgs, WorkerArgs};
 use crate::github::MemoryGitHub;
+use crate::output::say;
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
