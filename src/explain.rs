@@ -118,28 +118,10 @@ pub fn frames_from_input(text: &str) -> anyhow::Result<(String, Vec<FrameInput>,
         return Ok((language, frames, raised));
     }
     let trace = stacktrace::parse(text)?;
-    let mut frames = Vec::new();
-    let mut raised = Vec::new();
-    let last = trace.exceptions.len().saturating_sub(1);
-    for (ei, e) in trace.exceptions.iter().enumerate() {
-        for f in &e.frames {
-            let Some(path) = f.path.clone() else { continue };
-            if ei == last {
-                raised.push(frames.len());
-            }
-            frames.push(FrameInput {
-                raw_path: path,
-                line: f.line,
-                column: f.column,
-                function: f.function.clone(),
-                module: f.module.clone(),
-                in_app: None,
-            });
-        }
-    }
-    if !trace.callee_first {
-        raised.reverse();
-    }
+    // In the order pasted, so the frames print as the trace reads.
+    let chains = trace.frame_chains();
+    let chains: Vec<&[crate::events::Frame]> = chains.iter().map(Vec::as_slice).collect();
+    let (frames, raised) = crate::assign::frames_of_chains(&chains, !trace.callee_first);
     Ok((trace.language.as_str().to_owned(), frames, raised))
 }
 

@@ -685,6 +685,13 @@ pub fn frames_of_event(event: &crate::events::Event) -> (Vec<FrameInput>, Vec<us
     } else {
         event.exceptions.iter().map(|e| e.frames.as_slice()).collect()
     };
+    // Events run caller → callee: the crash is last.
+    frames_of_chains(&chains, true)
+}
+
+/// The frames of exception chains (the raised one last) that carry a file location, in the order given, and the
+/// indices of the raised chain's frames from the crash outwards; `crash_last` when each chain runs caller → callee.
+pub fn frames_of_chains(chains: &[&[crate::events::Frame]], crash_last: bool) -> (Vec<FrameInput>, Vec<usize>) {
     let mut frames = Vec::new();
     let mut raised = Vec::new();
     let last = chains.len().saturating_sub(1);
@@ -704,8 +711,9 @@ pub fn frames_of_event(event: &crate::events::Event) -> (Vec<FrameInput>, Vec<us
             });
         }
     }
-    // Events run caller → callee: the crash is last.
-    raised.reverse();
+    if crash_last {
+        raised.reverse();
+    }
     (frames, raised)
 }
 

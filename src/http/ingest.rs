@@ -6,19 +6,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderName, Method};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 use tower_http::cors::{Any, CorsLayer};
 
 use super::{bearer, ApiError, ApiResult, AppState, JsonBody};
-use crate::domain::{Environment, ReleaseName};
-use crate::events::{truncate, Event, Exception, Frame};
 use crate::ingest::decode::MAX_RAW_BODY;
 use crate::ingest::{self, key_from_auth_header, Accepted, IngestError, SentryBody};
 use crate::projects;
-use crate::stacktrace;
 
 pub(super) fn router() -> Router<AppState> {
     // Browser SDKs post from any origin.
@@ -124,45 +120,6 @@ async fn sentry(
     }))
 }
 
-/// shipwatch's own event format: for applications without a Sentry SDK, scripts, and pasted traces.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NativeEvent {
-    event_id: Option<String>,
-    release: Option<String>,
-    environment: Option<String>,
-    message: Option<String>,
-    timestamp: Option<Value>,
-    platform: Option<String>,
-    level: Option<String>,
-    exception: Option<NativeException>,
-    /// Caller first, the crashing frame last (as Sentry SDKs send them).
-    frames: Option<Vec<NativeFrame>>,
-    /// A plain-text stack trace in any supported language.
-    stacktrace: Option<String>,
-    fingerprint: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NativeException {
-    #[serde(rename = "type")]
-    ty: String,
-    value: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NativeFrame {
-    path: Option<String>,
-    line: Option<u32>,
-    column: Option<u32>,
-    function: Option<String>,
-    module: Option<String>,
-    in_app: Option<bool>,
-    source: Option<String>,
-}
-
 fn unprocessable(field: &str, reason: impl Into<String>) -> ApiError {
     ApiError::Unprocessable { field: field.into(), reason: reason.into() }
 }
@@ -172,7 +129,7 @@ async fn native(
     Path(project): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<NativeEvent>,
+    JsonBody(body): JsonBody<ingest::native::NativeEvent>,
 ) -> ApiResult<Json<Value>> {
     let now = now_ms();
     let key = bearer(&headers)
@@ -183,91 +140,10 @@ async fn native(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no project `{project}`")))?;
     let project = state.ingest.authenticate(&found.id.to_string(), key.as_deref()).await?;
-    let event = native_event(body, now)?;
+    let event = ingest::native::to_event(body, now).map_err(|e| match e {
+        ingest::native::NativeError::Invalid { field, reason } => unprocessable(field, reason),
+        ingest::native::NativeError::Other(e) => ApiError::Internal(e),
+    })?;
     let id = state.ingest.accept(&project, Accepted { events: vec![event], skipped: Vec::new() }, now).await?;
     Ok(Json(json!({ "id": id })))
-}
-
-fn native_event(body: NativeEvent, now: i64) -> ApiResult<Event> {
-    let event_id = match body.event_id.as_deref() {
-        Some(id) => ingest::sentry::normalise_event_id(id)
-            .ok_or_else(|| unprocessable("event_id", "must be a UUID (32 hexadecimal digits, dashes allowed)"))?,
-        None => ingest::sentry::new_event_id()?,
-    };
-    let claimed = match &body.timestamp {
-        None => None,
-        Some(t) => Some(
-            ingest::sentry::timestamp_ms(Some(t))
-                .ok_or_else(|| unprocessable("timestamp", "must be unix seconds or an RFC 3339 time"))?,
-        ),
-    };
-    let (timestamp, claimed_timestamp) = crate::events::clamp_timestamp(claimed, now);
-    // The same names the deploy API takes, so events and deploys always match up.
-    let release = match body.release.as_deref() {
-        Some(r) => {
-            Some(ReleaseName::parse(r).map_err(|e| unprocessable("release", e.to_string()))?.as_str().to_owned())
-        }
-        None => None,
-    };
-    let environment = match body.environment.as_deref() {
-        Some(e) => {
-            Some(Environment::parse(e).map_err(|e| unprocessable("environment", e.to_string()))?.as_str().to_owned())
-        }
-        None => None,
-    };
-    let mut platform = body.platform.clone();
-    let mut exceptions: Vec<Exception> = Vec::new();
-    if let Some(text) = body.stacktrace.as_deref() {
-        let parsed = stacktrace::parse(text).map_err(|e| unprocessable("stacktrace", e.to_string()))?;
-        platform.get_or_insert_with(|| parsed.language.as_str().to_owned());
-        exceptions = parsed.to_exceptions();
-    }
-    if let Some(frames) = body.frames {
-        let frames = frames
-            .into_iter()
-            .map(|f| Frame {
-                filename: f.path.clone(),
-                abs_path: f.path,
-                module: f.module,
-                function: f.function,
-                lineno: f.line,
-                colno: f.column,
-                in_app: f.in_app,
-                context_line: f.source,
-            })
-            .collect();
-        match exceptions.last_mut() {
-            Some(e) => e.frames = frames,
-            None => exceptions.push(Exception { ty: "Error".into(), frames, ..Default::default() }),
-        }
-    }
-    if let Some(ex) = body.exception {
-        if ex.ty.trim().is_empty() {
-            return Err(unprocessable("exception.type", "must not be empty"));
-        }
-        match exceptions.last_mut() {
-            Some(e) => {
-                e.ty = ex.ty;
-                e.value = ex.value.or(e.value.take());
-            }
-            None => exceptions.push(Exception { ty: ex.ty, value: ex.value, ..Default::default() }),
-        }
-    }
-    if exceptions.is_empty() && body.message.as_deref().is_none_or(str::is_empty) {
-        return Err(unprocessable("body", "an event needs a message, an exception, frames or a stacktrace"));
-    }
-    Ok(Event {
-        event_id,
-        timestamp,
-        platform: platform.map(|p| truncate(&p, 64)),
-        level: body.level.map(|l| truncate(&l, 32)),
-        release,
-        environment,
-        message: body.message.map(|m| truncate(&m, 8192)),
-        exceptions,
-        stacktrace: Vec::new(),
-        fingerprint: body.fingerprint.filter(|f| !f.is_empty()),
-        sdk: Some("shipwatch.native".into()),
-        claimed_timestamp,
-    })
 }

@@ -3,6 +3,7 @@
 
 pub mod decode;
 pub mod envelope;
+pub mod native;
 pub mod sentry;
 
 use std::collections::HashMap;

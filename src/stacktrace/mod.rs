@@ -120,6 +120,11 @@ impl ParsedTrace {
         self.exceptions.iter().flat_map(|e| e.frames.iter()).collect()
     }
 
+    /// Each exception's frames as event frames, in the order the trace printed them.
+    pub fn frame_chains(&self) -> Vec<Vec<Frame>> {
+        self.exceptions.iter().map(|e| e.frames.iter().map(to_frame).collect()).collect()
+    }
+
     /// The chain as an event's exceptions: causes first, frames caller → callee.
     pub fn to_exceptions(&self) -> Vec<Exception> {
         self.exceptions
