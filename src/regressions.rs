@@ -9,6 +9,7 @@ use crate::assign::service::AssignService;
 use crate::events::Event;
 use crate::git::mirror::Mirrors;
 use crate::git::range;
+use crate::jobs::{IssueReason, Work};
 use crate::store::{Deploy, DynStore};
 
 /// What the check concluded, for logs and tests.
@@ -108,9 +109,9 @@ impl Regressions {
                 // The suspect at the deploy it came back in: the issue's comment names it.
                 self.assign.assign_group(group_id, event_row, false, &now).await?;
                 let job = (self.github_writes && project.github_repo.is_some()).then(|| {
-                    serde_json::json!({ "group": group_id, "reason": "regressed", "deploy": deploy_id }).to_string()
+                    Work::GithubIssue { group: group_id, reason: IssueReason::Regressed, deploy: deploy_id }.job()
                 });
-                if self.store.mark_regressed(group_id, release, now(), job.as_deref()).await? {
+                if self.store.mark_regressed(group_id, release, now(), job.as_ref()).await? {
                     info!(%release, %why, "group regressed");
                 }
             }

@@ -8,6 +8,7 @@ use tracing::{info, instrument, warn};
 use super::{frames_of_event, Assigner, Assignment, DeployContext, FrameResult, Owner, Settings, Suspect};
 use crate::events::Event;
 use crate::git::mirror::Mirrors;
+use crate::jobs::{IssueReason, Work};
 use crate::store::{Deploy, DynStore};
 
 /// What is stored on a group, and shown by the group API.
@@ -121,10 +122,11 @@ impl AssignService {
                 && project.github_repo.is_some()
                 && new_in.is_some()
                 && deploy.range_status.as_deref() != Some("initial");
-            let job = announce
-                .then(|| serde_json::json!({ "group": group_id, "reason": "new", "deploy": deploy.id }).to_string());
+            let job = announce.then(|| {
+                Work::GithubIssue { group: group_id, reason: IssueReason::New, deploy: Some(deploy.id) }.job()
+            });
             self.store
-                .set_release_flags(group_id, new_in.as_deref(), introduced_by.as_deref(), job.as_deref(), now())
+                .set_release_flags(group_id, new_in.as_deref(), introduced_by.as_deref(), job.as_ref(), now())
                 .await?;
         }
         let explanation = match &a.suspect {

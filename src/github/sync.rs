@@ -13,6 +13,7 @@ use tracing::{info, instrument};
 
 use super::{GitHub, GitHubError, NewIssue};
 use crate::assign::service::GroupAssignment;
+use crate::jobs::IssueReason;
 use crate::store::{Deploy, DynStore, Group};
 
 /// Default labels of created issues; the first is also how shipwatch finds its own issues again.
@@ -105,7 +106,7 @@ impl IssueSync {
         }
     }
 
-    /// Runs the job for `group_id`: `reason` is `new` or `regressed`, `deploy_id` the deploy it concerns.
+    /// Runs the job for `group_id`, written because of `reason`; `deploy_id` the deploy it concerns.
     ///
     /// # Errors
     /// [`WaitForSlot`] when the write pacing has no slot yet, [`RetryAt`] when GitHub asks to wait; other errors are
@@ -114,7 +115,7 @@ impl IssueSync {
     pub async fn sync(
         &self,
         group_id: i64,
-        reason: &str,
+        reason: IssueReason,
         deploy_id: Option<i64>,
         now: impl Fn() -> i64,
     ) -> anyhow::Result<()> {
@@ -163,11 +164,11 @@ impl IssueSync {
         };
         if group.github_issue != Some(number) {
             self.store.set_github_issue(group.id, number).await?;
-            if reason == "new" {
+            if reason == IssueReason::New {
                 return Ok(());
             }
         }
-        if reason != "regressed" {
+        if reason != IssueReason::Regressed {
             return Ok(());
         }
         // Regressed: comment once per regression deploy, then reopen. Each write waits for its own slot; the

@@ -5,7 +5,8 @@ use sha2::{Digest as _, Sha256};
 use tracing::{instrument, warn};
 
 use crate::events::{truncate, Event, Frame};
-use crate::store::{DynStore, GroupUpdate};
+use crate::jobs::Work;
+use crate::store::{DynStore, GroupUpdate, Grouped, NewJob};
 
 /// Path fragments of code that is not the application's: installed packages, runtimes, the standard library.
 const NOT_IN_APP_PATHS: &[&str] = &[
@@ -228,9 +229,22 @@ impl Groups {
             culprit: culprit(&event),
             level: event.level.clone(),
         };
-        self.store.group_event(&stored, &update).await?;
+        self.store.group_event(&stored, &update, after_grouping).await?;
         Ok(())
     }
+}
+
+/// The work that follows grouping an event: a new group is assigned; an event for a resolved group is checked for a
+/// regression (whether it reopens the group depends on the build it came from).
+fn after_grouping(g: Grouped) -> Vec<NewJob> {
+    let mut jobs = Vec::new();
+    if g.was_resolved {
+        jobs.push(Work::CheckRegression { group: g.group_id, event: g.event_id }.job());
+    }
+    if g.new_group {
+        jobs.push(Work::AssignGroup { group: g.group_id, event: g.event_id }.job());
+    }
+    jobs
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq as _;
 use tokio::sync::Notify;
 
 use crate::events::Event;
+use crate::jobs::Work;
 use crate::store::{DynStore, NewEvent, Project, StoreError, StoreResult};
 
 /// Why intake refused a request, named by the answer it gets.
@@ -217,7 +218,7 @@ impl Ingest {
                 platform: event.platform.clone(),
                 payload,
             };
-            let inserted = self.store.insert_event(&new, now_ms).await;
+            let inserted = self.store.insert_event(&new, Work::process_event, now_ms).await;
             self.note_write(&inserted);
             stored_any |= inserted?.is_some();
             first.get_or_insert_with(|| event.event_id.clone());

@@ -1,7 +1,10 @@
 //! The worker: claims durable jobs from the store with a lease, runs them through the domain services, and retries
 //! with backoff. A worker that dies mid-job simply lets its lease lapse; another worker then claims the job.
 
-use serde::Deserialize;
+pub mod work;
+
+pub use work::{IssueReason, Work};
+
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -13,10 +16,7 @@ use crate::github::sync::{IssueSync, RetryAt, WaitForSlot};
 use crate::groups::Groups;
 use crate::regressions::Regressions;
 use crate::releases::Releases;
-use crate::store::{
-    DynStore, Job, ASSIGN_GROUP_JOB, CHECK_REGRESSION_JOB, DEPLOY_RANGE_JOB, GITHUB_ISSUE_JOB, GITHUB_WEBHOOK_JOB,
-    PROCESS_EVENT_JOB,
-};
+use crate::store::{DynStore, Job};
 use crate::webhooks::Webhooks;
 
 /// Milliseconds since the Unix epoch; replaceable in tests to drive leases without sleeping.
@@ -45,35 +45,6 @@ pub struct Worker {
     poll: Duration,
     wake: Arc<Notify>,
     clock: Clock,
-}
-
-#[derive(Deserialize)]
-struct DeployJob {
-    deploy_id: i64,
-}
-
-#[derive(Deserialize)]
-struct EventJob {
-    event: i64,
-}
-
-/// `assign_group` and `check_regression` both name a group and the event that triggered them.
-#[derive(Deserialize)]
-struct GroupEventJob {
-    group: i64,
-    event: i64,
-}
-
-#[derive(Deserialize)]
-struct WebhookJob {
-    delivery: String,
-}
-
-#[derive(Deserialize)]
-struct IssueJob {
-    group: i64,
-    reason: String,
-    deploy: Option<i64>,
 }
 
 impl Worker {
@@ -183,37 +154,17 @@ impl Worker {
     }
 
     async fn dispatch(&self, job: &Job, last_attempt: bool) -> anyhow::Result<()> {
-        match job.kind.as_str() {
-            DEPLOY_RANGE_JOB => {
-                let payload: DeployJob = serde_json::from_str(&job.payload)?;
-                let clock = self.clock.clone();
-                self.releases.process_range(payload.deploy_id, last_attempt, move || clock()).await
+        let clock = self.clock.clone();
+        let now = move || clock();
+        match Work::from_row(&job.kind, &job.payload)? {
+            Work::DeployRange { deploy_id } => self.releases.process_range(deploy_id, last_attempt, now).await,
+            Work::ProcessEvent { event } => self.groups.process_event(event).await,
+            Work::AssignGroup { group, event } => self.services.assign.assign_group(group, event, true, now).await,
+            Work::CheckRegression { group, event } => {
+                self.services.regressions.check(group, event, now).await.map(|_| ())
             }
-            PROCESS_EVENT_JOB => {
-                let payload: EventJob = serde_json::from_str(&job.payload)?;
-                self.groups.process_event(payload.event).await
-            }
-            ASSIGN_GROUP_JOB => {
-                let payload: GroupEventJob = serde_json::from_str(&job.payload)?;
-                let clock = self.clock.clone();
-                self.services.assign.assign_group(payload.group, payload.event, true, move || clock()).await
-            }
-            CHECK_REGRESSION_JOB => {
-                let payload: GroupEventJob = serde_json::from_str(&job.payload)?;
-                let clock = self.clock.clone();
-                self.services.regressions.check(payload.group, payload.event, move || clock()).await.map(|_| ())
-            }
-            GITHUB_WEBHOOK_JOB => {
-                let payload: WebhookJob = serde_json::from_str(&job.payload)?;
-                let clock = self.clock.clone();
-                self.services.webhooks.handle(&payload.delivery, move || clock()).await.map(|_| ())
-            }
-            GITHUB_ISSUE_JOB => {
-                let payload: IssueJob = serde_json::from_str(&job.payload)?;
-                let clock = self.clock.clone();
-                self.services.issues.sync(payload.group, &payload.reason, payload.deploy, move || clock()).await
-            }
-            other => anyhow::bail!("unknown job kind `{other}` (written by a newer shipwatch?)"),
+            Work::GithubWebhook { delivery } => self.services.webhooks.handle(&delivery, now).await.map(|_| ()),
+            Work::GithubIssue { group, reason, deploy } => self.services.issues.sync(group, reason, deploy, now).await,
         }
     }
 }

@@ -10,6 +10,7 @@ use tracing::{info, instrument, warn};
 use crate::domain::{Environment, Invalid, ReleaseName, Sha};
 use crate::git::mirror::Mirrors;
 use crate::git::range::{self, RawCommit};
+use crate::jobs::Work;
 use crate::store::{CommitRecord, Deploy, DynStore, FileChange, NewDeploy, Project, RangeOutcome, StoreError};
 
 /// A deploy as a caller describes it, before validation.
@@ -108,7 +109,7 @@ impl Releases {
             deployer,
             url,
         };
-        Ok(self.store.record_deploy(new, now_ms).await?)
+        Ok(self.store.record_deploy(new, Work::deploy_range, now_ms).await?)
     }
 
     /// The release report of `deploy`: its commits, and the errors it brought or brought back.

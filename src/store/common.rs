@@ -13,36 +13,6 @@ pub(super) const COMMIT_COLUMNS: &str = "sha, parents, author_name, author_email
 /// Rows per multi-row insert: 14 columns × 200 stays far below both backends' parameter limits.
 pub(super) const INSERT_BATCH: usize = 200;
 
-/// The kind of the job that computes a deploy's range.
-pub const DEPLOY_RANGE_JOB: &str = "deploy_range";
-
-/// The kind of the job that groups an accepted event.
-pub const PROCESS_EVENT_JOB: &str = "process_event";
-
-/// The kind of the job that maps, blames and assigns a new group.
-pub const ASSIGN_GROUP_JOB: &str = "assign_group";
-
-/// How often an assignment job is tried.
-pub(super) const ASSIGN_JOB_ATTEMPTS: i64 = 6;
-
-/// The kind of the job that decides whether an event reopens a resolved group.
-pub const CHECK_REGRESSION_JOB: &str = "check_regression";
-
-/// The kind of the job that creates, reopens and comments on a group's GitHub issue.
-pub const GITHUB_ISSUE_JOB: &str = "github_issue";
-
-/// GitHub writes are kept queued, retried with backoff, rather than given up.
-pub(super) const GITHUB_JOB_ATTEMPTS: i64 = 1000;
-
-/// The kind of the job that handles a stored GitHub webhook delivery.
-pub const GITHUB_WEBHOOK_JOB: &str = "github_webhook";
-
-/// How often an event job is tried before it is given up (the event stays stored).
-pub(super) const EVENT_JOB_ATTEMPTS: i64 = 10;
-
-/// How often a deploy job is tried before the deploy is marked failed.
-pub(super) const DEPLOY_JOB_ATTEMPTS: i64 = 8;
-
 #[derive(sqlx::FromRow)]
 pub(super) struct CommitRow {
     sha: String,
@@ -171,7 +141,7 @@ macro_rules! impl_store {
                     .await?)
             }
 
-            async fn record_deploy(&self, d: NewDeploy, now: i64) -> StoreResult<(Deploy, bool)> {
+            async fn record_deploy(&self, d: NewDeploy, range_job: fn(i64) -> NewJob, now: i64) -> StoreResult<(Deploy, bool)> {
                 // Two writers may race for the next `seq` of an environment (PostgreSQL scale-out): the unique
                 // (project, environment, seq) makes one of them fail, and its retry then sees the other's row.
                 for _ in 0..5 {
@@ -196,7 +166,7 @@ macro_rules! impl_store {
                             .bind(latest.id)
                             .fetch_one(&mut *tx)
                             .await?;
-                            enqueue_deploy_job(&mut *tx, retried.id, now).await?;
+                            enqueue_in(&mut *tx, &range_job(retried.id), now).await?;
                             tx.commit().await?;
                             return Ok((retried, false));
                         }
@@ -235,7 +205,7 @@ macro_rules! impl_store {
                         Err(StoreError::Conflict(_)) => continue,
                         Err(e) => return Err(e),
                     };
-                    enqueue_deploy_job(&mut *tx, deploy.id, now).await?;
+                    enqueue_in(&mut *tx, &range_job(deploy.id), now).await?;
                     tx.commit().await?;
                     return Ok((deploy, true));
                 }
@@ -386,8 +356,7 @@ macro_rules! impl_store {
                 Ok(rows.into_iter().map(CommitRow::into_record).collect::<anyhow::Result<Vec<_>>>()?)
             }
 
-            async fn insert_event(&self, e: &NewEvent, now: i64) -> StoreResult<Option<i64>> {
-                use $crate::store::common::{EVENT_JOB_ATTEMPTS, PROCESS_EVENT_JOB};
+            async fn insert_event(&self, e: &NewEvent, follow: fn(i64) -> NewJob, now: i64) -> StoreResult<Option<i64>> {
                 let mut tx = self.write.begin().await?;
                 // The unique (project, event_id) makes concurrent retries of one delivery store it once.
                 let id: Option<i64> = sqlx::query_scalar(
@@ -406,8 +375,7 @@ macro_rules! impl_store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 if let Some(id) = id {
-                    let payload = serde_json::json!({ "event": id }).to_string();
-                    enqueue_in(&mut *tx, PROCESS_EVENT_JOB, &payload, EVENT_JOB_ATTEMPTS, now).await?;
+                    enqueue_in(&mut *tx, &follow(id), now).await?;
                 }
                 tx.commit().await?;
                 Ok(id)
@@ -420,7 +388,12 @@ macro_rules! impl_store {
                     .await?)
             }
 
-            async fn group_event(&self, e: &StoredEvent, g: &GroupUpdate) -> StoreResult<(i64, bool)> {
+            async fn group_event(
+                &self,
+                e: &StoredEvent,
+                g: &GroupUpdate,
+                follow: fn(Grouped) -> Vec<NewJob>,
+            ) -> StoreResult<(i64, bool)> {
                 let mut tx = self.write.begin().await?;
                 let already: Option<Option<i64>> = sqlx::query_scalar("select group_id from events where id = $1")
                     .bind(e.id)
@@ -474,17 +447,10 @@ macro_rules! impl_store {
                     .bind(e.id)
                     .execute(&mut *tx)
                     .await?;
-                if status == "resolved" {
-                    // An event for a resolved group: whether it reopens it depends on the build it came from.
-                    use $crate::store::common::{CHECK_REGRESSION_JOB, EVENT_JOB_ATTEMPTS};
-                    let payload = serde_json::json!({ "group": group_id, "event": e.id }).to_string();
-                    enqueue_in(&mut *tx, CHECK_REGRESSION_JOB, &payload, EVENT_JOB_ATTEMPTS, e.received_at).await?;
-                }
-                if times_seen == 1 {
-                    // A new group: find its owner, in the same transaction so the work cannot be lost.
-                    use $crate::store::common::{ASSIGN_GROUP_JOB, ASSIGN_JOB_ATTEMPTS};
-                    let payload = serde_json::json!({ "group": group_id, "event": e.id }).to_string();
-                    enqueue_in(&mut *tx, ASSIGN_GROUP_JOB, &payload, ASSIGN_JOB_ATTEMPTS, e.received_at).await?;
+                // What follows is the caller's rule; queued in this transaction so the work cannot be lost.
+                let grouped = Grouped { group_id, event_id: e.id, was_resolved: status == "resolved", new_group: times_seen == 1 };
+                for job in follow(grouped) {
+                    enqueue_in(&mut *tx, &job, e.received_at).await?;
                 }
                 tx.commit().await?;
                 Ok((group_id, times_seen == 1))
@@ -626,7 +592,7 @@ macro_rules! impl_store {
                 .await?)
             }
 
-            async fn mark_regressed(&self, group_id: i64, release: &str, now: i64, github_job: Option<&str>) -> StoreResult<bool> {
+            async fn mark_regressed(&self, group_id: i64, release: &str, now: i64, github_job: Option<&NewJob>) -> StoreResult<bool> {
                 let mut tx = self.write.begin().await?;
                 let done = sqlx::query(
                     "update error_groups set status = 'unresolved', resolved_at = null, regressed_at = $1, \
@@ -640,8 +606,7 @@ macro_rules! impl_store {
                 if done.rows_affected() == 1 {
                     sqlx::query("delete from group_resolutions where group_id = $1").bind(group_id).execute(&mut *tx).await?;
                     if let Some(job) = github_job {
-                        use $crate::store::common::{GITHUB_ISSUE_JOB, GITHUB_JOB_ATTEMPTS};
-                        enqueue_in(&mut *tx, GITHUB_ISSUE_JOB, job, GITHUB_JOB_ATTEMPTS, now).await?;
+                        enqueue_in(&mut *tx, job, now).await?;
                     }
                 }
                 tx.commit().await?;
@@ -653,7 +618,7 @@ macro_rules! impl_store {
                 group_id: i64,
                 new_in: Option<&str>,
                 introduced_by: Option<&str>,
-                github_job: Option<&str>,
+                github_job: Option<&NewJob>,
                 now: i64,
             ) -> StoreResult<()> {
                 let mut tx = self.write.begin().await?;
@@ -664,8 +629,7 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?;
                 if let Some(job) = github_job {
-                    use $crate::store::common::{GITHUB_ISSUE_JOB, GITHUB_JOB_ATTEMPTS};
-                    enqueue_in(&mut *tx, GITHUB_ISSUE_JOB, job, GITHUB_JOB_ATTEMPTS, now).await?;
+                    enqueue_in(&mut *tx, job, now).await?;
                 }
                 tx.commit().await?;
                 Ok(())
@@ -688,8 +652,14 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn insert_webhook(&self, delivery_id: &str, event: &str, payload: &str, now: i64) -> StoreResult<bool> {
-                use $crate::store::common::{EVENT_JOB_ATTEMPTS, GITHUB_WEBHOOK_JOB};
+            async fn insert_webhook(
+                &self,
+                delivery_id: &str,
+                event: &str,
+                payload: &str,
+                job: &NewJob,
+                now: i64,
+            ) -> StoreResult<bool> {
                 let mut tx = self.write.begin().await?;
                 let inserted = sqlx::query(
                     "insert into webhook_deliveries (delivery_id, event, payload, received_at) values ($1, $2, $3, $4) \
@@ -704,8 +674,7 @@ macro_rules! impl_store {
                 .rows_affected()
                     == 1;
                 if inserted {
-                    let job = serde_json::json!({ "delivery": delivery_id }).to_string();
-                    enqueue_in(&mut *tx, GITHUB_WEBHOOK_JOB, &job, EVENT_JOB_ATTEMPTS, now).await?;
+                    enqueue_in(&mut *tx, job, now).await?;
                 }
                 tx.commit().await?;
                 Ok(inserted)
@@ -922,34 +891,18 @@ macro_rules! impl_store {
         }
 
         /// Queues a job inside the caller's transaction, so the job exists exactly when the row it is about does.
-        async fn enqueue_in(
-            tx: &mut <$db as sqlx::Database>::Connection,
-            kind: &str,
-            payload: &str,
-            max_attempts: i64,
-            now: i64,
-        ) -> StoreResult<()> {
+        async fn enqueue_in(tx: &mut <$db as sqlx::Database>::Connection, job: &NewJob, now: i64) -> StoreResult<()> {
             sqlx::query(
                 "insert into jobs (kind, payload, status, max_attempts, run_at, created_at, updated_at) \
                  values ($1, $2, 'queued', $3, $4, $4, $4)",
             )
-            .bind(kind)
-            .bind(payload)
-            .bind(max_attempts)
+            .bind(&job.kind)
+            .bind(&job.payload)
+            .bind(job.max_attempts)
             .bind(now)
             .execute(tx)
             .await?;
             Ok(())
-        }
-
-        async fn enqueue_deploy_job(
-            tx: &mut <$db as sqlx::Database>::Connection,
-            deploy_id: i64,
-            now: i64,
-        ) -> StoreResult<()> {
-            use $crate::store::common::{DEPLOY_JOB_ATTEMPTS, DEPLOY_RANGE_JOB};
-            let payload = serde_json::json!({ "deploy_id": deploy_id }).to_string();
-            enqueue_in(tx, DEPLOY_RANGE_JOB, &payload, DEPLOY_JOB_ATTEMPTS, now).await
         }
     };
 }

@@ -11,9 +11,6 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-pub use common::{
-    ASSIGN_GROUP_JOB, CHECK_REGRESSION_JOB, DEPLOY_RANGE_JOB, GITHUB_ISSUE_JOB, GITHUB_WEBHOOK_JOB, PROCESS_EVENT_JOB,
-};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -316,10 +313,23 @@ pub struct GroupFilter {
     pub offset: i64,
 }
 
+/// A job row to queue: the store keeps kind and payload as given (`jobs::Work` owns what they mean).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob {
     pub kind: String,
     pub payload: String,
     pub max_attempts: i64,
+}
+
+/// What grouping an event did, for the caller's rule on which jobs follow.
+#[derive(Debug, Clone, Copy)]
+pub struct Grouped {
+    pub group_id: i64,
+    pub event_id: i64,
+    /// The group was resolved when the event arrived.
+    pub was_resolved: bool,
+    /// The event created the group.
+    pub new_group: bool,
 }
 
 /// Everything shipwatch keeps, behind one interface with a SQLite and a PostgreSQL implementation.
@@ -339,10 +349,15 @@ pub trait Store: Send + Sync + 'static {
     async fn project_by_id(&self, id: i64) -> StoreResult<Option<Project>>;
     async fn project_by_name(&self, name: &str) -> StoreResult<Option<Project>>;
 
-    /// Records a deploy and queues its range job, atomically. When the latest deploy of the environment is the
-    /// same one (same sha, version and given previous sha) it is returned instead, with `false`; a re-sent deploy
-    /// that had failed is queued again.
-    async fn record_deploy(&self, deploy: NewDeploy, now: i64) -> StoreResult<(Deploy, bool)>;
+    /// Records a deploy and queues `range_job(deploy id)`, atomically. When the latest deploy of the environment is
+    /// the same one (same sha, version and given previous sha) it is returned instead, with `false`; a re-sent
+    /// deploy that had failed is queued again.
+    async fn record_deploy(
+        &self,
+        deploy: NewDeploy,
+        range_job: fn(i64) -> NewJob,
+        now: i64,
+    ) -> StoreResult<(Deploy, bool)>;
     async fn deploy(&self, id: i64) -> StoreResult<Option<Deploy>>;
     /// Deploys of a project, newest first, optionally of one environment, before a deploy id (for paging).
     async fn list_deploys(
@@ -362,13 +377,19 @@ pub trait Store: Send + Sync + 'static {
     /// The commits of a deploy's range, in `git log` order.
     async fn deploy_commits(&self, deploy_id: i64) -> StoreResult<Vec<CommitRecord>>;
 
-    /// Stores an event and queues its processing, atomically. `None` when the project already has an event with
-    /// this id (a retried delivery): nothing is written then.
-    async fn insert_event(&self, event: &NewEvent, now: i64) -> StoreResult<Option<i64>>;
+    /// Stores an event and queues `follow(event row id)`, atomically. `None` when the project already has an event
+    /// with this id (a retried delivery): nothing is written then.
+    async fn insert_event(&self, event: &NewEvent, follow: fn(i64) -> NewJob, now: i64) -> StoreResult<Option<i64>>;
     async fn event(&self, id: i64) -> StoreResult<Option<StoredEvent>>;
     /// Adds a stored event to the group of its fingerprint (creating it), counting it once however often this is
-    /// called. Returns the group id and whether this event created the group.
-    async fn group_event(&self, event: &StoredEvent, group: &GroupUpdate) -> StoreResult<(i64, bool)>;
+    /// called, and queues the jobs `follow` names for what happened, in the same transaction. Returns the group id
+    /// and whether this event created the group.
+    async fn group_event(
+        &self,
+        event: &StoredEvent,
+        group: &GroupUpdate,
+        follow: fn(Grouped) -> Vec<NewJob>,
+    ) -> StoreResult<(i64, bool)>;
     async fn list_groups(&self, project_id: i64, filter: &GroupFilter) -> StoreResult<Vec<Group>>;
     /// Stores the assignment of a group (JSON) and its assignee.
     async fn set_group_assignment(
@@ -388,14 +409,14 @@ pub trait Store: Send + Sync + 'static {
     async fn ignore_group(&self, group_id: i64) -> StoreResult<()>;
     /// Per environment, the commit that was deployed when the group was resolved.
     async fn group_resolutions(&self, group_id: i64) -> StoreResult<Vec<(String, String)>>;
-    /// Reopens a resolved group because of an event from `release`, queueing `github_job` (a `github_issue` payload)
-    /// in the same transaction; `false` when it was no longer resolved.
+    /// Reopens a resolved group because of an event from `release`, queueing `github_job` in the same transaction;
+    /// `false` when it was no longer resolved.
     async fn mark_regressed(
         &self,
         group_id: i64,
         release: &str,
         now: i64,
-        github_job: Option<&str>,
+        github_job: Option<&NewJob>,
     ) -> StoreResult<bool>;
     /// Sets "new in" / "introduced by", queueing `github_job` in the same transaction.
     async fn set_release_flags(
@@ -403,14 +424,21 @@ pub trait Store: Send + Sync + 'static {
         group_id: i64,
         new_in: Option<&str>,
         introduced_by: Option<&str>,
-        github_job: Option<&str>,
+        github_job: Option<&NewJob>,
         now: i64,
     ) -> StoreResult<()>;
     async fn group_by_issue(&self, project_id: i64, issue: i64) -> StoreResult<Option<Group>>;
     /// Links a group to its GitHub issue.
     async fn set_github_issue(&self, group_id: i64, issue: i64) -> StoreResult<()>;
-    /// Stores a GitHub webhook delivery and queues its handling, once per delivery id: `false` for a redelivery.
-    async fn insert_webhook(&self, delivery_id: &str, event: &str, payload: &str, now: i64) -> StoreResult<bool>;
+    /// Stores a GitHub webhook delivery and queues `job` for it, once per delivery id: `false` for a redelivery.
+    async fn insert_webhook(
+        &self,
+        delivery_id: &str,
+        event: &str,
+        payload: &str,
+        job: &NewJob,
+        now: i64,
+    ) -> StoreResult<bool>;
     /// A stored delivery: its event name and payload.
     async fn webhook(&self, delivery_id: &str) -> StoreResult<Option<(String, String)>>;
     async fn projects_for_github_repo(&self, repo: &str) -> StoreResult<Vec<Project>>;

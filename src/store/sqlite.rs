@@ -5,8 +5,8 @@
 
 use super::common::impl_store;
 use super::{
-    random_hex, CommitRecord, Deploy, Group, GroupCount, GroupFilter, GroupUpdate, Job, JobState, NewDeploy, NewEvent,
-    NewJob, NewProject, Project, RangeOutcome, StoreError, StoreResult, StoredEvent,
+    random_hex, CommitRecord, Deploy, Group, GroupCount, GroupFilter, GroupUpdate, Grouped, Job, JobState, NewDeploy,
+    NewEvent, NewJob, NewProject, Project, RangeOutcome, StoreError, StoreResult, StoredEvent,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};

@@ -1,5 +1,6 @@
 //! The `Store` contract: the same behaviour from SQLite and PostgreSQL.
 
+use shipwatch::jobs::Work;
 use shipwatch::store::{
     CommitRecord, DynStore, FileChange, NewDeploy, NewJob, NewProject, Person, RangeOutcome, StoreError,
 };
@@ -67,10 +68,11 @@ async fn projects_are_unique_by_name_and_found_by_name_or_id() {
 async fn deploys_chain_per_environment_and_repeat_idempotently() {
     on_each_backend(|store: DynStore, backend| async move {
         let p = store.create_project(new_project("web"), 0).await.expect("project");
-        let (d1, new1) = store.record_deploy(new_deploy(p.id, "prod", 'a'), 1).await.expect("d1");
-        let (d2, new2) = store.record_deploy(new_deploy(p.id, "prod", 'b'), 2).await.expect("d2");
-        let (s1, _) = store.record_deploy(new_deploy(p.id, "staging", 'b'), 3).await.expect("s1");
-        let (again, new3) = store.record_deploy(new_deploy(p.id, "prod", 'b'), 4).await.expect("again");
+        let (d1, new1) = store.record_deploy(new_deploy(p.id, "prod", 'a'), Work::deploy_range, 1).await.expect("d1");
+        let (d2, new2) = store.record_deploy(new_deploy(p.id, "prod", 'b'), Work::deploy_range, 2).await.expect("d2");
+        let (s1, _) = store.record_deploy(new_deploy(p.id, "staging", 'b'), Work::deploy_range, 3).await.expect("s1");
+        let (again, new3) =
+            store.record_deploy(new_deploy(p.id, "prod", 'b'), Work::deploy_range, 4).await.expect("again");
         assert!(new1 && new2 && !new3, "{backend}");
         assert_eq!((d1.seq, d2.seq, s1.seq), (1, 2, 1));
         assert_eq!(d1.base_sha, None);
@@ -79,7 +81,8 @@ async fn deploys_chain_per_environment_and_repeat_idempotently() {
         assert_eq!(s1.base_sha, None, "environments do not chain into each other");
         assert_eq!(again.id, d2.id);
         // Rolling back to a's commit after b is a new deploy, not a repeat of d1.
-        let (rollback, new4) = store.record_deploy(new_deploy(p.id, "prod", 'a'), 5).await.expect("rollback");
+        let (rollback, new4) =
+            store.record_deploy(new_deploy(p.id, "prod", 'a'), Work::deploy_range, 5).await.expect("rollback");
         assert!(new4 && rollback.id != d1.id);
         assert_eq!(rollback.base_sha.as_deref(), Some("b".repeat(40).as_str()));
         let jobs = store.job_states().await.expect("jobs");
@@ -97,7 +100,7 @@ async fn deploys_chain_per_environment_and_repeat_idempotently() {
 async fn finishing_a_range_twice_stores_each_commit_once() {
     on_each_backend(|store: DynStore, backend| async move {
         let p = store.create_project(new_project("web"), 0).await.expect("project");
-        let (d, _) = store.record_deploy(new_deploy(p.id, "prod", 'a'), 1).await.expect("deploy");
+        let (d, _) = store.record_deploy(new_deploy(p.id, "prod", 'a'), Work::deploy_range, 1).await.expect("deploy");
         let outcome = RangeOutcome {
             base_sha: Some("0".repeat(40)),
             range_status: "forward".into(),
@@ -117,7 +120,7 @@ async fn finishing_a_range_twice_stores_each_commit_once() {
         assert_eq!((d.status.as_str(), d.commit_count, d.commits_stored), ("ready", Some(2), Some(2)));
 
         // A large range crosses the insert batches.
-        let (big, _) = store.record_deploy(new_deploy(p.id, "prod", 'b'), 2).await.expect("deploy");
+        let (big, _) = store.record_deploy(new_deploy(p.id, "prod", 'b'), Work::deploy_range, 2).await.expect("deploy");
         let many: Vec<CommitRecord> = (0..1234)
             .map(|i| {
                 let mut c = commit('c', "carol");
