@@ -49,7 +49,7 @@ impl Regressions {
     ///
     /// # Errors
     /// When the store or git fails (the job is retried).
-    #[instrument(skip_all, fields(group_id, event_row))]
+    #[instrument(skip_all, fields(group_id = group_id, event_row = event_row))]
     pub async fn check(&self, group_id: i64, event_row: i64, now: impl Fn() -> i64) -> anyhow::Result<Verdict> {
         let (Some(group), Some(stored)) = (self.store.group(group_id).await?, self.store.event(event_row).await?)
         else {

@@ -47,7 +47,7 @@ impl Webhooks {
     ///
     /// # Errors
     /// When the store or git fails (the job is retried); payloads that do not concern shipwatch are ignored.
-    #[instrument(skip_all, fields(delivery))]
+    #[instrument(skip_all, fields(delivery = delivery))]
     pub async fn handle(&self, delivery: &str, now: impl Fn() -> i64) -> anyhow::Result<Handled> {
         let Some((event, payload)) = self.store.webhook(delivery).await? else {
             return Ok(Handled::Ignored("delivery not stored".into()));

@@ -61,7 +61,7 @@ impl AssignService {
 
     /// # Errors
     /// When the store or git fails (the job is retried); a group without a deploy is stored as `no_deploy`.
-    #[instrument(skip_all, fields(group_id, event_row))]
+    #[instrument(skip_all, fields(group_id = group_id, event_row = event_row))]
     /// `first` is true for a new group (the release flags and the GitHub issue follow from it), false when a
     /// regression re-assigns it at the deploy it came back in.
     pub async fn assign_group(

@@ -39,7 +39,7 @@ impl Mirrors {
     ///
     /// # Errors
     /// When the mirror cannot be created or the fetch fails (unreachable remote, bad credentials, timeout).
-    #[instrument(skip_all, fields(project_id))]
+    #[instrument(skip_all, fields(project_id = project_id))]
     pub async fn ensure_commits(&self, project_id: i64, url: &str, wanted: &[&str]) -> anyhow::Result<bool> {
         let lock = self.lock_for(project_id);
         let _guard = lock.lock().await;

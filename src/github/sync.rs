@@ -111,7 +111,7 @@ impl IssueSync {
     /// # Errors
     /// [`WaitForSlot`] when the write pacing has no slot yet, [`RetryAt`] when GitHub asks to wait; other errors are
     /// retried with backoff.
-    #[instrument(skip_all, fields(group_id, reason))]
+    #[instrument(skip_all, fields(group_id = group_id, reason = reason.as_str(), deploy_id = deploy_id))]
     pub async fn sync(
         &self,
         group_id: i64,

@@ -212,7 +212,7 @@ impl Groups {
     ///
     /// # Errors
     /// Store errors (the job is retried).
-    #[instrument(skip_all, fields(event_row))]
+    #[instrument(skip_all, fields(event_row = event_row))]
     pub async fn process_event(&self, event_row: i64) -> anyhow::Result<()> {
         let Some(stored) = self.store.event(event_row).await? else {
             warn!("event no longer exists; nothing to do");

@@ -171,7 +171,7 @@ impl Releases {
     ///
     /// # Errors
     /// When this attempt failed and should be retried.
-    #[instrument(skip_all, fields(deploy_id))]
+    #[instrument(skip_all, fields(deploy_id = deploy_id))]
     pub async fn process_range(&self, deploy_id: i64, last_attempt: bool, now: impl Fn() -> i64) -> anyhow::Result<()> {
         let Some(deploy) = self.store.deploy(deploy_id).await? else {
             warn!("deploy no longer exists; nothing to do");

@@ -226,7 +226,7 @@ async fn the_binary_serves_with_zero_configuration_records_a_deploy_and_stops_on
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut server = tokio::process::Command::new(bin)
-        .args(["serve", "--listen", &listen, "--allow-local-repos"])
+        .args(["--log-format", "json", "serve", "--listen", &listen, "--allow-local-repos"])
         .current_dir(cwd.path())
         .env_remove("DATABASE_URL")
         .env_remove("SHIPWATCH_DATA_DIR")
@@ -284,6 +284,14 @@ async fn the_binary_serves_with_zero_configuration_records_a_deploy_and_stops_on
         e.read_to_string(&mut stderr).await.expect("stderr");
     }
     assert!(stderr.contains("shutting down") && stderr.contains("worker stopped"), "{stderr}");
+    // JSON logs: the range job's line carries the ids of its spans.
+    let range_line = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "range recorded")
+        .unwrap_or_else(|| panic!("a JSON `range recorded` line in {stderr}"));
+    assert_eq!(range_line["span"]["deploy_id"], json!(1), "{range_line}");
+    assert!(range_line["spans"].as_array().is_some_and(|s| s.iter().any(|s| s["job_id"].is_i64())), "{range_line}");
     assert!(!stderr.contains(&token), "the deploy token never appears in the log");
 }
 
