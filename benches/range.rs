@@ -77,7 +77,16 @@ async fn bench_backend(name: &str, database_url: &str, repo: &Path, root: &str, 
         github_api_url: "https://api.github.com".into(),
         github_timeout_ms: 30_000,
     };
-    let w = WorkerArgs { job_lease: 60, poll_interval_ms: 20, public_url: None, github_write_interval_ms: 1000 };
+    let w = WorkerArgs {
+        job_lease: 60,
+        poll_interval_ms: 20,
+        public_url: None,
+        github_write_interval_ms: 1000,
+        retain_events_days: 90,
+        retain_jobs_days: 14,
+        retain_webhooks_days: 30,
+        retention_interval_minutes: 60,
+    };
     let app = App::with_store(store, &d, &g, &w).expect("app builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));

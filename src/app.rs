@@ -22,6 +22,7 @@ use crate::ingest::Ingest;
 use crate::jobs::{system_clock, Clock, Services, Worker};
 use crate::regressions::Regressions;
 use crate::releases::Releases;
+use crate::retention::Retention;
 use crate::store::{self, DynStore};
 use crate::webhooks::Webhooks;
 
@@ -37,6 +38,7 @@ pub struct App {
     pub issues: Arc<IssueSync>,
     pub wake: Arc<Notify>,
     pub worker_args: WorkerArgs,
+    pub retention: Arc<Retention>,
 }
 
 impl App {
@@ -107,6 +109,7 @@ impl App {
             git.max_range_commits.max(1),
             web_url(&git.github_api_url),
         ));
+        let retention = Arc::new(Retention::new(store.clone(), mirrors.clone(), worker_args.retention_ages()));
         let webhooks = Arc::new(Webhooks::new(store.clone(), releases.clone(), mirrors));
         let groups = Arc::new(Groups::new(store.clone()));
         App {
@@ -119,6 +122,7 @@ impl App {
             issues,
             wake: Arc::new(Notify::new()),
             worker_args: worker_args.clone(),
+            retention,
         }
     }
 
@@ -132,8 +136,10 @@ impl App {
         })
     }
 
+    /// The worker with the system clock and its periodic retention pass.
     pub fn worker(&self) -> Worker {
         self.worker_with_clock(system_clock())
+            .with_retention(self.retention.clone(), self.worker_args.retention_interval())
     }
 
     pub fn worker_with_clock(&self, clock: Clock) -> Worker {

@@ -144,6 +144,22 @@ pub struct WorkerArgs {
     /// Least milliseconds between two writes to GitHub from this process.
     #[arg(long, env = "SHIPWATCH_GITHUB_WRITE_INTERVAL_MS", default_value_t = 1000)]
     pub github_write_interval_ms: u64,
+
+    /// Days events are kept (a group's counts and its last event are kept regardless); 0 keeps them forever.
+    #[arg(long, env = "SHIPWATCH_RETAIN_EVENTS_DAYS", default_value_t = 90)]
+    pub retain_events_days: u64,
+
+    /// Days finished jobs (done, or given up) are kept; 0 keeps them forever.
+    #[arg(long, env = "SHIPWATCH_RETAIN_JOBS_DAYS", default_value_t = 14)]
+    pub retain_jobs_days: u64,
+
+    /// Days GitHub webhook deliveries are kept; 0 keeps them forever.
+    #[arg(long, env = "SHIPWATCH_RETAIN_WEBHOOKS_DAYS", default_value_t = 30)]
+    pub retain_webhooks_days: u64,
+
+    /// Minutes between retention passes (deleting what is past its age, `git gc --auto` on mirrors).
+    #[arg(long, env = "SHIPWATCH_RETENTION_INTERVAL_MINUTES", default_value_t = 60)]
+    pub retention_interval_minutes: u64,
 }
 
 impl WorkerArgs {
@@ -153,6 +169,19 @@ impl WorkerArgs {
 
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms.max(10))
+    }
+
+    pub fn retention_ages(&self) -> crate::retention::Ages {
+        let days = |d: u64| (d > 0).then(|| Duration::from_secs(d.saturating_mul(86_400)));
+        crate::retention::Ages {
+            events: days(self.retain_events_days),
+            finished_jobs: days(self.retain_jobs_days),
+            webhook_deliveries: days(self.retain_webhooks_days),
+        }
+    }
+
+    pub fn retention_interval(&self) -> Duration {
+        Duration::from_secs(self.retention_interval_minutes.max(1).saturating_mul(60))
     }
 }
 

@@ -122,8 +122,16 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {} (another server there? try --listen 127.0.0.1:0)", args.listen))?;
     let base = format!("http://{}", listener.local_addr()?);
-    let worker =
-        WorkerArgs { job_lease: 60, poll_interval_ms: 50, public_url: Some(base.clone()), github_write_interval_ms: 0 };
+    let worker = WorkerArgs {
+        job_lease: 60,
+        poll_interval_ms: 50,
+        public_url: Some(base.clone()),
+        github_write_interval_ms: 0,
+        retain_events_days: 90,
+        retain_jobs_days: 14,
+        retain_webhooks_days: 30,
+        retention_interval_minutes: 60,
+    };
     let store = crate::store::connect(&data.database_url()).await?;
     let github = Arc::new(MemoryGitHub::default());
     let app = App::with_github(store.clone(), &data, &git_args, &worker, github.clone(), true);

@@ -21,6 +21,7 @@ pub mod output;
 pub mod projects;
 pub mod regressions;
 pub mod releases;
+pub mod retention;
 pub mod stacktrace;
 pub mod store;
 pub mod webhooks;

@@ -34,6 +34,22 @@ impl Mirrors {
         locks.entry(project_id).or_default().clone()
     }
 
+    /// Lets git pack and prune the mirror of `project_id` when it thinks it is worth it (`git gc --auto`), under
+    /// the mirror's lock. `false` when there is no mirror.
+    ///
+    /// # Errors
+    /// When git fails.
+    pub async fn gc_auto(&self, project_id: i64) -> anyhow::Result<bool> {
+        let lock = self.lock_for(project_id);
+        let _guard = lock.lock().await;
+        let path = self.path(project_id);
+        if !path.join("HEAD").exists() {
+            return Ok(false);
+        }
+        self.git.run(Some(&path), "git gc --auto", ["gc", "--auto", "--quiet"]).await?;
+        Ok(true)
+    }
+
     /// Makes sure the mirror exists and has every commit in `wanted`, fetching from `url` when one is missing.
     /// Returns whether a fetch happened.
     ///

@@ -16,6 +16,7 @@ use crate::github::sync::{IssueSync, RetryAt, WaitForSlot};
 use crate::groups::Groups;
 use crate::regressions::Regressions;
 use crate::releases::Releases;
+use crate::retention::Retention;
 use crate::store::{DynStore, Job};
 use crate::webhooks::Webhooks;
 
@@ -45,6 +46,8 @@ pub struct Worker {
     poll: Duration,
     wake: Arc<Notify>,
     clock: Clock,
+    /// Retention passes, and how often, run beside the job loop by [`Worker::run`].
+    retention: Option<(Arc<Retention>, Duration)>,
 }
 
 impl Worker {
@@ -57,12 +60,29 @@ impl Worker {
         wake: Arc<Notify>,
         clock: Clock,
     ) -> Worker {
-        Worker { store: releases.store().clone(), releases, groups, services, lease, poll, wake, clock }
+        Worker {
+            store: releases.store().clone(),
+            releases,
+            groups,
+            services,
+            lease,
+            poll,
+            wake,
+            clock,
+            retention: None,
+        }
+    }
+
+    /// Runs `retention` every `interval` beside the jobs.
+    pub fn with_retention(mut self, retention: Arc<Retention>, interval: Duration) -> Worker {
+        self.retention = Some((retention, interval));
+        self
     }
 
     /// Runs until `shutdown` is cancelled, finishing the job in hand first.
     pub async fn run(self, shutdown: CancellationToken) {
         info!(lease_s = self.lease.as_secs(), "worker started");
+        let retention = self.retention.clone().map(|(r, every)| tokio::spawn(r.run(every, shutdown.clone())));
         let mut failures: u32 = 0;
         while !shutdown.is_cancelled() {
             let pause = match self.run_once().await {
@@ -86,6 +106,9 @@ impl Worker {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(pause) => {}
             }
+        }
+        if let Some(retention) = retention {
+            let _ = retention.await;
         }
         info!("worker stopped");
     }

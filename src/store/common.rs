@@ -762,6 +762,26 @@ macro_rules! impl_store {
                     .await?)
             }
 
+            async fn purge(&self, what: $crate::store::Purge, before: i64, limit: i64) -> StoreResult<u64> {
+                use $crate::store::Purge;
+                // One bounded batch per call, so a large backlog never holds the write lock for long.
+                let sql = match what {
+                    Purge::Events => {
+                        "delete from events where id in (select e.id from events e where e.received_at < $1 \
+                         and not exists (select 1 from error_groups g where g.last_event_id = e.id) limit $2)"
+                    }
+                    Purge::FinishedJobs => {
+                        "delete from jobs where id in (select id from jobs where status in ('done', 'dead') \
+                         and updated_at < $1 limit $2)"
+                    }
+                    Purge::WebhookDeliveries => {
+                        "delete from webhook_deliveries where delivery_id in (select delivery_id \
+                         from webhook_deliveries where received_at < $1 limit $2)"
+                    }
+                };
+                Ok(sqlx::query(sql).bind(before).bind(limit).execute(&self.write).await?.rows_affected())
+            }
+
             async fn event_count(&self, project_id: i64) -> StoreResult<i64> {
                 Ok(sqlx::query_scalar("select count(*) from events where project_id = $1")
                     .bind(project_id)

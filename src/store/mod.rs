@@ -321,6 +321,14 @@ pub struct NewJob {
     pub max_attempts: i64,
 }
 
+/// What retention deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purge {
+    Events,
+    FinishedJobs,
+    WebhookDeliveries,
+}
+
 /// What grouping an event did, for the caller's rule on which jobs follow.
 #[derive(Debug, Clone, Copy)]
 pub struct Grouped {
@@ -462,6 +470,9 @@ pub trait Store: Send + Sync + 'static {
     async fn count_items(&self, project_id: i64, counts: &[(String, i64)]) -> StoreResult<()>;
     async fn item_counts(&self, project_id: i64) -> StoreResult<Vec<(String, i64)>>;
     async fn event_count(&self, project_id: i64) -> StoreResult<i64>;
+    /// Deletes at most `limit` rows of `what` older than `before` (ms); returns how many went. A group's last event
+    /// is never deleted; of jobs, only finished ones (done or dead) are.
+    async fn purge(&self, what: Purge, before: i64, limit: i64) -> StoreResult<u64>;
 
     async fn enqueue_job(&self, job: NewJob, now: i64) -> StoreResult<i64>;
     /// Claims the oldest job that is due, or whose lease has run out, for `lease_ms`.

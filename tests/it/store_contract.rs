@@ -1,10 +1,15 @@
 //! The `Store` contract: the same behaviour from SQLite and PostgreSQL.
 
+use shipwatch::git::mirror::Mirrors;
+use shipwatch::git::Git;
 use shipwatch::jobs::Work;
+use shipwatch::retention::{Ages, Purged, Retention};
 use shipwatch::store::{
-    CommitRecord, DynStore, FileChange, NewDeploy, NewJob, NewProject, Person, RangeOutcome, StoreError,
+    CommitRecord, DynStore, FileChange, GroupUpdate, NewDeploy, NewEvent, NewJob, NewProject, Person, RangeOutcome,
+    StoreError,
 };
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use crate::support::on_each_backend;
 
@@ -199,6 +204,79 @@ async fn concurrent_workers_never_claim_the_same_job() {
         let unique: HashSet<i64> = all.iter().copied().collect();
         assert_eq!(all.len(), 40, "{backend}: every job claimed");
         assert_eq!(unique.len(), 40, "{backend}: no job claimed twice");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn retention_deletes_what_is_past_its_age_in_batches_and_keeps_the_rest() {
+    on_each_backend(|store: DynStore, backend| async move {
+        const DAY: i64 = 86_400_000;
+        let now = 400 * DAY;
+        let p = store.create_project(new_project("web"), 0).await.expect("project");
+        let event = |n: usize| NewEvent {
+            project_id: p.id,
+            event_id: format!("{n:032x}"),
+            occurred_at: 0,
+            release: None,
+            environment: Some("production".into()),
+            platform: None,
+            payload: "{}".into(),
+        };
+        // More old events than two deletion batches, and a few recent ones.
+        let mut old_ids = Vec::new();
+        for n in 0..1_100 {
+            old_ids.push(store.insert_event(&event(n), Work::process_event, now - 100 * DAY).await.expect("old"));
+        }
+        for n in 1_100..1_103 {
+            store.insert_event(&event(n), Work::process_event, now - DAY).await.expect("new");
+        }
+        // An old event that is a group's last event stays: the group page shows it.
+        let last = old_ids[1_099].expect("stored");
+        let stored = store.event(last).await.expect("read").expect("there");
+        let update = GroupUpdate { fingerprint: "f".into(), title: "t".into(), culprit: None, level: None };
+        store.group_event(&stored, &update, |_| Vec::new()).await.expect("grouped");
+        // Finished jobs: done and dead long ago, done recently. (The events' own jobs are queued and stay.)
+        let job = || NewJob { kind: "k".into(), payload: "{}".into(), max_attempts: 1 };
+        for (at, done) in [(now - 150 * DAY, true), (now - 150 * DAY, false), (now - 2 * DAY, true)] {
+            store.enqueue_job(job(), at - 1_000_000_000).await.expect("enqueue");
+            let j = store.claim_job(at - 1_000_000_000, 1_000).await.expect("claim").expect("due");
+            if done {
+                assert!(store.complete_job(&j, at).await.expect("complete"));
+            } else {
+                assert!(store.fail_job(&j, "gave up", None, at).await.expect("fail"));
+            }
+        }
+        for (id, at) in [("old-delivery", now - 40 * DAY), ("new-delivery", now - DAY)] {
+            store.insert_webhook(id, "ping", "{}", &Work::github_webhook(id), at).await.expect("delivery");
+        }
+        let dir = tempfile::tempdir().expect("dir");
+        let git = Git::new("git", std::time::Duration::from_secs(60), None, true);
+        let mirrors = Arc::new(Mirrors::new(dir.path().to_owned(), git));
+        let bare = std::process::Command::new("git")
+            .args(["init", "--quiet", "--bare"])
+            .arg(mirrors.path(p.id))
+            .status()
+            .expect("git init");
+        assert!(bare.success());
+
+        let day = |d: u64| Some(std::time::Duration::from_secs(d * 86_400));
+        let ages = Ages { events: day(90), finished_jobs: day(14), webhook_deliveries: day(30) };
+        let retention = Retention::new(store.clone(), mirrors, ages);
+        let purged = retention.run_once(now).await.expect("retention runs");
+        let expected = Purged { events: 1_099, finished_jobs: 2, webhook_deliveries: 1, mirrors: 1 };
+        assert_eq!(purged, expected, "{backend}");
+        assert_eq!(store.event_count(p.id).await.expect("count"), 4, "{backend}: 3 recent + the group's last");
+        assert!(store.event(last).await.expect("read").is_some());
+        assert!(store.webhook("old-delivery").await.expect("read").is_none());
+        assert!(store.webhook("new-delivery").await.expect("read").is_some());
+        let states = store.job_states().await.expect("jobs");
+        let finished = states.iter().filter(|s| s.status == "done" || s.status == "dead").count();
+        let queued = states.iter().filter(|s| s.status == "queued").count();
+        assert_eq!((finished, queued), (1, 1_100 + 3 + 2), "{backend}");
+        // A second pass finds nothing more.
+        let again = retention.run_once(now).await.expect("retention runs");
+        assert_eq!(again, Purged { mirrors: 1, ..Purged::default() }, "{backend}");
     })
     .await;
 }

@@ -201,7 +201,16 @@ pub fn app_args(data_dir: &Path, git_program: Option<PathBuf>) -> (DataArgs, Git
             github_api_url: "https://api.github.com".into(),
             github_timeout_ms: 30_000,
         },
-        WorkerArgs { job_lease: 60, poll_interval_ms: 50, public_url: None, github_write_interval_ms: 0 },
+        WorkerArgs {
+            job_lease: 60,
+            poll_interval_ms: 50,
+            public_url: None,
+            github_write_interval_ms: 0,
+            retain_events_days: 90,
+            retain_jobs_days: 14,
+            retain_webhooks_days: 30,
+            retention_interval_minutes: 60,
+        },
     )
 }
 
