@@ -14,12 +14,14 @@ use crate::assign::Assigner;
 use crate::config::{DataArgs, GitArgs, Secret, WorkerArgs};
 use crate::git::mirror::Mirrors;
 use crate::git::Git;
+use crate::github::metered::MeteredGitHub;
 use crate::github::sync::{web_url, IssueSync};
 use crate::github::{GitHub, NoGitHub, OctocrabGitHub};
 use crate::groups::Groups;
 use crate::http::{self, AppState, HttpSettings};
 use crate::ingest::Ingest;
 use crate::jobs::{system_clock, Clock, Services, Worker};
+use crate::metrics::Metrics;
 use crate::regressions::Regressions;
 use crate::releases::Releases;
 use crate::retention::Retention;
@@ -39,6 +41,8 @@ pub struct App {
     pub wake: Arc<Notify>,
     pub worker_args: WorkerArgs,
     pub retention: Arc<Retention>,
+    pub metrics: Arc<Metrics>,
+    pub assigner: Arc<Assigner>,
 }
 
 impl App {
@@ -85,6 +89,8 @@ impl App {
         github: Arc<dyn GitHub>,
         github_writes: bool,
     ) -> App {
+        let metrics = Arc::new(Metrics::new());
+        let github: Arc<dyn GitHub> = Arc::new(MeteredGitHub::new(github, metrics.clone()));
         let git_runner = Git::new(
             git.git_program.as_os_str(),
             Duration::from_secs(git.git_timeout.max(1)),
@@ -93,7 +99,7 @@ impl App {
         );
         let assigner = Arc::new(Assigner::new(git_runner.clone(), github.clone()));
         let mirrors = Arc::new(Mirrors::new(data.data_dir.join("mirrors"), git_runner));
-        let assign = Arc::new(AssignService::new(store.clone(), mirrors.clone(), assigner, github_writes));
+        let assign = Arc::new(AssignService::new(store.clone(), mirrors.clone(), assigner.clone(), github_writes));
         let regressions = Arc::new(Regressions::new(store.clone(), mirrors.clone(), assign.clone(), github_writes));
         let public_url = worker_args.public_url.clone().unwrap_or_else(|| "http://127.0.0.1:8080".into());
         let issues = Arc::new(IssueSync::new(
@@ -123,6 +129,8 @@ impl App {
             wake: Arc::new(Notify::new()),
             worker_args: worker_args.clone(),
             retention,
+            metrics,
+            assigner,
         }
     }
 
@@ -130,7 +138,14 @@ impl App {
         http::router(AppState {
             store: self.store.clone(),
             releases: self.releases.clone(),
-            ingest: Arc::new(Ingest::new(self.store.clone(), settings.events_per_minute, self.wake.clone())),
+            ingest: Arc::new(Ingest::new(
+                self.store.clone(),
+                settings.events_per_minute,
+                self.wake.clone(),
+                self.metrics.clone(),
+            )),
+            metrics: self.metrics.clone(),
+            assigner: self.assigner.clone(),
             settings: Arc::new(settings),
             wake: self.wake.clone(),
         })
@@ -157,6 +172,7 @@ impl App {
             self.wake.clone(),
             clock,
         )
+        .with_metrics(self.metrics.clone())
     }
 }
 

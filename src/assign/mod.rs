@@ -154,6 +154,11 @@ impl Assigner {
         }
     }
 
+    /// Blamed lines answered from the cache so far, and lines that needed git.
+    pub fn blame_line_counts(&self) -> (u64, u64) {
+        self.blame.line_counts()
+    }
+
     /// How many git blame processes ran so far (the cache spares the rest).
     pub fn blame_processes(&self) -> u64 {
         self.blame.engine_calls()

@@ -238,6 +238,9 @@ pub struct CachedBlame {
     files: Mutex<FileLocks>,
     /// How many times the inner engine ran (for tests and metrics).
     calls: std::sync::atomic::AtomicU64,
+    /// Lines answered from the cache, and lines that needed the engine.
+    hits: std::sync::atomic::AtomicU64,
+    misses: std::sync::atomic::AtomicU64,
 }
 
 impl CachedBlame {
@@ -248,7 +251,15 @@ impl CachedBlame {
             lines: Mutex::new((HashMap::new(), VecDeque::new())),
             files: Mutex::new(HashMap::new()),
             calls: std::sync::atomic::AtomicU64::new(0),
+            hits: std::sync::atomic::AtomicU64::new(0),
+            misses: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Lines answered from the cache so far, and lines that needed git.
+    pub fn line_counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.hits.load(Relaxed), self.misses.load(Relaxed))
     }
 
     pub fn engine_calls(&self) -> u64 {
@@ -299,8 +310,10 @@ impl BlameEngine for CachedBlame {
         ignore_revs: &[String],
     ) -> anyhow::Result<HashMap<u32, BlameLine>> {
         let unique: Vec<u32> = lines.iter().copied().collect::<HashSet<_>>().into_iter().collect();
+        use std::sync::atomic::Ordering::Relaxed;
         let (mut found, missing) = self.cached(rev, path, &unique);
         if missing.is_empty() {
+            self.hits.fetch_add(unique.len() as u64, Relaxed);
             return Ok(found);
         }
         let file_lock = {
@@ -311,8 +324,10 @@ impl BlameEngine for CachedBlame {
         // Another request may have blamed these lines while this one waited.
         let (more, missing) = self.cached(rev, path, &missing);
         found.extend(more);
+        self.hits.fetch_add((unique.len() - missing.len()) as u64, Relaxed);
+        self.misses.fetch_add(missing.len() as u64, Relaxed);
         if !missing.is_empty() {
-            self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.calls.fetch_add(1, Relaxed);
             let got = self.inner.blame(repo, rev, path, &missing, ignore_revs).await?;
             self.remember(rev, path, &missing, &got);
             found.extend(got);

@@ -3,6 +3,7 @@
 //! policy — pacing, rate limits, backoff — is shipwatch's, in `sync.rs`); `MemoryGitHub` is the in-memory fake.
 
 pub mod memory;
+pub mod metered;
 pub mod sync;
 
 use async_trait::async_trait;

@@ -1,15 +1,41 @@
-//! Liveness and readiness probes.
+//! Liveness and readiness probes, and the metrics for Prometheus.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::AppState;
+use super::{ApiError, AppState};
+use crate::metrics::{QueueDepth, Snapshot};
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
+}
+
+/// This process's metrics in Prometheus' text format; the read token is needed where the pages need it.
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(refused) = super::pages::require_reader(&state, &headers) {
+        return refused;
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let queue = match state.store.queue_depths().await {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|(kind, jobs, oldest)| QueueDepth {
+                kind,
+                jobs,
+                oldest_age_s: (now.saturating_sub(oldest)).max(0) as f64 / 1000.0,
+            })
+            .collect(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let snapshot = Snapshot { queue, blame_lines: state.assigner.blame_line_counts() };
+    match state.metrics.render(&snapshot) {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response(),
+        Err(e) => ApiError::Internal(anyhow::anyhow!("rendering the metrics: {e}")).into_response(),
+    }
 }
 
 /// The process is up and serving.

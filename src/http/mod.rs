@@ -22,8 +22,10 @@ use tokio::sync::Notify;
 use tower_http::trace::TraceLayer;
 use tracing::{debug, error};
 
+use crate::assign::Assigner;
 use crate::config::Secret;
 use crate::ingest::Ingest;
+use crate::metrics::Metrics;
 use crate::releases::{DeployError, Releases};
 use crate::store::{DynStore, Project, StoreError};
 
@@ -50,6 +52,9 @@ pub struct AppState {
     pub settings: Arc<HttpSettings>,
     /// Wakes this process's worker when work was queued, so a deploy is picked up at once.
     pub wake: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
+    /// For the blame cache's counts in `/metrics`.
+    pub assigner: Arc<Assigner>,
 }
 
 /// The whole application's router.
@@ -64,12 +69,54 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count_request))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // The matched route, never the raw URI: query strings may carry keys.
             let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
             tracing::info_span!("request", method = %req.method(), route)
         }))
         .with_state(state)
+}
+
+/// Counts each answered request for `/metrics` (by the matched route, never the raw path), and intake refusals by
+/// reason.
+async fn count_request(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let method: &'static str = match req.method().as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    };
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
+    let response = next.run(req).await;
+    let status = response.status().as_u16();
+    state.metrics.request(method, &route, status, started.elapsed().as_secs_f64());
+    let intake = route.ends_with("/envelope/")
+        || route.ends_with("/envelope")
+        || route.ends_with("/store/")
+        || route.ends_with("/store")
+        || route.ends_with("/events");
+    if intake && method == "POST" && status >= 400 {
+        state.metrics.intake_refused(match status {
+            401 | 403 => "unauthorized",
+            404 => "unknown_project",
+            413 => "too_large",
+            429 => "rate_limited",
+            400 | 415 | 422 => "invalid",
+            503 => "unavailable",
+            _ => "error",
+        });
+    }
+    response
 }
 
 /// Every error the API answers with, named by outcome; rendered as `{"detail": …}`.

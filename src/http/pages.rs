@@ -59,7 +59,7 @@ fn page(title: &str, body: &str) -> Html<String> {
 }
 
 /// Pages need the read token unless the server is only reachable from this machine. `Some` is the refusal.
-fn require_reader(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+pub(super) fn require_reader(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let settings = &state.settings;
     let Some(token) = settings.read_token.as_ref() else {
         if settings.pages_open {

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 
 use crate::events::Event;
 use crate::jobs::Work;
+use crate::metrics::Metrics;
 use crate::store::{DynStore, NewEvent, Project, StoreError, StoreResult};
 
 /// Why intake refused a request, named by the answer it gets.
@@ -118,6 +119,7 @@ pub struct Ingest {
     store: DynStore,
     quota: Quota,
     wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
     /// The last intake write the database refused (when, why), until a later one succeeds.
     failed_write: Mutex<Option<(std::time::Instant, String)>>,
 }
@@ -134,8 +136,8 @@ pub enum SentryBody {
 }
 
 impl Ingest {
-    pub fn new(store: DynStore, events_per_minute: u32, wake: Arc<Notify>) -> Ingest {
-        Ingest { store, quota: Quota::new(events_per_minute), wake, failed_write: Mutex::new(None) }
+    pub fn new(store: DynStore, events_per_minute: u32, wake: Arc<Notify>, metrics: Arc<Metrics>) -> Ingest {
+        Ingest { store, quota: Quota::new(events_per_minute), wake, metrics, failed_write: Mutex::new(None) }
     }
 
     /// Why intake cannot write now, when its last write was refused as unavailable (a full disk, an I/O error, a
@@ -220,7 +222,13 @@ impl Ingest {
             };
             let inserted = self.store.insert_event(&new, Work::process_event, now_ms).await;
             self.note_write(&inserted);
-            stored_any |= inserted?.is_some();
+            let stored = inserted?.is_some();
+            if stored {
+                self.metrics.events_accepted.inc();
+            } else {
+                self.metrics.events_duplicate.inc();
+            }
+            stored_any |= stored;
             first.get_or_insert_with(|| event.event_id.clone());
         }
         self.store.count_items(project.id, &accepted.skipped).await?;

@@ -14,6 +14,7 @@ use tracing::{debug, error, info, info_span, warn, Instrument as _};
 use crate::assign::service::AssignService;
 use crate::github::sync::{IssueSync, RetryAt, WaitForSlot};
 use crate::groups::Groups;
+use crate::metrics::Metrics;
 use crate::regressions::Regressions;
 use crate::releases::Releases;
 use crate::retention::Retention;
@@ -48,6 +49,7 @@ pub struct Worker {
     clock: Clock,
     /// Retention passes, and how often, run beside the job loop by [`Worker::run`].
     retention: Option<(Arc<Retention>, Duration)>,
+    metrics: Arc<Metrics>,
 }
 
 impl Worker {
@@ -70,7 +72,14 @@ impl Worker {
             wake,
             clock,
             retention: None,
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Counts job outcomes into `metrics` (a worker of its own counts into a registry nobody reads).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Worker {
+        self.metrics = metrics;
+        self
     }
 
     /// Runs `retention` every `interval` beside the jobs.
@@ -154,6 +163,7 @@ impl Worker {
                 if !self.store.complete_job(&job, now).await? {
                     warn!("job finished after its lease was lost; the other worker's result stands");
                 }
+                self.metrics.job_finished(&job.kind, "done");
                 debug!("job done");
             }
             Err(e) if e.downcast_ref::<WaitForSlot>().is_some() => {
@@ -162,6 +172,7 @@ impl Worker {
                 if !self.store.defer_job(&job, until, now).await? {
                     warn!("job deferred after its lease was lost; the other worker's result stands");
                 }
+                self.metrics.job_finished(&job.kind, "deferred");
             }
             Err(e) => {
                 let message = format!("{e:#}");
@@ -170,6 +181,7 @@ impl Worker {
                 let retry_at =
                     (!last_attempt).then(|| wait_until.unwrap_or(now + backoff(job.attempts).as_millis() as i64));
                 warn!(error = %message, retry = retry_at.is_some(), "job failed");
+                self.metrics.job_finished(&job.kind, if retry_at.is_some() { "retried" } else { "given_up" });
                 self.store.fail_job(&job, &message, retry_at, now).await?;
             }
         }

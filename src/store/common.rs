@@ -762,6 +762,15 @@ macro_rules! impl_store {
                     .await?)
             }
 
+            async fn queue_depths(&self) -> StoreResult<Vec<(String, i64, i64)>> {
+                Ok(sqlx::query_as(
+                    "select kind, count(*), min(created_at) from jobs where status in ('queued', 'running') \
+                     group by kind order by kind",
+                )
+                .fetch_all(&self.read)
+                .await?)
+            }
+
             async fn purge(&self, what: $crate::store::Purge, before: i64, limit: i64) -> StoreResult<u64> {
                 use $crate::store::Purge;
                 // One bounded batch per call, so a large backlog never holds the write lock for long.

@@ -487,6 +487,8 @@ pub trait Store: Send + Sync + 'static {
     /// waited for something, it did not fail); its last error stays as it was.
     async fn defer_job(&self, job: &Job, run_at: i64, now: i64) -> StoreResult<bool>;
     async fn job_states(&self) -> StoreResult<Vec<JobState>>;
+    /// Per kind, the jobs queued or running and when the oldest of them was queued (ms).
+    async fn queue_depths(&self) -> StoreResult<Vec<(String, i64, i64)>>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -360,6 +360,39 @@ async fn end_to_end_one_issue_resolved_by_webhook_reopened_by_a_regression_not_b
     assert!(comments[0].as_str().is_some_and(|c| c.contains("Regressed in v3")), "{comments:?}");
     let g = group(&app, &p).await;
     assert_eq!((g["status"].clone(), g["regressed_in"].clone()), (json!("unresolved"), json!("v3")));
+
+    // What an operator sees at /metrics after this run. A new group blamed at the line the regression was blamed
+    // at (a blame cache hit), one event left queued, and one envelope with a wrong key.
+    error(&app, &p, 5, "v3", "ValueError").await;
+    app.drain().await;
+    error(&app, &p, 6, "v3", "KeyError").await;
+    let wrong_key = p.url.split("sentry_key=").next().expect("url").to_owned() + "sentry_key=0123456789abcdef";
+    let refused = app.http.post(&wrong_key).body("{}\n{\"type\":\"event\"}\n{}\n").send().await.expect("sent");
+    assert_eq!(refused.status().as_u16(), 403);
+    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.expect("metrics");
+    assert_eq!(metrics.status().as_u16(), 200);
+    let text = metrics.text().await.expect("text");
+    let total = |prefix: &str| -> f64 {
+        text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    };
+    for (prefix, at_least) in [
+        (r#"shipwatch_http_requests_total{method="POST",route="/api/{project_id}/envelope/",status="200"}"#, 6.0),
+        (r#"shipwatch_http_requests_total{method="POST",route="/api/v1/deploys",status="202"}"#, 3.0),
+        (r#"shipwatch_http_request_duration_seconds_count{method="POST",route="/api/{project_id}/envelope/"}"#, 7.0),
+        ("shipwatch_events_accepted_total", 6.0),
+        (r#"shipwatch_intake_refused_total{reason="unauthorized"}"#, 1.0),
+        (r#"shipwatch_queue_jobs{kind="process_event"}"#, 1.0),
+        (r#"shipwatch_queue_oldest_job_age_seconds{kind="process_event"}"#, 0.0),
+        (r#"shipwatch_jobs_finished_total{kind="deploy_range",outcome="done"}"#, 3.0),
+        (r#"shipwatch_jobs_finished_total{kind="github_issue",outcome="done"}"#, 2.0),
+        (r#"shipwatch_github_calls_total{call="create_issue",outcome="ok"}"#, 1.0),
+        (r#"shipwatch_github_calls_total{call="comment",outcome="ok"}"#, 1.0),
+        ("shipwatch_blame_cache_hits_total", 1.0),
+        ("shipwatch_blame_cache_misses_total", 1.0),
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(prefix)), "{prefix} missing:\n{text}");
+        assert!(total(prefix) >= at_least, "{prefix} below {at_least}:\n{text}");
+    }
     app.stop().await;
 }
 
