@@ -22,6 +22,8 @@ use crate::http::{self, AppState, HttpSettings};
 use crate::ingest::Ingest;
 use crate::jobs::{system_clock, Clock, Services, Worker};
 use crate::metrics::Metrics;
+use crate::probes::Probes;
+use crate::projects::Projects;
 use crate::regressions::Regressions;
 use crate::releases::Releases;
 use crate::retention::Retention;
@@ -116,8 +118,8 @@ impl App {
             web_url(&git.github_api_url),
         ));
         let retention = Arc::new(Retention::new(store.clone(), mirrors.clone(), worker_args.retention_ages()));
-        let webhooks = Arc::new(Webhooks::new(store.clone(), releases.clone(), mirrors));
         let groups = Arc::new(Groups::new(store.clone()));
+        let webhooks = Arc::new(Webhooks::new(store.clone(), releases.clone(), groups.clone(), mirrors));
         App {
             store,
             releases,
@@ -135,15 +137,19 @@ impl App {
     }
 
     pub fn router(&self, settings: HttpSettings) -> axum::Router {
+        let ingest = Arc::new(Ingest::new(
+            self.store.clone(),
+            settings.events_per_minute,
+            self.wake.clone(),
+            self.metrics.clone(),
+        ));
         http::router(AppState {
-            store: self.store.clone(),
+            projects: Arc::new(Projects::new(self.store.clone())),
             releases: self.releases.clone(),
-            ingest: Arc::new(Ingest::new(
-                self.store.clone(),
-                settings.events_per_minute,
-                self.wake.clone(),
-                self.metrics.clone(),
-            )),
+            groups: self.groups.clone(),
+            webhooks: self.webhooks.clone(),
+            probes: Arc::new(Probes::new(self.store.clone(), ingest.clone())),
+            ingest,
             metrics: self.metrics.clone(),
             assigner: self.assigner.clone(),
             settings: Arc::new(settings),

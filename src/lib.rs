@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod metrics;
 pub mod output;
+pub mod probes;
 pub mod projects;
 pub mod regressions;
 pub mod releases;

@@ -1,19 +1,84 @@
 //! Projects: one application and its repository, with the keys that let its SDKs and its deploy pipeline in.
 
+use crate::assign::settings::SettingsError;
+use crate::assign::Settings;
 use crate::domain::{GithubRepo, Invalid, ProjectName, RepoUrl};
-use crate::store::{random_hex, NewProject, Project, Store, StoreError};
+use crate::store::{random_hex, DynStore, NewProject, Project, Store, StoreError, StoreResult};
 
 /// Why a project could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectError {
     #[error("{field}: {reason}")]
-    Invalid { field: &'static str, reason: String },
+    Invalid { field: String, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 fn field(field: &'static str) -> impl Fn(Invalid) -> ProjectError {
-    move |e| ProjectError::Invalid { field, reason: e.0 }
+    move |e| ProjectError::Invalid { field: field.to_owned(), reason: e.0 }
+}
+
+impl From<SettingsError> for ProjectError {
+    fn from(e: SettingsError) -> Self {
+        ProjectError::Invalid { field: e.field, reason: e.reason }
+    }
+}
+
+/// The projects service: what the HTTP layer may read and change about projects.
+pub struct Projects {
+    store: DynStore,
+}
+
+impl Projects {
+    pub fn new(store: DynStore) -> Projects {
+        Projects { store }
+    }
+
+    /// See [`create`].
+    ///
+    /// # Errors
+    /// As [`create`].
+    pub async fn create(
+        &self,
+        name: &str,
+        repo: &str,
+        github: Option<&str>,
+        allow_local: bool,
+        now_ms: i64,
+    ) -> Result<Project, ProjectError> {
+        create(self.store.as_ref(), name, repo, github, allow_local, now_ms).await
+    }
+
+    /// By name or numeric id.
+    pub async fn find(&self, name_or_id: &str) -> StoreResult<Option<Project>> {
+        find(self.store.as_ref(), name_or_id).await
+    }
+
+    pub async fn by_id(&self, id: i64) -> StoreResult<Option<Project>> {
+        self.store.project_by_id(id).await
+    }
+
+    pub async fn list(&self) -> StoreResult<Vec<Project>> {
+        self.store.list_projects().await
+    }
+
+    /// The project's stored settings.
+    ///
+    /// # Errors
+    /// [`SettingsError`] naming the field when what is stored cannot be read.
+    pub fn settings(&self, project: &Project) -> Result<Settings, SettingsError> {
+        Settings::parse(&project.settings)
+    }
+
+    /// Checks and stores new settings.
+    ///
+    /// # Errors
+    /// [`ProjectError::Invalid`] naming the field; store errors.
+    pub async fn set_settings(&self, project: &Project, settings: &Settings) -> Result<(), ProjectError> {
+        settings.validate()?;
+        let json = serde_json::to_string(settings).map_err(|e| StoreError::Other(e.into()))?;
+        Ok(self.store.set_project_settings(project.id, &json).await?)
+    }
 }
 
 /// Validates and creates a project with fresh keys. `github` defaults to the repository's `owner/name` when the

@@ -9,6 +9,7 @@ use crate::assign::service::AssignService;
 use crate::events::Event;
 use crate::git::mirror::Mirrors;
 use crate::git::range;
+use crate::groups::status::{self, Change, GroupStatus, Next};
 use crate::jobs::{IssueReason, Work};
 use crate::store::{Deploy, DynStore};
 
@@ -55,7 +56,8 @@ impl Regressions {
         else {
             return Ok(Verdict::NotResolved);
         };
-        if group.status != "resolved" {
+        let status = GroupStatus::parse(&group.status).unwrap_or(GroupStatus::Unresolved);
+        if status::next(status, Change::Regress) == Next::Unchanged {
             return Ok(Verdict::NotResolved);
         }
         let event: Event = serde_json::from_str(&stored.payload)?;

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use tracing::{info, instrument};
 
 use crate::git::mirror::Mirrors;
+use crate::groups::{Groups, StatusRequest};
+use crate::jobs::Work;
 use crate::releases::{DeployInput, Releases};
-use crate::store::DynStore;
+use crate::store::{DynStore, StoreError};
 
 /// Checks `X-Hub-Signature-256` (`sha256=<hex>`) against the body. Constant time in the signature's content.
 pub fn verify_signature(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
@@ -35,18 +37,27 @@ pub enum Handled {
 pub struct Webhooks {
     store: DynStore,
     releases: Arc<Releases>,
+    groups: Arc<Groups>,
     mirrors: Arc<Mirrors>,
 }
 
 impl Webhooks {
-    pub fn new(store: DynStore, releases: Arc<Releases>, mirrors: Arc<Mirrors>) -> Webhooks {
-        Webhooks { store, releases, mirrors }
+    pub fn new(store: DynStore, releases: Arc<Releases>, groups: Arc<Groups>, mirrors: Arc<Mirrors>) -> Webhooks {
+        Webhooks { store, releases, groups, mirrors }
     }
 
     /// The `github_webhook` job.
     ///
     /// # Errors
     /// When the store or git fails (the job is retried); payloads that do not concern shipwatch are ignored.
+    /// Stores a delivery and queues its handling, once per delivery id: `false` for a redelivery.
+    ///
+    /// # Errors
+    /// Store errors (then GitHub redelivers).
+    pub async fn receive(&self, delivery: &str, event: &str, payload: &str, now: i64) -> Result<bool, StoreError> {
+        self.store.insert_webhook(delivery, event, payload, &Work::github_webhook(delivery), now).await
+    }
+
     #[instrument(skip_all, fields(delivery = delivery))]
     pub async fn handle(&self, delivery: &str, now: impl Fn() -> i64) -> anyhow::Result<Handled> {
         let Some((event, payload)) = self.store.webhook(delivery).await? else {
@@ -111,17 +122,16 @@ impl Webhooks {
         };
         for project in self.store.projects_for_github_repo(repo).await? {
             let Some(group) = self.store.group_by_issue(project.id, number).await? else { continue };
-            return Ok(match action {
-                "closed" if group.status != "resolved" => {
-                    self.store.resolve_group(group.id, None, now).await?;
-                    Handled::Resolved(group.id)
-                }
-                // shipwatch's own reopening of a regressed issue arrives here too: unresolving is then a no-op.
-                "reopened" if group.status != "unresolved" => {
-                    self.store.unresolve_group(group.id).await?;
-                    Handled::Unresolved(group.id)
-                }
-                _ => Handled::Ignored(format!("issue #{number} {action}: nothing to change")),
+            let request = match action {
+                "closed" => StatusRequest::IssueClosed,
+                // shipwatch's own reopening of a regressed issue arrives here too: the group is unresolved already.
+                "reopened" => StatusRequest::IssueReopened,
+                _ => return Ok(Handled::Ignored(format!("issue #{number} {action}: nothing to change"))),
+            };
+            return Ok(match self.groups.change_status(&group, request, now).await? {
+                Some(crate::groups::GroupStatus::Resolved) => Handled::Resolved(group.id),
+                Some(_) => Handled::Unresolved(group.id),
+                None => Handled::Ignored(format!("issue #{number} {action}: nothing to change")),
             });
         }
         Ok(Handled::Ignored(format!("issue #{number} is not one of shipwatch's")))

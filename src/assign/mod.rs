@@ -4,6 +4,9 @@
 pub mod owners;
 pub mod paths;
 pub mod service;
+pub mod settings;
+
+pub use settings::Settings;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
@@ -17,26 +20,7 @@ use crate::git::tree::{read_files, TreeCache, TreeFiles};
 use crate::git::Git;
 use crate::github::GitHub;
 use owners::{CodeOwners, CODEOWNERS_PATHS};
-use paths::{manifest_paths, CodeMapping, Mapped, Packages, PathMapper};
-
-/// A project's assignment settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Settings {
-    /// Explicit stack-trace prefix → repository prefix mappings, tried first.
-    pub code_mappings: Vec<CodeMapping>,
-    /// E-mail address → GitHub login, tried before anything else.
-    pub logins: BTreeMap<String, String>,
-    /// Who owns an error nobody else can be named for.
-    pub default_assignee: Option<String>,
-    /// More automation accounts (matched in `name <email>`), on top of `[bot]`, dependabot, renovate, ….
-    pub bot_patterns: Vec<String>,
-    /// How many repository frames, from the crash outwards, may supply a suspect (default 5).
-    pub max_suspect_frames: Option<usize>,
-    /// Labels of the GitHub issues shipwatch creates (default `shipwatch`, `regression`; `shipwatch` is always added).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub labels: Option<Vec<String>>,
-}
+use paths::{manifest_paths, Mapped, Packages, PathMapper};
 
 /// One frame to assign, in input order.
 #[derive(Debug, Clone, Default)]

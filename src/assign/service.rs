@@ -78,7 +78,7 @@ impl AssignService {
         };
         let project =
             self.store.project_by_id(group.project_id).await?.ok_or_else(|| anyhow::anyhow!("project gone"))?;
-        let settings: Settings = serde_json::from_str(&project.settings).unwrap_or_default();
+        let settings = Settings::of_project(project.id, &project.settings);
         let mut event: Event = serde_json::from_str(&stored.payload)?;
         crate::groups::normalise(&mut event);
 

@@ -6,7 +6,6 @@
 //! their own marker and are looked for too. Writes are at least `interval` apart; a rate-limit answer reschedules
 //! the job to the time GitHub names.
 
-use serde_json::Value;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use tracing::{info, instrument};
@@ -132,12 +131,9 @@ impl IssueSync {
         };
         let assignment: Option<GroupAssignment> =
             group.assignment.as_deref().and_then(|a| serde_json::from_str(a).ok());
-        let settings: Value = serde_json::from_str(&project.settings).unwrap_or(Value::Null);
-        let mut labels: Vec<String> = settings
-            .get("labels")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|l| l.as_str().map(str::to_owned)).collect())
-            .unwrap_or_else(|| DEFAULT_LABELS.iter().map(|l| (*l).to_owned()).collect());
+        let settings = crate::assign::Settings::of_project(project.id, &project.settings);
+        let mut labels: Vec<String> =
+            settings.labels.unwrap_or_else(|| DEFAULT_LABELS.iter().map(|l| (*l).to_owned()).collect());
         if !labels.iter().any(|l| l == MARKER_LABEL) {
             labels.insert(0, MARKER_LABEL.to_owned());
         }

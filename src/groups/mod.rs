@@ -1,12 +1,18 @@
 //! Error groups: normalising an accepted event (which frames are the application's), its fingerprint, title and
-//! culprit, and the job that files it into its group exactly once.
+//! culprit, the job that files it into its group exactly once, reading groups, and changing their status by the
+//! rules of `status.rs`.
+
+pub mod status;
+
+pub use status::{Change, GroupStatus, Next};
 
 use sha2::{Digest as _, Sha256};
 use tracing::{instrument, warn};
 
+use crate::domain::{Environment, Sha};
 use crate::events::{truncate, Event, Frame};
 use crate::jobs::Work;
-use crate::store::{DynStore, GroupUpdate, Grouped, NewJob};
+use crate::store::{DynStore, Group, GroupCount, GroupFilter, GroupUpdate, Grouped, NewJob, StoreResult};
 
 /// Path fragments of code that is not the application's: installed packages, runtimes, the standard library.
 const NOT_IN_APP_PATHS: &[&str] = &[
@@ -203,9 +209,107 @@ pub struct Groups {
     store: DynStore,
 }
 
+/// A status change asked for by a person or by GitHub.
+#[derive(Clone, Copy, Debug)]
+pub enum StatusRequest<'a> {
+    /// Resolve now, optionally naming the commit that fixes it.
+    Resolve {
+        fixed_in_commit: Option<&'a Sha>,
+    },
+    /// Resolve when the next deploy (of `environment`, or of any) is ready.
+    ResolveInNextRelease {
+        environment: Option<&'a Environment>,
+    },
+    Unresolve,
+    Ignore,
+    IssueClosed,
+    IssueReopened,
+}
+
+impl StatusRequest<'_> {
+    fn change(self) -> Change {
+        match self {
+            StatusRequest::Resolve { .. } => Change::Resolve,
+            StatusRequest::ResolveInNextRelease { .. } => Change::ResolveInNextRelease,
+            StatusRequest::Unresolve => Change::Unresolve,
+            StatusRequest::Ignore => Change::Ignore,
+            StatusRequest::IssueClosed => Change::IssueClosed,
+            StatusRequest::IssueReopened => Change::IssueReopened,
+        }
+    }
+}
+
 impl Groups {
     pub fn new(store: DynStore) -> Groups {
         Groups { store }
+    }
+
+    pub async fn list(&self, project_id: i64, filter: &GroupFilter) -> StoreResult<Vec<Group>> {
+        self.store.list_groups(project_id, filter).await
+    }
+
+    pub async fn find(&self, id: i64) -> StoreResult<Option<Group>> {
+        self.store.group(id).await
+    }
+
+    /// Groups new in, introduced by or regressed in `version`.
+    pub async fn of_release(&self, project_id: i64, version: &str) -> StoreResult<Vec<Group>> {
+        self.store.groups_of_release(project_id, version).await
+    }
+
+    /// Events per release and environment.
+    pub async fn counts(&self, group_id: i64) -> StoreResult<Vec<GroupCount>> {
+        self.store.group_counts(group_id).await
+    }
+
+    /// Per environment, the commit deployed when the group was resolved.
+    pub async fn resolutions(&self, group_id: i64) -> StoreResult<Vec<(String, String)>> {
+        self.store.group_resolutions(group_id).await
+    }
+
+    /// The group's newest event, normalised as grouping saw it.
+    ///
+    /// # Errors
+    /// Store errors, or a stored event that is not valid JSON.
+    pub async fn latest_event(&self, group: &Group) -> anyhow::Result<Option<Event>> {
+        let Some(id) = group.last_event_id else { return Ok(None) };
+        let Some(stored) = self.store.event(id).await? else { return Ok(None) };
+        let mut event: Event = serde_json::from_str(&stored.payload)?;
+        normalise(&mut event);
+        Ok(Some(event))
+    }
+
+    /// A project's stored events, and the envelope items accepted but not kept, by type.
+    pub async fn intake_counts(&self, project_id: i64) -> StoreResult<(i64, Vec<(String, i64)>)> {
+        Ok((self.store.event_count(project_id).await?, self.store.item_counts(project_id).await?))
+    }
+
+    /// Applies `request` to `group` by the rules of [`status::next`]; returns the new status, or `None` when the
+    /// request changes nothing.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn change_status(
+        &self,
+        group: &Group,
+        request: StatusRequest<'_>,
+        now: i64,
+    ) -> StoreResult<Option<GroupStatus>> {
+        let from = GroupStatus::parse(&group.status).unwrap_or(GroupStatus::Unresolved);
+        let Next::To(to) = status::next(from, request.change()) else { return Ok(None) };
+        match (to, request) {
+            (GroupStatus::Resolved, StatusRequest::Resolve { fixed_in_commit }) => {
+                self.store.resolve_group(group.id, fixed_in_commit.map(Sha::as_str), now).await?;
+            }
+            (GroupStatus::Resolved, _) => self.store.resolve_group(group.id, None, now).await?,
+            (GroupStatus::ResolvedInNextRelease, StatusRequest::ResolveInNextRelease { environment }) => {
+                self.store.resolve_group_in_next_release(group.id, environment.map(Environment::as_str)).await?;
+            }
+            (GroupStatus::ResolvedInNextRelease, _) => self.store.resolve_group_in_next_release(group.id, None).await?,
+            (GroupStatus::Unresolved, _) => self.store.unresolve_group(group.id).await?,
+            (GroupStatus::Ignored, _) => self.store.ignore_group(group.id).await?,
+        }
+        Ok(Some(to))
     }
 
     /// The event job: normalise, fingerprint, file into the group. Safe to run again: an event is counted once.

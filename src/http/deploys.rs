@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{page_limit, parse_json, require_bearer, ApiError, ApiResult, AppState};
 use crate::domain::Environment;
-use crate::projects;
 use crate::releases::report::DeployView;
 use crate::releases::DeployInput;
 use crate::store::{CommitRecord, Deploy, Project};
@@ -108,19 +107,16 @@ async fn create(
 }
 
 async fn find_project(state: &AppState, key: &str) -> ApiResult<Project> {
-    projects::find(state.store.as_ref(), key).await?.ok_or_else(|| ApiError::NotFound(format!("no project `{key}`")))
+    state.projects.find(key).await?.ok_or_else(|| ApiError::NotFound(format!("no project `{key}`")))
 }
 
 /// The deploy and its project, after checking the caller may see them.
 async fn authorised_deploy(state: &AppState, headers: &HeaderMap, id: &str) -> ApiResult<(Deploy, Project)> {
     require_bearer(headers)?;
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound(format!("no deploy `{id}`")))?;
-    let deploy = state.store.deploy(id).await?.ok_or_else(|| ApiError::NotFound(format!("no deploy {id}")))?;
-    let project = state
-        .store
-        .project_by_id(deploy.project_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no deploy {id}")))?;
+    let deploy = state.releases.deploy(id).await?.ok_or_else(|| ApiError::NotFound(format!("no deploy {id}")))?;
+    let project =
+        state.projects.by_id(deploy.project_id).await?.ok_or_else(|| ApiError::NotFound(format!("no deploy {id}")))?;
     state.require_project_token(headers, &project)?;
     Ok((deploy, project))
 }
@@ -139,7 +135,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeployWithCommits>> {
     let (deploy, project) = authorised_deploy(&state, &headers, &id).await?;
-    let commits = state.store.deploy_commits(deploy.id).await?;
+    let commits = state.releases.commits(deploy.id).await?;
     let repo_web = state.releases.repo_web(&project);
     Ok(Json(DeployWithCommits {
         project: project.name,
@@ -201,7 +197,7 @@ async fn list(
         Environment::parse(env).map_err(|e| ApiError::Unprocessable { field: "environment".into(), reason: e.0 })?;
     }
     let limit = page_limit(params.limit)?;
-    let deploys = state.store.list_deploys(project.id, params.environment.as_deref(), params.before, limit).await?;
+    let deploys = state.releases.list(project.id, params.environment.as_deref(), params.before, limit).await?;
     let next = (deploys.len() as i64 == limit).then(|| {
         let last = deploys.last().map_or(0, |d| d.id);
         let env = params.environment.as_deref().map(|e| format!("&environment={e}")).unwrap_or_default();

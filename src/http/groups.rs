@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{page_limit, require_bearer, ApiError, ApiResult, AppState};
 use crate::assign::service::GroupAssignment;
 use crate::events::Event;
+use crate::groups::{GroupStatus, StatusRequest};
 use crate::store::{Group, GroupCount, GroupFilter};
 
 pub(super) fn router() -> Router<AppState> {
@@ -91,8 +92,6 @@ struct GroupPage {
     groups: Vec<GroupView>,
 }
 
-const STATUSES: [&str; 4] = ["unresolved", "resolved", "resolved_in_next_release", "ignored"];
-
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -101,10 +100,11 @@ async fn list(
 ) -> ApiResult<Json<GroupPage>> {
     let project = state.authorised_project(&headers, &project).await?;
     let Query(p) = params.map_err(|e| ApiError::Unprocessable { field: "query".into(), reason: e.body_text() })?;
-    if let Some(s) = p.status.as_deref().filter(|s| !STATUSES.contains(s)) {
+    if let Some(s) = p.status.as_deref().filter(|s| GroupStatus::parse(s).is_none()) {
+        let all: Vec<&str> = GroupStatus::ALL.iter().map(|g| g.as_str()).collect();
         return Err(ApiError::Unprocessable {
             field: "status".into(),
-            reason: format!("`{s}` is not a status: use one of {}", STATUSES.join(", ")),
+            reason: format!("`{s}` is not a status: use one of {}", all.join(", ")),
         });
     }
     let limit = page_limit(p.limit)?;
@@ -115,7 +115,7 @@ async fn list(
         limit,
         offset: p.offset.unwrap_or(0).max(0),
     };
-    let groups = state.store.list_groups(project.id, &filter).await?;
+    let groups = state.groups.list(project.id, &filter).await?;
     Ok(Json(GroupPage { groups: groups.into_iter().map(|g| view(&state, g)).collect() }))
 }
 
@@ -140,26 +140,16 @@ async fn show(
     require_bearer(&headers)?;
     let not_found = || ApiError::NotFound(format!("no group `{id}`"));
     let gid: i64 = id.parse().map_err(|_| not_found())?;
-    let group = state.store.group(gid).await?.ok_or_else(not_found)?;
-    let project = state.store.project_by_id(group.project_id).await?.ok_or_else(not_found)?;
+    let group = state.groups.find(gid).await?.ok_or_else(not_found)?;
+    let project = state.projects.by_id(group.project_id).await?.ok_or_else(not_found)?;
     state.require_project_token(&headers, &project)?;
-    let counts = state.store.group_counts(group.id).await?;
+    let counts = state.groups.counts(group.id).await?;
     let assignment = match group.assignment.as_deref() {
         Some(a) => Some(serde_json::from_str::<GroupAssignment>(a).map_err(anyhow::Error::from)?),
         None => None,
     };
-    let latest_event = match group.last_event_id {
-        Some(eid) => match state.store.event(eid).await? {
-            Some(e) => {
-                let mut event: Event = serde_json::from_str(&e.payload).map_err(anyhow::Error::from)?;
-                crate::groups::normalise(&mut event);
-                Some(event)
-            }
-            None => None,
-        },
-        None => None,
-    };
-    let resolutions = state.store.group_resolutions(group.id).await?.into_iter().collect();
+    let latest_event = state.groups.latest_event(&group).await?;
+    let resolutions = state.groups.resolutions(group.id).await?.into_iter().collect();
     Ok(Json(GroupDetail {
         project: project.name,
         group: view(&state, group),
@@ -183,10 +173,8 @@ async fn stats(
     Path(project): Path<String>,
 ) -> ApiResult<Json<Stats>> {
     let project = state.authorised_project(&headers, &project).await?;
-    Ok(Json(Stats {
-        events: state.store.event_count(project.id).await?,
-        items: state.store.item_counts(project.id).await?.into_iter().collect(),
-    }))
+    let (events, items) = state.groups.intake_counts(project.id).await?;
+    Ok(Json(Stats { events, items: items.into_iter().collect() }))
 }
 
 /// The group a status change is about, after checking the caller may change it.
@@ -194,8 +182,8 @@ async fn authorised_group(state: &AppState, headers: &HeaderMap, id: &str) -> Ap
     require_bearer(headers)?;
     let not_found = || ApiError::NotFound(format!("no group `{id}`"));
     let gid: i64 = id.parse().map_err(|_| not_found())?;
-    let group = state.store.group(gid).await?.ok_or_else(not_found)?;
-    let project = state.store.project_by_id(group.project_id).await?.ok_or_else(not_found)?;
+    let group = state.groups.find(gid).await?.ok_or_else(not_found)?;
+    let project = state.projects.by_id(group.project_id).await?.ok_or_else(not_found)?;
     state.require_project_token(headers, &project)?;
     Ok(group)
 }
@@ -235,13 +223,12 @@ async fn resolve(
         ),
         None => None,
     };
-    if body.in_next_release {
-        state.store.resolve_group_in_next_release(group.id, environment.as_ref().map(|e| e.as_str())).await?;
+    let request = if body.in_next_release {
+        StatusRequest::ResolveInNextRelease { environment: environment.as_ref() }
     } else {
-        let now = chrono::Utc::now().timestamp_millis();
-        state.store.resolve_group(group.id, fixed.as_ref().map(|s| s.as_str()), now).await?;
-    }
-    reload(&state, group.id).await
+        StatusRequest::Resolve { fixed_in_commit: fixed.as_ref() }
+    };
+    change(&state, &group, request).await
 }
 
 async fn unresolve(
@@ -250,8 +237,7 @@ async fn unresolve(
     Path(id): Path<String>,
 ) -> ApiResult<Json<GroupView>> {
     let group = authorised_group(&state, &headers, &id).await?;
-    state.store.unresolve_group(group.id).await?;
-    reload(&state, group.id).await
+    change(&state, &group, StatusRequest::Unresolve).await
 }
 
 async fn ignore(
@@ -260,11 +246,13 @@ async fn ignore(
     Path(id): Path<String>,
 ) -> ApiResult<Json<GroupView>> {
     let group = authorised_group(&state, &headers, &id).await?;
-    state.store.ignore_group(group.id).await?;
-    reload(&state, group.id).await
+    change(&state, &group, StatusRequest::Ignore).await
 }
 
-async fn reload(state: &AppState, id: i64) -> ApiResult<Json<GroupView>> {
-    let g = state.store.group(id).await?.ok_or_else(|| ApiError::NotFound(format!("no group `{id}`")))?;
+/// Applies a status change and answers with the group as it is now.
+async fn change(state: &AppState, group: &Group, request: StatusRequest<'_>) -> ApiResult<Json<GroupView>> {
+    state.groups.change_status(group, request, chrono::Utc::now().timestamp_millis()).await?;
+    let id = group.id;
+    let g = state.groups.find(id).await?.ok_or_else(|| ApiError::NotFound(format!("no group `{id}`")))?;
     Ok(Json(view(state, g)))
 }

@@ -14,7 +14,6 @@ use tower_http::cors::{Any, CorsLayer};
 use super::{bearer, ApiError, ApiResult, AppState, JsonBody};
 use crate::ingest::decode::MAX_RAW_BODY;
 use crate::ingest::{self, key_from_auth_header, Accepted, IngestError, SentryBody};
-use crate::projects;
 
 pub(super) fn router() -> Router<AppState> {
     // Browser SDKs post from any origin.
@@ -136,9 +135,8 @@ async fn native(
         .map(str::to_owned)
         .or_else(|| header_str(&headers, &HeaderName::from_static("x-sentry-auth")).and_then(key_from_auth_header))
         .or_else(|| query.get("sentry_key").cloned());
-    let found = projects::find(state.store.as_ref(), &project)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no project `{project}`")))?;
+    let found =
+        state.projects.find(&project).await?.ok_or_else(|| ApiError::NotFound(format!("no project `{project}`")))?;
     let project = state.ingest.authenticate(&found.id.to_string(), key.as_deref()).await?;
     let event = ingest::native::to_event(body, now).map_err(|e| match e {
         ingest::native::NativeError::Invalid { field, reason } => unprocessable(field, reason),

@@ -24,10 +24,14 @@ use tracing::{debug, error};
 
 use crate::assign::Assigner;
 use crate::config::Secret;
+use crate::groups::Groups;
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
+use crate::probes::Probes;
+use crate::projects::Projects;
 use crate::releases::{DeployError, Releases};
-use crate::store::{DynStore, Project, StoreError};
+use crate::store::{Project, StoreError};
+use crate::webhooks::Webhooks;
 
 /// What the HTTP layer needs to know about its deployment.
 pub struct HttpSettings {
@@ -44,10 +48,14 @@ pub struct HttpSettings {
     pub pages_open: bool,
 }
 
+/// The services handlers call; handlers never reach the store themselves.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: DynStore,
+    pub projects: Arc<Projects>,
     pub releases: Arc<Releases>,
+    pub groups: Arc<Groups>,
+    pub webhooks: Arc<Webhooks>,
+    pub probes: Arc<Probes>,
     pub ingest: Arc<Ingest>,
     pub settings: Arc<HttpSettings>,
     /// Wakes this process's worker when work was queued, so a deploy is picked up at once.
@@ -329,9 +337,8 @@ impl AppState {
     /// `404` for an unknown project, `401` for a token that is not its own or the admin's.
     async fn authorised_project(&self, headers: &HeaderMap, project: &str) -> ApiResult<Project> {
         require_bearer(headers)?;
-        let p = crate::projects::find(self.store.as_ref(), project)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no project `{project}`")))?;
+        let p =
+            self.projects.find(project).await?.ok_or_else(|| ApiError::NotFound(format!("no project `{project}`")))?;
         self.require_project_token(headers, &p)?;
         Ok(p)
     }

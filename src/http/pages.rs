@@ -104,14 +104,12 @@ macro_rules! reader {
 }
 
 async fn find_project(state: &AppState, key: &str) -> ApiResult<Project> {
-    crate::projects::find(state.store.as_ref(), key)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no project `{key}`")))
+    state.projects.find(key).await?.ok_or_else(|| ApiError::NotFound(format!("no project `{key}`")))
 }
 
 async fn projects(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     reader!(state, headers);
-    let all = state.store.list_projects().await?;
+    let all = state.projects.list().await?;
     let mut b = String::from("<h1>Projects</h1>");
     if all.is_empty() {
         b.push_str(
@@ -120,7 +118,7 @@ async fn projects(State(state): State<AppState>, headers: HeaderMap) -> ApiResul
     } else {
         b.push_str("<table><tr><th>Project</th><th>Repository</th><th>Latest deploy</th></tr>");
         for p in &all {
-            let latest = state.store.list_deploys(p.id, None, None, 1).await?.into_iter().next();
+            let latest = state.releases.list(p.id, None, None, 1).await?.into_iter().next();
             let latest = latest
                 .map(|d| {
                     format!(
@@ -151,7 +149,7 @@ async fn project_page(
 ) -> ApiResult<Response> {
     reader!(state, headers);
     let p = find_project(&state, &key).await?;
-    let deploys = state.store.list_deploys(p.id, None, None, 200).await?;
+    let deploys = state.releases.list(p.id, None, None, 200).await?;
     let mut b = format!("<h1>{}</h1><p class=\"muted\">{}</p>", esc(&p.name), esc(&p.repo_url));
     let mut environments: Vec<&str> = deploys.iter().map(|d| d.environment.as_str()).collect();
     environments.sort_unstable();
@@ -162,11 +160,9 @@ async fn project_page(
     for env in environments {
         let _ = write!(b, "<h2>{}</h2><table><tr><th>Release</th><th>Commit</th><th>Deployed</th><th>Range</th><th>Errors in the hour after</th><th>New / regressed</th></tr>", esc(env));
         for d in deploys.iter().filter(|d| d.environment == env) {
-            let after = state
-                .store
-                .count_events_between(p.id, &d.environment, d.deployed_at, d.deployed_at + 3_600_000)
-                .await?;
-            let groups = state.store.groups_of_release(p.id, &d.version).await?;
+            let after =
+                state.releases.events_between(p.id, &d.environment, d.deployed_at, d.deployed_at + 3_600_000).await?;
+            let groups = state.groups.of_release(p.id, &d.version).await?;
             let new = groups.iter().filter(|g| g.new_in_release.as_deref() == Some(&d.version)).count();
             let regressed = groups.iter().filter(|g| g.regressed_in.as_deref() == Some(&d.version)).count();
             let range = match (d.status.as_str(), d.range_status.as_deref()) {
@@ -286,8 +282,8 @@ async fn deploy_page(State(state): State<AppState>, headers: HeaderMap, Path(id)
     reader!(state, headers);
     let not_found = || ApiError::NotFound(format!("no deploy `{id}`"));
     let id: i64 = id.parse().map_err(|_| not_found())?;
-    let deploy = state.store.deploy(id).await?.ok_or_else(not_found)?;
-    let project = state.store.project_by_id(deploy.project_id).await?.ok_or_else(not_found)?;
+    let deploy = state.releases.deploy(id).await?.ok_or_else(not_found)?;
+    let project = state.projects.by_id(deploy.project_id).await?.ok_or_else(not_found)?;
     let report = state.releases.report(&project, &deploy).await?;
     let title = format!("{} {} → {}", project.name, deploy.version, deploy.environment);
     Ok(page(&title, &report_html(&report)).into_response())
@@ -297,8 +293,8 @@ async fn group_page(State(state): State<AppState>, headers: HeaderMap, Path(id):
     reader!(state, headers);
     let not_found = || ApiError::NotFound(format!("no group `{id}`"));
     let id: i64 = id.parse().map_err(|_| not_found())?;
-    let g = state.store.group(id).await?.ok_or_else(not_found)?;
-    let project = state.store.project_by_id(g.project_id).await?.ok_or_else(not_found)?;
+    let g = state.groups.find(id).await?.ok_or_else(not_found)?;
+    let project = state.projects.by_id(g.project_id).await?.ok_or_else(not_found)?;
     let repo_web = state.releases.repo_web(&project);
     let gh = repo_web.as_deref();
     let a: Option<GroupAssignment> = g.assignment.as_deref().and_then(|a| serde_json::from_str(a).ok());
@@ -388,7 +384,7 @@ async fn group_page(State(state): State<AppState>, headers: HeaderMap, Path(id):
         None => b.push_str("<p class=\"muted\">Not assigned yet.</p>"),
     }
     b.push_str("<h2>Events per release</h2><table><tr><th>Release</th><th>Environment</th><th>Events</th><th>Last seen</th></tr>");
-    for c in state.store.group_counts(g.id).await? {
+    for c in state.groups.counts(g.id).await? {
         let _ = write!(
             b,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

@@ -56,25 +56,17 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<ProjectView>)> {
     state.require_admin(&headers)?;
     let now = chrono::Utc::now().timestamp_millis();
-    let project = projects::create(
-        state.store.as_ref(),
-        &body.name,
-        &body.repo,
-        body.github.as_deref(),
-        state.settings.allow_local_repos,
-        now,
-    )
-    .await
-    .map_err(|e| match e {
-        ProjectError::Invalid { field, reason } => ApiError::Unprocessable { field: field.into(), reason },
-        ProjectError::Store(e) => e.into(),
-    })?;
+    let project = state
+        .projects
+        .create(&body.name, &body.repo, body.github.as_deref(), state.settings.allow_local_repos, now)
+        .await
+        .map_err(project_error)?;
     Ok((StatusCode::CREATED, Json(view(&state, project))))
 }
 
 async fn list(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Vec<ProjectView>>> {
     state.require_admin(&headers)?;
-    let all = state.store.list_projects().await?;
+    let all = state.projects.list().await?;
     Ok(Json(all.into_iter().map(|p| view(&state, p)).collect()))
 }
 
@@ -84,9 +76,8 @@ async fn show(
     Path(project): Path<String>,
 ) -> ApiResult<Json<ProjectView>> {
     state.require_admin(&headers)?;
-    let p = projects::find(state.store.as_ref(), &project)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no project `{project}`")))?;
+    let p =
+        state.projects.find(&project).await?.ok_or_else(|| ApiError::NotFound(format!("no project `{project}`")))?;
     Ok(Json(view(&state, p)))
 }
 
@@ -97,7 +88,10 @@ async fn get_settings(
     Path(project): Path<String>,
 ) -> ApiResult<Json<Settings>> {
     let p = state.authorised_project(&headers, &project).await?;
-    Ok(Json(serde_json::from_str(&p.settings).unwrap_or_default()))
+    let settings = state.projects.settings(&p).map_err(|e| {
+        ApiError::Internal(anyhow::anyhow!("the stored settings of project {} are unreadable: {e}", p.id))
+    })?;
+    Ok(Json(settings))
 }
 
 #[derive(Deserialize)]
@@ -122,36 +116,8 @@ async fn put_settings(
     JsonBody(body): JsonBody<SettingsBody>,
 ) -> ApiResult<Json<Settings>> {
     state.require_admin(&headers)?;
-    let p = projects::find(state.store.as_ref(), &project)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no project `{project}`")))?;
-    let bad = |field: &str, reason: &str| ApiError::Unprocessable { field: field.into(), reason: reason.into() };
-    for (i, m) in body.code_mappings.iter().enumerate() {
-        if m.stack_prefix.is_empty() {
-            return Err(bad(&format!("code_mappings[{i}].stack_prefix"), "must not be empty"));
-        }
-    }
-    for (email, login) in &body.logins {
-        if !email.contains('@') {
-            return Err(bad("logins", &format!("`{email}` is not an e-mail address")));
-        }
-        if !valid_login(login) {
-            return Err(bad("logins", &format!("`{login}` is not a GitHub login")));
-        }
-    }
-    if let Some(d) = body.default_assignee.as_deref() {
-        if !valid_login(d.trim_start_matches('@')) {
-            return Err(bad("default_assignee", &format!("`{d}` is not a GitHub login")));
-        }
-    }
-    if let Some(labels) = &body.labels {
-        if labels.iter().any(|l| l.trim().is_empty() || l.chars().count() > 50 || l.contains(',')) {
-            return Err(bad("labels", "each label must be 1 to 50 characters without commas"));
-        }
-    }
-    if body.max_suspect_frames.is_some_and(|n| !(1..=50).contains(&n)) {
-        return Err(bad("max_suspect_frames", "must be between 1 and 50"));
-    }
+    let p =
+        state.projects.find(&project).await?.ok_or_else(|| ApiError::NotFound(format!("no project `{project}`")))?;
     let settings = Settings {
         code_mappings: body.code_mappings,
         logins: body.logins,
@@ -160,23 +126,13 @@ async fn put_settings(
         max_suspect_frames: body.max_suspect_frames,
         labels: body.labels,
     };
-    let json = serde_json::to_string(&settings).map_err(anyhow::Error::from)?;
-    state.store.set_project_settings(p.id, &json).await?;
+    state.projects.set_settings(&p, &settings).await.map_err(project_error)?;
     Ok(Json(settings))
 }
 
-/// A GitHub login or `org/team`: letters, digits and single hyphens, at most 39 characters per part.
-fn valid_login(s: &str) -> bool {
-    let part = |p: &str| {
-        !p.is_empty()
-            && p.len() <= 39
-            && !p.starts_with('-')
-            && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    match s.split_once('/') {
-        Some((org, team)) => {
-            part(org) && !team.is_empty() && team.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        }
-        None => part(s),
+fn project_error(e: ProjectError) -> ApiError {
+    match e {
+        ProjectError::Invalid { field, reason } => ApiError::Unprocessable { field, reason },
+        ProjectError::Store(e) => e.into(),
     }
 }

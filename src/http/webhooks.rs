@@ -8,7 +8,6 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::{ApiError, ApiResult, AppState};
-use crate::jobs::Work;
 use crate::webhooks::verify_signature;
 
 /// GitHub caps payloads at 25 MB.
@@ -41,7 +40,7 @@ async fn github(State(state): State<AppState>, headers: HeaderMap, body: Body) -
     serde_json::from_str::<Value>(payload)
         .map_err(|e| ApiError::BadRequest(format!("the payload is not JSON: {e}")))?;
     let now = chrono::Utc::now().timestamp_millis();
-    let new = state.store.insert_webhook(delivery, event, payload, &Work::github_webhook(delivery), now).await?;
+    let new = state.webhooks.receive(delivery, event, payload, now).await?;
     if new {
         state.wake.notify_one();
     }

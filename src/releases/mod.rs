@@ -116,6 +116,37 @@ impl Releases {
     ///
     /// # Errors
     /// Store errors.
+    pub async fn deploy(&self, id: i64) -> Result<Option<Deploy>, StoreError> {
+        self.store.deploy(id).await
+    }
+
+    /// The commits a deploy shipped, in range order.
+    pub async fn commits(&self, deploy_id: i64) -> Result<Vec<CommitRecord>, StoreError> {
+        self.store.deploy_commits(deploy_id).await
+    }
+
+    /// A project's events in `environment` that happened in `[from, to)` (ms).
+    pub async fn events_between(
+        &self,
+        project_id: i64,
+        environment: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<i64, StoreError> {
+        self.store.count_events_between(project_id, environment, from, to).await
+    }
+
+    /// A project's deploys, newest first, optionally of one environment, before a deploy id (for paging).
+    pub async fn list(
+        &self,
+        project_id: i64,
+        environment: Option<&str>,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Deploy>, StoreError> {
+        self.store.list_deploys(project_id, environment, before_id, limit).await
+    }
+
     pub async fn report(&self, project: &Project, deploy: &Deploy) -> Result<report::Report, StoreError> {
         use report::{ErrorCounts, ErrorFacts, ErrorLine, Link};
         let commits = self.store.deploy_commits(deploy.id).await?;

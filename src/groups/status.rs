@@ -1,0 +1,126 @@
+//! The life of an error group: its statuses (one string form each, as stored), the changes that can happen to it,
+//! and which status each change leads to from each status.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupStatus {
+    Unresolved,
+    Resolved,
+    /// Resolved when the next deploy (of one environment, or any) is ready.
+    ResolvedInNextRelease,
+    /// Kept, counted, never reopened or announced.
+    Ignored,
+}
+
+impl GroupStatus {
+    pub const ALL: [GroupStatus; 4] =
+        [GroupStatus::Unresolved, GroupStatus::Resolved, GroupStatus::ResolvedInNextRelease, GroupStatus::Ignored];
+
+    /// The form stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupStatus::Unresolved => "unresolved",
+            GroupStatus::Resolved => "resolved",
+            GroupStatus::ResolvedInNextRelease => "resolved_in_next_release",
+            GroupStatus::Ignored => "ignored",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<GroupStatus> {
+        GroupStatus::ALL.into_iter().find(|g| g.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for GroupStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What can happen to a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Someone resolved it (now, or with the commit that fixes it).
+    Resolve,
+    ResolveInNextRelease,
+    Unresolve,
+    Ignore,
+    /// An event from a build that contains the resolution arrived.
+    Regress,
+    /// Its GitHub issue was closed.
+    IssueClosed,
+    /// Its GitHub issue was reopened (shipwatch's own reopening of a regression arrives here too).
+    IssueReopened,
+}
+
+/// Where a change leads from a status: a new status to write, or nothing to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    To(GroupStatus),
+    Unchanged,
+}
+
+/// The status `change` leads to from `from`. People's own actions always apply (resolving a resolved group again
+/// moves its baseline to what is deployed now); what comes from outside (an event, GitHub) changes only what it is
+/// about: a regression reopens only a resolved group, a closed issue resolves only a group not resolved already,
+/// a reopened issue unresolves only a group not unresolved already.
+pub fn next(from: GroupStatus, change: Change) -> Next {
+    use GroupStatus::{Ignored, Resolved, ResolvedInNextRelease, Unresolved};
+    match (change, from) {
+        (Change::Resolve, _) => Next::To(Resolved),
+        (Change::ResolveInNextRelease, _) => Next::To(ResolvedInNextRelease),
+        (Change::Unresolve, _) => Next::To(Unresolved),
+        (Change::Ignore, _) => Next::To(Ignored),
+        (Change::Regress, Resolved) => Next::To(Unresolved),
+        (Change::Regress, Unresolved | ResolvedInNextRelease | Ignored) => Next::Unchanged,
+        (Change::IssueClosed, Resolved) => Next::Unchanged,
+        (Change::IssueClosed, Unresolved | ResolvedInNextRelease | Ignored) => Next::To(Resolved),
+        (Change::IssueReopened, Unresolved) => Next::Unchanged,
+        (Change::IssueReopened, Resolved | ResolvedInNextRelease | Ignored) => Next::To(Unresolved),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GroupStatus::{Ignored, Resolved, ResolvedInNextRelease, Unresolved};
+    use super::*;
+
+    #[test]
+    fn every_status_has_one_stored_form() {
+        for s in GroupStatus::ALL {
+            assert_eq!(GroupStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).expect("json"), serde_json::json!(s.as_str()));
+        }
+        assert_eq!(GroupStatus::parse("Resolved"), None);
+    }
+
+    #[test]
+    fn peoples_actions_always_apply() {
+        for from in GroupStatus::ALL {
+            assert_eq!(next(from, Change::Resolve), Next::To(Resolved), "{from}");
+            assert_eq!(next(from, Change::ResolveInNextRelease), Next::To(ResolvedInNextRelease), "{from}");
+            assert_eq!(next(from, Change::Unresolve), Next::To(Unresolved), "{from}");
+            assert_eq!(next(from, Change::Ignore), Next::To(Ignored), "{from}");
+        }
+    }
+
+    #[test]
+    fn only_a_resolved_group_regresses() {
+        assert_eq!(next(Resolved, Change::Regress), Next::To(Unresolved));
+        for from in [Unresolved, ResolvedInNextRelease, Ignored] {
+            assert_eq!(next(from, Change::Regress), Next::Unchanged, "{from}: an ignored group stays ignored");
+        }
+    }
+
+    #[test]
+    fn github_changes_what_differs_and_nothing_else() {
+        assert_eq!(next(Resolved, Change::IssueClosed), Next::Unchanged, "keeps the baseline of the first resolve");
+        assert_eq!(next(Unresolved, Change::IssueClosed), Next::To(Resolved));
+        assert_eq!(next(Ignored, Change::IssueClosed), Next::To(Resolved));
+        assert_eq!(next(Unresolved, Change::IssueReopened), Next::Unchanged, "shipwatch's own reopening");
+        assert_eq!(next(Resolved, Change::IssueReopened), Next::To(Unresolved));
+        assert_eq!(next(ResolvedInNextRelease, Change::IssueReopened), Next::To(Unresolved));
+    }
+}
