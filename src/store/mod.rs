@@ -1,7 +1,10 @@
 //! The storage boundary: the `Store` trait, the records it reads and writes, and its two backends.
 //!
-//! SQLite (the embedded default) and PostgreSQL (scale-out) share their SQL wherever the dialects agree; see
-//! `common.rs`. Nothing in here knows about HTTP.
+//! One trait per aggregate (projects, deploys, events, groups, GitHub links, webhook deliveries, jobs), gathered in
+//! `Store`. SQLite (the embedded default) and PostgreSQL (scale-out) share their SQL wherever the dialects agree:
+//! each aggregate is one plain module in `sql/`, compiled twice — `sqlite.rs` and `postgres.rs` each include it
+//! with their own `Db` (the sqlx database) and `Backend` (the store type). What differs (connecting, pragmas,
+//! claiming a job with `FOR UPDATE SKIP LOCKED`) is written in each backend. Nothing in here knows about HTTP.
 
 mod common;
 pub mod postgres;
@@ -340,23 +343,40 @@ pub struct Grouped {
     pub new_group: bool,
 }
 
-/// Everything shipwatch keeps, behind one interface with a SQLite and a PostgreSQL implementation.
+/// Everything shipwatch keeps, behind one interface with a SQLite and a PostgreSQL implementation: one trait per
+/// aggregate, each implemented by a module in `sql/` that both backends compile (`store/sqlite.rs`,
+/// `store/postgres.rs`), so the SQL is written once and rustfmt and the compiler see all of it.
 ///
 /// Times (`now`) are passed in, in unix milliseconds, so the job-lease logic can be tested with a controlled clock.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store:
+    ProjectStore + DeployStore + EventStore + GroupStore + GithubStore + WebhookStore + JobStore + Send + Sync + 'static
+{
     /// The backend's name, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
     /// Checks that the database takes a committed write now (rewrites one row of `write_checks`).
     async fn check_writable(&self, now: i64) -> StoreResult<()>;
+    /// Deletes at most `limit` rows of `what` older than `before` (ms); returns how many went. A group's last event
+    /// is never deleted; of jobs, only finished ones (done or dead) are.
+    async fn purge(&self, what: Purge, before: i64, limit: i64) -> StoreResult<u64>;
+}
 
+/// Projects: creating, finding, and their settings.
+#[async_trait]
+pub trait ProjectStore: Send + Sync {
     async fn create_project(&self, project: NewProject, now: i64) -> StoreResult<Project>;
     async fn list_projects(&self) -> StoreResult<Vec<Project>>;
     async fn project_by_id(&self, id: i64) -> StoreResult<Option<Project>>;
     async fn project_by_name(&self, name: &str) -> StoreResult<Option<Project>>;
+    async fn set_project_settings(&self, project_id: i64, settings: &str) -> StoreResult<()>;
+    async fn projects_for_github_repo(&self, repo: &str) -> StoreResult<Vec<Project>>;
+}
 
+/// Deploys and the commits of their ranges.
+#[async_trait]
+pub trait DeployStore: Send + Sync {
     /// Records a deploy and queues `range_job(deploy id)`, atomically. When the latest deploy of the environment is
     /// the same one (same sha, version and given previous sha) it is returned instead, with `false`; a re-sent
     /// deploy that had failed is queued again.
@@ -384,11 +404,36 @@ pub trait Store: Send + Sync + 'static {
     async fn note_deploy_problem(&self, deploy_id: i64, reason: &str) -> StoreResult<()>;
     /// The commits of a deploy's range, in `git log` order.
     async fn deploy_commits(&self, deploy_id: i64) -> StoreResult<Vec<CommitRecord>>;
+    /// The deploy an event ran at: the newest ready deploy whose version is `release` (in `environment` when given),
+    /// else one whose commit starts with `release`; `None` when neither exists.
+    async fn deploy_for_release(
+        &self,
+        project_id: i64,
+        environment: Option<&str>,
+        release: &str,
+    ) -> StoreResult<Option<Deploy>>;
+    /// The newest ready deploy of an environment (or of the project when `None`).
+    async fn latest_ready_deploy(&self, project_id: i64, environment: Option<&str>) -> StoreResult<Option<Deploy>>;
+}
 
+/// Events as received, and what intake counted.
+#[async_trait]
+pub trait EventStore: Send + Sync {
     /// Stores an event and queues `follow(event row id)`, atomically. `None` when the project already has an event
     /// with this id (a retried delivery): nothing is written then.
     async fn insert_event(&self, event: &NewEvent, follow: fn(i64) -> NewJob, now: i64) -> StoreResult<Option<i64>>;
     async fn event(&self, id: i64) -> StoreResult<Option<StoredEvent>>;
+    /// Events of a project's environment that happened in `[from, to)` (unix ms).
+    async fn count_events_between(&self, project_id: i64, environment: &str, from: i64, to: i64) -> StoreResult<i64>;
+    /// Adds to the counters of envelope items that were accepted but not kept (`transaction`, `session`, …).
+    async fn count_items(&self, project_id: i64, counts: &[(String, i64)]) -> StoreResult<()>;
+    async fn item_counts(&self, project_id: i64) -> StoreResult<Vec<(String, i64)>>;
+    async fn event_count(&self, project_id: i64) -> StoreResult<i64>;
+}
+
+/// Error groups: filing events into them, their counts, assignment and status.
+#[async_trait]
+pub trait GroupStore: Send + Sync {
     /// Adds a stored event to the group of its fingerprint (creating it), counting it once however often this is
     /// called, and queues the jobs `follow` names for what happened, in the same transaction. Returns the group id
     /// and whether this event created the group.
@@ -407,7 +452,6 @@ pub trait Store: Send + Sync + 'static {
         assignee: Option<&str>,
         now: i64,
     ) -> StoreResult<()>;
-    async fn set_project_settings(&self, project_id: i64, settings: &str) -> StoreResult<()>;
     /// Resolves a group now: its baseline in every environment is the commit deployed there now.
     async fn resolve_group(&self, group_id: i64, fixed_in_commit: Option<&str>, now: i64) -> StoreResult<()>;
     /// Marks a group to be resolved by the next deploy of `environment` (of any environment when `None`) that
@@ -435,9 +479,23 @@ pub trait Store: Send + Sync + 'static {
         github_job: Option<&NewJob>,
         now: i64,
     ) -> StoreResult<()>;
+    async fn group(&self, id: i64) -> StoreResult<Option<Group>>;
+    /// Groups new in, introduced by or regressed in `version` (a release of the project).
+    async fn groups_of_release(&self, project_id: i64, version: &str) -> StoreResult<Vec<Group>>;
+    async fn group_counts(&self, group_id: i64) -> StoreResult<Vec<GroupCount>>;
+}
+
+/// The link between groups and their GitHub issues.
+#[async_trait]
+pub trait GithubStore: Send + Sync {
     async fn group_by_issue(&self, project_id: i64, issue: i64) -> StoreResult<Option<Group>>;
     /// Links a group to its GitHub issue.
     async fn set_github_issue(&self, group_id: i64, issue: i64) -> StoreResult<()>;
+}
+
+/// GitHub webhook deliveries, stored before they are handled.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
     /// Stores a GitHub webhook delivery and queues `job` for it, once per delivery id: `false` for a redelivery.
     async fn insert_webhook(
         &self,
@@ -449,31 +507,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// A stored delivery: its event name and payload.
     async fn webhook(&self, delivery_id: &str) -> StoreResult<Option<(String, String)>>;
-    async fn projects_for_github_repo(&self, repo: &str) -> StoreResult<Vec<Project>>;
-    /// The deploy an event ran at: the newest ready deploy whose version is `release` (in `environment` when given),
-    /// else one whose commit starts with `release`; `None` when neither exists.
-    async fn deploy_for_release(
-        &self,
-        project_id: i64,
-        environment: Option<&str>,
-        release: &str,
-    ) -> StoreResult<Option<Deploy>>;
-    /// The newest ready deploy of an environment (or of the project when `None`).
-    async fn latest_ready_deploy(&self, project_id: i64, environment: Option<&str>) -> StoreResult<Option<Deploy>>;
-    async fn group(&self, id: i64) -> StoreResult<Option<Group>>;
-    /// Groups new in, introduced by or regressed in `version` (a release of the project).
-    async fn groups_of_release(&self, project_id: i64, version: &str) -> StoreResult<Vec<Group>>;
-    /// Events of a project's environment that happened in `[from, to)` (unix ms).
-    async fn count_events_between(&self, project_id: i64, environment: &str, from: i64, to: i64) -> StoreResult<i64>;
-    async fn group_counts(&self, group_id: i64) -> StoreResult<Vec<GroupCount>>;
-    /// Adds to the counters of envelope items that were accepted but not kept (`transaction`, `session`, …).
-    async fn count_items(&self, project_id: i64, counts: &[(String, i64)]) -> StoreResult<()>;
-    async fn item_counts(&self, project_id: i64) -> StoreResult<Vec<(String, i64)>>;
-    async fn event_count(&self, project_id: i64) -> StoreResult<i64>;
-    /// Deletes at most `limit` rows of `what` older than `before` (ms); returns how many went. A group's last event
-    /// is never deleted; of jobs, only finished ones (done or dead) are.
-    async fn purge(&self, what: Purge, before: i64, limit: i64) -> StoreResult<u64>;
+}
 
+/// Job rows: queueing, claiming with a lease, settling.
+#[async_trait]
+pub trait JobStore: Send + Sync {
     async fn enqueue_job(&self, job: NewJob, now: i64) -> StoreResult<i64>;
     /// Claims the oldest job that is due, or whose lease has run out, for `lease_ms`.
     async fn claim_job(&self, now: i64, lease_ms: i64) -> StoreResult<Option<Job>>;

@@ -1,10 +1,6 @@
 //! The PostgreSQL backend, for scale-out: several shipwatch processes share one database.
 
-use super::common::impl_store;
-use super::{
-    random_hex, CommitRecord, Deploy, Group, GroupCount, GroupFilter, GroupUpdate, Grouped, Job, JobState, NewDeploy,
-    NewEvent, NewJob, NewProject, Project, RangeOutcome, StoreError, StoreResult, StoredEvent,
-};
+use super::{StoreError, StoreResult};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection as _, PgConnection, PgPool, Postgres};
 use std::str::FromStr;
@@ -39,23 +35,42 @@ impl PostgresStore {
     }
 }
 
-impl_store!(PostgresStore, Postgres, {
-    fn backend(&self) -> &'static str {
-        "postgres"
-    }
-
-    async fn claim_job(&self, now: i64, lease_ms: i64) -> StoreResult<Option<Job>> {
-        // SKIP LOCKED lets many workers claim different jobs at once instead of queueing on one row.
-        Ok(sqlx::query_as::<Postgres, Job>(
-            "update jobs set status = 'running', attempts = attempts + 1, lease_until = $1, lease_token = $2, \
+/// The SQL of each aggregate, shared with the other backend (see `store/mod.rs`), compiled here for Postgres.
+type Db = Postgres;
+type Backend = PostgresStore;
+const BACKEND: &str = "postgres";
+/// SKIP LOCKED lets many workers claim different jobs at once instead of queueing on one row.
+const CLAIM_JOB: &str =
+    "update jobs set status = 'running', attempts = attempts + 1, lease_until = $1, lease_token = $2, \
              updated_at = $3 where id = (select id from jobs where (status = 'queued' and run_at <= $3) \
              or (status = 'running' and lease_until < $3) order by id limit 1 for update skip locked) \
-             returning id, kind, payload, attempts, max_attempts, lease_token",
-        )
-        .bind(now + lease_ms)
-        .bind(random_hex(16)?)
-        .bind(now)
-        .fetch_optional(&self.write)
-        .await?)
-    }
-});
+             returning id, kind, payload, attempts, max_attempts, lease_token";
+
+// Each `sql/` file is compiled once per backend on purpose: the same SQL against `Db` = this backend.
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/base.rs"]
+mod base;
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/deploys.rs"]
+mod deploys;
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/events.rs"]
+mod events;
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/github.rs"]
+mod github;
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/groups.rs"]
+mod groups;
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/helpers.rs"]
+mod helpers;
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/jobs.rs"]
+mod jobs;
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/projects.rs"]
+mod projects;
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/webhooks.rs"]
+mod webhooks;

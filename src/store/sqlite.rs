@@ -3,11 +3,7 @@
 //! Writes go through a pool of one connection so that transactions in this process never race each other for
 //! SQLite's single write lock; reads use a pool of their own and see committed data thanks to WAL.
 
-use super::common::impl_store;
-use super::{
-    random_hex, CommitRecord, Deploy, Group, GroupCount, GroupFilter, GroupUpdate, Grouped, Job, JobState, NewDeploy,
-    NewEvent, NewJob, NewProject, Project, RangeOutcome, StoreError, StoreResult, StoredEvent,
-};
+use super::StoreResult;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 use std::str::FromStr;
@@ -59,23 +55,42 @@ impl SqliteStore {
     }
 }
 
-impl_store!(SqliteStore, Sqlite, {
-    fn backend(&self) -> &'static str {
-        "sqlite"
-    }
-
-    async fn claim_job(&self, now: i64, lease_ms: i64) -> StoreResult<Option<Job>> {
-        // One statement, so SQLite's write lock makes the pick-and-claim atomic across processes too.
-        Ok(sqlx::query_as::<Sqlite, Job>(
-            "update jobs set status = 'running', attempts = attempts + 1, lease_until = $1, lease_token = $2, \
+/// The SQL of each aggregate, shared with the other backend (see `store/mod.rs`), compiled here for Sqlite.
+type Db = Sqlite;
+type Backend = SqliteStore;
+const BACKEND: &str = "sqlite";
+/// One statement, so SQLite's write lock makes the pick-and-claim atomic across processes too.
+const CLAIM_JOB: &str =
+    "update jobs set status = 'running', attempts = attempts + 1, lease_until = $1, lease_token = $2, \
              updated_at = $3 where id = (select id from jobs where (status = 'queued' and run_at <= $3) \
              or (status = 'running' and lease_until < $3) order by id limit 1) \
-             returning id, kind, payload, attempts, max_attempts, lease_token",
-        )
-        .bind(now + lease_ms)
-        .bind(random_hex(16)?)
-        .bind(now)
-        .fetch_optional(&self.write)
-        .await?)
-    }
-});
+             returning id, kind, payload, attempts, max_attempts, lease_token";
+
+// Each `sql/` file is compiled once per backend on purpose: the same SQL against `Db` = this backend.
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/base.rs"]
+mod base;
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/deploys.rs"]
+mod deploys;
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/events.rs"]
+mod events;
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/github.rs"]
+mod github;
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/groups.rs"]
+mod groups;
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/helpers.rs"]
+mod helpers;
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/jobs.rs"]
+mod jobs;
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/projects.rs"]
+mod projects;
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/webhooks.rs"]
+mod webhooks;

@@ -1,0 +1,245 @@
+//! Error groups: filing events into them, their counts, assignment and status.
+//!
+//! Shared by both backends: compiled once inside each with `Db` and `Backend` its own (see `store/mod.rs`).
+
+use super::helpers::{enqueue_in, resolve_in, set_status};
+use super::{Backend, Db};
+use crate::store::*;
+
+#[async_trait::async_trait]
+impl crate::store::GroupStore for Backend {
+    async fn group_event(
+        &self,
+        e: &StoredEvent,
+        g: &GroupUpdate,
+        follow: fn(Grouped) -> Vec<NewJob>,
+    ) -> StoreResult<(i64, bool)> {
+        let mut tx = self.write.begin().await?;
+        let already: Option<Option<i64>> =
+            sqlx::query_scalar("select group_id from events where id = $1").bind(e.id).fetch_optional(&mut *tx).await?;
+        if let Some(Some(group_id)) = already {
+            tx.commit().await?;
+            return Ok((group_id, false));
+        }
+        // Newest event wins title and "last event"; the earliest decides first seen and first release.
+        let (group_id, times_seen, status): (i64, i64, String) = sqlx::query_as(
+            "insert into error_groups (project_id, fingerprint, title, culprit, level, status, first_seen, \
+             last_seen, first_release, times_seen, last_event_id) \
+             values ($1, $2, $3, $4, $5, 'unresolved', $6, $6, $7, 1, $8) \
+             on conflict (project_id, fingerprint) do update set \
+             times_seen = error_groups.times_seen + 1, \
+             title = case when excluded.last_seen >= error_groups.last_seen \
+                 then excluded.title else error_groups.title end, \
+             culprit = case when excluded.last_seen >= error_groups.last_seen \
+                 then excluded.culprit else error_groups.culprit end, \
+             level = case when excluded.last_seen >= error_groups.last_seen \
+                 then excluded.level else error_groups.level end, \
+             last_event_id = case when excluded.last_seen >= error_groups.last_seen \
+                 then excluded.last_event_id else error_groups.last_event_id end, \
+             last_seen = case when excluded.last_seen > error_groups.last_seen \
+                 then excluded.last_seen else error_groups.last_seen end, \
+             first_release = case when excluded.first_seen < error_groups.first_seen \
+                 then excluded.first_release else error_groups.first_release end, \
+             first_seen = case when excluded.first_seen < error_groups.first_seen \
+                 then excluded.first_seen else error_groups.first_seen end \
+             returning id, times_seen, status",
+        )
+        .bind(e.project_id)
+        .bind(&g.fingerprint)
+        .bind(&g.title)
+        .bind(&g.culprit)
+        .bind(&g.level)
+        .bind(e.occurred_at)
+        .bind(&e.release)
+        .bind(e.id)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "insert into group_counts (group_id, release, environment, count, first_seen, last_seen) \
+             values ($1, $2, $3, 1, $4, $4) on conflict (group_id, release, environment) do update set \
+             count = group_counts.count + 1, \
+             first_seen = case when excluded.first_seen < group_counts.first_seen \
+                 then excluded.first_seen else group_counts.first_seen end, \
+             last_seen = case when excluded.last_seen > group_counts.last_seen \
+                 then excluded.last_seen else group_counts.last_seen end",
+        )
+        .bind(group_id)
+        .bind(e.release.as_deref().unwrap_or(""))
+        .bind(e.environment.as_deref().unwrap_or(""))
+        .bind(e.occurred_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("update events set group_id = $1 where id = $2")
+            .bind(group_id)
+            .bind(e.id)
+            .execute(&mut *tx)
+            .await?;
+        // What follows is the caller's rule; queued in this transaction so the work cannot be lost.
+        let grouped =
+            Grouped { group_id, event_id: e.id, was_resolved: status == "resolved", new_group: times_seen == 1 };
+        for job in follow(grouped) {
+            enqueue_in(&mut tx, &job, e.received_at).await?;
+        }
+        tx.commit().await?;
+        Ok((group_id, times_seen == 1))
+    }
+
+    async fn list_groups(&self, project_id: i64, f: &GroupFilter) -> StoreResult<Vec<Group>> {
+        Ok(sqlx::query_as::<Db, Group>(
+            "select g.* from error_groups g where g.project_id = $1 and ($2 is null or g.status = $2) \
+             and ($3 is null or exists (select 1 from group_counts c where c.group_id = g.id and c.release = $3)) \
+             and ($4 is null or exists (select 1 from group_counts c where c.group_id = g.id and c.environment = $4)) \
+             order by g.last_seen desc, g.id desc limit $5 offset $6",
+        )
+        .bind(project_id)
+        .bind(&f.status)
+        .bind(&f.release)
+        .bind(&f.environment)
+        .bind(f.limit)
+        .bind(f.offset)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn set_group_assignment(
+        &self,
+        group_id: i64,
+        assignment: &str,
+        assignee: Option<&str>,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query("update error_groups set assignment = $1, assignee = $2, assigned_at = $3 where id = $4")
+            .bind(assignment)
+            .bind(assignee)
+            .bind(now)
+            .bind(group_id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn resolve_group(&self, group_id: i64, fixed_in_commit: Option<&str>, now: i64) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        let project_id: i64 = sqlx::query_scalar("select project_id from error_groups where id = $1")
+            .bind(group_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        resolve_in(&mut tx, group_id, project_id, fixed_in_commit, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn resolve_group_in_next_release(&self, group_id: i64, environment: Option<&str>) -> StoreResult<()> {
+        let done = sqlx::query(
+            "update error_groups set status = 'resolved_in_next_release', resolve_next_environment = $1 \
+             where id = $2",
+        )
+        .bind(environment)
+        .bind(group_id)
+        .execute(&self.write)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn unresolve_group(&self, group_id: i64) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("delete from group_resolutions where group_id = $1").bind(group_id).execute(&mut *tx).await?;
+        sqlx::query("update error_groups set status = 'unresolved', resolved_at = null where id = $1")
+            .bind(group_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn ignore_group(&self, group_id: i64) -> StoreResult<()> {
+        set_status(&self.write, group_id, "ignored").await
+    }
+
+    async fn group_resolutions(&self, group_id: i64) -> StoreResult<Vec<(String, String)>> {
+        Ok(sqlx::query_as("select environment, sha from group_resolutions where group_id = $1 order by environment")
+            .bind(group_id)
+            .fetch_all(&self.read)
+            .await?)
+    }
+
+    async fn mark_regressed(
+        &self,
+        group_id: i64,
+        release: &str,
+        now: i64,
+        github_job: Option<&NewJob>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await?;
+        let done = sqlx::query(
+            "update error_groups set status = 'unresolved', resolved_at = null, regressed_at = $1, \
+             regressed_in = $2, times_regressed = times_regressed + 1 where id = $3 and status = 'resolved'",
+        )
+        .bind(now)
+        .bind(release)
+        .bind(group_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            sqlx::query("delete from group_resolutions where group_id = $1").bind(group_id).execute(&mut *tx).await?;
+            if let Some(job) = github_job {
+                enqueue_in(&mut tx, job, now).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_release_flags(
+        &self,
+        group_id: i64,
+        new_in: Option<&str>,
+        introduced_by: Option<&str>,
+        github_job: Option<&NewJob>,
+        now: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("update error_groups set new_in_release = $1, introduced_by = $2 where id = $3")
+            .bind(new_in)
+            .bind(introduced_by)
+            .bind(group_id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(job) = github_job {
+            enqueue_in(&mut tx, job, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn groups_of_release(&self, project_id: i64, version: &str) -> StoreResult<Vec<Group>> {
+        Ok(sqlx::query_as::<Db, Group>(
+            "select * from error_groups where project_id = $1 and \
+             (new_in_release = $2 or introduced_by = $2 or regressed_in = $2) order by id",
+        )
+        .bind(project_id)
+        .bind(version)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn group(&self, id: i64) -> StoreResult<Option<Group>> {
+        Ok(sqlx::query_as::<Db, Group>("select * from error_groups where id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    async fn group_counts(&self, group_id: i64) -> StoreResult<Vec<GroupCount>> {
+        Ok(sqlx::query_as::<Db, GroupCount>(
+            "select release, environment, count, first_seen, last_seen from group_counts \
+             where group_id = $1 order by first_seen, release, environment",
+        )
+        .bind(group_id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+}
