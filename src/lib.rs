@@ -17,6 +17,7 @@ pub mod groups;
 pub mod http;
 pub mod ingest;
 pub mod jobs;
+pub mod markdown;
 pub mod metrics;
 pub mod output;
 pub mod probes;

@@ -3,7 +3,7 @@
 //! known fixing commit. An old build still running somewhere (a canary, a slow rollout) does not reopen it.
 
 use std::sync::Arc;
-use tracing::{info, instrument, warn};
+use tracing::{info, instrument};
 
 use crate::assign::service::AssignService;
 use crate::events::Event;
@@ -106,21 +106,17 @@ impl Regressions {
                 Verdict::Regressed { release, why: "no deploy is recorded to prove the build is older".into() }
             }
         };
-        match &verdict {
-            Verdict::Regressed { release, why } => {
-                // The suspect at the deploy it came back in: the issue's comment names it.
-                self.assign.assign_group(group_id, event_row, false, &now).await?;
-                let job = (self.github_writes && project.github_repo.is_some()).then(|| {
-                    Work::GithubIssue { group: group_id, reason: IssueReason::Regressed, deploy: deploy_id }.job()
-                });
-                if self.store.mark_regressed(group_id, release, now(), job.as_ref()).await? {
-                    info!(%release, %why, "group regressed");
-                }
+        if let Verdict::Regressed { release, why } = &verdict {
+            // The suspect at the deploy it came back in: the issue's comment names it.
+            self.assign.assign_group(group_id, event_row, false, &now).await?;
+            let job = (self.github_writes && project.github_repo.is_some()).then(|| {
+                Work::GithubIssue { group: group_id, reason: IssueReason::Regressed, deploy: deploy_id }.job()
+            });
+            if self.store.mark_regressed(group_id, release, now(), job.as_ref()).await? {
+                info!(%release, %why, "group regressed");
             }
-            Verdict::OldBuild { release, why } => {
-                info!(%release, %why, "event from an older build; group stays resolved")
-            }
-            Verdict::NotResolved => warn!("unreachable"),
+        } else if let Verdict::OldBuild { release, why } = &verdict {
+            info!(%release, %why, "event from an older build; group stays resolved");
         }
         Ok(verdict)
     }

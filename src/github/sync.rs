@@ -13,6 +13,7 @@ use tracing::{info, instrument};
 use super::{GitHub, GitHubError, NewIssue};
 use crate::assign::service::GroupAssignment;
 use crate::jobs::IssueReason;
+use crate::markdown;
 use crate::store::{Deploy, DynStore, Group};
 
 /// Default labels of created issues; the first is also how shipwatch finds its own issues again.
@@ -242,9 +243,10 @@ impl IssueSync {
             (_, _, Some(d)) => format!("seen in **{}** ({})", d.version, d.environment),
             _ => "seen".into(),
         };
-        let _ = writeln!(b, "**{}** — {when}\n", group.title);
+        // The title and culprit come from the event: escaped so they cannot format, link or mention.
+        let _ = writeln!(b, "**{}** — {when}\n", markdown::untrusted(&group.title));
         if let Some(culprit) = &group.culprit {
-            let _ = writeln!(b, "Culprit: `{culprit}`\n");
+            let _ = writeln!(b, "Culprit: {}\n", markdown::code(culprit));
         }
         if let Some(a) = assignment {
             let _ = writeln!(b, "**Suspect:** {}\n", a.explanation);
@@ -256,10 +258,13 @@ impl IssueSync {
                 .filter_map(|f| {
                     let path = f.repo_path.as_deref()?;
                     let sha = sha?;
-                    let mut line =
-                        format!("- [`{path}:{}`]({})", f.line.unwrap_or(0), self.blob(repo, sha, path, f.line));
+                    let mut line = format!(
+                        "- [{}]({})",
+                        markdown::code(&format!("{path}:{}", f.line.unwrap_or(0))),
+                        self.blob(repo, sha, path, f.line)
+                    );
                     if let Some(func) = &f.function {
-                        let _ = write!(line, " in `{func}`");
+                        let _ = write!(line, " in {}", markdown::code(func));
                     }
                     if let Some(bl) = &f.blame {
                         let _ = write!(
@@ -268,7 +273,7 @@ impl IssueSync {
                             bl.commit.get(..7).unwrap_or(&bl.commit),
                             self.web_url,
                             bl.commit,
-                            bl.author_name
+                            markdown::escape(&bl.author_name)
                         );
                     }
                     Some(line)

@@ -4,6 +4,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::markdown::escape;
 use crate::store::{CommitRecord, Deploy, IssueRef, Person, Project};
 
 #[derive(Debug, Serialize)]
@@ -362,16 +363,6 @@ pub fn short(sha: &str) -> &str {
 
 /// Keeps text from outside (commit summaries, names) from being read as Markdown or HTML. `#12` is left alone so
 /// GitHub links it.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        if matches!(ch, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|') {
-            out.push('\\');
-        }
-        out.push(ch);
-    }
-    out
-}
 
 #[cfg(test)]
 mod tests {
@@ -438,10 +429,5 @@ mod tests {
             assert!(md.contains(&link), "{link} in\n{md}");
         }
         assert!(!md.contains("https://github.com"));
-    }
-
-    #[test]
-    fn escapes_markdown_and_html() {
-        assert_eq!(escape("fix <script> | *bold* [x](y)"), "fix \\<script\\> \\| \\*bold\\* \\[x\\](y)");
     }
 }

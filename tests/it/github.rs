@@ -617,3 +617,32 @@ async fn with_the_default_pacing_regressions_are_commented_reopened_and_the_queu
     assert!(times.windows(2).all(|w| w[1] - w[0] >= 1_000), "writes at least a second apart: {times:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_issue_shows_the_errors_text_as_written_without_mentions_links_or_html() {
+    let (fake, api) = FakeGitHub::start(Arc::new(AtomicI64::new(0))).await;
+    let db = sqlite_db().await;
+    let app = TestApp::spawn_github(db.store.clone(), &api, 0).await;
+    let repo = TestRepo::new();
+    let v1 = repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / (b + 1)\n")], "pay");
+    let p = project(&app, &repo).await;
+    deploy(&app, &p, &v1, "v1").await;
+    app.drain().await;
+    let v2 = repo.commit(&BOBBY, &[("app/pay.py", "def pay(a, b):\n    return a / b\n")], "simplify");
+    deploy(&app, &p, &v2, "v2").await;
+    app.drain().await;
+    // The exception type is whatever the application (or someone sending to its DSN) says it is.
+    error(&app, &p, 1, "v2", "Err@octocat<img src=x onerror=alert(1)>#1[x](https://evil.example)").await;
+    app.drain().await;
+    let issues = fake.issues();
+    assert_eq!(issues.len(), 1);
+    let body = issues[0]["body"].as_str().expect("body");
+    let first = body.lines().next().expect("a first line");
+    assert!(
+        first.starts_with(r"**Err\@octocat\<img src=x onerror=alert(1)\>\#1\[x\](https://evil.example): boom**"),
+        "{body}"
+    );
+    let unescaped = |c: char| first.match_indices(c).any(|(i, _)| !first[..i].ends_with('\\'));
+    assert!(!unescaped('<') && !unescaped('@') && !unescaped('#') && !unescaped('['), "{first}");
+    app.stop().await;
+}
