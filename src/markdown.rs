@@ -2,7 +2,8 @@
 //! outside — an error's message, a function name, a commit summary — shows as written and cannot add links,
 //! formatting, HTML, or (in issues) mentions and issue references.
 
-/// Escapes Markdown and HTML punctuation in `s`.
+/// Escapes Markdown and HTML punctuation in `s` (commit summaries, names in reports). `#12` is left alone so GitHub
+/// links it.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {

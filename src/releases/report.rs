@@ -361,9 +361,6 @@ pub fn short(sha: &str) -> &str {
     sha.get(..7).unwrap_or(sha)
 }
 
-/// Keeps text from outside (commit summaries, names) from being read as Markdown or HTML. `#12` is left alone so
-/// GitHub links it.
-
 #[cfg(test)]
 mod tests {
     use super::*;
