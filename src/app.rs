@@ -12,6 +12,7 @@ use tracing::info;
 use crate::assign::service::AssignService;
 use crate::assign::Assigner;
 use crate::config::{DataArgs, GitArgs, Secret, WorkerArgs};
+use crate::git::blame::GitCliBlame;
 use crate::git::mirror::Mirrors;
 use crate::git::Git;
 use crate::github::metered::MeteredGitHub;
@@ -99,7 +100,8 @@ impl App {
             git.git_token.clone(),
             git.allow_local_repos,
         );
-        let assigner = Arc::new(Assigner::new(git_runner.clone(), github.clone()));
+        let engine = Arc::new(GitCliBlame::new(git_runner.clone()));
+        let assigner = Arc::new(Assigner::with_sizes(git_runner.clone(), github.clone(), engine, git.cache_sizes()));
         let mirrors = Arc::new(Mirrors::new(data.data_dir.join("mirrors"), git_runner));
         let assign = Arc::new(AssignService::new(store.clone(), mirrors.clone(), assigner.clone(), github_writes));
         let regressions = Arc::new(Regressions::new(store.clone(), mirrors.clone(), assign.clone(), github_writes));

@@ -122,6 +122,21 @@ pub struct GitArgs {
     /// Most commits of one deploy range stored with their details; the count is always exact.
     #[arg(long, env = "SHIPWATCH_MAX_RANGE_COMMITS", default_value_t = 20_000)]
     pub max_range_commits: usize,
+
+    /// Blamed lines kept in memory (about 300 bytes each); who-wrote-it and GitHub-login answers are kept for a
+    /// twentieth as many.
+    #[arg(long, env = "SHIPWATCH_BLAME_CACHE_LINES", default_value_t = 200_000)]
+    pub blame_cache_lines: usize,
+
+    /// Repository file listings kept in memory (one per deployed commit; a large repository's is a few MB).
+    #[arg(long, env = "SHIPWATCH_TREE_CACHE_TREES", default_value_t = 64)]
+    pub tree_cache_trees: usize,
+}
+
+impl GitArgs {
+    pub fn cache_sizes(&self) -> crate::assign::CacheSizes {
+        crate::assign::CacheSizes { blame_lines: self.blame_cache_lines.max(20), trees: self.tree_cache_trees.max(1) }
+    }
 }
 
 /// How the background worker claims and runs jobs.

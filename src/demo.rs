@@ -117,6 +117,8 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         github_api_url: "https://api.github.com".into(),
         github_timeout_ms: 30_000,
         max_range_commits: 20_000,
+        blame_cache_lines: 200_000,
+        tree_cache_trees: 64,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod assign;
+pub mod cache;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -12,15 +12,31 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tracing::warn;
 
+use crate::cache::Bounded;
 use crate::git::blame::{BlameEngine, BlameLine, CachedBlame, GitCliBlame};
 use crate::git::tree::{read_files, TreeCache, TreeFiles};
 use crate::git::Git;
 use crate::github::GitHub;
 use owners::{CodeOwners, CODEOWNERS_PATHS};
 use paths::{manifest_paths, Mapped, Packages, PathMapper};
+
+/// How much the assigner keeps in memory.
+#[derive(Clone, Copy, Debug)]
+pub struct CacheSizes {
+    /// Blamed lines (by revision, path and line); the writer and login caches hold a twentieth of it each.
+    pub blame_lines: usize,
+    /// Tree listings (by commit); manifests and CODEOWNERS are kept for four times as many trees.
+    pub trees: usize,
+}
+
+impl Default for CacheSizes {
+    fn default() -> CacheSizes {
+        CacheSizes { blame_lines: 200_000, trees: 64 }
+    }
+}
 
 /// One frame to assign, in input order.
 #[derive(Debug, Clone, Default)]
@@ -112,12 +128,12 @@ pub struct Assigner {
     git: Git,
     blame: Arc<CachedBlame>,
     /// Who wrote a blamed line, past moves ([`find_writer`]), per (commit, path, line).
-    writer_cache: Mutex<HashMap<(String, String, u32), Option<BlameLine>>>,
+    writer_cache: Bounded<(String, String, u32), Option<BlameLine>>,
     trees: TreeCache,
     /// What the repository's own files say at one tree, by (repository, tree id).
-    tree_info: Mutex<HashMap<(std::path::PathBuf, String), Arc<TreeInfo>>>,
+    tree_info: Bounded<(std::path::PathBuf, String), Arc<TreeInfo>>,
     github: Arc<dyn GitHub>,
-    api_logins: Mutex<HashMap<String, Option<String>>>,
+    api_logins: Bounded<String, Option<String>>,
 }
 
 impl Assigner {
@@ -127,14 +143,19 @@ impl Assigner {
     }
 
     pub fn with_engine(git: Git, github: Arc<dyn GitHub>, engine: Arc<dyn BlameEngine>) -> Assigner {
+        Assigner::with_sizes(git, github, engine, CacheSizes::default())
+    }
+
+    /// With caches of the given sizes.
+    pub fn with_sizes(git: Git, github: Arc<dyn GitHub>, engine: Arc<dyn BlameEngine>, sizes: CacheSizes) -> Assigner {
         Assigner {
-            blame: Arc::new(CachedBlame::new(engine, 200_000)),
-            writer_cache: Mutex::new(HashMap::new()),
+            blame: Arc::new(CachedBlame::new(engine, sizes.blame_lines)),
+            writer_cache: Bounded::new(sizes.blame_lines / 20),
             git,
-            trees: TreeCache::new(64),
-            tree_info: Mutex::new(HashMap::new()),
+            trees: TreeCache::new(sizes.trees),
+            tree_info: Bounded::new(sizes.trees * 4),
             github,
-            api_logins: Mutex::new(HashMap::new()),
+            api_logins: Bounded::new(sizes.blame_lines / 20),
         }
     }
 
@@ -169,8 +190,8 @@ impl Assigner {
     /// revisions resolved in one more, when there are any).
     async fn tree_info(&self, repo: &Path, sha: &str, tree: &TreeFiles) -> anyhow::Result<Arc<TreeInfo>> {
         let key = (repo.to_owned(), tree.tree_id.clone());
-        if let Some(info) = lock(&self.tree_info).get(&key) {
-            return Ok(info.clone());
+        if let Some(info) = self.tree_info.get(&key) {
+            return Ok(info);
         }
         let mut wanted = manifest_paths(tree);
         let codeowners_path = CODEOWNERS_PATHS.iter().find(|p| tree.contains(p));
@@ -189,11 +210,7 @@ impl Assigner {
             codeowners,
             ignore_revs: Arc::new(ignore_revs),
         });
-        let mut cache = lock(&self.tree_info);
-        if cache.len() >= 256 {
-            cache.clear();
-        }
-        cache.insert(key, info.clone());
+        self.tree_info.insert(key, info.clone());
         Ok(info)
     }
 
@@ -249,12 +266,12 @@ impl Assigner {
             return Some((l, "a GitHub noreply address"));
         }
         let repo = github_repo?;
-        if let Some(cached) = lock(&self.api_logins).get(sha) {
-            return cached.clone().map(|l| (l, "GitHub's commit API"));
+        if let Some(cached) = self.api_logins.get(&sha.to_owned()) {
+            return cached.map(|l| (l, "GitHub's commit API"));
         }
         match self.github.commit_author_login(repo, sha).await {
             Ok(found) => {
-                lock(&self.api_logins).insert(sha.to_owned(), found.clone());
+                self.api_logins.insert(sha.to_owned(), found.clone());
                 found.map(|l| (l, "GitHub's commit API"))
             }
             Err(e) => {
@@ -317,7 +334,7 @@ impl Assigner {
         let (blamed, early_writer) =
             blame_files(&self.blame, &self.git, repo, &sha, wanted, &ignore, crash_frame).await?;
         if let Some((key, writer)) = early_writer {
-            lock(&self.writer_cache).insert(key, writer);
+            self.writer_cache.insert(key, writer);
         }
         let blame_of = |i: usize| -> Option<&BlameLine> {
             let path = mapped[i].repo_path()?;
@@ -459,8 +476,8 @@ impl Assigner {
     /// Who wrote the line `plain` blamed (see [`GitCliBlame::writer`]), cached; a failure keeps plain blame.
     async fn writer(&self, repo: &Path, sha: &str, plain: &BlameLine, ignore: &[String]) -> Option<BlameLine> {
         let key = (plain.commit.clone(), plain.orig_path.clone(), plain.orig_line);
-        if let Some(w) = lock(&self.writer_cache).get(&key) {
-            return w.clone();
+        if let Some(w) = self.writer_cache.get(&key) {
+            return w;
         }
         let w = match find_writer(&self.git, repo, sha, plain, ignore).await {
             Ok(w) => w,
@@ -469,11 +486,7 @@ impl Assigner {
                 return None;
             }
         };
-        let mut cache = lock(&self.writer_cache);
-        if cache.len() >= 10_000 {
-            cache.clear();
-        }
-        cache.insert(key, w.clone());
+        self.writer_cache.insert(key, w.clone());
         w
     }
 
@@ -660,10 +673,6 @@ async fn blame_files(
         }
     }
     Ok((blamed, early))
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The frames of an event that carry a file location (every exception's, in order), and the indices of the raised

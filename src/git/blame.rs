@@ -226,8 +226,9 @@ pub fn parse_porcelain(out: &str) -> anyhow::Result<HashMap<u32, BlameLine>> {
 type LineKey = (String, String, u32);
 /// Cached answers (`None`: past the end of the file) and their insertion order, for eviction.
 type LineCache = (HashMap<LineKey, Option<BlameLine>>, VecDeque<LineKey>);
-/// One lock per (revision, path), so concurrent requests for a file share one git call.
-type FileLocks = HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>;
+/// One lock per (revision, path), so concurrent requests for a file share one git call. Held weakly: a lock no
+/// request holds any more is dropped.
+type FileLocks = HashMap<(String, String), std::sync::Weak<tokio::sync::Mutex<()>>>;
 
 /// A bounded cache in front of any engine. A repeated line costs no git process; two requests for one file at one
 /// revision wait for each other instead of running git twice.
@@ -318,7 +319,18 @@ impl BlameEngine for CachedBlame {
         }
         let file_lock = {
             let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-            files.entry((rev.to_owned(), path.to_owned())).or_default().clone()
+            if files.len() > 1024 {
+                files.retain(|_, w| w.strong_count() > 0);
+            }
+            let key = (rev.to_owned(), path.to_owned());
+            match files.get(&key).and_then(std::sync::Weak::upgrade) {
+                Some(held) => held,
+                None => {
+                    let fresh = Arc::new(tokio::sync::Mutex::new(()));
+                    files.insert(key, Arc::downgrade(&fresh));
+                    fresh
+                }
+            }
         };
         let _guard = file_lock.lock().await;
         // Another request may have blamed these lines while this one waited.

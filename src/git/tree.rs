@@ -3,9 +3,10 @@
 use anyhow::Context as _;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::Git;
+use crate::cache::Bounded;
 
 /// The files of one tree, with an index by file name for suffix matching.
 #[derive(Debug, Default)]
@@ -43,15 +44,13 @@ impl TreeFiles {
 }
 
 /// File lists per tree id, so repeated frames at one commit list the tree once.
-#[derive(Default)]
 pub struct TreeCache {
-    trees: Mutex<HashMap<String, Arc<TreeFiles>>>,
-    max_trees: usize,
+    trees: Bounded<String, Arc<TreeFiles>>,
 }
 
 impl TreeCache {
     pub fn new(max_trees: usize) -> TreeCache {
-        TreeCache { trees: Mutex::new(HashMap::new()), max_trees: max_trees.max(1) }
+        TreeCache { trees: Bounded::new(max_trees) }
     }
 
     /// The files of the commit `sha` (a full commit id), listed in one git process and cached under that id.
@@ -73,8 +72,8 @@ impl TreeCache {
     /// Lists `tree_ish` once and keeps it under `key`.
     async fn list(&self, git: &Git, repo: &Path, key: &str, tree_ish: &str) -> anyhow::Result<Arc<TreeFiles>> {
         let tree_id = key.to_owned();
-        if let Some(t) = self.lock().get(&tree_id) {
-            return Ok(t.clone());
+        if let Some(t) = self.trees.get(&tree_id) {
+            return Ok(t);
         }
         let out = git
             .run(
@@ -86,16 +85,8 @@ impl TreeCache {
         let paths: Vec<String> =
             out.split(|&b| b == 0).filter(|p| !p.is_empty()).map(|p| String::from_utf8_lossy(p).into_owned()).collect();
         let files = Arc::new(TreeFiles::new(tree_id.clone(), paths));
-        let mut trees = self.lock();
-        if trees.len() >= self.max_trees {
-            trees.clear();
-        }
-        trees.insert(tree_id, files.clone());
+        self.trees.insert(tree_id, files.clone());
         Ok(files)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TreeFiles>>> {
-        self.trees.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -197,6 +197,8 @@ pub fn app_args(data_dir: &Path, git_program: Option<PathBuf>) -> (DataArgs, Git
             git_program: git_program.unwrap_or_else(|| "git".into()),
             git_timeout: 60,
             max_range_commits: 20_000,
+            blame_cache_lines: 200_000,
+            tree_cache_trees: 64,
             github_token: None,
             github_api_url: "https://api.github.com".into(),
             github_timeout_ms: 30_000,
