@@ -1,6 +1,9 @@
 //! The web pages: server-rendered HTML, readable without JavaScript — projects, a project's deploys per environment,
 //! a deploy's release report, and an error group with its frames, suspect and owner. Open without credentials only
 //! when the server listens on loopback; otherwise a read token (Bearer, or Basic with the token as password).
+//!
+//! Rendered with maud: the markup is checked at compile time and every inserted value is HTML-escaped unless it is
+//! explicitly `PreEscaped` (only the style sheet below).
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -8,7 +11,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 use base64::Engine as _;
-use std::fmt::Write as _;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::{same_secret, ApiError, ApiResult, AppState};
 use crate::assign::service::GroupAssignment;
@@ -24,22 +27,6 @@ pub(super) fn router() -> Router<AppState> {
         .route("/groups/{id}", get(group_page))
 }
 
-/// Escapes text for HTML element content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default()
 }
@@ -50,12 +37,25 @@ border-bottom:1px solid #d0d7de;vertical-align:top}code{background:#f6f8fa;paddi
 .tag{display:inline-block;padding:0 .4rem;border-radius:.6rem;background:#ddf4ff;font-size:.85em}\
 .bad{background:#ffebe9}.ok{background:#dafbe1}nav{margin-bottom:1rem}h1{margin-bottom:.2rem}";
 
-fn page(title: &str, body: &str) -> Html<String> {
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>{} · shipwatch</title><style>{STYLE}</style></head><body><nav><a href=\"/projects\">shipwatch</a></nav>{body}</body></html>",
-        esc(title)
-    ))
+fn page(title: &str, body: Markup) -> Html<String> {
+    Html(
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width";
+                    title { (title) " · shipwatch" }
+                    style { (PreEscaped(STYLE)) }
+                }
+                body {
+                    nav { a href="/projects" { "shipwatch" } }
+                    (body)
+                }
+            }
+        }
+        .into_string(),
+    )
 }
 
 /// Pages need the read token unless the server is only reachable from this machine. `Some` is the refusal.
@@ -110,36 +110,36 @@ async fn find_project(state: &AppState, key: &str) -> ApiResult<Project> {
 async fn projects(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     reader!(state, headers);
     let all = state.projects.list().await?;
-    let mut b = String::from("<h1>Projects</h1>");
-    if all.is_empty() {
-        b.push_str(
-            "<p>No projects yet: create one with <code>shipwatch project add --name NAME --repo URL</code>.</p>",
-        );
-    } else {
-        b.push_str("<table><tr><th>Project</th><th>Repository</th><th>Latest deploy</th></tr>");
-        for p in &all {
-            let latest = state.releases.list(p.id, None, None, 1).await?.into_iter().next();
-            let latest = latest
-                .map(|d| {
-                    format!(
-                        "<a href=\"/deploys/{}\">{}</a> to {} <span class=\"muted\">{}</span>",
-                        d.id,
-                        esc(&d.version),
-                        esc(&d.environment),
-                        time(d.deployed_at)
-                    )
-                })
-                .unwrap_or_else(|| "<span class=\"muted\">none yet</span>".into());
-            let _ = write!(
-                b,
-                "<tr><td><a href=\"/projects/{0}\">{0}</a></td><td>{1}</td><td>{latest}</td></tr>",
-                esc(&p.name),
-                esc(&p.repo_url)
-            );
-        }
-        b.push_str("</table>");
+    let mut rows = Vec::new();
+    for p in all {
+        let latest = state.releases.list(p.id, None, None, 1).await?.into_iter().next();
+        rows.push((p, latest));
     }
-    Ok(page("Projects", &b).into_response())
+    let body = html! {
+        h1 { "Projects" }
+        @if rows.is_empty() {
+            p { "No projects yet: create one with " code { "shipwatch project add --name NAME --repo URL" } "." }
+        } @else {
+            table {
+                tr { th { "Project" } th { "Repository" } th { "Latest deploy" } }
+                @for (p, latest) in &rows {
+                    tr {
+                        td { a href={ "/projects/" (p.name) } { (p.name) } }
+                        td { (p.repo_url) }
+                        td {
+                            @if let Some(d) = latest {
+                                a href={ "/deploys/" (d.id) } { (d.version) } " to " (d.environment) " "
+                                span.muted { (time(d.deployed_at)) }
+                            } @else {
+                                span.muted { "none yet" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page("Projects", body).into_response())
 }
 
 async fn project_page(
@@ -150,132 +150,133 @@ async fn project_page(
     reader!(state, headers);
     let p = find_project(&state, &key).await?;
     let deploys = state.releases.list(p.id, None, None, 200).await?;
-    let mut b = format!("<h1>{}</h1><p class=\"muted\">{}</p>", esc(&p.name), esc(&p.repo_url));
     let mut environments: Vec<&str> = deploys.iter().map(|d| d.environment.as_str()).collect();
     environments.sort_unstable();
     environments.dedup();
-    if environments.is_empty() {
-        b.push_str("<p>No deploys yet: run the GitHub Action or <code>shipwatch deploy</code> after a deploy.</p>");
-    }
+    // Per environment, each deploy with its errors in the hour after, and its new and regressed groups.
+    let mut sections = Vec::new();
     for env in environments {
-        let _ = write!(b, "<h2>{}</h2><table><tr><th>Release</th><th>Commit</th><th>Deployed</th><th>Range</th><th>Errors in the hour after</th><th>New / regressed</th></tr>", esc(env));
+        let mut rows = Vec::new();
         for d in deploys.iter().filter(|d| d.environment == env) {
             let after =
                 state.releases.events_between(p.id, &d.environment, d.deployed_at, d.deployed_at + 3_600_000).await?;
             let groups = state.groups.of_release(p.id, &d.version).await?;
             let new = groups.iter().filter(|g| g.new_in_release.as_deref() == Some(&d.version)).count();
             let regressed = groups.iter().filter(|g| g.regressed_in.as_deref() == Some(&d.version)).count();
-            let range = match (d.status.as_str(), d.range_status.as_deref()) {
-                ("ready", Some(r)) => format!("{} · {} commits", esc(r), d.commit_count.unwrap_or(0)),
-                (s, _) => esc(s),
-            };
-            let flag = if new + regressed > 0 { "bad" } else { "ok" };
-            let _ = write!(
-                b,
-                "<tr><td><a href=\"/deploys/{}\">{}</a></td><td><code>{}</code></td><td>{}</td><td>{range}</td><td>{after}</td><td><span class=\"tag {flag}\">{new} new · {regressed} regressed</span></td></tr>",
-                d.id,
-                esc(&d.version),
-                short(&d.sha),
-                time(d.deployed_at)
-            );
+            rows.push((d, after, new, regressed));
         }
-        b.push_str("</table>");
+        sections.push((env, rows));
     }
-    Ok(page(&p.name, &b).into_response())
-}
-
-fn error_rows(b: &mut String, title: &str, lines: &[ErrorLine]) {
-    if lines.is_empty() {
-        return;
-    }
-    let _ = write!(b, "<h3>{}</h3><ul>", esc(title));
-    for e in lines {
-        let who = e.assignee.as_deref().map(|a| format!(" → @{}", esc(a))).unwrap_or_default();
-        let suspect = e
-            .suspect
-            .as_deref()
-            .map(|s| format!("<br><span class=\"muted\">suspect: {}</span>", esc(s)))
-            .unwrap_or_default();
-        let _ = write!(
-            b,
-            "<li><a href=\"/groups/{}\">{}</a> — {} in this release{who}{suspect}</li>",
-            e.id,
-            esc(&e.title),
-            plural(e.count, "event")
-        );
-    }
-    b.push_str("</ul>");
-}
-
-fn report_html(r: &Report) -> String {
-    let d = &r.deploy;
-    let mut b = format!(
-        "<h1>{} {} → {}</h1><p><a href=\"/projects/{}\">all deploys of {}</a></p><table>",
-        esc(&r.project),
-        esc(&d.version),
-        esc(&d.environment),
-        esc(&r.project),
-        esc(&r.project)
-    );
-    let _ = write!(b, "<tr><th>Commit</th><td><code>{}</code></td></tr>", esc(&d.sha));
-    let _ = write!(
-        b,
-        "<tr><th>Deployed</th><td>{}{}</td></tr>",
-        esc(&d.deployed_at),
-        d.deployer.as_deref().map(|p| format!(" by {}", esc(p))).unwrap_or_default()
-    );
-    let range = match (d.status.as_str(), d.range_status.as_deref()) {
-        ("failed", _) => format!("failed: {}", esc(d.failure_reason.as_deref().unwrap_or(""))),
-        ("pending", _) => "being computed".into(),
-        (_, Some(r)) => format!(
-            "{} · {} commits{}",
-            esc(r),
-            d.commit_count.unwrap_or(0),
-            d.base_sha.as_deref().map(|b| format!(" since <code>{}</code>", short(b))).unwrap_or_default()
-        ),
-        _ => String::new(),
+    let body = html! {
+        h1 { (p.name) }
+        p.muted { (p.repo_url) }
+        @if sections.is_empty() {
+            p { "No deploys yet: run the GitHub Action or " code { "shipwatch deploy" } " after a deploy." }
+        }
+        @for (env, rows) in &sections {
+            h2 { (env) }
+            table {
+                tr {
+                    th { "Release" } th { "Commit" } th { "Deployed" } th { "Range" } th { "Errors in the hour after" }
+                    th { "New / regressed" }
+                }
+                @for (d, after, new, regressed) in rows {
+                    tr {
+                        td { a href={ "/deploys/" (d.id) } { (d.version) } }
+                        td { code { (short(&d.sha)) } }
+                        td { (time(d.deployed_at)) }
+                        td {
+                            @match (d.status.as_str(), d.range_status.as_deref()) {
+                                ("ready", Some(r)) => { (r) " · " (d.commit_count.unwrap_or(0)) " commits" }
+                                (s, _) => { (s) }
+                            }
+                        }
+                        td { (after) }
+                        td {
+                            span class={ "tag " (if new + regressed > 0 { "bad" } else { "ok" }) } {
+                                (new) " new · " (regressed) " regressed"
+                            }
+                        }
+                    }
+                }
+            }
+        }
     };
-    let _ = write!(b, "<tr><th>Range</th><td>{range}</td></tr>");
-    if let Some(u) = &d.compare_url {
-        let _ = write!(b, "<tr><th>Compare</th><td><a href=\"{0}\">{0}</a></td></tr>", esc(u));
-    }
-    b.push_str("</table><h2>Errors</h2>");
-    let _ = write!(b, "<p>{}</p>", esc(&r.counts_sentence()));
-    if !r.has_errors() {
-        let _ = write!(b, "<p class=\"tag ok\">{}</p>", Report::NO_ERRORS);
-    }
-    error_rows(&mut b, "New in this release", &r.new_errors);
-    error_rows(&mut b, "Regressions", &r.regressions);
-    error_rows(&mut b, "Suspect commit in this release", &r.suspects_in_range);
-    b.push_str("<h2>Commits by author</h2>");
-    if r.authors.is_empty() {
-        b.push_str("<p class=\"muted\">No commits in this range.</p>");
-    }
-    for a in &r.authors {
-        let _ = write!(b, "<h3>{} <span class=\"muted\">({})</span></h3><ul>", esc(&a.name), a.commits.len());
-        for c in &a.commits {
-            let sha = match &c.url {
-                Some(u) => format!("<a href=\"{}\"><code>{}</code></a>", esc(u), short(&c.sha)),
-                None => format!("<code>{}</code>", short(&c.sha)),
-            };
-            let _ = write!(b, "<li class=\"commit\">{sha} {}</li>", esc(&c.summary));
+    Ok(page(&p.name, body).into_response())
+}
+
+fn error_rows(title: &str, lines: &[ErrorLine]) -> Markup {
+    html! {
+        @if !lines.is_empty() {
+            h3 { (title) }
+            ul {
+                @for e in lines {
+                    li {
+                        a href={ "/groups/" (e.id) } { (e.title) } " — " (plural(e.count, "event")) " in this release"
+                        @if let Some(a) = &e.assignee { " → @" (a) }
+                        @if let Some(s) = &e.suspect { br; span.muted { "suspect: " (s) } }
+                    }
+                }
+            }
         }
-        b.push_str("</ul>");
     }
-    for (title, links) in [("Pull requests", &r.pull_requests), ("Closed issues", &r.closed_issues)] {
-        if links.is_empty() {
-            continue;
+}
+
+fn report_html(r: &Report) -> Markup {
+    let d = &r.deploy;
+    html! {
+        h1 { (r.project) " " (d.version) " → " (d.environment) }
+        p { a href={ "/projects/" (r.project) } { "all deploys of " (r.project) } }
+        table {
+            tr { th { "Commit" } td { code { (d.sha) } } }
+            tr { th { "Deployed" } td { (d.deployed_at) @if let Some(p) = &d.deployer { " by " (p) } } }
+            tr {
+                th { "Range" }
+                td {
+                    @match (d.status.as_str(), d.range_status.as_deref()) {
+                        ("failed", _) => { "failed: " (d.failure_reason.as_deref().unwrap_or("")) }
+                        ("pending", _) => { "being computed" }
+                        (_, Some(range)) => {
+                            (range) " · " (d.commit_count.unwrap_or(0)) " commits"
+                            @if let Some(b) = &d.base_sha { " since " code { (short(b)) } }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            @if let Some(u) = &d.compare_url { tr { th { "Compare" } td { a href=(u) { (u) } } } }
         }
-        let items: Vec<String> = links
-            .iter()
-            .map(|l| match &l.url {
-                Some(u) => format!("<a href=\"{}\">{}</a>", esc(u), esc(&l.label)),
-                None => esc(&l.label),
-            })
-            .collect();
-        let _ = write!(b, "<h2>{title}</h2><p>{}</p>", items.join(", "));
+        h2 { "Errors" }
+        p { (r.counts_sentence()) }
+        @if !r.has_errors() { p class="tag ok" { (Report::NO_ERRORS) } }
+        (error_rows("New in this release", &r.new_errors))
+        (error_rows("Regressions", &r.regressions))
+        (error_rows("Suspect commit in this release", &r.suspects_in_range))
+        h2 { "Commits by author" }
+        @if r.authors.is_empty() { p.muted { "No commits in this range." } }
+        @for a in &r.authors {
+            h3 { (a.name) " " span.muted { "(" (a.commits.len()) ")" } }
+            ul {
+                @for c in &a.commits {
+                    li.commit {
+                        @if let Some(u) = &c.url { a href=(u) { code { (short(&c.sha)) } } } @else { code { (short(&c.sha)) } }
+                        " " (c.summary)
+                    }
+                }
+            }
+        }
+        @for (title, links) in [("Pull requests", &r.pull_requests), ("Closed issues", &r.closed_issues)] {
+            @if !links.is_empty() {
+                h2 { (title) }
+                p {
+                    @for (i, l) in links.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        @if let Some(u) = &l.url { a href=(u) { (l.label) } } @else { (l.label) }
+                    }
+                }
+            }
+        }
     }
-    b
 }
 
 async fn deploy_page(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
@@ -286,7 +287,7 @@ async fn deploy_page(State(state): State<AppState>, headers: HeaderMap, Path(id)
     let project = state.projects.by_id(deploy.project_id).await?.ok_or_else(not_found)?;
     let report = state.releases.report(&project, &deploy).await?;
     let title = format!("{} {} → {}", project.name, deploy.version, deploy.environment);
-    Ok(page(&title, &report_html(&report)).into_response())
+    Ok(page(&title, report_html(&report)).into_response())
 }
 
 async fn group_page(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
@@ -298,115 +299,95 @@ async fn group_page(State(state): State<AppState>, headers: HeaderMap, Path(id):
     let repo_web = state.releases.repo_web(&project);
     let gh = repo_web.as_deref();
     let a: Option<GroupAssignment> = g.assignment.as_deref().and_then(|a| serde_json::from_str(a).ok());
-    let mut b =
-        format!("<h1>{}</h1><p><a href=\"/projects/{}\">{}</a>", esc(&g.title), esc(&project.name), esc(&project.name));
-    let _ = write!(
-        b,
-        " · <span class=\"tag\">{}</span> · {} · first seen {}",
-        esc(&g.status),
-        plural(g.times_seen, "event"),
-        time(g.first_seen)
-    );
-    if let Some(r) = &g.first_release {
-        let _ = write!(b, " in {}", esc(r));
-    }
-    if let (Some(n), Some(repo)) = (g.github_issue, gh) {
-        let _ = write!(b, " · <a href=\"{}/issues/{n}\">GitHub issue #{n}</a>", esc(repo));
-    }
-    b.push_str("</p>");
-    match &a {
-        Some(a) => {
-            let _ = write!(b, "<h2>Suspect</h2><p class=\"explanation\">{}</p>", esc(&a.explanation));
-            if let Some(o) = &a.owner {
-                let who = o
-                    .github_login
-                    .as_deref()
-                    .map(|l| format!("@{}", esc(l)))
-                    .or_else(|| o.email.as_deref().map(esc))
-                    .unwrap_or_else(|| "nobody".into());
-                let _ = write!(
-                    b,
-                    "<p><strong>Owner:</strong> {who} <span class=\"muted\">({}) — {}</span></p>",
-                    esc(&o.kind),
-                    esc(&o.reason)
-                );
+    let counts = state.groups.counts(g.id).await?;
+    let sha = a.as_ref().and_then(|a| a.deploy.as_ref()).map(|d| d.sha.as_str());
+    let body = html! {
+        h1 { (g.title) }
+        p {
+            a href={ "/projects/" (project.name) } { (project.name) }
+            " · " span.tag { (g.status) } " · " (plural(g.times_seen, "event")) " · first seen " (time(g.first_seen))
+            @if let Some(r) = &g.first_release { " in " (r) }
+            @if let (Some(n), Some(repo)) = (g.github_issue, gh) {
+                " · " a href={ (repo) "/issues/" (n) } { "GitHub issue #" (n) }
             }
-            if let Some(d) = &a.deploy {
-                let guess =
-                    if d.guessed { " (the event's release matched no deploy: the environment's latest)" } else { "" };
-                let _ = write!(b, "<p class=\"muted\">Mapped and blamed at <a href=\"/deploys/{}\">{} in {}</a>, commit <code>{}</code>{guess}.</p>", d.id, esc(&d.version), esc(&d.environment), short(&d.sha));
-            }
-            b.push_str("<h2>Frames</h2><table><tr><th>#</th><th>Printed</th><th>In the repository</th><th>Last changed</th></tr>");
-            let sha = a.deploy.as_ref().map(|d| d.sha.as_str());
-            for f in a.frames.iter().rev() {
-                let printed = format!(
-                    "{}{}{}",
-                    esc(&f.raw_path),
-                    f.line.map(|l| format!(":{l}")).unwrap_or_default(),
-                    f.function.as_deref().map(|x| format!(" in {}", esc(x))).unwrap_or_default()
-                );
-                let repo_cell = match (&f.repo_path, gh, sha) {
-                    (Some(p), Some(repo), Some(sha)) => format!(
-                        "<a class=\"blamed-line\" href=\"{}/blob/{sha}/{}{}\">{}{}</a>",
-                        esc(repo),
-                        esc(p),
-                        f.line.map(|l| format!("#L{l}")).unwrap_or_default(),
-                        esc(p),
-                        f.line.map(|l| format!(":{l}")).unwrap_or_default()
-                    ),
-                    (Some(p), _, _) => esc(p),
-                    (None, _, _) => format!("<span class=\"muted\">{}</span>", esc(&f.mapping)),
-                };
-                let blame = f
-                    .blame
-                    .as_ref()
-                    .map(|bl| {
-                        let commit = match gh {
-                            Some(repo) => format!(
-                                "<a href=\"{}/commit/{}\"><code>{}</code></a>",
-                                esc(repo),
-                                esc(&bl.commit),
-                                short(&bl.commit)
-                            ),
-                            None => format!("<code>{}</code>", short(&bl.commit)),
-                        };
-                        format!("{commit} {} — {}", esc(&bl.author_name), esc(&bl.summary))
-                    })
-                    .unwrap_or_default();
-                let _ = write!(
-                    b,
-                    "<tr><td>{}</td><td><code>{printed}</code></td><td>{repo_cell}</td><td>{blame}</td></tr>",
-                    f.index
-                );
-            }
-            b.push_str("</table>");
         }
-        None => b.push_str("<p class=\"muted\">Not assigned yet.</p>"),
-    }
-    b.push_str("<h2>Events per release</h2><table><tr><th>Release</th><th>Environment</th><th>Events</th><th>Last seen</th></tr>");
-    for c in state.groups.counts(g.id).await? {
-        let _ = write!(
-            b,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&c.release),
-            esc(&c.environment),
-            c.count,
-            time(c.last_seen)
-        );
-    }
-    b.push_str("</table>");
-    Ok(page(&g.title, &b).into_response())
+        @if let Some(a) = &a {
+            h2 { "Suspect" }
+            p.explanation { (a.explanation) }
+            @if let Some(o) = &a.owner {
+                p {
+                    strong { "Owner:" } " "
+                    @if let Some(l) = &o.github_login { "@" (l) } @else if let Some(e) = &o.email { (e) } @else { "nobody" }
+                    " " span.muted { "(" (o.kind) ") — " (o.reason) }
+                }
+            }
+            @if let Some(d) = &a.deploy {
+                p.muted {
+                    "Mapped and blamed at " a href={ "/deploys/" (d.id) } { (d.version) " in " (d.environment) }
+                    ", commit " code { (short(&d.sha)) }
+                    @if d.guessed { " (the event's release matched no deploy: the environment's latest)" }
+                    "."
+                }
+            }
+            h2 { "Frames" }
+            table {
+                tr { th { "#" } th { "Printed" } th { "In the repository" } th { "Last changed" } }
+                @for f in a.frames.iter().rev() {
+                    tr {
+                        td { (f.index) }
+                        td {
+                            code {
+                                (f.raw_path) @if let Some(l) = f.line { ":" (l) }
+                                @if let Some(x) = &f.function { " in " (x) }
+                            }
+                        }
+                        td {
+                            @match (&f.repo_path, gh, sha) {
+                                (Some(p), Some(repo), Some(sha)) => {
+                                    a.blamed-line href={ (repo) "/blob/" (sha) "/" (p) @if let Some(l) = f.line { "#L" (l) } } {
+                                        (p) @if let Some(l) = f.line { ":" (l) }
+                                    }
+                                }
+                                (Some(p), _, _) => { (p) }
+                                (None, _, _) => { span.muted { (f.mapping) } }
+                            }
+                        }
+                        td {
+                            @if let Some(bl) = &f.blame {
+                                @if let Some(repo) = gh {
+                                    a href={ (repo) "/commit/" (bl.commit) } { code { (short(&bl.commit)) } }
+                                } @else {
+                                    code { (short(&bl.commit)) }
+                                }
+                                " " (bl.author_name) " — " (bl.summary)
+                            }
+                        }
+                    }
+                }
+            }
+        } @else {
+            p.muted { "Not assigned yet." }
+        }
+        h2 { "Events per release" }
+        table {
+            tr { th { "Release" } th { "Environment" } th { "Events" } th { "Last seen" } }
+            @for c in &counts {
+                tr { td { (c.release) } td { (c.environment) } td { (c.count) } td { (time(c.last_seen)) } }
+            }
+        }
+    };
+    Ok(page(&g.title, body).into_response())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::esc;
+    use super::*;
 
     #[test]
-    fn escapes_html() {
-        assert_eq!(
-            esc("<script>alert('x') & \"y\"</script>"),
-            "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;"
-        );
+    fn every_inserted_value_is_escaped() {
+        let html = page("<script>alert('x')</script>", html! { p { ("& \"y\" <b>") } }).0;
+        assert!(html.contains("<title>&lt;script&gt;alert('x')&lt;/script&gt; · shipwatch</title>"), "{html}");
+        assert!(html.contains("<p>&amp; &quot;y&quot; &lt;b&gt;</p>"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
     }
 }
