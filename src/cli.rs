@@ -48,6 +48,8 @@ pub enum Command {
     /// "git blame for a stack trace": map a trace's frames into a local repository at a revision, blame them, and
     /// name the suspect commit and the owner, with the reasons.
     Explain(crate::explain::ExplainArgs),
+    /// Print the HTTP API's OpenAPI description (JSON; also served at /api/openapi.json).
+    Openapi,
 }
 
 #[derive(Args, Debug)]
@@ -167,6 +169,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => crate::demo::run(&args).await,
         Command::Explain(args) => {
             say(crate::explain::run(&args).await?);
+            Ok(())
+        }
+        Command::Openapi => {
+            say(crate::http::openapi::document().context("writing the OpenAPI document")?);
             Ok(())
         }
     }

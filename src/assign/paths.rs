@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use crate::git::tree::TreeFiles;
 
 /// An explicit mapping of the project: paths starting with `stack_prefix` are at `repo_prefix` in the repository.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CodeMapping {
     pub stack_prefix: String,
     pub repo_prefix: String,

@@ -8,7 +8,7 @@ use tracing::warn;
 use super::paths::CodeMapping;
 
 /// A project's assignment settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Settings {
     /// Explicit stack-trace prefix → repository prefix mappings, tried first.

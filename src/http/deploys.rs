@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{page_limit, parse_json, require_bearer, ApiError, ApiResult, AppState};
+use super::{page_limit, parse_json, require_bearer, ApiError, ApiResult, AppState, ErrorBody};
 use crate::domain::Environment;
 use crate::releases::report::DeployView;
 use crate::releases::DeployInput;
@@ -24,16 +24,16 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 /// A project named by its name or its numeric id.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
-enum ProjectRef {
+pub(super) enum ProjectRef {
     Id(i64),
     Name(String),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateDeploy {
+pub(super) struct CreateDeploy {
     project: ProjectRef,
     environment: String,
     sha: String,
@@ -44,15 +44,15 @@ struct CreateDeploy {
     url: Option<String>,
 }
 
-#[derive(Serialize)]
-struct DeployUrls {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct DeployUrls {
     deploy: String,
     report: String,
     report_markdown: String,
 }
 
-#[derive(Serialize)]
-struct Recorded {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Recorded {
     id: i64,
     status: String,
     /// False when this request repeated a deploy that was already recorded.
@@ -69,7 +69,11 @@ fn urls(state: &AppState, id: i64) -> DeployUrls {
     }
 }
 
-async fn create(
+#[utoipa::path(post, path = "/api/v1/deploys", tag = "deploys", request_body = CreateDeploy, security(("deploy_token" = [])),
+    responses((status = 201, description = "Recorded; the range is computed in the background", body = Recorded),
+        (status = 200, description = "The same deploy was recorded already", body = Recorded), (status = 401, description = "No token or a wrong one", body = ErrorBody), (status = 404, description = "Unknown", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub(super) async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
@@ -121,15 +125,18 @@ async fn authorised_deploy(state: &AppState, headers: &HeaderMap, id: &str) -> A
     Ok((deploy, project))
 }
 
-#[derive(Serialize)]
-struct DeployWithCommits {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct DeployWithCommits {
     project: String,
     deploy: DeployView,
+    #[schema(value_type = Vec<Object>)]
     commits: Vec<CommitRecord>,
     urls: DeployUrls,
 }
 
-async fn show(
+#[utoipa::path(get, path = "/api/v1/deploys/{id}", tag = "deploys", params(("id" = i64, Path)), security(("deploy_token" = [])),
+    responses((status = 200, body = DeployWithCommits), (status = 401, description = "No token or a wrong one", body = ErrorBody), (status = 404, description = "Unknown", body = ErrorBody)))]
+pub(super) async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -146,11 +153,16 @@ async fn show(
 }
 
 #[derive(Deserialize)]
-struct ReportParams {
+pub(super) struct ReportParams {
     format: Option<String>,
 }
 
-async fn report(
+#[utoipa::path(get, path = "/api/v1/deploys/{id}/report", tag = "deploys",
+    params(("id" = i64, Path), ("format" = Option<String>, Query, description = "`json` (default) or `md`")),
+    security(("deploy_token" = [])),
+    responses((status = 200, description = "The release report (JSON, or Markdown with `format=md`)", body = Object),
+        (status = 401, description = "No token or a wrong one", body = ErrorBody), (status = 404, description = "Unknown", body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn report(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -172,20 +184,24 @@ async fn report(
 }
 
 #[derive(Deserialize)]
-struct ListParams {
+pub(super) struct ListParams {
     environment: Option<String>,
     limit: Option<i64>,
     before: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct DeployPage {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct DeployPage {
     deploys: Vec<DeployView>,
     /// The next (older) page, when there may be one.
     next: Option<String>,
 }
 
-async fn list(
+#[utoipa::path(get, path = "/api/v1/projects/{project}/deploys", tag = "deploys",
+    params(("project" = String, Path, description = "Name or id"), ("environment" = Option<String>, Query),
+        ("limit" = Option<i64>, Query), ("before" = Option<i64>, Query, description = "Deploys older than this id")),
+    security(("deploy_token" = [])), responses((status = 200, body = DeployPage), (status = 401, description = "No token or a wrong one", body = ErrorBody), (status = 404, description = "Unknown", body = ErrorBody)))]
+pub(super) async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(project): Path<String>,

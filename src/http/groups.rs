@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{page_limit, require_bearer, ApiError, ApiResult, AppState};
+use super::{page_limit, require_bearer, ApiError, ApiResult, AppState, ErrorBody};
 use crate::assign::service::GroupAssignment;
 use crate::events::Event;
 use crate::groups::{GroupStatus, StatusRequest};
@@ -24,8 +24,8 @@ pub(super) fn router() -> Router<AppState> {
         .route("/api/v1/groups/{id}/ignore", post(ignore))
 }
 
-#[derive(Serialize)]
-struct GroupView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct GroupView {
     id: i64,
     title: String,
     culprit: Option<String>,
@@ -79,7 +79,7 @@ fn view(state: &AppState, g: Group) -> GroupView {
 }
 
 #[derive(Deserialize)]
-struct ListParams {
+pub(super) struct ListParams {
     status: Option<String>,
     release: Option<String>,
     environment: Option<String>,
@@ -87,12 +87,16 @@ struct ListParams {
     offset: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct GroupPage {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct GroupPage {
     groups: Vec<GroupView>,
 }
 
-async fn list(
+#[utoipa::path(get, path = "/api/v1/projects/{project}/groups", tag = "groups",
+    params(("project" = String, Path, description = "Name or id"), ("status" = Option<String>, Query), ("release" = Option<String>, Query),
+        ("environment" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    security(("deploy_token" = [])), responses((status = 200, body = GroupPage), (status = 401, description = "No token or a wrong one", body = ErrorBody), (status = 404, description = "Unknown", body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(project): Path<String>,
@@ -119,20 +123,24 @@ async fn list(
     Ok(Json(GroupPage { groups: groups.into_iter().map(|g| view(&state, g)).collect() }))
 }
 
-#[derive(Serialize)]
-struct GroupDetail {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct GroupDetail {
     project: String,
     group: GroupView,
     /// Events per release and environment.
+    #[schema(value_type = Vec<Object>)]
     counts: Vec<GroupCount>,
+    #[schema(value_type = Option<Object>)]
     latest_event: Option<Event>,
     /// Frames mapped and blamed at the deployed commit, the suspect and the owner, with their reasons.
+    #[schema(value_type = Option<Object>)]
     assignment: Option<GroupAssignment>,
     /// Per environment, the commit deployed when the group was resolved: events from builds that contain it reopen.
     resolutions: std::collections::BTreeMap<String, String>,
 }
 
-async fn show(
+#[utoipa::path(get, path = "/api/v1/groups/{id}", tag = "groups", params(("id" = i64, Path)), security(("deploy_token" = [])), responses((status = 200, body = GroupDetail), (status = 401, description = "No token or a wrong one", body = ErrorBody), (status = 404, description = "Unknown", body = ErrorBody)))]
+pub(super) async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -160,14 +168,16 @@ async fn show(
     }))
 }
 
-#[derive(Serialize)]
-struct Stats {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Stats {
     events: i64,
     /// Envelope items accepted but not kept, by type (`transaction`, `session`, `client_report`, …).
     items: std::collections::BTreeMap<String, i64>,
 }
 
-async fn stats(
+#[utoipa::path(get, path = "/api/v1/projects/{project}/stats", tag = "groups", params(("project" = String, Path, description = "Name or id")),
+    security(("deploy_token" = [])), responses((status = 200, body = Stats), (status = 401, description = "No token or a wrong one", body = ErrorBody), (status = 404, description = "Unknown", body = ErrorBody)))]
+pub(super) async fn stats(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(project): Path<String>,
@@ -188,9 +198,9 @@ async fn authorised_group(state: &AppState, headers: &HeaderMap, id: &str) -> Ap
     Ok(group)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ResolveBody {
+pub(super) struct ResolveBody {
     /// Resolve when the next deploy completes instead of now.
     #[serde(default)]
     in_next_release: bool,
@@ -200,7 +210,9 @@ struct ResolveBody {
     environment: Option<String>,
 }
 
-async fn resolve(
+#[utoipa::path(post, path = "/api/v1/groups/{id}/resolve", tag = "groups", params(("id" = i64, Path)), security(("deploy_token" = [])), request_body(content = Option<ResolveBody>),
+    responses((status = 200, body = GroupView), (status = 401, description = "No token or a wrong one", body = ErrorBody), (status = 404, description = "Unknown", body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn resolve(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -231,7 +243,8 @@ async fn resolve(
     change(&state, &group, request).await
 }
 
-async fn unresolve(
+#[utoipa::path(post, path = "/api/v1/groups/{id}/unresolve", tag = "groups", params(("id" = i64, Path)), security(("deploy_token" = [])), responses((status = 200, body = GroupView), (status = 401, description = "No token or a wrong one", body = ErrorBody), (status = 404, description = "Unknown", body = ErrorBody)))]
+pub(super) async fn unresolve(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -240,7 +253,8 @@ async fn unresolve(
     change(&state, &group, StatusRequest::Unresolve).await
 }
 
-async fn ignore(
+#[utoipa::path(post, path = "/api/v1/groups/{id}/ignore", tag = "groups", params(("id" = i64, Path)), security(("deploy_token" = [])), responses((status = 200, body = GroupView), (status = 401, description = "No token or a wrong one", body = ErrorBody), (status = 404, description = "Unknown", body = ErrorBody)))]
+pub(super) async fn ignore(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,

@@ -15,7 +15,10 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 /// This process's metrics in Prometheus' text format; the read token is needed where the pages need it.
-async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+        (status = 401, description = "The read token is needed")))]
+pub(super) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(refused) = super::pages::require_reader(&state, &headers) {
         return refused;
     }
@@ -31,13 +34,17 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
 }
 
 /// The process is up and serving.
-async fn healthz() -> &'static str {
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "`ok`", content_type = "text/plain", body = String)))]
+pub(super) async fn healthz() -> &'static str {
     "ok"
 }
 
 /// The database answers and takes a committed write within 2 s; `503` otherwise, with why, so a load balancer stops
 /// sending traffic (a full disk, a write lock held elsewhere, a database that is down).
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready", body = Object), (status = 503, description = "Not ready, and why", body = Object)))]
+pub(super) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let backend = state.probes.backend();
     match state.probes.ready(chrono::Utc::now().timestamp_millis()).await {
         Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready", "database": backend }))),

@@ -11,8 +11,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tower_http::cors::{Any, CorsLayer};
 
-use super::{bearer, ApiError, ApiResult, AppState, JsonBody};
+use super::{bearer, ApiError, ApiResult, AppState, ErrorBody, JsonBody};
 use crate::ingest::decode::MAX_RAW_BODY;
+use crate::ingest::native::NativeEvent;
 use crate::ingest::{self, key_from_auth_header, Accepted, IngestError, SentryBody};
 
 pub(super) fn router() -> Router<AppState> {
@@ -46,7 +47,13 @@ impl From<IngestError> for ApiError {
     }
 }
 
-async fn envelope(
+#[utoipa::path(post, path = "/api/{project_id}/envelope/", tag = "intake",
+    params(("project_id" = String, Path), ("sentry_key" = Option<String>, Query, description = "The DSN's key, when not in `X-Sentry-Auth` or the envelope header")),
+    request_body(content = String, content_type = "application/x-sentry-envelope", description = "A Sentry envelope, possibly gzip, deflate, br or zstd"),
+    responses((status = 200, description = "Stored (`{\"id\": …}`)", body = Object), (status = 400, body = ErrorBody), (status = 403, description = "Wrong key", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 429, description = "Over the project's quota; `Retry-After`", body = ErrorBody),
+        (status = 503, description = "The database cannot take it now; `Retry-After`", body = ErrorBody)))]
+pub(super) async fn envelope(
     State(state): State<AppState>,
     Path(project_id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
@@ -56,7 +63,12 @@ async fn envelope(
     sentry(state, SentryBody::Envelope, project_id, query, headers, body).await
 }
 
-async fn store(
+#[utoipa::path(post, path = "/api/{project_id}/store/", tag = "intake",
+    params(("project_id" = String, Path), ("sentry_key" = Option<String>, Query)),
+    request_body(content = Object, description = "A Sentry event (legacy store endpoint)"),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub(super) async fn store(
     State(state): State<AppState>,
     Path(project_id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
@@ -123,7 +135,11 @@ fn unprocessable(field: &str, reason: impl Into<String>) -> ApiError {
     ApiError::Unprocessable { field: field.into(), reason: reason.into() }
 }
 
-async fn native(
+#[utoipa::path(post, path = "/api/v1/projects/{project}/events", tag = "intake",
+    params(("project" = String, Path, description = "Name or id")), request_body = NativeEvent,
+    security(("ingest_key" = [])),
+    responses((status = 200, body = Object), (status = 401, description = "No token or a wrong one", body = ErrorBody), (status = 404, description = "Unknown", body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub(super) async fn native(
     State(state): State<AppState>,
     Path(project): Path<String>,
     Query(query): Query<HashMap<String, String>>,

@@ -4,6 +4,7 @@ mod deploys;
 mod groups;
 mod health;
 mod ingest;
+pub mod openapi;
 mod pages;
 mod projects;
 pub mod server;
@@ -22,6 +23,7 @@ use tokio::sync::Notify;
 use tower_http::trace::TraceLayer;
 use tracing::{debug, error};
 
+pub(crate) use self::openapi::ErrorBody;
 use crate::assign::Assigner;
 use crate::config::Secret;
 use crate::groups::Groups;
@@ -75,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest::router())
         .merge(webhooks::router())
         .merge(pages::router())
+        .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_request))

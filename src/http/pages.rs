@@ -20,7 +20,7 @@ use crate::store::Project;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/projects") }))
+        .route("/", get(home))
         .route("/projects", get(projects))
         .route("/projects/{project}", get(project_page))
         .route("/deploys/{id}", get(deploy_page))
@@ -103,11 +103,18 @@ macro_rules! reader {
     };
 }
 
+/// The pages start at the project list.
+#[utoipa::path(get, path = "/", tag = "pages", responses((status = 303, description = "To `/projects`")))]
+pub(super) async fn home() -> Redirect {
+    Redirect::to("/projects")
+}
+
 async fn find_project(state: &AppState, key: &str) -> ApiResult<Project> {
     state.projects.find(key).await?.ok_or_else(|| ApiError::NotFound(format!("no project `{key}`")))
 }
 
-async fn projects(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+#[utoipa::path(get, path = "/projects", tag = "pages", responses((status = 200, description = "HTML", content_type = "text/html", body = String), (status = 401, description = "The read token is needed"), (status = 404, description = "Unknown")))]
+pub(super) async fn projects(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     reader!(state, headers);
     let all = state.projects.list().await?;
     let mut rows = Vec::new();
@@ -142,7 +149,8 @@ async fn projects(State(state): State<AppState>, headers: HeaderMap) -> ApiResul
     Ok(page("Projects", body).into_response())
 }
 
-async fn project_page(
+#[utoipa::path(get, path = "/projects/{project}", tag = "pages", params(("project" = String, Path)), responses((status = 200, description = "HTML", content_type = "text/html", body = String), (status = 401, description = "The read token is needed"), (status = 404, description = "Unknown")))]
+pub(super) async fn project_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(key): Path<String>,
@@ -279,7 +287,12 @@ fn report_html(r: &Report) -> Markup {
     }
 }
 
-async fn deploy_page(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+#[utoipa::path(get, path = "/deploys/{id}", tag = "pages", params(("id" = i64, Path)), responses((status = 200, description = "HTML", content_type = "text/html", body = String), (status = 401, description = "The read token is needed"), (status = 404, description = "Unknown")))]
+pub(super) async fn deploy_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     reader!(state, headers);
     let not_found = || ApiError::NotFound(format!("no deploy `{id}`"));
     let id: i64 = id.parse().map_err(|_| not_found())?;
@@ -290,7 +303,12 @@ async fn deploy_page(State(state): State<AppState>, headers: HeaderMap, Path(id)
     Ok(page(&title, report_html(&report)).into_response())
 }
 
-async fn group_page(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+#[utoipa::path(get, path = "/groups/{id}", tag = "pages", params(("id" = i64, Path)), responses((status = 200, description = "HTML", content_type = "text/html", body = String), (status = 401, description = "The read token is needed"), (status = 404, description = "Unknown")))]
+pub(super) async fn group_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     reader!(state, headers);
     let not_found = || ApiError::NotFound(format!("no group `{id}`"));
     let id: i64 = id.parse().map_err(|_| not_found())?;

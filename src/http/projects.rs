@@ -6,7 +6,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiResult, AppState, JsonBody};
+use super::{ApiError, ApiResult, AppState, ErrorBody, JsonBody};
 use crate::assign::paths::CodeMapping;
 use crate::assign::Settings;
 use crate::projects::{self, ProjectError};
@@ -19,17 +19,17 @@ pub(super) fn router() -> Router<AppState> {
         .route("/api/v1/projects/{project}/settings", get(get_settings).put(put_settings))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateProject {
+pub(super) struct CreateProject {
     name: String,
     repo: String,
     github: Option<String>,
 }
 
 /// A project as admins see it: with its DSN and deploy token.
-#[derive(Serialize)]
-struct ProjectView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ProjectView {
     id: i64,
     name: String,
     repo: String,
@@ -49,7 +49,11 @@ fn view(state: &AppState, p: Project) -> ProjectView {
     }
 }
 
-async fn create(
+#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = CreateProject,
+    security(("admin_token" = [])),
+    responses((status = 201, body = ProjectView), (status = 401, body = ErrorBody), (status = 403, description = "The admin API is off", body = ErrorBody),
+        (status = 409, description = "The name is taken", body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<CreateProject>,
@@ -64,13 +68,17 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view(&state, project))))
 }
 
-async fn list(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Vec<ProjectView>>> {
+#[utoipa::path(get, path = "/api/v1/projects", tag = "projects", security(("admin_token" = [])),
+    responses((status = 200, body = Vec<ProjectView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(super) async fn list(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Vec<ProjectView>>> {
     state.require_admin(&headers)?;
     let all = state.projects.list().await?;
     Ok(Json(all.into_iter().map(|p| view(&state, p)).collect()))
 }
 
-async fn show(
+#[utoipa::path(get, path = "/api/v1/projects/{project}", tag = "projects", params(("project" = String, Path, description = "Name or id")),
+    security(("admin_token" = [])), responses((status = 200, body = ProjectView), (status = 401, description = "No token or a wrong one", body = ErrorBody), (status = 404, description = "Unknown", body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(super) async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(project): Path<String>,
@@ -82,7 +90,9 @@ async fn show(
 }
 
 /// The project's assignment settings (project token or admin).
-async fn get_settings(
+#[utoipa::path(get, path = "/api/v1/projects/{project}/settings", tag = "projects", params(("project" = String, Path, description = "Name or id")),
+    security(("deploy_token" = []), ("admin_token" = [])), responses((status = 200, body = Settings), (status = 401, description = "No token or a wrong one", body = ErrorBody), (status = 404, description = "Unknown", body = ErrorBody)))]
+pub(super) async fn get_settings(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(project): Path<String>,
@@ -96,7 +106,7 @@ async fn get_settings(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SettingsBody {
+pub(super) struct SettingsBody {
     #[serde(default)]
     code_mappings: Vec<CodeMapping>,
     #[serde(default)]
@@ -109,7 +119,10 @@ struct SettingsBody {
 }
 
 /// Replaces the project's assignment settings (admin).
-async fn put_settings(
+#[utoipa::path(put, path = "/api/v1/projects/{project}/settings", tag = "projects", params(("project" = String, Path, description = "Name or id")),
+    request_body = Settings, security(("admin_token" = [])),
+    responses((status = 200, body = Settings), (status = 401, description = "No token or a wrong one", body = ErrorBody), (status = 404, description = "Unknown", body = ErrorBody), (status = 422, description = "A field is wrong; `field` names it", body = ErrorBody)))]
+pub(super) async fn put_settings(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(project): Path<String>,

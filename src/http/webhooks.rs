@@ -7,7 +7,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::{ApiError, ApiResult, AppState};
+use super::{ApiError, ApiResult, AppState, ErrorBody};
 use crate::webhooks::verify_signature;
 
 /// GitHub caps payloads at 25 MB.
@@ -17,7 +17,16 @@ pub(super) fn router() -> Router<AppState> {
     Router::new().route("/webhooks/github", post(github))
 }
 
-async fn github(State(state): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<(StatusCode, Json<Value>)> {
+#[utoipa::path(post, path = "/webhooks/github", tag = "github",
+    params(("X-GitHub-Event" = String, Header), ("X-GitHub-Delivery" = String, Header), ("X-Hub-Signature-256" = String, Header)),
+    request_body(content = Object, description = "GitHub's webhook payload (push, deployment_status, issues, ping)"),
+    responses((status = 202, description = "Stored; handled in the background", body = Object), (status = 400, body = ErrorBody),
+        (status = 403, description = "No secret configured, or a bad signature", body = ErrorBody)))]
+pub(super) async fn github(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let Some(secret) = state.settings.webhook_secret.as_ref() else {
         return Err(ApiError::Forbidden("webhooks are disabled: set SHIPWATCH_GITHUB_WEBHOOK_SECRET".into()));
     };

@@ -23,13 +23,15 @@ fn unprocessable(field: &'static str, reason: impl Into<String>) -> NativeError 
 }
 
 /// shipwatch's own event format: for applications without a Sentry SDK, scripts, and pasted traces.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NativeEvent {
     pub event_id: Option<String>,
     pub release: Option<String>,
     pub environment: Option<String>,
     pub message: Option<String>,
+    /// Unix seconds or an RFC 3339 time.
+    #[schema(value_type = Option<Object>)]
     pub timestamp: Option<Value>,
     pub platform: Option<String>,
     pub level: Option<String>,
@@ -41,7 +43,7 @@ pub struct NativeEvent {
     pub fingerprint: Option<Vec<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NativeException {
     #[serde(rename = "type")]
@@ -49,7 +51,7 @@ pub struct NativeException {
     pub value: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NativeFrame {
     pub path: Option<String>,

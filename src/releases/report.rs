@@ -55,7 +55,7 @@ pub struct ErrorFacts {
     pub counts: ErrorCounts,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeployView {
     pub id: i64,
     pub environment: String,

@@ -320,3 +320,24 @@ async fn the_demo_shows_the_whole_product_working() {
         assert!(stdout.contains(text), "the demo's output lacks {text:?}:\n{stdout}");
     }
 }
+
+#[tokio::test]
+async fn the_api_describes_itself_at_api_openapi_json() {
+    let db = sqlite_db().await;
+    let app = TestApp::spawn(db.store.clone(), false).await;
+    let resp = app.http.get(format!("{}/api/openapi.json", app.base)).send().await.expect("sent");
+    assert_eq!(resp.status().as_u16(), 200);
+    let doc: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(doc["openapi"], json!("3.1.0"));
+    let paths = doc["paths"].as_object().expect("paths");
+    for p in ["/api/v1/deploys", "/api/{project_id}/envelope/", "/api/{project_id}/envelope", "/metrics"] {
+        assert!(paths.contains_key(p), "{p} described");
+    }
+    let op = &doc["paths"]["/api/v1/groups/{id}/resolve"]["post"];
+    assert_eq!(op["operationId"], json!("groups_resolve"));
+    assert!(
+        doc["components"]["schemas"]["GroupView"]["properties"]["status"].is_object(),
+        "schemas come from the types"
+    );
+    app.stop().await;
+}
