@@ -284,6 +284,23 @@ impl Groups {
         Ok((self.store.event_count(project_id).await?, self.store.item_counts(project_id).await?))
     }
 
+    /// The `release_ready` job: groups resolved "in the next release" of the deploy's environment (or of any) are
+    /// resolved now, baselined on what is deployed. Safe to run again.
+    ///
+    /// # Errors
+    /// Store errors (the job is retried).
+    #[instrument(skip_all, fields(deploy_id = deploy_id))]
+    pub async fn release_ready(&self, deploy_id: i64, now: i64) -> anyhow::Result<()> {
+        let Some(deploy) = self.store.deploy(deploy_id).await? else { return Ok(()) };
+        for group in self.store.groups_waiting_for_release(deploy.project_id, &deploy.environment).await? {
+            let from = GroupStatus::parse(&group.status).unwrap_or(GroupStatus::Unresolved);
+            if let Next::To(GroupStatus::Resolved) = status::next(from, Change::ReleaseReady) {
+                self.store.resolve_group(group.id, None, now).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Applies `request` to `group` by the rules of [`status::next`]; returns the new status, or `None` when the
     /// request changes nothing.
     ///

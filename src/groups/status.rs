@@ -53,6 +53,8 @@ pub enum Change {
     IssueClosed,
     /// Its GitHub issue was reopened (shipwatch's own reopening of a regression arrives here too).
     IssueReopened,
+    /// A deploy of the environment it waits for (or of any) is ready.
+    ReleaseReady,
 }
 
 /// Where a change leads from a status: a new status to write, or nothing to do.
@@ -79,6 +81,8 @@ pub fn next(from: GroupStatus, change: Change) -> Next {
         (Change::IssueClosed, Unresolved | ResolvedInNextRelease | Ignored) => Next::To(Resolved),
         (Change::IssueReopened, Unresolved) => Next::Unchanged,
         (Change::IssueReopened, Resolved | ResolvedInNextRelease | Ignored) => Next::To(Unresolved),
+        (Change::ReleaseReady, ResolvedInNextRelease) => Next::To(Resolved),
+        (Change::ReleaseReady, Unresolved | Resolved | Ignored) => Next::Unchanged,
     }
 }
 
@@ -111,6 +115,14 @@ mod tests {
         assert_eq!(next(Resolved, Change::Regress), Next::To(Unresolved));
         for from in [Unresolved, ResolvedInNextRelease, Ignored] {
             assert_eq!(next(from, Change::Regress), Next::Unchanged, "{from}: an ignored group stays ignored");
+        }
+    }
+
+    #[test]
+    fn only_a_group_waiting_for_the_next_release_is_resolved_by_it() {
+        assert_eq!(next(ResolvedInNextRelease, Change::ReleaseReady), Next::To(Resolved));
+        for from in [Unresolved, Resolved, Ignored] {
+            assert_eq!(next(from, Change::ReleaseReady), Next::Unchanged, "{from}");
         }
     }
 

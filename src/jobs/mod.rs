@@ -194,6 +194,7 @@ impl Worker {
         match Work::from_row(&job.kind, &job.payload)? {
             Work::DeployRange { deploy_id } => self.releases.process_range(deploy_id, last_attempt, now).await,
             Work::ProcessEvent { event } => self.groups.process_event(event).await,
+            Work::ReleaseReady { deploy_id } => self.groups.release_ready(deploy_id, now()).await,
             Work::AssignGroup { group, event } => self.services.assign.assign_group(group, event, true, now).await,
             Work::CheckRegression { group, event } => {
                 self.services.regressions.check(group, event, now).await.map(|_| ())

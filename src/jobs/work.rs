@@ -11,6 +11,8 @@ use crate::store::NewJob;
 pub enum Work {
     /// Compute a deploy's commit range.
     DeployRange { deploy_id: i64 },
+    /// A deploy is ready: groups waiting for the next release of its environment are resolved.
+    ReleaseReady { deploy_id: i64 },
     /// Group an accepted event.
     ProcessEvent { event: i64 },
     /// Map, blame and assign a new group, from the event that created it.
@@ -47,6 +49,7 @@ impl Work {
     pub fn kind(&self) -> &'static str {
         match self {
             Work::DeployRange { .. } => "deploy_range",
+            Work::ReleaseReady { .. } => "release_ready",
             Work::ProcessEvent { .. } => "process_event",
             Work::AssignGroup { .. } => "assign_group",
             Work::CheckRegression { .. } => "check_regression",
@@ -61,7 +64,10 @@ impl Work {
             // After that the deploy is marked failed.
             Work::DeployRange { .. } => 8,
             // The event stays stored either way.
-            Work::ProcessEvent { .. } | Work::CheckRegression { .. } | Work::GithubWebhook { .. } => 10,
+            Work::ProcessEvent { .. }
+            | Work::CheckRegression { .. }
+            | Work::GithubWebhook { .. }
+            | Work::ReleaseReady { .. } => 10,
             Work::AssignGroup { .. } => 6,
             // GitHub writes are kept queued through outages, retried with backoff, rather than given up.
             Work::GithubIssue { .. } => 1000,
@@ -116,6 +122,7 @@ mod tests {
         let rows = [
             ("deploy_range", r#"{"deploy_id":7}"#, Work::DeployRange { deploy_id: 7 }),
             ("process_event", r#"{"event":3}"#, Work::ProcessEvent { event: 3 }),
+            ("release_ready", r#"{"deploy_id":7}"#, Work::ReleaseReady { deploy_id: 7 }),
             ("assign_group", r#"{"event":3,"group":2}"#, Work::AssignGroup { group: 2, event: 3 }),
             ("check_regression", r#"{"event":3,"group":2}"#, Work::CheckRegression { group: 2, event: 3 }),
             (

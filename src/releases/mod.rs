@@ -219,7 +219,9 @@ impl Releases {
         match self.compute_range(&project, &deploy).await {
             Ok(Ok(outcome)) => {
                 info!(range_status = %outcome.range_status, commits = outcome.commit_count, "range recorded");
-                self.store.finish_deploy_range(deploy_id, &outcome, now()).await?;
+                // Groups waiting for the next release of this environment follow, in the same transaction.
+                let then = [Work::ReleaseReady { deploy_id }.job()];
+                self.store.finish_deploy_range(deploy_id, &outcome, &then, now()).await?;
                 Ok(())
             }
             Ok(Err(permanent)) => {

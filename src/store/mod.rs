@@ -396,8 +396,14 @@ pub trait DeployStore: Send + Sync {
         limit: i64,
     ) -> StoreResult<Vec<Deploy>>;
     /// Stores a computed range: the commits, the deploy's link to them (replacing any earlier partial write) and
-    /// the deploy's range fields, in one transaction.
-    async fn finish_deploy_range(&self, deploy_id: i64, outcome: &RangeOutcome, now: i64) -> StoreResult<()>;
+    /// the deploy's range fields, and queues `then`, in one transaction.
+    async fn finish_deploy_range(
+        &self,
+        deploy_id: i64,
+        outcome: &RangeOutcome,
+        then: &[NewJob],
+        now: i64,
+    ) -> StoreResult<()>;
     /// Marks a deploy failed with a reason a person can act on.
     async fn fail_deploy(&self, deploy_id: i64, reason: &str, now: i64) -> StoreResult<()>;
     /// Notes why the last attempt to process a still-pending deploy failed.
@@ -480,6 +486,8 @@ pub trait GroupStore: Send + Sync {
         now: i64,
     ) -> StoreResult<()>;
     async fn group(&self, id: i64) -> StoreResult<Option<Group>>;
+    /// A project's groups resolved "in the next release" of `environment` or of any environment.
+    async fn groups_waiting_for_release(&self, project_id: i64, environment: &str) -> StoreResult<Vec<Group>>;
     /// Groups new in, introduced by or regressed in `version` (a release of the project).
     async fn groups_of_release(&self, project_id: i64, version: &str) -> StoreResult<Vec<Group>>;
     async fn group_counts(&self, group_id: i64) -> StoreResult<Vec<GroupCount>>;

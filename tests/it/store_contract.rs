@@ -113,11 +113,11 @@ async fn finishing_a_range_twice_stores_each_commit_once() {
             commit_count: 2,
             commits: vec![commit('1', "alice"), commit('2', "bob")],
         };
-        store.finish_deploy_range(d.id, &outcome, 10).await.expect("first write");
+        store.finish_deploy_range(d.id, &outcome, &[], 10).await.expect("first write");
         // A worker that wrote and then died before completing its job: the next one writes again.
         let mut renamed = outcome.clone();
         renamed.commits[1].author.name = "Bob Roe".into();
-        store.finish_deploy_range(d.id, &renamed, 11).await.expect("second write");
+        store.finish_deploy_range(d.id, &renamed, &[], 11).await.expect("second write");
         let stored = store.deploy_commits(d.id).await.expect("commits");
         assert_eq!(stored.len(), 2, "{backend}");
         assert_eq!(stored, renamed.commits, "round-trips every field, in order");
@@ -134,7 +134,7 @@ async fn finishing_a_range_twice_stores_each_commit_once() {
             })
             .collect();
         let outcome = RangeOutcome { commit_count: 1234, commits: many, ..outcome };
-        store.finish_deploy_range(big.id, &outcome, 12).await.expect("big write");
+        store.finish_deploy_range(big.id, &outcome, &[], 12).await.expect("big write");
         assert_eq!(store.deploy_commits(big.id).await.expect("commits").len(), 1234);
     })
     .await;

@@ -2,7 +2,7 @@
 //!
 //! Shared by both backends: compiled once inside each with `Db` and `Backend` its own (see `store/mod.rs`).
 
-use super::helpers::{enqueue_in, resolve_in};
+use super::helpers::enqueue_in;
 use super::{Backend, Db};
 use crate::store::*;
 
@@ -105,7 +105,13 @@ impl crate::store::DeployStore for Backend {
         .await?)
     }
 
-    async fn finish_deploy_range(&self, deploy_id: i64, o: &RangeOutcome, now: i64) -> StoreResult<()> {
+    async fn finish_deploy_range(
+        &self,
+        deploy_id: i64,
+        o: &RangeOutcome,
+        then: &[NewJob],
+        now: i64,
+    ) -> StoreResult<()> {
         use crate::store::common::{encode_commits, COMMIT_COLUMNS, INSERT_BATCH};
         let encoded = encode_commits(&o.commits)?;
         let mut tx = self.write.begin().await?;
@@ -165,21 +171,8 @@ impl crate::store::DeployStore for Backend {
         .bind(deploy_id)
         .execute(&mut *tx)
         .await?;
-        // Groups resolved "in the next release" take effect with this deploy, baselined on it.
-        let environment: String = sqlx::query_scalar("select environment from deploys where id = $1")
-            .bind(deploy_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let pending: Vec<i64> = sqlx::query_scalar(
-            "select id from error_groups where project_id = $1 and status = 'resolved_in_next_release' \
-             and (resolve_next_environment is null or resolve_next_environment = $2)",
-        )
-        .bind(project_id)
-        .bind(&environment)
-        .fetch_all(&mut *tx)
-        .await?;
-        for group_id in pending {
-            resolve_in(&mut tx, group_id, project_id, None, now).await?;
+        for job in then {
+            enqueue_in(&mut tx, job, now).await?;
         }
         tx.commit().await?;
         Ok(())

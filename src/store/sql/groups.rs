@@ -226,6 +226,17 @@ impl crate::store::GroupStore for Backend {
         .await?)
     }
 
+    async fn groups_waiting_for_release(&self, project_id: i64, environment: &str) -> StoreResult<Vec<Group>> {
+        Ok(sqlx::query_as::<Db, Group>(
+            "select * from error_groups where project_id = $1 and status = 'resolved_in_next_release' \
+             and (resolve_next_environment is null or resolve_next_environment = $2) order by id",
+        )
+        .bind(project_id)
+        .bind(environment)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
     async fn group(&self, id: i64) -> StoreResult<Option<Group>> {
         Ok(sqlx::query_as::<Db, Group>("select * from error_groups where id = $1")
             .bind(id)
