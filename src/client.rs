@@ -7,6 +7,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 use crate::config::Secret;
+use crate::releases::DeployStatus as Status;
 
 #[derive(Args, Debug)]
 pub struct DeployArgs {
@@ -131,7 +132,7 @@ pub async fn run(args: &DeployArgs) -> anyhow::Result<DeployResult> {
             .await
             .map_err(|e| unreachable(server, &e))?;
         let s: DeployStatus = decode(response, &args.project).await?;
-        if s.deploy.status != "pending" {
+        if Status::parse(&s.deploy.status) != Some(Status::Pending) {
             break s.deploy;
         }
         if Instant::now() >= deadline {
@@ -141,7 +142,7 @@ pub async fn run(args: &DeployArgs) -> anyhow::Result<DeployResult> {
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(3));
     };
-    if status.status == "failed" {
+    if Status::parse(&status.status) == Some(Status::Failed) {
         bail!("the deploy failed: {}", status.failure_reason.unwrap_or_else(|| "no reason given".into()));
     }
     eprintln!(

@@ -9,6 +9,7 @@ use super::{frames_of_event, Assigner, Assignment, DeployContext, FrameResult, O
 use crate::events::Event;
 use crate::git::mirror::Mirrors;
 use crate::jobs::{IssueReason, Work};
+use crate::releases::RangeStatus;
 use crate::store::{Deploy, DynStore};
 
 /// What is stored on a group, and shown by the group API.
@@ -121,7 +122,7 @@ impl AssignService {
             let announce = self.github_writes
                 && project.github_repo.is_some()
                 && new_in.is_some()
-                && deploy.range_status.as_deref() != Some("initial");
+                && deploy.range_status.as_deref().and_then(RangeStatus::parse) != Some(RangeStatus::Initial);
             let job = announce.then(|| {
                 Work::GithubIssue { group: group_id, reason: IssueReason::New, deploy: Some(deploy.id) }.job()
             });

@@ -14,6 +14,7 @@ use super::{GitHub, GitHubError, NewIssue};
 use crate::assign::service::GroupAssignment;
 use crate::jobs::IssueReason;
 use crate::markdown;
+use crate::releases::RangeStatus;
 use crate::store::{Deploy, DynStore, Group};
 
 /// Default labels of created issues; the first is also how shipwatch finds its own issues again.
@@ -299,8 +300,10 @@ impl IssueSync {
             let _ = writeln!(b, "@{login}: GitHub would not assign this issue to you, so you are mentioned instead.\n");
         }
         if let Some(d) = deploy {
-            let compare = match (d.base_sha.as_deref(), d.range_status.as_deref()) {
-                (Some(base), Some("forward" | "diverged")) => {
+            // A compare link where the range added commits (a rollback's range is empty).
+            let range = d.range_status.as_deref().and_then(RangeStatus::parse);
+            let compare = match (d.base_sha.as_deref(), range) {
+                (Some(base), Some(RangeStatus::Forward | RangeStatus::Diverged)) => {
                     format!(" · [compare]({}/{repo}/compare/{base}...{})", self.web_url, d.sha)
                 }
                 _ => String::new(),

@@ -16,6 +16,7 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use super::{same_secret, ApiError, ApiResult, AppState};
 use crate::assign::service::GroupAssignment;
 use crate::releases::report::{plural, short, ErrorLine, Report};
+use crate::releases::DeployStatus;
 use crate::store::Project;
 
 pub(super) fn router() -> Router<AppState> {
@@ -194,9 +195,9 @@ pub(super) async fn project_page(
                         td { code { (short(&d.sha)) } }
                         td { (time(d.deployed_at)) }
                         td {
-                            @match (d.status.as_str(), d.range_status.as_deref()) {
-                                ("ready", Some(r)) => { (r) " · " (d.commit_count.unwrap_or(0)) " commits" }
-                                (s, _) => { (s) }
+                            @match (DeployStatus::parse(&d.status), d.range_status.as_deref()) {
+                                (Some(DeployStatus::Ready), Some(r)) => { (r) " · " (d.commit_count.unwrap_or(0)) " commits" }
+                                _ => { (d.status) }
                             }
                         }
                         td { (after) }
@@ -241,9 +242,9 @@ fn report_html(r: &Report) -> Markup {
             tr {
                 th { "Range" }
                 td {
-                    @match (d.status.as_str(), d.range_status.as_deref()) {
-                        ("failed", _) => { "failed: " (d.failure_reason.as_deref().unwrap_or("")) }
-                        ("pending", _) => { "being computed" }
+                    @match (DeployStatus::parse(&d.status), d.range_status.as_deref()) {
+                        (Some(DeployStatus::Failed), _) => { "failed: " (d.failure_reason.as_deref().unwrap_or("")) }
+                        (Some(DeployStatus::Pending), _) => { "being computed" }
                         (_, Some(range)) => {
                             (range) " · " (d.commit_count.unwrap_or(0)) " commits"
                             @if let Some(b) = &d.base_sha { " since " code { (short(b)) } }

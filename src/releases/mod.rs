@@ -2,6 +2,9 @@
 
 pub mod message;
 pub mod report;
+pub mod status;
+
+pub use status::{DeployStatus, RangeStatus};
 
 use anyhow::Context as _;
 use std::sync::Arc;
@@ -208,7 +211,7 @@ impl Releases {
             warn!("deploy no longer exists; nothing to do");
             return Ok(());
         };
-        if deploy.status != "pending" {
+        if DeployStatus::parse(&deploy.status) != Some(DeployStatus::Pending) {
             return Ok(());
         }
         let project = self
@@ -256,35 +259,35 @@ impl Releases {
                 project.repo_url
             )));
         }
-        let empty = |status: &str| RangeOutcome {
+        let empty = |status: RangeStatus| RangeOutcome {
             base_sha: deploy.base_sha.clone(),
-            range_status: status.to_owned(),
+            range_status: status.as_str().to_owned(),
             merge_base: None,
             commit_count: 0,
             commits: Vec::new(),
         };
         let Some(base) = deploy.base_sha.as_deref() else {
-            return Ok(Ok(empty("initial")));
+            return Ok(Ok(empty(RangeStatus::Initial)));
         };
         if !range::commit_exists(git, &repo, base).await? {
-            return Ok(Ok(empty("previous_missing")));
+            return Ok(Ok(empty(RangeStatus::PreviousMissing)));
         }
         if base == sha {
-            return Ok(Ok(empty("redeploy")));
+            return Ok(Ok(empty(RangeStatus::Redeploy)));
         }
         let (range_status, merge_base) = if range::is_ancestor(git, &repo, base, sha).await? {
-            ("forward", None)
+            (RangeStatus::Forward, None)
         } else if range::is_ancestor(git, &repo, sha, base).await? {
-            ("rollback", None)
+            (RangeStatus::Rollback, None)
         } else {
-            ("diverged", range::merge_base(git, &repo, base, sha).await?)
+            (RangeStatus::Diverged, range::merge_base(git, &repo, base, sha).await?)
         };
         let commit_count = range::count(git, &repo, sha, Some(base)).await?;
         let raw = range::log(git, &repo, sha, Some(base), sha, self.max_range_commits).await?;
         let own_repo = project.github_repo.as_deref();
         Ok(Ok(RangeOutcome {
             base_sha: Some(base.to_owned()),
-            range_status: range_status.to_owned(),
+            range_status: range_status.as_str().to_owned(),
             merge_base,
             commit_count,
             commits: raw.into_iter().map(|c| commit_record(c, own_repo)).collect(),

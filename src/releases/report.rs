@@ -4,6 +4,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use super::status::{DeployStatus, RangeStatus};
 use crate::markdown::escape;
 use crate::store::{CommitRecord, Deploy, IssueRef, Person, Project};
 
@@ -106,10 +107,9 @@ fn rfc3339(ms: i64) -> String {
 impl DeployView {
     /// `repo_web` is the repository's web address (`https://github.com/acme/web`), when it has one.
     pub fn new(d: &Deploy, repo_web: Option<&str>) -> DeployView {
-        let compare_url = match (repo_web, d.base_sha.as_deref(), d.range_status.as_deref()) {
-            (Some(repo), Some(base), Some("forward" | "diverged" | "rollback")) => {
-                Some(format!("{repo}/compare/{base}...{}", d.sha))
-            }
+        let comparable = d.range_status.as_deref().and_then(RangeStatus::parse).is_some_and(RangeStatus::comparable);
+        let compare_url = match (repo_web, d.base_sha.as_deref()) {
+            (Some(repo), Some(base)) if comparable => Some(format!("{repo}/compare/{base}...{}", d.sha)),
             _ => None,
         };
         DeployView {
@@ -281,7 +281,7 @@ impl Report {
             let _ = writeln!(md, "| Link | {url} |");
         }
         let _ = writeln!(md);
-        if d.status == "pending" {
+        if DeployStatus::parse(&d.status) == Some(DeployStatus::Pending) {
             let _ = writeln!(md, "The commit range is still being computed.");
             return md;
         }
@@ -330,19 +330,24 @@ impl Report {
         let n = d.commit_count.unwrap_or(0);
         let commits = if n == 1 { "1 commit".to_owned() } else { format!("{n} commits") };
         let base = d.base_sha.as_deref().map(short).unwrap_or("?");
-        match (d.status.as_str(), d.range_status.as_deref()) {
-            ("failed", _) => format!("failed: {}", escape(d.failure_reason.as_deref().unwrap_or("unknown reason"))),
-            ("pending", _) => "pending".into(),
-            (_, Some("initial")) => "first deploy of this environment (no range)".into(),
-            (_, Some("forward")) => format!("{commits} since `{base}`"),
-            (_, Some("redeploy")) => format!("redeploy of `{base}` (no new commits)"),
-            (_, Some("rollback")) => format!("rollback from `{base}` (no new commits)"),
-            (_, Some("diverged")) => format!(
+        let range = d.range_status.as_deref().and_then(RangeStatus::parse);
+        match (DeployStatus::parse(&d.status), range) {
+            (Some(DeployStatus::Failed), _) => {
+                format!("failed: {}", escape(d.failure_reason.as_deref().unwrap_or("unknown reason")))
+            }
+            (Some(DeployStatus::Pending), _) => "pending".into(),
+            (_, Some(RangeStatus::Initial)) => "first deploy of this environment (no range)".into(),
+            (_, Some(RangeStatus::Forward)) => format!("{commits} since `{base}`"),
+            (_, Some(RangeStatus::Redeploy)) => format!("redeploy of `{base}` (no new commits)"),
+            (_, Some(RangeStatus::Rollback)) => format!("rollback from `{base}` (no new commits)"),
+            (_, Some(RangeStatus::Diverged)) => format!(
                 "{commits} not in the previous deploy `{base}`, which is not an ancestor (force-push?); merge base `{}`",
                 d.merge_base.as_deref().map(short).unwrap_or("none")
             ),
-            (_, Some("previous_missing")) => format!("previous commit `{base}` is not in the repository; no range"),
-            (_, other) => other.unwrap_or("unknown").to_owned(),
+            (_, Some(RangeStatus::PreviousMissing)) => {
+                format!("previous commit `{base}` is not in the repository; no range")
+            }
+            (_, None) => d.range_status.clone().unwrap_or_else(|| "unknown".into()),
         }
     }
 }
