@@ -11,17 +11,17 @@ use tracing::info;
 
 use crate::assign::service::AssignService;
 use crate::assign::Assigner;
+use crate::assign::CacheSizes;
 use crate::config::{DataArgs, GitArgs, Secret, WorkerArgs};
 use crate::git::blame::GitCliBlame;
 use crate::git::mirror::Mirrors;
 use crate::git::Git;
 use crate::github::metered::MeteredGitHub;
-use crate::github::sync::{web_url, IssueSync};
 use crate::github::{GitHub, NoGitHub, OctocrabGitHub};
 use crate::groups::Groups;
 use crate::http::{self, AppState, HttpSettings};
 use crate::ingest::Ingest;
-use crate::jobs::{system_clock, Clock, Services, Worker};
+use crate::issues::{web_url, IssueSync};
 use crate::metrics::Metrics;
 use crate::probes::Probes;
 use crate::projects::Projects;
@@ -30,6 +30,7 @@ use crate::releases::Releases;
 use crate::retention::Retention;
 use crate::store::{self, DynStore};
 use crate::webhooks::Webhooks;
+use crate::worker::{system_clock, Clock, Services, Worker};
 
 /// Everything a shipwatch process runs on.
 #[derive(Clone)]
@@ -101,7 +102,8 @@ impl App {
             git.allow_local_repos,
         );
         let engine = Arc::new(GitCliBlame::new(git_runner.clone()));
-        let assigner = Arc::new(Assigner::with_sizes(git_runner.clone(), github.clone(), engine, git.cache_sizes()));
+        let assigner =
+            Arc::new(Assigner::with_sizes(git_runner.clone(), github.clone(), engine, CacheSizes::from(git)));
         let mirrors = Arc::new(Mirrors::new(data.data_dir.join("mirrors"), git_runner));
         let assign = Arc::new(AssignService::new(store.clone(), mirrors.clone(), assigner.clone(), github_writes));
         let regressions = Arc::new(Regressions::new(store.clone(), mirrors.clone(), assign.clone(), github_writes));
@@ -119,7 +121,8 @@ impl App {
             git.max_range_commits.max(1),
             web_url(&git.github_api_url),
         ));
-        let retention = Arc::new(Retention::new(store.clone(), mirrors.clone(), worker_args.retention_ages()));
+        let retention =
+            Arc::new(Retention::new(store.clone(), mirrors.clone(), crate::retention::Ages::from(worker_args)));
         let groups = Arc::new(Groups::new(store.clone()));
         let webhooks = Arc::new(Webhooks::new(store.clone(), releases.clone(), groups.clone(), mirrors));
         App {

@@ -203,7 +203,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             events_per_minute: args.events_per_minute,
             webhook_secret: args.github_webhook_secret,
             read_token: args.read_token,
-            limits: args.limits.limits(),
+            limits: crate::http::server::Limits::from(&args.limits),
         },
         shutdown,
     )

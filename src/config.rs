@@ -133,12 +133,6 @@ pub struct GitArgs {
     pub tree_cache_trees: usize,
 }
 
-impl GitArgs {
-    pub fn cache_sizes(&self) -> crate::assign::CacheSizes {
-        crate::assign::CacheSizes { blame_lines: self.blame_cache_lines.max(20), trees: self.tree_cache_trees.max(1) }
-    }
-}
-
 /// How the background worker claims and runs jobs.
 #[derive(Args, Debug, Clone)]
 pub struct WorkerArgs {
@@ -186,15 +180,6 @@ impl WorkerArgs {
         Duration::from_millis(self.poll_interval_ms.max(10))
     }
 
-    pub fn retention_ages(&self) -> crate::retention::Ages {
-        let days = |d: u64| (d > 0).then(|| Duration::from_secs(d.saturating_mul(86_400)));
-        crate::retention::Ages {
-            events: days(self.retain_events_days),
-            finished_jobs: days(self.retain_jobs_days),
-            webhook_deliveries: days(self.retain_webhooks_days),
-        }
-    }
-
     pub fn retention_interval(&self) -> Duration {
         Duration::from_secs(self.retention_interval_minutes.max(1).saturating_mul(60))
     }
@@ -222,33 +207,9 @@ pub struct LimitArgs {
     pub shutdown_grace: u64,
 }
 
-impl LimitArgs {
-    pub fn limits(&self) -> crate::http::server::Limits {
-        crate::http::server::Limits {
-            max_connections: self.max_connections.max(1),
-            max_requests_in_flight: self.max_requests_in_flight.max(1),
-            header_timeout: Duration::from_secs(self.header_timeout.max(1)),
-            request_timeout: Duration::from_secs(self.request_timeout.max(1)),
-            shutdown_grace: Duration::from_secs(self.shutdown_grace),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_limits_flags_default_to_the_servers_own_defaults() {
-        #[derive(clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            limits: LimitArgs,
-        }
-        let parsed = <Cli as clap::Parser>::parse_from(["x"]).limits.limits();
-        let defaults = crate::http::server::Limits::default();
-        assert_eq!(format!("{parsed:?}"), format!("{defaults:?}"));
-    }
 
     #[test]
     fn secrets_never_print() {

@@ -17,6 +17,7 @@ pub mod github;
 pub mod groups;
 pub mod http;
 pub mod ingest;
+pub mod issues;
 pub mod jobs;
 pub mod markdown;
 pub mod metrics;
@@ -29,5 +30,6 @@ pub mod retention;
 pub mod stacktrace;
 pub mod store;
 pub mod webhooks;
+pub mod worker;
 
 pub use app::{serve, App, ServeOptions};

@@ -18,6 +18,17 @@ pub struct Ages {
     pub webhook_deliveries: Option<Duration>,
 }
 
+impl From<&crate::config::WorkerArgs> for Ages {
+    fn from(w: &crate::config::WorkerArgs) -> Ages {
+        let days = |d: u64| (d > 0).then(|| Duration::from_secs(d.saturating_mul(86_400)));
+        Ages {
+            events: days(w.retain_events_days),
+            finished_jobs: days(w.retain_jobs_days),
+            webhook_deliveries: days(w.retain_webhooks_days),
+        }
+    }
+}
+
 /// Rows deleted per statement: small enough that intake never waits long for the write lock.
 const BATCH: i64 = 500;
 

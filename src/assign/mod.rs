@@ -32,6 +32,12 @@ pub struct CacheSizes {
     pub trees: usize,
 }
 
+impl From<&crate::config::GitArgs> for CacheSizes {
+    fn from(g: &crate::config::GitArgs) -> CacheSizes {
+        CacheSizes { blame_lines: g.blame_cache_lines.max(20), trees: g.tree_cache_trees.max(1) }
+    }
+}
+
 impl Default for CacheSizes {
     fn default() -> CacheSizes {
         CacheSizes { blame_lines: 200_000, trees: 64 }

@@ -4,7 +4,6 @@
 
 pub mod memory;
 pub mod metered;
-pub mod sync;
 
 use async_trait::async_trait;
 use http::{HeaderMap, StatusCode};

@@ -55,6 +55,18 @@ impl Default for Limits {
     }
 }
 
+impl From<&crate::config::LimitArgs> for Limits {
+    fn from(a: &crate::config::LimitArgs) -> Limits {
+        Limits {
+            max_connections: a.max_connections.max(1),
+            max_requests_in_flight: a.max_requests_in_flight.max(1),
+            header_timeout: Duration::from_secs(a.header_timeout.max(1)),
+            request_timeout: Duration::from_secs(a.request_timeout.max(1)),
+            shutdown_grace: Duration::from_secs(a.shutdown_grace),
+        }
+    }
+}
+
 /// Descriptors kept free of connections, for the database, git processes and files.
 const RESERVED_DESCRIPTORS: u64 = 256;
 
@@ -309,4 +321,20 @@ async fn refuse(mut stream: TcpStream) {
     );
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(response.as_bytes())).await;
     let _ = stream.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flags_default_to_the_servers_own_defaults() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            limits: crate::config::LimitArgs,
+        }
+        let parsed = Limits::from(&<Cli as clap::Parser>::parse_from(["x"]).limits);
+        assert_eq!(format!("{parsed:?}"), format!("{:?}", Limits::default()));
+    }
 }

@@ -1,226 +1,150 @@
-//! The worker: claims durable jobs from the store with a lease, runs them through the domain services, and retries
-//! with backoff. A worker that dies mid-job simply lets its lease lapse; another worker then claims the job.
+//! The work the worker does, as one typed enum: each kind's payload, how often it is tried, and its one stored form
+//! (a `kind` string and a JSON payload), so that no other module builds or reads job JSON.
 
-pub mod work;
+use serde::{Deserialize, Serialize};
 
-pub use work::{IssueReason, Work};
+use crate::store::NewJob;
 
-use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, info_span, warn, Instrument as _};
-
-use crate::assign::service::AssignService;
-use crate::github::sync::{IssueSync, RetryAt, WaitForSlot};
-use crate::groups::Groups;
-use crate::metrics::Metrics;
-use crate::regressions::Regressions;
-use crate::releases::Releases;
-use crate::retention::Retention;
-use crate::store::{DynStore, Job};
-use crate::webhooks::Webhooks;
-
-/// Milliseconds since the Unix epoch; replaceable in tests to drive leases without sleeping.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(|| chrono::Utc::now().timestamp_millis())
+/// One unit of queued work.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
+pub enum Work {
+    /// Compute a deploy's commit range.
+    DeployRange { deploy_id: i64 },
+    /// A deploy is ready: groups waiting for the next release of its environment are resolved.
+    ReleaseReady { deploy_id: i64 },
+    /// Group an accepted event.
+    ProcessEvent { event: i64 },
+    /// Map, blame and assign a new group, from the event that created it.
+    AssignGroup { group: i64, event: i64 },
+    /// Decide whether an event reopens its resolved group.
+    CheckRegression { group: i64, event: i64 },
+    /// Create, reopen or comment on a group's GitHub issue.
+    GithubIssue { group: i64, reason: IssueReason, deploy: Option<i64> },
+    /// Handle a stored GitHub webhook delivery.
+    GithubWebhook { delivery: String },
 }
 
-/// The domain services jobs call, besides releases and groups.
-#[derive(Clone)]
-pub struct Services {
-    pub assign: Arc<AssignService>,
-    pub regressions: Arc<Regressions>,
-    pub webhooks: Arc<Webhooks>,
-    pub issues: Arc<IssueSync>,
+/// Why a group's GitHub issue is being written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueReason {
+    /// The group first appeared after a deploy.
+    New,
+    /// The group came back after being resolved.
+    Regressed,
 }
 
-#[derive(Clone)]
-pub struct Worker {
-    store: DynStore,
-    releases: Arc<Releases>,
-    groups: Arc<Groups>,
-    services: Services,
-    lease: Duration,
-    poll: Duration,
-    wake: Arc<Notify>,
-    clock: Clock,
-    /// Retention passes, and how often, run beside the job loop by [`Worker::run`].
-    retention: Option<(Arc<Retention>, Duration)>,
-    metrics: Arc<Metrics>,
+impl IssueReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssueReason::New => "new",
+            IssueReason::Regressed => "regressed",
+        }
+    }
 }
 
-impl Worker {
-    pub fn new(
-        releases: Arc<Releases>,
-        groups: Arc<Groups>,
-        services: Services,
-        lease: Duration,
-        poll: Duration,
-        wake: Arc<Notify>,
-        clock: Clock,
-    ) -> Worker {
-        Worker {
-            store: releases.store().clone(),
-            releases,
-            groups,
-            services,
-            lease,
-            poll,
-            wake,
-            clock,
-            retention: None,
-            metrics: Arc::new(Metrics::new()),
+impl Work {
+    /// The kind as stored.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Work::DeployRange { .. } => "deploy_range",
+            Work::ReleaseReady { .. } => "release_ready",
+            Work::ProcessEvent { .. } => "process_event",
+            Work::AssignGroup { .. } => "assign_group",
+            Work::CheckRegression { .. } => "check_regression",
+            Work::GithubIssue { .. } => "github_issue",
+            Work::GithubWebhook { .. } => "github_webhook",
         }
     }
 
-    /// Counts job outcomes into `metrics` (a worker of its own counts into a registry nobody reads).
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Worker {
-        self.metrics = metrics;
-        self
-    }
-
-    /// Runs `retention` every `interval` beside the jobs.
-    pub fn with_retention(mut self, retention: Arc<Retention>, interval: Duration) -> Worker {
-        self.retention = Some((retention, interval));
-        self
-    }
-
-    /// Runs until `shutdown` is cancelled, finishing the job in hand first.
-    pub async fn run(self, shutdown: CancellationToken) {
-        info!(lease_s = self.lease.as_secs(), "worker started");
-        let retention = self.retention.clone().map(|(r, every)| tokio::spawn(r.run(every, shutdown.clone())));
-        let mut failures: u32 = 0;
-        while !shutdown.is_cancelled() {
-            let pause = match self.run_once().await {
-                Ok(true) => {
-                    failures = 0;
-                    continue;
-                }
-                Ok(false) => {
-                    failures = 0;
-                    self.poll
-                }
-                Err(e) => {
-                    // The store is unreachable, most likely: back off instead of spinning.
-                    failures = failures.saturating_add(1);
-                    error!(error = %format!("{e:#}"), "worker could not claim a job");
-                    (self.poll * 2u32.saturating_pow(failures.min(6))).min(Duration::from_secs(30))
-                }
-            };
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(pause) => {}
-            }
+    /// How often this kind is tried before it is given up.
+    pub fn max_attempts(&self) -> i64 {
+        match self {
+            // After that the deploy is marked failed.
+            Work::DeployRange { .. } => 8,
+            // The event stays stored either way.
+            Work::ProcessEvent { .. }
+            | Work::CheckRegression { .. }
+            | Work::GithubWebhook { .. }
+            | Work::ReleaseReady { .. } => 10,
+            Work::AssignGroup { .. } => 6,
+            // GitHub writes are kept queued through outages, retried with backoff, rather than given up.
+            Work::GithubIssue { .. } => 1000,
         }
-        if let Some(retention) = retention {
-            let _ = retention.await;
-        }
-        info!("worker stopped");
     }
 
-    /// Claims one due job and runs it. Returns whether there was one.
+    /// The row the store keeps for this work.
+    pub fn job(&self) -> NewJob {
+        let payload = match serde_json::to_value(self) {
+            Ok(mut v) => v.get_mut("payload").map_or_else(|| "{}".to_owned(), |p| p.take().to_string()),
+            // Plain integers, strings and unit variants always serialise.
+            Err(_) => "{}".to_owned(),
+        };
+        NewJob { kind: self.kind().to_owned(), payload, max_attempts: self.max_attempts() }
+    }
+
+    /// The work a stored row describes.
     ///
     /// # Errors
-    /// When the store cannot be reached to claim or settle the job; the job's own failures are recorded on it.
-    pub async fn run_once(&self) -> anyhow::Result<bool> {
-        let lease_ms = self.lease.as_millis() as i64;
-        let Some(job) = self.store.claim_job((self.clock)(), lease_ms).await? else {
-            return Ok(false);
-        };
-        let span = info_span!("job", job_id = job.id, kind = %job.kind, attempt = job.attempts);
-        self.run_claimed(job).instrument(span).await?;
-        Ok(true)
+    /// When the kind is unknown (written by a newer shipwatch?) or the payload does not fit it.
+    pub fn from_row(kind: &str, payload: &str) -> anyhow::Result<Work> {
+        let payload: serde_json::Value = serde_json::from_str(payload)
+            .map_err(|e| anyhow::anyhow!("the payload of a `{kind}` job is not JSON: {e}"))?;
+        serde_json::from_value(serde_json::json!({ "kind": kind, "payload": payload })).map_err(|e| {
+            anyhow::anyhow!("a `{kind}` job that this shipwatch cannot read (written by a newer one?): {e}")
+        })
     }
 
-    async fn run_claimed(&self, job: Job) -> anyhow::Result<()> {
-        let last_attempt = job.attempts >= job.max_attempts;
-        let result = {
-            let work = self.dispatch(&job, last_attempt);
-            tokio::pin!(work);
-            let mut heartbeat = tokio::time::interval(self.lease / 3);
-            heartbeat.tick().await;
-            loop {
-                tokio::select! {
-                    r = &mut work => break r,
-                    _ = heartbeat.tick() => {
-                        let until = (self.clock)() + self.lease.as_millis() as i64;
-                        match self.store.extend_lease(&job, until).await {
-                            Ok(true) => {}
-                            Ok(false) => warn!("lease lost: another worker may be running this job"),
-                            Err(e) => warn!(error = %e, "could not extend the lease"),
-                        }
-                    }
-                }
-            }
-        };
-        let now = (self.clock)();
-        match result {
-            Ok(()) => {
-                if !self.store.complete_job(&job, now).await? {
-                    warn!("job finished after its lease was lost; the other worker's result stands");
-                }
-                self.metrics.job_finished(&job.kind, "done");
-                debug!("job done");
-            }
-            Err(e) if e.downcast_ref::<WaitForSlot>().is_some() => {
-                let until = e.downcast_ref::<WaitForSlot>().map_or(now, |w| w.until_ms.max(now));
-                debug!(until, "waiting for a write slot");
-                if !self.store.defer_job(&job, until, now).await? {
-                    warn!("job deferred after its lease was lost; the other worker's result stands");
-                }
-                self.metrics.job_finished(&job.kind, "deferred");
-            }
-            Err(e) => {
-                let message = format!("{e:#}");
-                // GitHub (or the write pacing) may name the time to come back; otherwise back off.
-                let wait_until = e.downcast_ref::<RetryAt>().map(|r| r.until_ms.max(now));
-                let retry_at =
-                    (!last_attempt).then(|| wait_until.unwrap_or(now + backoff(job.attempts).as_millis() as i64));
-                warn!(error = %message, retry = retry_at.is_some(), "job failed");
-                self.metrics.job_finished(&job.kind, if retry_at.is_some() { "retried" } else { "given_up" });
-                self.store.fail_job(&job, &message, retry_at, now).await?;
-            }
-        }
-        Ok(())
+    /// The job that computes deploy `deploy_id`'s range.
+    pub fn deploy_range(deploy_id: i64) -> NewJob {
+        Work::DeployRange { deploy_id }.job()
     }
 
-    async fn dispatch(&self, job: &Job, last_attempt: bool) -> anyhow::Result<()> {
-        let clock = self.clock.clone();
-        let now = move || clock();
-        match Work::from_row(&job.kind, &job.payload)? {
-            Work::DeployRange { deploy_id } => self.releases.process_range(deploy_id, last_attempt, now).await,
-            Work::ProcessEvent { event } => self.groups.process_event(event).await,
-            Work::ReleaseReady { deploy_id } => self.groups.release_ready(deploy_id, now()).await,
-            Work::AssignGroup { group, event } => self.services.assign.assign_group(group, event, true, now).await,
-            Work::CheckRegression { group, event } => {
-                self.services.regressions.check(group, event, now).await.map(|_| ())
-            }
-            Work::GithubWebhook { delivery } => self.services.webhooks.handle(&delivery, now).await.map(|_| ()),
-            Work::GithubIssue { group, reason, deploy } => self.services.issues.sync(group, reason, deploy, now).await,
-        }
+    /// The job that groups event `event`.
+    pub fn process_event(event: i64) -> NewJob {
+        Work::ProcessEvent { event }.job()
     }
-}
 
-/// 5 s, 10 s, 20 s … at most 10 minutes.
-fn backoff(attempts: i64) -> Duration {
-    let exp = attempts.clamp(1, 8) as u32 - 1;
-    Duration::from_secs(5 * 2u64.pow(exp)).min(Duration::from_secs(600))
+    /// The job that handles webhook delivery `delivery`.
+    pub fn github_webhook(delivery: &str) -> NewJob {
+        Work::GithubWebhook { delivery: delivery.to_owned() }.job()
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::backoff;
-    use std::time::Duration;
+    use super::*;
 
     #[test]
-    fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff(1), Duration::from_secs(5));
-        assert_eq!(backoff(2), Duration::from_secs(10));
-        assert_eq!(backoff(8), Duration::from_secs(600));
-        assert_eq!(backoff(100), Duration::from_secs(600));
+    fn every_kind_keeps_the_stored_form_rows_already_have() {
+        // Rows written before the enum existed: the kinds and payloads as the store built them by hand.
+        let rows = [
+            ("deploy_range", r#"{"deploy_id":7}"#, Work::DeployRange { deploy_id: 7 }),
+            ("process_event", r#"{"event":3}"#, Work::ProcessEvent { event: 3 }),
+            ("release_ready", r#"{"deploy_id":7}"#, Work::ReleaseReady { deploy_id: 7 }),
+            ("assign_group", r#"{"event":3,"group":2}"#, Work::AssignGroup { group: 2, event: 3 }),
+            ("check_regression", r#"{"event":3,"group":2}"#, Work::CheckRegression { group: 2, event: 3 }),
+            (
+                "github_issue",
+                r#"{"deploy":null,"group":2,"reason":"regressed"}"#,
+                Work::GithubIssue { group: 2, reason: IssueReason::Regressed, deploy: None },
+            ),
+            ("github_webhook", r#"{"delivery":"d-1"}"#, Work::GithubWebhook { delivery: "d-1".into() }),
+        ];
+        for (kind, payload, work) in rows {
+            assert_eq!(Work::from_row(kind, payload).expect(kind), work);
+            let job = work.job();
+            assert_eq!(job.kind, kind);
+            assert_eq!(Work::from_row(&job.kind, &job.payload).expect(kind), work, "round trip of {kind}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_kind_or_a_wrong_payload_is_an_error_that_says_which() {
+        let e = Work::from_row("compact_universe", "{}").expect_err("unknown");
+        assert!(e.to_string().contains("compact_universe"), "{e}");
+        let e = Work::from_row("process_event", r#"{"event":"x"}"#).expect_err("wrong type");
+        assert!(e.to_string().contains("process_event"), "{e}");
     }
 }

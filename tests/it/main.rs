@@ -3,6 +3,7 @@
 
 mod action;
 mod api;
+mod architecture;
 mod assign;
 mod bombs;
 mod browser;

@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use tracing::{info, instrument};
 
-use super::{GitHub, GitHubError, NewIssue};
 use crate::assign::service::GroupAssignment;
+use crate::github::{GitHub, GitHubError, NewIssue};
 use crate::jobs::IssueReason;
 use crate::markdown;
 use crate::releases::RangeStatus;

@@ -1,0 +1,223 @@
+//! The worker: claims durable jobs from the store with a lease, runs them through the domain services, and retries
+//! with backoff. A worker that dies mid-job simply lets its lease lapse; another worker then claims the job.
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, info_span, warn, Instrument as _};
+
+use crate::assign::service::AssignService;
+use crate::groups::Groups;
+use crate::issues::{IssueSync, RetryAt, WaitForSlot};
+use crate::jobs::Work;
+use crate::metrics::Metrics;
+use crate::regressions::Regressions;
+use crate::releases::Releases;
+use crate::retention::Retention;
+use crate::store::{DynStore, Job};
+use crate::webhooks::Webhooks;
+
+/// Milliseconds since the Unix epoch; replaceable in tests to drive leases without sleeping.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| chrono::Utc::now().timestamp_millis())
+}
+
+/// The domain services jobs call, besides releases and groups.
+#[derive(Clone)]
+pub struct Services {
+    pub assign: Arc<AssignService>,
+    pub regressions: Arc<Regressions>,
+    pub webhooks: Arc<Webhooks>,
+    pub issues: Arc<IssueSync>,
+}
+
+#[derive(Clone)]
+pub struct Worker {
+    store: DynStore,
+    releases: Arc<Releases>,
+    groups: Arc<Groups>,
+    services: Services,
+    lease: Duration,
+    poll: Duration,
+    wake: Arc<Notify>,
+    clock: Clock,
+    /// Retention passes, and how often, run beside the job loop by [`Worker::run`].
+    retention: Option<(Arc<Retention>, Duration)>,
+    metrics: Arc<Metrics>,
+}
+
+impl Worker {
+    pub fn new(
+        releases: Arc<Releases>,
+        groups: Arc<Groups>,
+        services: Services,
+        lease: Duration,
+        poll: Duration,
+        wake: Arc<Notify>,
+        clock: Clock,
+    ) -> Worker {
+        Worker {
+            store: releases.store().clone(),
+            releases,
+            groups,
+            services,
+            lease,
+            poll,
+            wake,
+            clock,
+            retention: None,
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+
+    /// Counts job outcomes into `metrics` (a worker of its own counts into a registry nobody reads).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Worker {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Runs `retention` every `interval` beside the jobs.
+    pub fn with_retention(mut self, retention: Arc<Retention>, interval: Duration) -> Worker {
+        self.retention = Some((retention, interval));
+        self
+    }
+
+    /// Runs until `shutdown` is cancelled, finishing the job in hand first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        info!(lease_s = self.lease.as_secs(), "worker started");
+        let retention = self.retention.clone().map(|(r, every)| tokio::spawn(r.run(every, shutdown.clone())));
+        let mut failures: u32 = 0;
+        while !shutdown.is_cancelled() {
+            let pause = match self.run_once().await {
+                Ok(true) => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(false) => {
+                    failures = 0;
+                    self.poll
+                }
+                Err(e) => {
+                    // The store is unreachable, most likely: back off instead of spinning.
+                    failures = failures.saturating_add(1);
+                    error!(error = %format!("{e:#}"), "worker could not claim a job");
+                    (self.poll * 2u32.saturating_pow(failures.min(6))).min(Duration::from_secs(30))
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+        if let Some(retention) = retention {
+            let _ = retention.await;
+        }
+        info!("worker stopped");
+    }
+
+    /// Claims one due job and runs it. Returns whether there was one.
+    ///
+    /// # Errors
+    /// When the store cannot be reached to claim or settle the job; the job's own failures are recorded on it.
+    pub async fn run_once(&self) -> anyhow::Result<bool> {
+        let lease_ms = self.lease.as_millis() as i64;
+        let Some(job) = self.store.claim_job((self.clock)(), lease_ms).await? else {
+            return Ok(false);
+        };
+        let span = info_span!("job", job_id = job.id, kind = %job.kind, attempt = job.attempts);
+        self.run_claimed(job).instrument(span).await?;
+        Ok(true)
+    }
+
+    async fn run_claimed(&self, job: Job) -> anyhow::Result<()> {
+        let last_attempt = job.attempts >= job.max_attempts;
+        let result = {
+            let work = self.dispatch(&job, last_attempt);
+            tokio::pin!(work);
+            let mut heartbeat = tokio::time::interval(self.lease / 3);
+            heartbeat.tick().await;
+            loop {
+                tokio::select! {
+                    r = &mut work => break r,
+                    _ = heartbeat.tick() => {
+                        let until = (self.clock)() + self.lease.as_millis() as i64;
+                        match self.store.extend_lease(&job, until).await {
+                            Ok(true) => {}
+                            Ok(false) => warn!("lease lost: another worker may be running this job"),
+                            Err(e) => warn!(error = %e, "could not extend the lease"),
+                        }
+                    }
+                }
+            }
+        };
+        let now = (self.clock)();
+        match result {
+            Ok(()) => {
+                if !self.store.complete_job(&job, now).await? {
+                    warn!("job finished after its lease was lost; the other worker's result stands");
+                }
+                self.metrics.job_finished(&job.kind, "done");
+                debug!("job done");
+            }
+            Err(e) if e.downcast_ref::<WaitForSlot>().is_some() => {
+                let until = e.downcast_ref::<WaitForSlot>().map_or(now, |w| w.until_ms.max(now));
+                debug!(until, "waiting for a write slot");
+                if !self.store.defer_job(&job, until, now).await? {
+                    warn!("job deferred after its lease was lost; the other worker's result stands");
+                }
+                self.metrics.job_finished(&job.kind, "deferred");
+            }
+            Err(e) => {
+                let message = format!("{e:#}");
+                // GitHub (or the write pacing) may name the time to come back; otherwise back off.
+                let wait_until = e.downcast_ref::<RetryAt>().map(|r| r.until_ms.max(now));
+                let retry_at =
+                    (!last_attempt).then(|| wait_until.unwrap_or(now + backoff(job.attempts).as_millis() as i64));
+                warn!(error = %message, retry = retry_at.is_some(), "job failed");
+                self.metrics.job_finished(&job.kind, if retry_at.is_some() { "retried" } else { "given_up" });
+                self.store.fail_job(&job, &message, retry_at, now).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn dispatch(&self, job: &Job, last_attempt: bool) -> anyhow::Result<()> {
+        let clock = self.clock.clone();
+        let now = move || clock();
+        match Work::from_row(&job.kind, &job.payload)? {
+            Work::DeployRange { deploy_id } => self.releases.process_range(deploy_id, last_attempt, now).await,
+            Work::ProcessEvent { event } => self.groups.process_event(event).await,
+            Work::ReleaseReady { deploy_id } => self.groups.release_ready(deploy_id, now()).await,
+            Work::AssignGroup { group, event } => self.services.assign.assign_group(group, event, true, now).await,
+            Work::CheckRegression { group, event } => {
+                self.services.regressions.check(group, event, now).await.map(|_| ())
+            }
+            Work::GithubWebhook { delivery } => self.services.webhooks.handle(&delivery, now).await.map(|_| ()),
+            Work::GithubIssue { group, reason, deploy } => self.services.issues.sync(group, reason, deploy, now).await,
+        }
+    }
+}
+
+/// 5 s, 10 s, 20 s … at most 10 minutes.
+fn backoff(attempts: i64) -> Duration {
+    let exp = attempts.clamp(1, 8) as u32 - 1;
+    Duration::from_secs(5 * 2u64.pow(exp)).min(Duration::from_secs(600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_secs(5));
+        assert_eq!(backoff(2), Duration::from_secs(10));
+        assert_eq!(backoff(8), Duration::from_secs(600));
+        assert_eq!(backoff(100), Duration::from_secs(600));
+    }
+}
