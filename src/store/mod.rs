@@ -216,13 +216,48 @@ pub struct Job {
     pub lease_token: String,
 }
 
+/// Where a job row stands in the queue. One string form each, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Waiting for its `run_at`.
+    Queued,
+    /// Claimed by a worker until its lease runs out.
+    Running,
+    Done,
+    /// Given up after its last attempt; `last_error` says why.
+    Dead,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 4] = [JobStatus::Queued, JobStatus::Running, JobStatus::Done, JobStatus::Dead];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Done => "done",
+            JobStatus::Dead => "dead",
+        }
+    }
+}
+
+impl TryFrom<String> for JobStatus {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<JobStatus, String> {
+        JobStatus::ALL.into_iter().find(|j| j.as_str() == s).ok_or_else(|| format!("`{s}` is not a job status"))
+    }
+}
+
 /// A job as it stands, for inspection (tests, operations).
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct JobState {
     pub id: i64,
     pub kind: String,
     pub payload: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: JobStatus,
     pub attempts: i64,
     pub last_error: Option<String>,
 }

@@ -3,6 +3,7 @@
 
 use shipwatch::app::App;
 use shipwatch::releases::DeployInput;
+use shipwatch::store::JobStatus;
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt as _;
 use std::sync::Arc;
@@ -53,7 +54,7 @@ async fn a_worker_killed_mid_job_leaves_the_job_to_another() {
         let mut running = false;
         for _ in 0..200 {
             let jobs = store.job_states().await.expect("jobs");
-            if jobs.last().is_some_and(|j| j.status == "running") {
+            if jobs.last().is_some_and(|j| j.status == JobStatus::Running) {
                 running = true;
                 break;
             }
@@ -83,7 +84,7 @@ async fn a_worker_killed_mid_job_leaves_the_job_to_another() {
         assert_eq!(stored.iter().collect::<HashSet<_>>().len(), stored.len(), "no duplicates");
         let jobs = store.job_states().await.expect("jobs");
         let job = jobs.iter().rfind(|j| j.kind == "deploy_range").expect("the range job");
-        assert_eq!((job.status.as_str(), job.attempts), ("done", 2), "{backend}");
+        assert_eq!((job.status, job.attempts), (JobStatus::Done, 2), "{backend}");
     })
     .await;
 }

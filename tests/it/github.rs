@@ -10,6 +10,7 @@ use hmac::{Hmac, Mac};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::Sha256;
+use shipwatch::store::JobStatus;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -441,8 +442,14 @@ async fn faults_after_the_write_never_make_a_second_issue() {
     let linked: Vec<i64> =
         groups["groups"].as_array().expect("groups").iter().filter_map(|g| g["github_issue"].as_i64()).collect();
     assert_eq!(linked.len(), types.len(), "every group linked to its issue: {groups}");
-    let pending: Vec<_> =
-        db.store.job_states().await.expect("jobs").into_iter().filter(|j| j.status != "done").collect();
+    let pending: Vec<_> = db
+        .store
+        .job_states()
+        .await
+        .expect("jobs")
+        .into_iter()
+        .filter(|j| j.status != shipwatch::store::JobStatus::Done)
+        .collect();
     assert!(pending.is_empty(), "{pending:?}");
     app.stop().await;
 }
@@ -563,7 +570,7 @@ async fn with_the_default_pacing_regressions_are_commented_reopened_and_the_queu
     let settle = || async {
         for _ in 0..60 {
             while worker.run_once().await.expect("worker") {}
-            let waiting = db.store.job_states().await.expect("jobs").iter().any(|j| j.status == "queued");
+            let waiting = db.store.job_states().await.expect("jobs").iter().any(|j| j.status == JobStatus::Queued);
             if !waiting {
                 return;
             }
@@ -602,7 +609,7 @@ async fn with_the_default_pacing_regressions_are_commented_reopened_and_the_queu
         assert!(comments[0].as_str().is_some_and(|c| c.contains("Regressed in v3")), "{comments:?}");
     }
     let jobs = db.store.job_states().await.expect("jobs");
-    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:?}");
+    assert!(jobs.iter().all(|j| j.status == JobStatus::Done), "{jobs:?}");
     for j in jobs.iter().filter(|j| j.kind == "github_issue") {
         assert_eq!((j.attempts, j.last_error.as_deref()), (1, None), "waiting is not an attempt: {j:?}");
     }

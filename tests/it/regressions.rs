@@ -243,7 +243,7 @@ async fn webhooks_are_verified_stored_once_and_handled() {
         webhook(&app, "issues", "d-8", &other, None).await;
         app.drain().await;
         assert_eq!(the_group(&app, &shop).await["status"], json!("unresolved"), "an issue shipwatch does not know changes nothing");
-        let dead: Vec<_> = store.job_states().await.expect("jobs").into_iter().filter(|j| j.status != "done").collect();
+        let dead: Vec<_> = store.job_states().await.expect("jobs").into_iter().filter(|j| j.status != shipwatch::store::JobStatus::Done).collect();
         assert!(dead.is_empty(), "{backend}: every job done: {dead:?}");
         app.stop().await;
     })

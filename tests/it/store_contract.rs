@@ -5,8 +5,8 @@ use shipwatch::git::Git;
 use shipwatch::jobs::Work;
 use shipwatch::retention::{Ages, Purged, Retention};
 use shipwatch::store::{
-    CommitRecord, DynStore, FileChange, GroupUpdate, NewDeploy, NewEvent, NewJob, NewProject, Person, RangeOutcome,
-    StoreError,
+    CommitRecord, DynStore, FileChange, GroupUpdate, JobStatus, NewDeploy, NewEvent, NewJob, NewProject, Person,
+    RangeOutcome, StoreError,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -271,8 +271,8 @@ async fn retention_deletes_what_is_past_its_age_in_batches_and_keeps_the_rest() 
         assert!(store.webhook("old-delivery").await.expect("read").is_none());
         assert!(store.webhook("new-delivery").await.expect("read").is_some());
         let states = store.job_states().await.expect("jobs");
-        let finished = states.iter().filter(|s| s.status == "done" || s.status == "dead").count();
-        let queued = states.iter().filter(|s| s.status == "queued").count();
+        let finished = states.iter().filter(|s| matches!(s.status, JobStatus::Done | JobStatus::Dead)).count();
+        let queued = states.iter().filter(|s| s.status == JobStatus::Queued).count();
         assert_eq!((finished, queued), (1, 1_100 + 3 + 2), "{backend}");
         // A second pass finds nothing more.
         let again = retention.run_once(now).await.expect("retention runs");
