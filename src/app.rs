@@ -20,6 +20,7 @@ use crate::github::metered::MeteredGitHub;
 use crate::github::{GitHub, NoGitHub, OctocrabGitHub};
 use crate::groups::Groups;
 use crate::http::{self, AppState, HttpSettings};
+use crate::ingest::forward::Spooler;
 use crate::ingest::Ingest;
 use crate::issues::{web_url, IssueSync};
 use crate::metrics::Metrics;
@@ -47,6 +48,8 @@ pub struct App {
     pub retention: Arc<Retention>,
     pub metrics: Arc<Metrics>,
     pub assigner: Arc<Assigner>,
+    /// Intake's spool and its forwarder into the store.
+    pub spooler: Arc<Spooler>,
 }
 
 impl App {
@@ -94,6 +97,14 @@ impl App {
         github_writes: bool,
     ) -> App {
         let metrics = Arc::new(Metrics::new());
+        let wake = Arc::new(Notify::new());
+        let spooler = Arc::new(Spooler::new(
+            data.data_dir.join("spool.db"),
+            data.spool_max_mb.max(1).saturating_mul(1024 * 1024),
+            store.clone(),
+            wake.clone(),
+            metrics.clone(),
+        ));
         let github: Arc<dyn GitHub> = Arc::new(MeteredGitHub::new(github, metrics.clone()));
         let git_runner = Git::new(
             git.git_program.as_os_str(),
@@ -133,19 +144,20 @@ impl App {
             regressions,
             webhooks,
             issues,
-            wake: Arc::new(Notify::new()),
+            wake,
             worker_args: worker_args.clone(),
             retention,
             metrics,
             assigner,
+            spooler,
         }
     }
 
     pub fn router(&self, settings: HttpSettings) -> axum::Router {
         let ingest = Arc::new(Ingest::new(
             self.store.clone(),
+            self.spooler.clone(),
             settings.events_per_minute,
-            self.wake.clone(),
             self.metrics.clone(),
         ));
         http::router(AppState {
@@ -153,7 +165,7 @@ impl App {
             releases: self.releases.clone(),
             groups: self.groups.clone(),
             webhooks: self.webhooks.clone(),
-            probes: Arc::new(Probes::new(self.store.clone(), ingest.clone())),
+            probes: Arc::new(Probes::new(self.store.clone(), ingest.clone(), self.spooler.clone())),
             ingest,
             metrics: self.metrics.clone(),
             assigner: self.assigner.clone(),
@@ -223,12 +235,15 @@ pub async fn serve(
         pages_open: listener.local_addr().is_ok_and(|a| a.ip().is_loopback()),
     });
     let worker = options.run_worker.then(|| tokio::spawn(app.worker().run(shutdown.clone())));
+    // Intake's spool drains into the store whether or not this process also runs the worker.
+    let forwarder = tokio::spawn(app.spooler.clone().run(shutdown.clone()));
     info!(addr = %listener.local_addr()?, backend = app.store.backend(), worker = worker.is_some(), "shipwatch listening");
     let limits = options.limits.fitted_to_descriptors();
     let router = http::server::limit_requests(router, &limits);
     http::server::serve(listener, router, limits, shutdown.clone()).await.context("HTTP server failed")?;
     // The server may also stop on its own error; make sure the worker does too.
     shutdown.cancel();
+    forwarder.await.context("spool forwarder panicked")?;
     if let Some(worker) = worker {
         worker.await.context("worker task panicked")?;
     }

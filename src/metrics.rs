@@ -75,6 +75,8 @@ pub struct Metrics {
     pub blame_cache_misses: Counter,
     queue_jobs: Family<KindLabels, Gauge>,
     queue_oldest_seconds: Family<KindLabels, Gauge<f64, AtomicU64>>,
+    spool_waiting: Gauge,
+    spool_oldest_seconds: Gauge<f64, AtomicU64>,
     /// The blame cache's totals at the last rendering, to advance the counters by the difference.
     blame_seen: Mutex<(u64, u64)>,
 }
@@ -85,6 +87,8 @@ pub struct Snapshot {
     pub queue: Vec<QueueDepth>,
     /// Blamed lines answered from the cache, and lines that needed git, since the process started.
     pub blame_lines: (u64, u64),
+    /// Requests waiting in intake's spool, and the age of the oldest (s).
+    pub spool: Option<(i64, f64)>,
 }
 
 impl Default for Metrics {
@@ -126,8 +130,22 @@ impl Metrics {
             "Age of the oldest queued or running job, by kind",
             queue_oldest_seconds.clone(),
         );
+        let spool_waiting = Gauge::default();
+        registry.register(
+            "spool_requests",
+            "Accepted requests waiting in the spool for the database",
+            spool_waiting.clone(),
+        );
+        let spool_oldest_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "spool_oldest_age_seconds",
+            "Age of the oldest request waiting in the spool",
+            spool_oldest_seconds.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
+            spool_waiting,
+            spool_oldest_seconds,
             requests,
             request_seconds,
             events_accepted,
@@ -176,6 +194,10 @@ impl Metrics {
             self.blame_cache_misses.inc_by(misses.saturating_sub(seen.1));
             *seen = (hits.max(seen.0), misses.max(seen.1));
         }
+        if let Some((waiting, oldest)) = now.spool {
+            self.spool_waiting.set(waiting);
+            self.spool_oldest_seconds.set(oldest);
+        }
         self.queue_jobs.clear();
         self.queue_oldest_seconds.clear();
         for d in &now.queue {
@@ -203,7 +225,7 @@ mod tests {
         m.job_finished("process_event", "done");
         m.github_call("create_issue", "ok");
         let queue = vec![QueueDepth { kind: "assign_group".into(), jobs: 4, oldest_age_s: 12.5 }];
-        let text = m.render(&Snapshot { queue, blame_lines: (3, 1) }).expect("renders");
+        let text = m.render(&Snapshot { queue, blame_lines: (3, 1), spool: Some((2, 1.5)) }).expect("renders");
         for line in [
             r#"shipwatch_http_requests_total{method="POST",route="/api/{project_id}/envelope/",status="200"} 1"#,
             r#"shipwatch_http_request_duration_seconds_count{method="POST",route="/api/{project_id}/envelope/"} 1"#,
@@ -214,11 +236,13 @@ mod tests {
             "shipwatch_blame_cache_hits_total 3",
             r#"shipwatch_queue_jobs{kind="assign_group"} 4"#,
             r#"shipwatch_queue_oldest_job_age_seconds{kind="assign_group"} 12.5"#,
+            "shipwatch_spool_requests 2",
+            "shipwatch_spool_oldest_age_seconds 1.5",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing from:\n{text}");
         }
         // A kind no longer queued disappears rather than showing its last depth.
-        let text = m.render(&Snapshot { queue: Vec::new(), blame_lines: (5, 1) }).expect("renders");
+        let text = m.render(&Snapshot { queue: Vec::new(), blame_lines: (5, 1), spool: None }).expect("renders");
         assert!(!text.contains("assign_group"), "{text}");
         assert!(text.lines().any(|l| l == "shipwatch_blame_cache_hits_total 5"), "{text}");
     }

@@ -1,10 +1,11 @@
-//! What the probes and `/metrics` ask of this process: whether its database takes a committed write, and how the
-//! job queue stands.
+//! What the probes and `/metrics` ask of this process: whether intake can take events, whether the main database
+//! takes a committed write, how much intake has spooled for it, and how the job queue stands.
 
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::warn;
 
+use crate::ingest::forward::Spooler;
 use crate::ingest::Ingest;
 use crate::metrics::QueueDepth;
 use crate::store::{DynStore, StoreError, StoreResult};
@@ -12,11 +13,12 @@ use crate::store::{DynStore, StoreError, StoreResult};
 pub struct Probes {
     store: DynStore,
     ingest: Arc<Ingest>,
+    spooler: Arc<Spooler>,
 }
 
 impl Probes {
-    pub fn new(store: DynStore, ingest: Arc<Ingest>) -> Probes {
-        Probes { store, ingest }
+    pub fn new(store: DynStore, ingest: Arc<Ingest>, spooler: Arc<Spooler>) -> Probes {
+        Probes { store, ingest, spooler }
     }
 
     /// The database's name (`sqlite`, `postgres`).
@@ -24,12 +26,18 @@ impl Probes {
         self.store.backend()
     }
 
-    /// Ready when the database answers and takes a committed write within 2 s, and intake's last write was not
-    /// refused (a small write may still fit where an event did not). `Err` says why not.
-    pub async fn ready(&self, now: i64) -> Result<(), String> {
-        if let Some(why) = self.ingest.write_trouble() {
-            return Err(format!("the last event could not be stored: {why}"));
+    /// Whether intake can take events: its last spool write was not refused (a full disk, an I/O error). `Err`
+    /// says why not.
+    pub fn intake_ready(&self) -> Result<(), String> {
+        match self.ingest.write_trouble() {
+            Some(why) => Err(format!("the last event could not be spooled: {why}")),
+            None => Ok(()),
         }
+    }
+
+    /// Whether the main database answers and takes a committed write within 2 s. `Err` says why not: intake
+    /// keeps spooling meanwhile.
+    pub async fn database(&self, now: i64) -> Result<(), String> {
         let check = async {
             self.store.ping().await?;
             self.store.check_writable(now).await
@@ -45,6 +53,15 @@ impl Probes {
             }
             Err(_) => Err("the database did not take a write within 2 s (a lock held elsewhere?)".to_owned()),
         }
+    }
+
+    /// Requests waiting in intake's spool for the database, and the age of the oldest (s) at `now`.
+    ///
+    /// # Errors
+    /// When the spool cannot be read.
+    pub async fn spool(&self, now: i64) -> StoreResult<(i64, f64)> {
+        let (waiting, oldest) = self.spooler.depth().await?;
+        Ok((waiting, oldest.map_or(0.0, |o| now.saturating_sub(o).max(0) as f64 / 1000.0)))
     }
 
     /// Per kind, the jobs queued or running and the age of the oldest at `now`.

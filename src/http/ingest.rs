@@ -42,6 +42,7 @@ impl From<IngestError> for ApiError {
             e @ IngestError::OverQuota { retry_after, .. } => {
                 ApiError::RateLimited { retry_after, detail: e.to_string() }
             }
+            e @ IngestError::SpoolFull(_) => ApiError::RateLimited { retry_after: 5, detail: e.to_string() },
             IngestError::Store(e) => e.into(),
         }
     }

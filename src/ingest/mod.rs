@@ -3,6 +3,7 @@
 
 pub mod decode;
 pub mod envelope;
+pub mod forward;
 pub mod native;
 pub mod sentry;
 
@@ -10,12 +11,12 @@ use std::collections::HashMap;
 use std::io::Read as _;
 use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq as _;
-use tokio::sync::Notify;
 
 use crate::events::Event;
-use crate::jobs::Work;
 use crate::metrics::Metrics;
-use crate::store::{DynStore, NewEvent, Project, StoreError, StoreResult};
+use crate::store::spool::SpoolError;
+use crate::store::{DynStore, NewEvent, Project, StoreError};
+use forward::Spooler;
 
 /// Why intake refused a request, named by the answer it gets.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,9 @@ pub enum IngestError {
     /// `429`, with the seconds until the quota frees up.
     #[error("over the project's quota of {limit} events per minute")]
     OverQuota { retry_after: u64, limit: u32 },
+    /// `429`: the local spool holds as much as it may while the database catches up.
+    #[error("{0}; retry in a moment")]
+    SpoolFull(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -117,9 +121,11 @@ pub struct Accepted {
 /// The intake service.
 pub struct Ingest {
     store: DynStore,
+    spooler: Arc<Spooler>,
     quota: Quota,
-    wake: Arc<Notify>,
     metrics: Arc<Metrics>,
+    /// Projects by id as last read, so keys are checked while the main database is away.
+    projects: Mutex<HashMap<i64, (std::time::Instant, Project)>>,
     /// The last intake write the database refused (when, why), until a later one succeeds.
     failed_write: Mutex<Option<(std::time::Instant, String)>>,
 }
@@ -136,8 +142,47 @@ pub enum SentryBody {
 }
 
 impl Ingest {
-    pub fn new(store: DynStore, events_per_minute: u32, wake: Arc<Notify>, metrics: Arc<Metrics>) -> Ingest {
-        Ingest { store, quota: Quota::new(events_per_minute), wake, metrics, failed_write: Mutex::new(None) }
+    pub fn new(store: DynStore, spooler: Arc<Spooler>, events_per_minute: u32, metrics: Arc<Metrics>) -> Ingest {
+        Ingest {
+            store,
+            spooler,
+            quota: Quota::new(events_per_minute),
+            metrics,
+            projects: Mutex::new(HashMap::new()),
+            failed_write: Mutex::new(None),
+        }
+    }
+
+    /// The project with id `id`: read again at most once a minute, and from memory while the database is away.
+    async fn project(&self, id: i64) -> Result<Option<Project>, IngestError> {
+        const FRESH: std::time::Duration = std::time::Duration::from_secs(60);
+        let cached = self.projects.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned();
+        if let Some((at, p)) = &cached {
+            if at.elapsed() < FRESH {
+                return Ok(Some(p.clone()));
+            }
+        }
+        match self.store.project_by_id(id).await {
+            Ok(found) => {
+                let mut projects = self.projects.lock().unwrap_or_else(|p| p.into_inner());
+                match &found {
+                    Some(p) => {
+                        if projects.len() > 10_000 {
+                            projects.clear();
+                        }
+                        projects.insert(id, (std::time::Instant::now(), p.clone()));
+                    }
+                    None => {
+                        projects.remove(&id);
+                    }
+                }
+                Ok(found)
+            }
+            Err(e) => match cached {
+                Some((_, p)) => Ok(Some(p)),
+                None => Err(e.into()),
+            },
+        }
     }
 
     /// Why intake cannot write now, when its last write was refused as unavailable (a full disk, an I/O error, a
@@ -147,11 +192,13 @@ impl Ingest {
         guard.as_ref().filter(|(at, _)| at.elapsed() < FAILED_WRITE_MEMORY).map(|(_, why)| why.clone())
     }
 
-    fn note_write(&self, result: &StoreResult<Option<i64>>) {
+    fn note_write(&self, result: &Result<(), SpoolError>) {
         let mut guard = self.failed_write.lock().unwrap_or_else(|p| p.into_inner());
         match result {
-            Ok(_) => *guard = None,
-            Err(StoreError::Unavailable(why)) => *guard = Some((std::time::Instant::now(), why.clone())),
+            Ok(()) => *guard = None,
+            Err(SpoolError::Store(StoreError::Unavailable(why))) => {
+                *guard = Some((std::time::Instant::now(), why.clone()));
+            }
             Err(_) => {}
         }
     }
@@ -169,7 +216,7 @@ impl Ingest {
         };
         let denied = || IngestError::Forbidden("invalid sentry_key for this project".into());
         let id: i64 = project_id.parse().map_err(|_| denied())?;
-        let project = self.store.project_by_id(id).await?.ok_or_else(denied)?;
+        let project = self.project(id).await?.ok_or_else(denied)?;
         if bool::from(key.as_bytes().ct_eq(project.ingest_key.as_bytes())) {
             Ok(project)
         } else {
@@ -194,10 +241,12 @@ impl Ingest {
             .map_err(|e| IngestError::Store(StoreError::Other(anyhow::anyhow!("decoding task failed: {e}"))))?
     }
 
-    /// Stores accepted events (once per event id) and counts the rest; returns the first event's id.
+    /// Makes accepted events durable in the spool (they reach the main store, once per event id, through the
+    /// forwarder) and counts the rest; returns the first event's id.
     ///
     /// # Errors
-    /// `429` over the quota; store errors (then nothing was acknowledged, and the SDK retries).
+    /// `429` over the quota or with the spool full; store errors (then nothing was acknowledged, and the SDK
+    /// retries).
     pub async fn accept(
         &self,
         project: &Project,
@@ -205,13 +254,12 @@ impl Ingest {
         now_ms: i64,
     ) -> Result<Option<String>, IngestError> {
         self.quota.take(project.id, u32::try_from(accepted.events.len()).unwrap_or(u32::MAX), now_ms)?;
-        let mut first = None;
-        let mut stored_any = false;
+        let mut events = Vec::with_capacity(accepted.events.len());
         for event in &accepted.events {
             let payload = serde_json::to_string(event).map_err(|e| {
                 IngestError::Store(StoreError::Other(anyhow::Error::new(e).context("encoding an event")))
             })?;
-            let new = NewEvent {
+            events.push(NewEvent {
                 project_id: project.id,
                 event_id: event.event_id.clone(),
                 occurred_at: event.timestamp,
@@ -219,22 +267,19 @@ impl Ingest {
                 environment: event.environment.clone(),
                 platform: event.platform.clone(),
                 payload,
-            };
-            let inserted = self.store.insert_event(&new, Work::process_event, now_ms).await;
-            self.note_write(&inserted);
-            let stored = inserted?.is_some();
-            if stored {
-                self.metrics.events_accepted.inc();
-            } else {
-                self.metrics.events_duplicate.inc();
-            }
-            stored_any |= stored;
-            first.get_or_insert_with(|| event.event_id.clone());
+            });
         }
-        self.store.count_items(project.id, &accepted.skipped).await?;
-        if stored_any {
-            self.wake.notify_one();
+        let first = accepted.events.first().map(|e| e.event_id.clone());
+        if events.is_empty() && accepted.skipped.is_empty() {
+            return Ok(first);
         }
+        let pushed = self.spooler.push(project.id, now_ms, &events, &accepted.skipped).await;
+        self.note_write(&pushed);
+        match pushed {
+            Ok(()) => self.metrics.events_accepted.inc_by(events.len() as u64),
+            Err(full @ SpoolError::Full(_)) => return Err(IngestError::SpoolFull(full.to_string())),
+            Err(SpoolError::Store(e)) => return Err(e.into()),
+        };
         Ok(first)
     }
 }

@@ -8,6 +8,7 @@
 
 mod common;
 pub mod postgres;
+pub mod spool;
 pub mod sqlite;
 
 use async_trait::async_trait;

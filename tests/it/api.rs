@@ -16,7 +16,11 @@ async fn probes_answer() {
     assert_eq!((status, body), (200, json!("ok")));
     let (status, body) = app.call(Method::GET, "/readyz", None, None).await;
     assert_eq!(status, 200);
-    assert_eq!(body["database"], json!("sqlite"));
+    assert_eq!(
+        (body["database"]["backend"].clone(), body["database"]["status"].clone()),
+        (json!("sqlite"), json!("ok"))
+    );
+    assert_eq!(body["spool"]["waiting"], json!(0), "{body}");
     let (status, body) = app.call(Method::GET, "/nope", None, None).await;
     assert_eq!(status, 404);
     assert_eq!(body["detail"], json!("no such endpoint"));

@@ -1,6 +1,7 @@
 //! SQLite when it cannot write: a full disk (a small tmpfs as the data directory, filled while events arrive, then
-//! freed) and a write lock held by another process. No event that was answered `200` may be lost, every write that
-//! failed is answered `503` with `Retry-After`, `/readyz` says not ready meanwhile, and intake recovers by itself once
+//! freed: the intake spool's disk) and a write lock held by another process on the main database. No event that was
+//! answered `200` may be lost, every write that failed is answered `503` with `Retry-After`, `/readyz` says not ready
+//! while intake cannot write, and intake recovers by itself once
 //! the cause is gone. The full-disk test needs root (to mount the tmpfs) and skips, saying so, without it.
 
 use serde_json::json;
@@ -57,9 +58,10 @@ async fn a_full_disk_refuses_writes_honestly_loses_nothing_acknowledged_and_reco
         eprintln!("SKIPPED: mounting a tmpfs needs root");
         return;
     };
-    let url = format!("sqlite:{}", fs.path().join("shipwatch.db").display());
-    let store = shipwatch::store::connect(&url).await.expect("store opens");
-    let app = TestApp::spawn(store.clone(), false).await;
+    // The main database elsewhere: intake writes to its spool, on the small disk.
+    let db = crate::support::sqlite_db().await;
+    let (url, store) = (db.url.clone(), db.store.clone());
+    let app = TestApp::spawn_in(store.clone(), fs.path()).await;
     let p = app.sentry_project("disk").await;
     // Room we can give back later.
     let filler = fs.path().join("filler");
@@ -109,9 +111,10 @@ async fn a_full_disk_refuses_writes_honestly_loses_nothing_acknowledged_and_reco
     }
     let (status, ready) = app.call(reqwest::Method::GET, "/readyz", None, None).await;
     assert_eq!(status, 200, "ready again: {ready}");
+    app.drain().await;
     app.stop().await;
 
-    // Every acknowledged event is on disk, read back through a new connection.
+    // Every acknowledged event reached the database, read back through a new connection.
     drop(store);
     let pool = sqlx::SqlitePool::connect(&url).await.expect("reopens");
     let stored: Vec<String> = sqlx::query_scalar("select event_id from events").fetch_all(&pool).await.expect("reads");
@@ -121,26 +124,111 @@ async fn a_full_disk_refuses_writes_honestly_loses_nothing_acknowledged_and_reco
     pool.close().await;
 }
 
-/// Another process holds SQLite's write lock: an event waits out the busy timeout and is answered `503` with
-/// `Retry-After` (not `500`), `/readyz` says not ready, and intake takes events again once the lock is released.
+/// Another process holds the main database's write lock: intake keeps answering `200` (the events wait in its
+/// spool), `/readyz` stays ready and says the database cannot take a write, and once the lock is released the
+/// spooled events are stored.
 #[tokio::test]
-async fn a_write_lock_held_elsewhere_is_answered_503_and_intake_recovers() {
+async fn a_write_lock_held_elsewhere_does_not_stop_intake_and_the_spool_catches_up() {
     let db = crate::support::sqlite_db().await;
     let app = TestApp::spawn(db.store.clone(), false).await;
     let p = app.sentry_project("locked").await;
     let send = |i: usize| send_event(&app, &p, i);
     assert_eq!(send(0).await.0, 200);
+    app.drain().await;
     let other = sqlx::SqlitePool::connect(&db.url).await.expect("another connection");
     let mut lock = other.acquire().await.expect("connection");
     sqlx::query("begin immediate").execute(&mut *lock).await.expect("takes the write lock");
-    assert_eq!(send(1).await, (503, true));
+    for i in 1..=3 {
+        assert_eq!(send(i).await.0, 200, "event {i} accepted while the database is locked");
+    }
     let (status, ready) = app.call(reqwest::Method::GET, "/readyz", None, None).await;
-    assert_eq!(status, 503, "{ready}");
+    assert_eq!((status, ready["database"]["status"].clone()), (200, serde_json::json!("unavailable")), "{ready}");
+    assert!(ready["spool"]["waiting"].as_i64().is_some_and(|n| n >= 1), "{ready}");
     sqlx::query("rollback").execute(&mut *lock).await.expect("releases the lock");
     drop(lock);
-    assert_eq!(send(2).await.0, 200);
+    app.drain().await;
     let (status, ready) = app.call(reqwest::Method::GET, "/readyz", None, None).await;
-    assert_eq!(status, 200, "{ready}");
+    assert_eq!(
+        (status, ready["database"]["status"].clone(), ready["spool"]["waiting"].clone()),
+        (200, serde_json::json!("ok"), serde_json::json!(0)),
+        "{ready}"
+    );
+    assert_eq!(db.store.event_count(p.id).await.expect("count"), 4, "every acknowledged event stored once");
     other.close().await;
     app.stop().await;
+}
+
+/// PostgreSQL refuses connections for a while (the test's own database, never the shared server): every event sent
+/// meanwhile is answered `200` from the spool, `/readyz` stays ready and says the database is unavailable, and once
+/// it takes connections again every acknowledged event is stored exactly once.
+#[tokio::test]
+async fn intake_keeps_accepting_while_postgresql_is_away_and_stores_everything_once_it_returns() {
+    let Some(db) = crate::support::postgres_db().await else { return };
+    let app = TestApp::spawn(db.store.clone(), false).await;
+    let p = app.sentry_project("outage").await;
+    let send = |i: usize| send_event(&app, &p, i);
+    assert_eq!(send(0).await.0, 200);
+    app.drain().await;
+
+    db.allow_connections(false).await;
+    for i in 1..=20 {
+        assert_eq!(send(i).await.0, 200, "event {i} accepted while PostgreSQL is away");
+    }
+    // A retried delivery of one of them: acknowledged again, stored once.
+    assert_eq!(send(7).await.0, 200);
+    let (status, ready) = app.call(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!((status, ready["database"]["status"].clone()), (200, serde_json::json!("unavailable")), "{ready}");
+    assert_eq!(ready["spool"]["waiting"], serde_json::json!(21), "{ready}");
+    assert!(app.app.spooler.forward_once().await.is_err(), "nothing can be forwarded yet");
+
+    db.allow_connections(true).await;
+    app.drain().await;
+    assert_eq!(db.store.event_count(p.id).await.expect("count"), 21, "every acknowledged event, once");
+    let (_, groups) =
+        app.call(reqwest::Method::GET, &format!("/api/v1/projects/{}/groups", p.id), Some(&p.token), None).await;
+    assert_eq!(groups["groups"][0]["count"], serde_json::json!(21), "grouped once each: {groups}");
+    app.stop().await;
+    db.cleanup().await;
+}
+
+/// The spool full while the database is away: `429` with `Retry-After` and Sentry's rate-limit header (SDKs back
+/// off and keep the event), never a silent loss; intake resumes once the spool drains.
+#[tokio::test]
+async fn a_full_spool_answers_429_loses_nothing_and_resumes_when_it_drains() {
+    let Some(db) = crate::support::postgres_db().await else { return };
+    let app = TestApp::spawn_with_spool(db.store.clone(), 1).await;
+    let p = app.sentry_project("spool").await;
+    assert_eq!(send_event(&app, &p, 0).await.0, 200);
+    app.drain().await;
+    db.allow_connections(false).await;
+    let mut acknowledged = vec![0];
+    let mut refused = None;
+    for i in 1..200 {
+        let url = format!("{}/api/{}/envelope/?sentry_key={}", app.base, p.id, p.key);
+        let resp = app.http.post(url).body(event(i)).send().await.expect("sent");
+        match resp.status().as_u16() {
+            200 => acknowledged.push(i),
+            429 => {
+                let header = |h: &str| resp.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                refused = Some((header("retry-after"), header("x-sentry-rate-limits")));
+                break;
+            }
+            other => panic!("event {i}: {other}"),
+        }
+    }
+    let (retry_after, limits) = refused.expect("the 1 MiB spool filled");
+    assert!(retry_after.is_some() && limits.is_some_and(|l| l.contains(":error:")), "{retry_after:?}");
+    db.allow_connections(true).await;
+    app.drain().await;
+    let next = acknowledged.len() + 1000;
+    assert_eq!(send_event(&app, &p, next).await.0, 200, "intake resumes once the spool drained");
+    acknowledged.push(next);
+    app.drain().await;
+    assert_eq!(
+        db.store.event_count(p.id).await.expect("count"),
+        acknowledged.len() as i64,
+        "nothing acknowledged lost"
+    );
+    app.stop().await;
+    db.cleanup().await;
 }

@@ -270,6 +270,8 @@ async fn error(app: &TestApp, p: &Project, n: u32, release: &str, ty: &str) {
     .to_string();
     let body = format!("{{}}\n{{\"type\":\"event\"}}\n{event}\n");
     assert_eq!(app.http.post(&p.url).body(body).send().await.expect("sent").status().as_u16(), 200);
+    // Into the store now, for the tests that run the worker themselves.
+    app.app.spooler.forward_all().await.expect("the spool forwards");
 }
 
 async fn group(app: &TestApp, p: &Project) -> Value {

@@ -219,6 +219,7 @@ async fn bad_intake_requests_get_the_right_status_and_a_reason() {
     );
     let resp = app.http.post(url("")).body(with_dsn).send().await.expect("sent");
     assert_eq!(resp.status().as_u16(), 200, "dsn in the envelope header");
+    app.drain().await;
     assert_eq!(store.event_count(p.id).await.expect("count"), 2);
     app.stop().await;
 }
@@ -419,6 +420,7 @@ async fn chunked_bodies_and_any_content_type_are_accepted() {
         post_chunked(&app.base, &path, ct, &envelope(&python_event(&format!("{:032x}", 3), "v1", "p", "f"))).await,
         200
     );
+    app.drain().await;
     assert_eq!(store.event_count(p.id).await.expect("count"), 3);
     app.stop().await;
 }

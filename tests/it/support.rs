@@ -28,6 +28,26 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// PostgreSQL only: makes this test's database refuse new connections and ends the open ones (`false`), or
+    /// takes connections again (`true`). The shared server itself is never touched.
+    pub async fn allow_connections(&self, allowed: bool) {
+        let (Some(admin), Some(db)) = (&self.pg_admin_url, &self.pg_db) else { panic!("a PostgreSQL test database") };
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin).await.expect("admin connection");
+        sqlx::query(&format!("alter database {db} allow_connections {allowed}"))
+            .execute(&mut conn)
+            .await
+            .expect("alter");
+        if !allowed {
+            sqlx::query(
+                "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()",
+            )
+            .bind(db)
+            .execute(&mut conn)
+            .await
+            .expect("terminate");
+        }
+    }
+
     pub async fn cleanup(self) {
         drop(self.store);
         if let (Some(admin), Some(db)) = (self.pg_admin_url, self.pg_db) {
@@ -190,7 +210,7 @@ impl TestRepo {
 /// Configuration for an app whose data lives in `data_dir`.
 pub fn app_args(data_dir: &Path, git_program: Option<PathBuf>) -> (DataArgs, GitArgs, WorkerArgs) {
     (
-        DataArgs { data_dir: data_dir.to_owned(), database_url: None },
+        DataArgs { data_dir: data_dir.to_owned(), database_url: None, spool_max_mb: 1024 },
         GitArgs {
             allow_local_repos: true,
             git_token: None,
@@ -233,17 +253,27 @@ impl TestApp {
     }
 
     pub async fn spawn_with(store: DynStore, run_worker: bool, events_per_minute: u32) -> TestApp {
-        TestApp::spawn_full(store, run_worker, events_per_minute, None, None).await
+        TestApp::spawn_full(store, run_worker, events_per_minute, None, None, None, None).await
     }
 
     /// With GitHub writes to `api_url` (token `ghp_test`), a short timeout and no pacing unless given.
     pub async fn spawn_github(store: DynStore, api_url: &str, write_interval_ms: u64) -> TestApp {
-        TestApp::spawn_full(store, false, 6000, Some((api_url.to_owned(), write_interval_ms)), None).await
+        TestApp::spawn_full(store, false, 6000, Some((api_url.to_owned(), write_interval_ms)), None, None, None).await
     }
 
     /// With the web pages behind `token`.
     pub async fn spawn_with_read_token(store: DynStore, token: &str) -> TestApp {
-        TestApp::spawn_full(store, false, 6000, None, Some(token.to_owned())).await
+        TestApp::spawn_full(store, false, 6000, None, Some(token.to_owned()), None, None).await
+    }
+
+    /// With its data directory (the intake spool, the mirrors) inside `dir`.
+    pub async fn spawn_in(store: DynStore, dir: &Path) -> TestApp {
+        TestApp::spawn_full(store, false, 6000, None, None, Some(dir), None).await
+    }
+
+    /// With an intake spool that holds at most `max_mb` MiB.
+    pub async fn spawn_with_spool(store: DynStore, max_mb: u64) -> TestApp {
+        TestApp::spawn_full(store, false, 6000, None, None, None, Some(max_mb)).await
     }
 
     async fn spawn_full(
@@ -252,9 +282,17 @@ impl TestApp {
         events_per_minute: u32,
         github: Option<(String, u64)>,
         read_token: Option<String>,
+        data_in: Option<&Path>,
+        spool_mb: Option<u64>,
     ) -> TestApp {
-        let data = tempfile::tempdir().expect("temp dir");
-        let (d, mut g, mut w) = app_args(data.path(), None);
+        let data = match data_in {
+            Some(dir) => tempfile::tempdir_in(dir).expect("temp dir"),
+            None => tempfile::tempdir().expect("temp dir"),
+        };
+        let (mut d, mut g, mut w) = app_args(data.path(), None);
+        if let Some(mb) = spool_mb {
+            d.spool_max_mb = mb;
+        }
         if let Some((url, interval)) = github {
             g.github_token = Some(Secret::new("ghp_test"));
             g.github_api_url = url;
@@ -287,6 +325,7 @@ impl TestApp {
 
     /// Runs queued jobs until none is due.
     pub async fn drain(&self) {
+        self.app.spooler.forward_all().await.expect("the spool forwards");
         let worker = self.app.worker();
         for _ in 0..1000 {
             if !worker.run_once().await.expect("worker runs") {

@@ -1,0 +1,161 @@
+//! Between intake and the main store: accepted events go into the local spool (durable, then acknowledged), and a
+//! forwarder moves them into the main store in batches, retrying with backoff while the database is away. Storing
+//! an event is idempotent (one row per project and event id), so a batch forwarded twice after a crash stores once.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, OnceCell};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::jobs::Work;
+use crate::metrics::Metrics;
+use crate::store::spool::{Spool, SpoolError};
+use crate::store::{DynStore, NewEvent, StoreResult};
+
+/// Spooled requests forwarded per batch.
+const BATCH: i64 = 200;
+
+pub struct Spooler {
+    path: PathBuf,
+    max_bytes: u64,
+    spool: OnceCell<Arc<Spool>>,
+    store: DynStore,
+    /// Wakes this process's worker once events are in the main store.
+    wake_worker: Arc<Notify>,
+    /// Wakes the forwarder when something was spooled.
+    wake: Notify,
+    metrics: Arc<Metrics>,
+    /// One batch at a time, so a batch is never forwarded twice at once (item counters are not idempotent).
+    forwarding: tokio::sync::Mutex<()>,
+}
+
+impl Spooler {
+    /// A spool at `path` holding at most `max_bytes`; opened on first use.
+    pub fn new(
+        path: PathBuf,
+        max_bytes: u64,
+        store: DynStore,
+        wake_worker: Arc<Notify>,
+        metrics: Arc<Metrics>,
+    ) -> Spooler {
+        Spooler {
+            path,
+            max_bytes,
+            spool: OnceCell::new(),
+            store,
+            wake_worker,
+            wake: Notify::new(),
+            metrics,
+            forwarding: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    async fn spool(&self) -> StoreResult<&Arc<Spool>> {
+        self.spool
+            .get_or_try_init(|| async {
+                if let Some(dir) = self.path.parent() {
+                    let _ = tokio::fs::create_dir_all(dir).await;
+                }
+                Spool::open(&self.path, self.max_bytes).await.map(Arc::new)
+            })
+            .await
+    }
+
+    /// Makes one request's events durable (then they may be acknowledged) and wakes the forwarder.
+    ///
+    /// # Errors
+    /// [`SpoolError::Full`], or the disk refusing the write.
+    pub async fn push(
+        &self,
+        project_id: i64,
+        received_at: i64,
+        events: &[NewEvent],
+        skipped: &[(String, i64)],
+    ) -> Result<(), SpoolError> {
+        self.spool().await?.push(project_id, received_at, events, skipped).await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Forwards one batch; returns how many spooled requests it moved.
+    ///
+    /// # Errors
+    /// When the spool or the main store fails; what was not forwarded stays spooled.
+    pub async fn forward_once(&self) -> anyhow::Result<usize> {
+        let _one_at_a_time = self.forwarding.lock().await;
+        let spool = self.spool().await?;
+        let batch = spool.oldest(BATCH).await?;
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let mut stored_any = false;
+        for request in &batch {
+            for event in &request.events {
+                let stored = self.store.insert_event(event, Work::process_event, request.received_at).await?;
+                if stored.is_some() {
+                    stored_any = true;
+                } else {
+                    self.metrics.events_duplicate.inc();
+                }
+            }
+            if !request.skipped.is_empty() {
+                self.store.count_items(request.project_id, &request.skipped).await?;
+            }
+        }
+        let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
+        spool.remove(&ids).await?;
+        if stored_any {
+            self.wake_worker.notify_one();
+        }
+        Ok(batch.len())
+    }
+
+    /// Forwards until the spool is empty (tests; a last flush).
+    ///
+    /// # Errors
+    /// As [`Spooler::forward_once`].
+    pub async fn forward_all(&self) -> anyhow::Result<()> {
+        while self.forward_once().await? > 0 {}
+        Ok(())
+    }
+
+    /// Requests waiting in the spool, and when the oldest was received (ms).
+    ///
+    /// # Errors
+    /// When the spool cannot be read.
+    pub async fn depth(&self) -> StoreResult<(i64, Option<i64>)> {
+        self.spool().await?.depth().await
+    }
+
+    /// Forwards what is spooled (first what an earlier run left), then whatever arrives, until `shutdown`; while
+    /// the main store refuses, retries with backoff (1 s doubling to 30 s).
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut failures: u32 = 0;
+        loop {
+            let pause = match self.forward_once().await {
+                Ok(n) if n > 0 => {
+                    if failures > 0 {
+                        info!("the main store takes events again; forwarding the spool");
+                    }
+                    failures = 0;
+                    continue;
+                }
+                Ok(_) => Duration::from_secs(1),
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    if failures == 1 || failures.is_multiple_of(10) {
+                        warn!(error = %format!("{e:#}"), failures, "could not forward spooled events; they stay spooled");
+                    }
+                    Duration::from_secs(1 << failures.min(5)).min(Duration::from_secs(30))
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.wake.notified(), if failures == 0 => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
