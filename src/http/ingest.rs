@@ -14,7 +14,7 @@ use tower_http::cors::{Any, CorsLayer};
 use super::{bearer, ApiError, ApiResult, AppState, ErrorBody, JsonBody};
 use crate::ingest::decode::MAX_RAW_BODY;
 use crate::ingest::native::NativeEvent;
-use crate::ingest::{self, key_from_auth_header, Accepted, IngestError, SentryBody};
+use crate::ingest::{self, key_from_auth_header, Accepted, Ingest, IngestError, SentryBody};
 
 pub(super) fn router() -> Router<AppState> {
     // Browser SDKs post from any origin.
@@ -120,11 +120,19 @@ async fn sentry(
         }
     })?;
     let encoding = header_str(&headers, &header::CONTENT_ENCODING).map(str::to_owned);
-    let (accepted, dsn_key) = state.ingest.parse_sentry(kind, encoding, raw, now).await?;
+    // Without a key in the request, only the envelope header is decoded until its key has been checked: a body
+    // that expands to the decoding cap costs a stranger nothing but 64 KiB.
     let project = match known {
         Some(p) => p,
-        None => state.ingest.authenticate(&project_id, dsn_key.as_deref()).await?,
+        None => {
+            let header_key = match kind {
+                SentryBody::Envelope => Ingest::envelope_header_key(encoding.as_deref(), &raw)?,
+                SentryBody::Store => None,
+            };
+            state.ingest.authenticate(&project_id, header_key.as_deref()).await?
+        }
     };
+    let (accepted, _) = state.ingest.parse_sentry(kind, encoding, raw, now).await?;
     let id = state.ingest.accept(&project, accepted, now).await?;
     Ok(Json(match id {
         Some(id) => json!({ "id": id }),

@@ -25,6 +25,17 @@ pub struct Envelope {
 /// # Errors
 /// [`IngestError::Malformed`] for text that is not an envelope; [`IngestError::TooLarge`] for oversized items or a
 /// body over the decoded cap.
+/// Only the envelope header (its first line, at most 64 KiB once decoded): what a request that carries its key
+/// nowhere else is authenticated by, before anything more of the body is decoded.
+///
+/// # Errors
+/// When the first line is missing, too long or not a JSON object.
+pub fn read_header<R: BufRead>(mut r: R) -> Result<serde_json::Map<String, serde_json::Value>, IngestError> {
+    let first = read_line(&mut r, MAX_HEADER_LINE, "envelope header")?
+        .ok_or_else(|| IngestError::Malformed("empty envelope".into()))?;
+    parse_object(&first, "envelope header")
+}
+
 pub fn read<R: BufRead>(mut r: R) -> Result<Envelope, IngestError> {
     let mut env = Envelope::default();
     let first = read_line(&mut r, MAX_HEADER_LINE, "envelope header")?

@@ -224,6 +224,17 @@ impl Ingest {
         }
     }
 
+    /// The key in an envelope's header (`dsn`), decoding no more of the body than that first line: a request whose
+    /// key is nowhere else is authenticated before the rest of it is decompressed or parsed.
+    ///
+    /// # Errors
+    /// `400` for a body whose first line is not an envelope header.
+    pub fn envelope_header_key(encoding: Option<&str>, raw: &[u8]) -> Result<Option<String>, IngestError> {
+        let reader = decode::decoder(encoding, raw)?;
+        let header = envelope::read_header(std::io::BufReader::with_capacity(8 * 1024, reader))?;
+        Ok(header.get("dsn").and_then(|v| v.as_str()).and_then(key_from_dsn))
+    }
+
     /// Decodes and parses a Sentry request body off the async runtime. Returns the envelope header's `dsn` key too,
     /// for clients that authenticate only there.
     ///

@@ -123,6 +123,13 @@ async fn bombs_are_refused_quickly_without_the_process_growing() {
         assert!(detail.contains("larger than 100 MiB"), "{encoding}: {detail}");
         eprintln!("{encoding} bomb: {sent} bytes sent, 1 GiB inflated; refused with 413 in {took:?}");
     }
+    // Without a key in the request only the envelope header is decoded before the key is checked: the same bombs
+    // from someone without the key are refused 403 (not 413: nothing past the first line was inflated).
+    let keyless = format!("{base}/api/1/envelope/");
+    for (encoding, body) in [("gzip", gzip_bomb()), ("br", brotli_bomb()), ("zstd", zstd_bomb())] {
+        let resp = http.post(&keyless).header("content-encoding", encoding).body(body).send().await.expect("sent");
+        assert_eq!(resp.status().as_u16(), 403, "{encoding}: refused on the header's (missing) key");
+    }
     // A bomb of bare zeros is stopped at the first line.
     let zeros = {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
