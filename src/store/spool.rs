@@ -57,16 +57,7 @@ impl Spool {
             .busy_timeout(Duration::from_secs(5));
         let write = SqlitePoolOptions::new()
             .max_connections(1)
-            // A write that failed half-way may leave the connection in a transaction: never reuse it.
-            .after_release(|conn, _| {
-                Box::pin(async move {
-                    use sqlx::Connection as _;
-                    if sqlx::query("select 1").execute(&mut *conn).await.is_err() || conn.is_in_transaction() {
-                        return Ok(false);
-                    }
-                    Ok(true)
-                })
-            })
+            .after_release(super::sqlite::keep_unless_in_transaction)
             .connect_with(options)
             .await?;
         sqlx::query(

@@ -29,30 +29,35 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let write = SqlitePoolOptions::new()
             .max_connections(1)
-            // A write that failed half-way (a full disk, an I/O error) can leave the connection inside a transaction
-            // that SQLite already rolled back, or still holding the write lock: every later "commit" would then only
-            // release a savepoint and nothing would reach the disk. Such a connection is closed, not reused; the pool
-            // opens a fresh one for the next write.
-            .after_release(|conn, _| {
-                Box::pin(async move {
-                    use sqlx::Connection as _;
-                    // A round trip first: a rollback queued when the failed transaction was dropped runs before it.
-                    if sqlx::query("select 1").execute(&mut *conn).await.is_err() || conn.is_in_transaction() {
-                        return Ok(false);
-                    }
-                    // SQLite's own view: `BEGIN` fails inside a transaction.
-                    if sqlx::query("begin").execute(&mut *conn).await.is_err() {
-                        return Ok(false);
-                    }
-                    Ok(sqlx::query("rollback").execute(&mut *conn).await.is_ok())
-                })
-            })
+            .after_release(keep_unless_in_transaction)
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new().max_connections(8).connect_with(options.read_only(true)).await?;
         Ok(SqliteStore { read, write })
     }
+}
+
+/// Whether a write connection goes back to the pool: not when a write failed half-way (a full disk, an I/O error)
+/// and left it inside a transaction that SQLite already rolled back, or still holding the write lock — every later
+/// "commit" would then only release a savepoint and nothing would reach the disk. Such a connection is closed; the
+/// pool opens a fresh one for the next write.
+pub(super) fn keep_unless_in_transaction(
+    conn: &mut sqlx::SqliteConnection,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
+    Box::pin(async move {
+        use sqlx::Connection as _;
+        // A round trip first: a rollback queued when the failed transaction was dropped runs before it.
+        if sqlx::query("select 1").execute(&mut *conn).await.is_err() || conn.is_in_transaction() {
+            return Ok(false);
+        }
+        // SQLite's own view: `BEGIN` fails inside a transaction.
+        if sqlx::query("begin").execute(&mut *conn).await.is_err() {
+            return Ok(false);
+        }
+        Ok(sqlx::query("rollback").execute(&mut *conn).await.is_ok())
+    })
 }
 
 /// The SQL of each aggregate, shared with the other backend (see `store/mod.rs`), compiled here for Sqlite.
