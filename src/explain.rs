@@ -151,7 +151,7 @@ pub async fn run(args: &ExplainArgs) -> anyhow::Result<String> {
         default_assignee: args.default_assignee.clone(),
         bot_patterns: args.bots.clone(),
         max_suspect_frames: Some(args.max_frames),
-        labels: None,
+        ..Settings::default()
     };
     let git = Git::new("git", Duration::from_secs(300), None, true);
     let assigner = Assigner::new(git.clone(), Arc::new(NoGitHub));

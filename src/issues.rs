@@ -18,7 +18,10 @@ use crate::releases::RangeStatus;
 use crate::store::{Deploy, DynStore, Group};
 
 /// Default labels of created issues; the first is also how shipwatch finds its own issues again.
-pub const DEFAULT_LABELS: [&str; 2] = ["shipwatch", "regression"];
+/// The label of an issue for an error first seen in a release, unless the project names another.
+pub const NEW_LABEL: &str = "new";
+/// The label of an issue for an error that came back after being resolved, unless the project names another.
+pub const REGRESSION_LABEL: &str = "regression";
 const MARKER_LABEL: &str = "shipwatch";
 
 /// A job failure that says when to try again (unix ms).
@@ -134,10 +137,15 @@ impl IssueSync {
         let assignment: Option<GroupAssignment> =
             group.assignment.as_deref().and_then(|a| serde_json::from_str(a).ok());
         let settings = crate::assign::Settings::of_project(project.id, &project.settings);
-        let mut labels: Vec<String> =
-            settings.labels.unwrap_or_else(|| DEFAULT_LABELS.iter().map(|l| (*l).to_owned()).collect());
-        if !labels.iter().any(|l| l == MARKER_LABEL) {
-            labels.insert(0, MARKER_LABEL.to_owned());
+        // shipwatch's own label, the project's, and what the issue is about: a new error or a regression.
+        let mut labels: Vec<String> = vec![MARKER_LABEL.to_owned()];
+        labels.extend(settings.labels.clone().unwrap_or_default().into_iter().filter(|l| l != MARKER_LABEL));
+        let why = match reason {
+            IssueReason::New => settings.new_label.clone().unwrap_or_else(|| NEW_LABEL.to_owned()),
+            IssueReason::Regressed => settings.regression_label.clone().unwrap_or_else(|| REGRESSION_LABEL.to_owned()),
+        };
+        if !labels.contains(&why) {
+            labels.push(why);
         }
 
         let number = match group.github_issue {
@@ -310,14 +318,19 @@ impl IssueSync {
             };
             let _ = writeln!(
                 b,
-                "Deploy: {} to {} at `{}`{compare} · [release report]({}/api/v1/deploys/{}/report?format=md)\n",
-                d.version,
-                d.environment,
+                "Deploy: {} to {} at `{}`{compare}\n",
+                markdown::escape(&d.version),
+                markdown::escape(&d.environment),
                 d.sha.get(..12).unwrap_or(&d.sha),
-                self.public_url.trim_end_matches('/'),
-                d.id
             );
         }
+        // The pages (behind the read token where one is set), not the token-protected JSON API.
+        let base = self.public_url.trim_end_matches('/');
+        let _ = write!(b, "[This error in shipwatch]({base}/groups/{})", group.id);
+        if let Some(d) = deploy {
+            let _ = write!(b, " · [release report of {}]({base}/deploys/{})", markdown::escape(&d.version), d.id);
+        }
+        let _ = writeln!(b, "\n");
         let _ = writeln!(b, "{marker}");
         b
     }

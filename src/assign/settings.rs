@@ -21,9 +21,16 @@ pub struct Settings {
     pub bot_patterns: Vec<String>,
     /// How many repository frames, from the crash outwards, may supply a suspect (default 5).
     pub max_suspect_frames: Option<usize>,
-    /// Labels of the GitHub issues shipwatch creates (default `shipwatch`, `regression`; `shipwatch` is always added).
+    /// More labels for the GitHub issues shipwatch creates (`shipwatch` is always one, and `new` or `regression`
+    /// says what the issue is about).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<String>>,
+    /// The label for an error first seen in a release (default `new`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_label: Option<String>,
+    /// The label for an error that came back after being resolved (default `regression`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regression_label: Option<String>,
 }
 
 /// What is wrong with settings: the field (a JSON path such as `code_mappings[0].stack_prefix`) and why.
@@ -86,9 +93,13 @@ impl Settings {
                 return Err(bad("default_assignee", format!("`{d}` is not a GitHub login")));
             }
         }
-        if let Some(labels) = &self.labels {
-            if labels.iter().any(|l| l.trim().is_empty() || l.chars().count() > 50 || l.contains(',')) {
-                return Err(bad("labels", "each label must be 1 to 50 characters without commas"));
+        let bad_label = |l: &String| l.trim().is_empty() || l.chars().count() > 50 || l.contains(',');
+        if self.labels.as_ref().is_some_and(|labels| labels.iter().any(bad_label)) {
+            return Err(bad("labels", "each label must be 1 to 50 characters without commas"));
+        }
+        for (field, label) in [("new_label", &self.new_label), ("regression_label", &self.regression_label)] {
+            if label.as_ref().is_some_and(bad_label) {
+                return Err(bad(field, "a label is 1 to 50 characters without commas"));
             }
         }
         if self.max_suspect_frames.is_some_and(|n| !(1..=50).contains(&n)) {

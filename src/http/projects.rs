@@ -116,6 +116,8 @@ pub(super) struct SettingsBody {
     bot_patterns: Vec<String>,
     max_suspect_frames: Option<usize>,
     labels: Option<Vec<String>>,
+    new_label: Option<String>,
+    regression_label: Option<String>,
 }
 
 /// Replaces the project's assignment settings (admin).
@@ -138,6 +140,8 @@ pub(super) async fn put_settings(
         bot_patterns: body.bot_patterns,
         max_suspect_frames: body.max_suspect_frames,
         labels: body.labels,
+        new_label: body.new_label,
+        regression_label: body.regression_label,
     };
     state.projects.set_settings(&p, &settings).await.map_err(project_error)?;
     Ok(Json(settings))

@@ -325,8 +325,8 @@ async fn end_to_end_one_issue_resolved_by_webhook_reopened_by_a_regression_not_b
     assert_eq!(issue["title"], json!("ZeroDivisionError: boom"));
     assert_eq!(
         issue["labels"],
-        json!([{ "name": "shipwatch" }, { "name": "bug" }, { "name": "prod" }]),
-        "configured labels, plus shipwatch's"
+        json!([{ "name": "shipwatch" }, { "name": "bug" }, { "name": "prod" }, { "name": "new" }]),
+        "shipwatch's label, the configured ones, and `new` for an error first seen in this release"
     );
     let body = issue["body"].as_str().expect("body");
     assert!(
@@ -334,7 +334,12 @@ async fn end_to_end_one_issue_resolved_by_webhook_reopened_by_a_regression_not_b
         "links the blamed line at v2's sha:\n{body}"
     );
     assert!(body.contains("introduced by **v2**") && body.contains("<!-- shipwatch:group:"), "{body}");
-    assert!(body.contains("http://shipwatch.test/api/v1/deploys/2/report?format=md"), "{body}");
+    // Links to the pages people can open, not to the token-protected JSON API.
+    assert!(
+        body.contains("(http://shipwatch.test/deploys/2)") && body.contains("(http://shipwatch.test/groups/"),
+        "{body}"
+    );
+    assert!(!body.contains("/api/v1/"), "{body}");
     let g = group(&app, &p).await;
     assert_eq!(g["github_issue"], json!(1));
 
