@@ -134,7 +134,7 @@ impl App {
         ));
         let retention =
             Arc::new(Retention::new(store.clone(), mirrors.clone(), crate::retention::Ages::from(worker_args)));
-        let groups = Arc::new(Groups::new(store.clone()));
+        let groups = Arc::new(Groups::new(store.clone(), github_writes));
         let webhooks = Arc::new(Webhooks::new(store.clone(), releases.clone(), groups.clone(), mirrors));
         App {
             store,

@@ -136,13 +136,23 @@ impl IssueSync {
         };
         let assignment: Option<GroupAssignment> =
             group.assignment.as_deref().and_then(|a| serde_json::from_str(a).ok());
+        // A change made in shipwatch: mirror it on the issue, when there is one. (Its webhook echo changes nothing:
+        // the group is already where GitHub's change would take it.)
+        if let IssueReason::Closed | IssueReason::Reopened = reason {
+            let Some(number) = group.github_issue else { return Ok(()) };
+            let open = reason == IssueReason::Reopened;
+            self.pace(now()).map_err(anyhow::Error::new)?;
+            self.github.set_issue_open(&repo, number, open).await.map_err(|e| self.wait(e, now()))?;
+            info!(issue = number, open, "issue state follows the group");
+            return Ok(());
+        }
         let settings = crate::assign::Settings::of_project(project.id, &project.settings);
         // shipwatch's own label, the project's, and what the issue is about: a new error or a regression.
         let mut labels: Vec<String> = vec![MARKER_LABEL.to_owned()];
         labels.extend(settings.labels.clone().unwrap_or_default().into_iter().filter(|l| l != MARKER_LABEL));
         let why = match reason {
-            IssueReason::New => settings.new_label.clone().unwrap_or_else(|| NEW_LABEL.to_owned()),
             IssueReason::Regressed => settings.regression_label.clone().unwrap_or_else(|| REGRESSION_LABEL.to_owned()),
+            _ => settings.new_label.clone().unwrap_or_else(|| NEW_LABEL.to_owned()),
         };
         if !labels.contains(&why) {
             labels.push(why);

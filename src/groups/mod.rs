@@ -11,7 +11,7 @@ use tracing::{instrument, warn};
 
 use crate::domain::{Environment, Sha};
 use crate::events::{truncate, Event, Frame};
-use crate::jobs::Work;
+use crate::jobs::{IssueReason, Work};
 use crate::store::{DynStore, Group, GroupCount, GroupFilter, GroupUpdate, Grouped, NewJob, StoreResult};
 
 /// Path fragments of code that is not the application's: installed packages, runtimes, the standard library.
@@ -207,6 +207,8 @@ pub fn culprit(event: &Event) -> Option<String> {
 /// The grouping service.
 pub struct Groups {
     store: DynStore,
+    /// Whether GitHub issues are written (a token is configured): their state then follows the group's.
+    github_writes: bool,
 }
 
 /// A status change asked for by a person or by GitHub.
@@ -240,8 +242,19 @@ impl StatusRequest<'_> {
 }
 
 impl Groups {
-    pub fn new(store: DynStore) -> Groups {
-        Groups { store }
+    pub fn new(store: DynStore, github_writes: bool) -> Groups {
+        Groups { store, github_writes }
+    }
+
+    /// Queues the job that brings the group's GitHub issue in line after a change shipwatch made.
+    async fn issue_follows(&self, group: &Group, change: Change, to: GroupStatus, now: i64) -> StoreResult<()> {
+        let Some(open) = status::issue_follows(change, to) else { return Ok(()) };
+        if !self.github_writes || group.github_issue.is_none() {
+            return Ok(());
+        }
+        let reason = if open { IssueReason::Reopened } else { IssueReason::Closed };
+        self.store.enqueue_job(Work::GithubIssue { group: group.id, reason, deploy: None }.job(), now).await?;
+        Ok(())
     }
 
     pub async fn list(&self, project_id: i64, filter: &GroupFilter) -> StoreResult<Vec<Group>> {
@@ -296,6 +309,7 @@ impl Groups {
             let from = GroupStatus::parse(&group.status).unwrap_or(GroupStatus::Unresolved);
             if let Next::To(GroupStatus::Resolved) = status::next(from, Change::ReleaseReady) {
                 self.store.resolve_group(group.id, None, now).await?;
+                self.issue_follows(&group, Change::ReleaseReady, GroupStatus::Resolved, now).await?;
             }
         }
         Ok(())
@@ -326,6 +340,7 @@ impl Groups {
             (GroupStatus::Unresolved, _) => self.store.unresolve_group(group.id).await?,
             (GroupStatus::Ignored, _) => self.store.ignore_group(group.id).await?,
         }
+        self.issue_follows(group, request.change(), to, now).await?;
         Ok(Some(to))
     }
 

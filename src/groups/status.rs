@@ -57,6 +57,18 @@ pub enum Change {
     ReleaseReady,
 }
 
+/// What a status change means for the group's GitHub issue, when shipwatch made it: the issue follows people's
+/// changes and a release's resolution, never GitHub's own (that would echo).
+pub fn issue_follows(change: Change, to: GroupStatus) -> Option<bool> {
+    match (change, to) {
+        (Change::Resolve | Change::Ignore | Change::ReleaseReady, GroupStatus::Resolved | GroupStatus::Ignored) => {
+            Some(false)
+        }
+        (Change::Unresolve, GroupStatus::Unresolved) => Some(true),
+        _ => None,
+    }
+}
+
 /// Where a change leads from a status: a new status to write, or nothing to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {
@@ -77,8 +89,9 @@ pub fn next(from: GroupStatus, change: Change) -> Next {
         (Change::Ignore, _) => Next::To(Ignored),
         (Change::Regress, Resolved) => Next::To(Unresolved),
         (Change::Regress, Unresolved | ResolvedInNextRelease | Ignored) => Next::Unchanged,
-        (Change::IssueClosed, Resolved) => Next::Unchanged,
-        (Change::IssueClosed, Unresolved | ResolvedInNextRelease | Ignored) => Next::To(Resolved),
+        // Closing the issue of an ignored group (shipwatch closes it itself when the group is ignored) keeps it ignored.
+        (Change::IssueClosed, Resolved | Ignored) => Next::Unchanged,
+        (Change::IssueClosed, Unresolved | ResolvedInNextRelease) => Next::To(Resolved),
         (Change::IssueReopened, Unresolved) => Next::Unchanged,
         (Change::IssueReopened, Resolved | ResolvedInNextRelease | Ignored) => Next::To(Unresolved),
         (Change::ReleaseReady, ResolvedInNextRelease) => Next::To(Resolved),
@@ -111,6 +124,18 @@ mod tests {
     }
 
     #[test]
+    fn the_issue_follows_peoples_changes_and_never_githubs() {
+        assert_eq!(issue_follows(Change::Resolve, Resolved), Some(false), "closed");
+        assert_eq!(issue_follows(Change::Ignore, Ignored), Some(false), "closed");
+        assert_eq!(issue_follows(Change::ReleaseReady, Resolved), Some(false), "closed when the release resolves it");
+        assert_eq!(issue_follows(Change::Unresolve, Unresolved), Some(true), "reopened");
+        assert_eq!(issue_follows(Change::ResolveInNextRelease, ResolvedInNextRelease), None, "not yet");
+        assert_eq!(issue_follows(Change::IssueClosed, Resolved), None);
+        assert_eq!(issue_follows(Change::IssueReopened, Unresolved), None);
+        assert_eq!(issue_follows(Change::Regress, Unresolved), None, "the regression job reopens with a comment");
+    }
+
+    #[test]
     fn only_a_resolved_group_regresses() {
         assert_eq!(next(Resolved, Change::Regress), Next::To(Unresolved));
         for from in [Unresolved, ResolvedInNextRelease, Ignored] {
@@ -130,7 +155,8 @@ mod tests {
     fn github_changes_what_differs_and_nothing_else() {
         assert_eq!(next(Resolved, Change::IssueClosed), Next::Unchanged, "keeps the baseline of the first resolve");
         assert_eq!(next(Unresolved, Change::IssueClosed), Next::To(Resolved));
-        assert_eq!(next(Ignored, Change::IssueClosed), Next::To(Resolved));
+        assert_eq!(next(Ignored, Change::IssueClosed), Next::Unchanged, "the echo of ignoring in shipwatch");
+        assert_eq!(next(ResolvedInNextRelease, Change::IssueClosed), Next::To(Resolved));
         assert_eq!(next(Unresolved, Change::IssueReopened), Next::Unchanged, "shipwatch's own reopening");
         assert_eq!(next(Resolved, Change::IssueReopened), Next::To(Unresolved));
         assert_eq!(next(ResolvedInNextRelease, Change::IssueReopened), Next::To(Unresolved));

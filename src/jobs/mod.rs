@@ -33,6 +33,10 @@ pub enum IssueReason {
     New,
     /// The group came back after being resolved.
     Regressed,
+    /// Someone resolved or ignored the group in shipwatch: its issue is closed.
+    Closed,
+    /// Someone unresolved the group in shipwatch: its issue is reopened.
+    Reopened,
 }
 
 impl IssueReason {
@@ -40,6 +44,8 @@ impl IssueReason {
         match self {
             IssueReason::New => "new",
             IssueReason::Regressed => "regressed",
+            IssueReason::Closed => "closed",
+            IssueReason::Reopened => "reopened",
         }
     }
 }

@@ -279,6 +279,9 @@ async fn group(app: &TestApp, p: &Project) -> Value {
     groups["groups"][0].clone()
 }
 
+/// Delivery ids: each webhook a distinct delivery, as GitHub sends them.
+static DELIVERIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// GitHub's signed `issues` webhook saying issue `number` was closed.
 async fn close_on_github(app: &TestApp, number: i64) {
     let closed =
@@ -288,7 +291,7 @@ async fn close_on_github(app: &TestApp, number: i64) {
         .http
         .post(format!("{}/webhooks/github", app.base))
         .header("x-github-event", "issues")
-        .header("x-github-delivery", format!("close-{number}"))
+        .header("x-github-delivery", format!("close-{number}-{}", DELIVERIES.fetch_add(1, Ordering::SeqCst)))
         .header("x-hub-signature-256", sign(closed.as_bytes()))
         .body(closed)
         .send()
@@ -658,5 +661,51 @@ async fn an_issue_shows_the_errors_text_as_written_without_mentions_links_or_htm
     );
     let unescaped = |c: char| first.match_indices(c).any(|(i, _)| !first[..i].ends_with('\\'));
     assert!(!unescaped('<') && !unescaped('@') && !unescaped('#') && !unescaped('['), "{first}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn resolving_ignoring_and_unresolving_in_shipwatch_close_and_reopen_the_issue_without_echo() {
+    let (fake, api) = FakeGitHub::start(Arc::new(AtomicI64::new(0))).await;
+    let db = sqlite_db().await;
+    let app = TestApp::spawn_github(db.store.clone(), &api, 0).await;
+    let repo = TestRepo::new();
+    let v1 = repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / (b + 1)\n")], "pay");
+    let p = project(&app, &repo).await;
+    deploy(&app, &p, &v1, "v1").await;
+    app.drain().await;
+    let v2 = repo.commit(&BOBBY, &[("app/pay.py", "def pay(a, b):\n    return a / b\n")], "simplify");
+    deploy(&app, &p, &v2, "v2").await;
+    app.drain().await;
+    error(&app, &p, 1, "v2", "ZeroDivisionError").await;
+    app.drain().await;
+    assert_eq!(fake.issues()[0]["state"], json!("open"));
+    let gid = group(&app, &p).await["id"].as_i64().expect("group id");
+    let change = |what: &'static str| {
+        let (app, token) = (&app, p.token.clone());
+        async move {
+            let (status, g) = app.call(Method::POST, &format!("/api/v1/groups/{gid}/{what}"), Some(&token), None).await;
+            assert_eq!(status, 200, "{what}: {g}");
+            app.drain().await;
+        }
+    };
+
+    change("resolve").await;
+    assert_eq!(fake.issues()[0]["state"], json!("closed"), "resolved in shipwatch: the issue is closed");
+    close_on_github(&app, 1).await; // GitHub's webhook for shipwatch's own close
+    app.drain().await;
+    assert_eq!(group(&app, &p).await["status"], json!("resolved"));
+
+    change("unresolve").await;
+    assert_eq!(fake.issues()[0]["state"], json!("open"), "unresolved in shipwatch: reopened");
+
+    change("ignore").await;
+    assert_eq!(fake.issues()[0]["state"], json!("closed"), "ignored in shipwatch: closed");
+    let writes_before_echo = fake.writes().len();
+    fake.lock().issues[0]["state"] = json!("closed");
+    close_on_github(&app, 1).await;
+    app.drain().await;
+    assert_eq!(group(&app, &p).await["status"], json!("ignored"), "the echo does not turn ignored into resolved");
+    assert_eq!(fake.writes().len(), writes_before_echo, "and writes nothing back to GitHub");
     app.stop().await;
 }
