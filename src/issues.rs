@@ -356,15 +356,25 @@ impl IssueSync {
         let release = group.regressed_in.as_deref().or(deploy.map(|d| d.version.as_str())).unwrap_or("a new release");
         let _ = writeln!(
             b,
-            "**Regressed in {release}**: this error came back after it was resolved ({} events in all).\n",
+            "**Regressed in {}**: this error came back after it was resolved ({} events in all).\n",
+            markdown::escape(release),
             group.times_seen
         );
         if let Some(d) = deploy {
-            let _ =
-                writeln!(b, "Deploy: {} to {} at `{}`.\n", d.version, d.environment, d.sha.get(..12).unwrap_or(&d.sha));
+            let _ = writeln!(
+                b,
+                "Deploy: {} to {} at `{}`.\n",
+                markdown::escape(&d.version),
+                markdown::escape(&d.environment),
+                d.sha.get(..12).unwrap_or(&d.sha)
+            );
         }
         if let Some(a) = assignment {
             let _ = writeln!(b, "Suspect at this deploy: {}\n", a.explanation);
+            // The owner at this deploy is told, whether or not GitHub lets the issue be assigned to them.
+            if let Some(login) = a.owner.as_ref().and_then(|o| o.github_login.as_deref()) {
+                let _ = writeln!(b, "@{login}: this is yours at this deploy.\n");
+            }
         }
         let _ = writeln!(b, "{marker}");
         b

@@ -352,7 +352,8 @@ async fn end_to_end_one_issue_resolved_by_webhook_reopened_by_a_regression_not_b
     app.drain().await;
     assert_eq!(group(&app, &p).await["status"], json!("resolved"));
 
-    let v3 = repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / b if b else 0\n")], "fix");
+    // The fix is by Bobby too, so the owner at v3 has a login to mention.
+    let v3 = repo.commit(&BOBBY, &[("app/pay.py", "def pay(a, b):\n    return a / b if b else 0\n")], "fix");
     deploy(&app, &p, &v3, "v3").await;
     app.drain().await;
     // The old build v1 still runs somewhere: nothing is reopened.
@@ -370,6 +371,11 @@ async fn end_to_end_one_issue_resolved_by_webhook_reopened_by_a_regression_not_b
     assert_eq!(comments.len(), 1, "{comments:?}");
     assert!(comments[0].as_str().is_some_and(|c| c.contains("Regressed in v3")), "{comments:?}");
     let g = group(&app, &p).await;
+    let owner = g["assignee"].as_str().expect("an owner at v3");
+    assert!(
+        comments[0].as_str().is_some_and(|c| c.contains(&format!("@{owner}: this is yours at this deploy"))),
+        "the owner at the regressing deploy is mentioned: {comments:?}"
+    );
     assert_eq!((g["status"].clone(), g["regressed_in"].clone()), (json!("unresolved"), json!("v3")));
 
     // What an operator sees at /metrics after this run. A new group blamed at the line the regression was blamed
