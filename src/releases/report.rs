@@ -290,9 +290,10 @@ impl Report {
             return md;
         }
         let _ = writeln!(md, "### Commits by author\n");
-        for a in &self.authors {
+        // A long range is summarised: a job summary is read by people (and GitHub caps all of a job's at 1 MiB).
+        for a in self.authors.iter().take(MD_AUTHORS) {
             let _ = writeln!(md, "**{}** ({})\n", escape(&a.name), a.commits.len());
-            for c in &a.commits {
+            for c in a.commits.iter().take(MD_COMMITS_PER_AUTHOR) {
                 let sha = match &c.url {
                     Some(u) => format!("[`{}`]({u})", short(&c.sha)),
                     None => format!("`{}`", short(&c.sha)),
@@ -304,7 +305,15 @@ impl Report {
                 };
                 let _ = writeln!(md, "- {sha} {}{co}", escape(&c.summary));
             }
+            if a.commits.len() > MD_COMMITS_PER_AUTHOR {
+                let _ = writeln!(md, "- … and {} more", a.commits.len() - MD_COMMITS_PER_AUTHOR);
+            }
             let _ = writeln!(md);
+        }
+        if self.authors.len() > MD_AUTHORS {
+            let rest = &self.authors[MD_AUTHORS..];
+            let commits: usize = rest.iter().map(|a| a.commits.len()).sum();
+            let _ = writeln!(md, "… and {} more authors with {}.\n", rest.len(), plural(commits as i64, "commit"));
         }
         if d.truncated {
             let _ = writeln!(md, "_Only the newest commits of this range are listed._\n");
@@ -313,13 +322,17 @@ impl Report {
             if links.is_empty() {
                 continue;
             }
-            let items: Vec<String> = links
+            let mut items: Vec<String> = links
                 .iter()
+                .take(MD_LINKS)
                 .map(|l| match &l.url {
                     Some(u) => format!("[{}]({u})", l.label),
                     None => l.label.clone(),
                 })
                 .collect();
+            if links.len() > MD_LINKS {
+                items.push(format!("… and {} more", links.len() - MD_LINKS));
+            }
             let _ = writeln!(md, "### {title}\n\n{}\n", items.join(", "));
         }
         md
@@ -360,6 +373,12 @@ pub fn plural(n: i64, word: &str) -> String {
         format!("{n} {word}s")
     }
 }
+
+/// In the Markdown report: authors listed, commits listed per author, and pull requests or issues listed, before
+/// "… and N more". With them a report of any range stays well under 64 KB.
+const MD_AUTHORS: usize = 25;
+const MD_COMMITS_PER_AUTHOR: usize = 10;
+const MD_LINKS: usize = 60;
 
 /// The abbreviated form of a commit id.
 pub fn short(sha: &str) -> &str {
@@ -431,5 +450,66 @@ mod tests {
             assert!(md.contains(&link), "{link} in\n{md}");
         }
         assert!(!md.contains("https://github.com"));
+    }
+
+    #[test]
+    fn a_range_of_thousands_of_commits_makes_a_short_markdown_report() {
+        let project = Project {
+            id: 1,
+            name: "web".into(),
+            repo_url: "https://github.com/acme/web.git".into(),
+            github_repo: Some("acme/web".into()),
+            ingest_key: "k".into(),
+            deploy_token: "t".into(),
+            created_at: 0,
+            settings: "{}".into(),
+        };
+        let deploy = Deploy {
+            id: 2,
+            project_id: 1,
+            environment: "production".into(),
+            seq: 2,
+            version: "v2".into(),
+            sha: "b".repeat(40),
+            previous_sha: None,
+            previous_deploy_id: Some(1),
+            base_sha: Some("a".repeat(40)),
+            status: "ready".into(),
+            range_status: Some("forward".into()),
+            merge_base: None,
+            commit_count: Some(5_109),
+            commits_stored: Some(5_109),
+            failure_reason: None,
+            deployed_at: 0,
+            deployer: None,
+            url: None,
+            created_at: 0,
+            processed_at: None,
+        };
+        // 5,109 commits by 60 authors, each commit its own pull request (the 310 KB report that was measured).
+        let commits: Vec<CommitRecord> = (0..5_109)
+            .map(|i| {
+                let who = Person { name: format!("Author {}", i % 60), email: format!("a{}@x", i % 60) };
+                CommitRecord {
+                    sha: format!("{i:040x}"),
+                    parents: vec![],
+                    author: who.clone(),
+                    author_time: 0,
+                    committer: who,
+                    committer_time: 0,
+                    summary: format!("Change number {i} to the payment flow (#{i})"),
+                    message: String::new(),
+                    pr_number: Some(i),
+                    co_authors: vec![],
+                    closes: vec![],
+                    files: vec![],
+                }
+            })
+            .collect();
+        let md = Report::build(&project, &deploy, &commits, ErrorFacts::default(), "https://github.com/").to_markdown();
+        assert!(md.len() < 64 * 1024, "{} bytes", md.len());
+        assert!(md.contains("- … and 75 more"), "per author");
+        assert!(md.contains("… and 35 more authors with"), "{md}");
+        assert!(md.contains("… and 5049 more"), "pull requests");
     }
 }
