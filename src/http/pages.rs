@@ -120,7 +120,9 @@ pub(super) async fn projects(State(state): State<AppState>, headers: HeaderMap) 
     let all = state.projects.list().await?;
     let mut rows = Vec::new();
     for p in all {
-        let latest = state.releases.list(p.id, None, None, 1).await?.into_iter().next();
+        // A failed deploy is never "latest": nothing shipped.
+        let recent = state.releases.list(p.id, None, None, 20).await?;
+        let latest = recent.into_iter().find(|d| DeployStatus::parse(&d.status) != Some(DeployStatus::Failed));
         rows.push((p, latest));
     }
     let body = html! {
@@ -197,13 +199,20 @@ pub(super) async fn project_page(
                         td {
                             @match (DeployStatus::parse(&d.status), d.range_status.as_deref()) {
                                 (Some(DeployStatus::Ready), Some(r)) => { (r) " · " (d.commit_count.unwrap_or(0)) " commits" }
+                                (Some(DeployStatus::Failed), _) => {
+                                    span.tag.bad { "failed" } " " (d.failure_reason.as_deref().unwrap_or("no reason recorded"))
+                                }
                                 _ => { (d.status) }
                             }
                         }
                         td { (after) }
                         td {
-                            span class={ "tag " (if new + regressed > 0 { "bad" } else { "ok" }) } {
-                                (new) " new · " (regressed) " regressed"
+                            @if DeployStatus::parse(&d.status) == Some(DeployStatus::Failed) {
+                                span.muted { "—" }
+                            } @else {
+                                span class={ "tag " (if new + regressed > 0 { "bad" } else { "ok" }) } {
+                                    (new) " new · " (regressed) " regressed"
+                                }
                             }
                         }
                     }

@@ -114,3 +114,34 @@ async fn release_reports() {
         .await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_failed_deploy_is_never_the_latest_and_shows_why_instead_of_a_green_badge() {
+    let db = sqlite_db().await;
+    let app = TestApp::spawn(db.store.clone(), false).await;
+    let repo = TestRepo::new();
+    let c1 = repo.commit(&ALICE, &[("a.txt", "1\n")], "one");
+    let (_, token) = app.project("web", &repo).await;
+    let deploy = |sha: String, version: &'static str| {
+        let body = json!({ "project": "web", "environment": "production", "sha": sha, "version": version });
+        let (app, token) = (&app, token.clone());
+        async move { app.deploy(&token, body).await }
+    };
+    deploy(c1, "v1").await;
+    app.drain().await;
+    // A commit that was never pushed: the deploy fails, with the reason.
+    deploy("f".repeat(40), "v2").await;
+    app.drain().await;
+    let page = |path: &'static str| {
+        let app = &app;
+        async move { app.http.get(format!("{}{path}", app.base)).send().await.expect("sent").text().await.expect("text") }
+    };
+    let projects = page("/projects").await;
+    assert!(projects.contains("href=\"/deploys/1\">v1</a>"), "the last deploy that shipped is the latest: {projects}");
+    assert!(!projects.contains("href=\"/deploys/2\""), "{projects}");
+    let project = page("/projects/web").await;
+    let row = project.split("<tr>").find(|r| r.contains("href=\"/deploys/2\"")).expect("v2's row");
+    assert!(row.contains("<span class=\"tag bad\">failed</span>") && row.contains("is not in"), "{row}");
+    assert!(!row.contains("0 new · 0 regressed"), "no green badge for a deploy that shipped nothing: {row}");
+    app.stop().await;
+}
