@@ -219,6 +219,9 @@ fn text_report(language: &str, a: &Assignment) -> String {
             (Some(p), None) => {
                 let _ = writeln!(out, "      → {p} ({}); line not blamed", f.mapping);
             }
+            _ if !f.candidates.is_empty() => {
+                let _ = writeln!(out, "      ambiguous, not guessed: {}", f.mapping);
+            }
             _ => {
                 let _ = writeln!(out, "      not in the repository: {}", f.mapping);
             }

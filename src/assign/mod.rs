@@ -75,6 +75,9 @@ pub struct FrameResult {
     pub repo_path: Option<String>,
     /// How the frame was mapped, or why it was not.
     pub mapping: String,
+    /// When the frame could be one of several repository files and none was guessed: those files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<String>,
     pub blame: Option<BlameLine>,
 }
 
@@ -359,6 +362,10 @@ impl Assigner {
                 in_repo: mapped[i].repo_path().is_some(),
                 repo_path: mapped[i].repo_path().map(str::to_owned),
                 mapping: mapped[i].description().to_owned(),
+                candidates: match &mapped[i] {
+                    Mapped::Ambiguous { candidates, .. } => candidates.clone(),
+                    _ => Vec::new(),
+                },
                 blame: blame_of(i).cloned(),
             })
             .collect();

@@ -540,3 +540,22 @@ async fn a_reformatting_commit_does_not_take_the_blame() {
     assert_eq!(s.commit, wrote, "{}", s.reason);
     assert!(s.reason.contains(&format!("skipped {} by Bob Roe", &fmt[..7])), "{}", s.reason);
 }
+
+#[tokio::test]
+async fn explain_says_a_frame_is_ambiguous_and_names_the_candidates_instead_of_calling_it_foreign() {
+    let repo = TestRepo::new();
+    let rev =
+        repo.commit(&ALICE, &[("a/util.py", "def f():\n    pass\n"), ("b/util.py", "def f():\n    pass\n")], "two");
+    // Only the file name matches, and it matches two files: not guessed, and said so.
+    let trace =
+        "Traceback (most recent call last):\n  File \"/srv/x/util.py\", line 2, in f\n    pass\nValueError: x\n";
+    let (ok, out, err) = explain_binary(repo.path(), &rev, trace, &[]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("ambiguous, not guessed"), "{out}");
+    assert!(out.contains("a/util.py") && out.contains("b/util.py"), "{out}");
+    assert!(!out.contains("not in the repository"), "{out}");
+    let (ok, json, err) = explain_binary(repo.path(), &rev, trace, &["--format", "json"]).await;
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["frames"][0]["candidates"], serde_json::json!(["a/util.py", "b/util.py"]), "{v}");
+}
