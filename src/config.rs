@@ -202,7 +202,7 @@ pub struct LimitArgs {
     pub max_requests_in_flight: usize,
     /// Seconds a client has to send a request's headers (after connecting, or after the previous response on a
     /// kept-alive connection); the connection is closed after it.
-    #[arg(long, env = "SHIPWATCH_HEADER_TIMEOUT", default_value_t = 10)]
+    #[arg(long, env = "SHIPWATCH_HEADER_TIMEOUT", default_value_t = 30)]
     pub header_timeout: u64,
     /// Seconds a request may take from its headers to its response, its body's arrival included; 408 after it.
     #[arg(long, env = "SHIPWATCH_REQUEST_TIMEOUT", default_value_t = 60)]

@@ -48,7 +48,7 @@ impl Default for Limits {
         Limits {
             max_connections: 4096,
             max_requests_in_flight: 512,
-            header_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
         }
