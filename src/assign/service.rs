@@ -98,7 +98,7 @@ impl AssignService {
                 frames: Vec::new(),
             };
             let fallback = settings.default_assignee.as_deref().map(|d| d.trim_start_matches('@'));
-            self.store.set_group_assignment(group_id, &serde_json::to_string(&result)?, fallback, now()).await?;
+            self.store.set_group_assignment(group_id, None, &serde_json::to_string(&result)?, fallback, now()).await?;
             return Ok(());
         };
         self.mirrors.ensure_commits(project.id, &project.repo_url, &[deploy.sha.as_str()]).await?;
@@ -155,7 +155,8 @@ impl AssignService {
             owner: Some(a.owner),
             frames: a.frames,
         };
-        self.store.set_group_assignment(group_id, &serde_json::to_string(&result)?, assignee.as_deref(), now()).await?;
+        let json = serde_json::to_string(&result)?;
+        self.store.set_group_assignment(group_id, Some(deploy.id), &json, assignee.as_deref(), now()).await?;
         Ok(())
     }
 }

@@ -169,13 +169,27 @@ impl Releases {
                 .sum::<i64>();
             in_release.insert(g.id, n);
         }
+        // Each group as it was assigned at this deploy; a later regression's re-assignment does not rewrite it.
+        let at_deploy: std::collections::HashMap<i64, (String, Option<String>)> = self
+            .store
+            .assignments_at_deploy(deploy.id)
+            .await?
+            .into_iter()
+            .map(|(group, assignment, assignee)| (group, (assignment, assignee)))
+            .collect();
         let line = |g: &crate::store::Group| ErrorLine {
             id: g.id,
             title: g.title.clone(),
             culprit: g.culprit.clone(),
             count: in_release.get(&g.id).copied().unwrap_or_default(),
-            assignee: g.assignee.clone(),
-            suspect: g.assignment.as_deref().and_then(suspect_line),
+            assignee: match at_deploy.get(&g.id) {
+                Some((_, assignee)) => assignee.clone(),
+                None => g.assignee.clone(),
+            },
+            suspect: match at_deploy.get(&g.id) {
+                Some((assignment, _)) => suspect_line(assignment),
+                None => g.assignment.as_deref().and_then(suspect_line),
+            },
             github_issue: g
                 .github_issue
                 .map(|n| Link { label: format!("#{n}"), url: gh.map(|r| format!("{r}/issues/{n}")) }),

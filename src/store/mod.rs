@@ -486,14 +486,18 @@ pub trait GroupStore: Send + Sync {
         follow: fn(Grouped) -> Vec<NewJob>,
     ) -> StoreResult<(i64, bool)>;
     async fn list_groups(&self, project_id: i64, filter: &GroupFilter) -> StoreResult<Vec<Group>>;
-    /// Stores the assignment of a group (JSON) and its assignee.
+    /// Stores the assignment of a group (JSON) and its assignee as the group's current one, and, made at a deploy,
+    /// as that deploy's (kept when a later deploy re-assigns the group).
     async fn set_group_assignment(
         &self,
         group_id: i64,
+        deploy_id: Option<i64>,
         assignment: &str,
         assignee: Option<&str>,
         now: i64,
     ) -> StoreResult<()>;
+    /// The assignments made at a deploy: group id → (assignment JSON, assignee).
+    async fn assignments_at_deploy(&self, deploy_id: i64) -> StoreResult<Vec<(i64, String, Option<String>)>>;
     /// Resolves a group now: its baseline in every environment is the commit deployed there now.
     async fn resolve_group(&self, group_id: i64, fixed_in_commit: Option<&str>, now: i64) -> StoreResult<()>;
     /// Marks a group to be resolved by the next deploy of `environment` (of any environment when `None`) that

@@ -345,6 +345,13 @@ async fn end_to_end_one_issue_resolved_by_webhook_reopened_by_a_regression_not_b
     assert!(!body.contains("/api/v1/"), "{body}");
     let g = group(&app, &p).await;
     assert_eq!(g["github_issue"], json!(1));
+    let v2_report = || async {
+        let (status, r) = app.call(Method::GET, "/api/v1/deploys/2/report", Some(&p.token), None).await;
+        assert_eq!(status, 200);
+        (r["new_errors"].clone(), r["suspects_in_range"].clone())
+    };
+    let v2_before = v2_report().await;
+    assert!(v2_before.1[0]["suspect"].as_str().is_some_and(|s| s.contains("by Bob Roe")), "{v2_before:?}");
 
     // Closed on GitHub: the signed `issues` webhook resolves the group (baseline: v2 in production).
     fake.lock().issues[0]["state"] = json!("closed");
@@ -372,6 +379,9 @@ async fn end_to_end_one_issue_resolved_by_webhook_reopened_by_a_regression_not_b
     assert!(comments[0].as_str().is_some_and(|c| c.contains("Regressed in v3")), "{comments:?}");
     let g = group(&app, &p).await;
     let owner = g["assignee"].as_str().expect("an owner at v3");
+    // The regression re-assigned the group at v3; v2's report still shows what v2 shipped and who owned it then.
+    assert_eq!(v2_report().await, v2_before, "v2's report is not rewritten by the v3 regression");
+    assert_ne!(g["assignment"]["deploy"]["version"], json!("v2"), "{g}");
     assert!(
         comments[0].as_str().is_some_and(|c| c.contains(&format!("@{owner}: this is yours at this deploy"))),
         "the owner at the regressing deploy is mentioned: {comments:?}"

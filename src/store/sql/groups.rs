@@ -104,18 +104,44 @@ impl crate::store::GroupStore for Backend {
     async fn set_group_assignment(
         &self,
         group_id: i64,
+        deploy_id: Option<i64>,
         assignment: &str,
         assignee: Option<&str>,
         now: i64,
     ) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
         sqlx::query("update error_groups set assignment = $1, assignee = $2, assigned_at = $3 where id = $4")
             .bind(assignment)
             .bind(assignee)
             .bind(now)
             .bind(group_id)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
+        if let Some(deploy_id) = deploy_id {
+            sqlx::query(
+                "insert into group_assignments (group_id, deploy_id, assignment, assignee, assigned_at) \
+                 values ($1, $2, $3, $4, $5) on conflict (group_id, deploy_id) do update set \
+                 assignment = excluded.assignment, assignee = excluded.assignee, assigned_at = excluded.assigned_at",
+            )
+            .bind(group_id)
+            .bind(deploy_id)
+            .bind(assignment)
+            .bind(assignee)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn assignments_at_deploy(&self, deploy_id: i64) -> StoreResult<Vec<(i64, String, Option<String>)>> {
+        Ok(sqlx::query_as(
+            "select group_id, assignment, assignee from group_assignments where deploy_id = $1 order by group_id",
+        )
+        .bind(deploy_id)
+        .fetch_all(&self.read)
+        .await?)
     }
 
     async fn resolve_group(&self, group_id: i64, fixed_in_commit: Option<&str>, now: i64) -> StoreResult<()> {
