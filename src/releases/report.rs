@@ -390,19 +390,23 @@ mod tests {
     use super::*;
     use crate::store::{IssueRef, Person};
 
-    #[test]
-    fn links_follow_the_github_web_root() {
-        let project = Project {
+    /// Project `web` of `acme/web`, its clone URL on `host`.
+    fn project(host: &str) -> Project {
+        Project {
             id: 1,
             name: "web".into(),
-            repo_url: "https://ghe.example.com/acme/web.git".into(),
+            repo_url: format!("https://{host}/acme/web.git"),
             github_repo: Some("acme/web".into()),
             ingest_key: "k".into(),
             deploy_token: "t".into(),
             created_at: 0,
             settings: "{}".into(),
-        };
-        let deploy = Deploy {
+        }
+    }
+
+    /// A ready forward deploy `v2` of `commits` commits.
+    fn deploy(commits: i64) -> Deploy {
+        Deploy {
             id: 2,
             project_id: 1,
             environment: "production".into(),
@@ -415,15 +419,20 @@ mod tests {
             status: "ready".into(),
             range_status: Some("forward".into()),
             merge_base: None,
-            commit_count: Some(1),
-            commits_stored: Some(1),
+            commit_count: Some(commits),
+            commits_stored: Some(commits),
             failure_reason: None,
             deployed_at: 0,
             deployer: None,
             url: None,
             created_at: 0,
             processed_at: None,
-        };
+        }
+    }
+
+    #[test]
+    fn links_follow_the_github_web_root() {
+        let (project, deploy) = (project("ghe.example.com"), deploy(1));
         let who = Person { name: "A".into(), email: "a@x".into() };
         let commit = CommitRecord {
             sha: "c".repeat(40),
@@ -454,38 +463,7 @@ mod tests {
 
     #[test]
     fn a_range_of_thousands_of_commits_makes_a_short_markdown_report() {
-        let project = Project {
-            id: 1,
-            name: "web".into(),
-            repo_url: "https://github.com/acme/web.git".into(),
-            github_repo: Some("acme/web".into()),
-            ingest_key: "k".into(),
-            deploy_token: "t".into(),
-            created_at: 0,
-            settings: "{}".into(),
-        };
-        let deploy = Deploy {
-            id: 2,
-            project_id: 1,
-            environment: "production".into(),
-            seq: 2,
-            version: "v2".into(),
-            sha: "b".repeat(40),
-            previous_sha: None,
-            previous_deploy_id: Some(1),
-            base_sha: Some("a".repeat(40)),
-            status: "ready".into(),
-            range_status: Some("forward".into()),
-            merge_base: None,
-            commit_count: Some(5_109),
-            commits_stored: Some(5_109),
-            failure_reason: None,
-            deployed_at: 0,
-            deployer: None,
-            url: None,
-            created_at: 0,
-            processed_at: None,
-        };
+        let (project, deploy) = (project("github.com"), deploy(5_109));
         // 5,109 commits by 60 authors, each commit its own pull request (the 310 KB report that was measured).
         let commits: Vec<CommitRecord> = (0..5_109)
             .map(|i| {

@@ -254,6 +254,19 @@ async fn project(app: &TestApp, repo: &TestRepo) -> Project {
     Project { token, url: format!("{}/api/{}/envelope/?sentry_key={key}", app.base, p["id"]) }
 }
 
+/// A project with v1 deployed, then v2 (Bobby's `a / b`) on top: an error at v2 is new there, and Bobby's.
+async fn deployed_to_v2(app: &TestApp) -> (TestRepo, Project) {
+    let repo = TestRepo::new();
+    let v1 = repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / (b + 1)\n")], "pay");
+    let p = project(app, &repo).await;
+    deploy(app, &p, &v1, "v1").await;
+    app.drain().await;
+    let v2 = repo.commit(&BOBBY, &[("app/pay.py", "def pay(a, b):\n    return a / b\n")], "simplify");
+    deploy(app, &p, &v2, "v2").await;
+    app.drain().await;
+    (repo, p)
+}
+
 async fn deploy(app: &TestApp, p: &Project, sha: &str, version: &str) {
     let (status, _) = app
         .deploy(&p.token, json!({ "project": "web", "environment": "production", "sha": sha, "version": version }))
@@ -559,14 +572,7 @@ async fn an_assignee_github_refuses_is_mentioned_instead() {
     fake.lock().unassignable.push("bobby".into());
     let db = sqlite_db().await;
     let app = TestApp::spawn_github(db.store.clone(), &api, 0).await;
-    let repo = TestRepo::new();
-    let v1 = repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / (b + 1)\n")], "pay");
-    let p = project(&app, &repo).await;
-    deploy(&app, &p, &v1, "v1").await;
-    app.drain().await;
-    let v2 = repo.commit(&BOBBY, &[("app/pay.py", "def pay(a, b):\n    return a / b\n")], "simplify");
-    deploy(&app, &p, &v2, "v2").await;
-    app.drain().await;
+    let (_repo, p) = deployed_to_v2(&app).await;
     error(&app, &p, 1, "v2", "ZeroDivisionError").await;
     app.drain().await;
     let issues = fake.issues();
@@ -656,14 +662,7 @@ async fn an_issue_shows_the_errors_text_as_written_without_mentions_links_or_htm
     let (fake, api) = FakeGitHub::start(Arc::new(AtomicI64::new(0))).await;
     let db = sqlite_db().await;
     let app = TestApp::spawn_github(db.store.clone(), &api, 0).await;
-    let repo = TestRepo::new();
-    let v1 = repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / (b + 1)\n")], "pay");
-    let p = project(&app, &repo).await;
-    deploy(&app, &p, &v1, "v1").await;
-    app.drain().await;
-    let v2 = repo.commit(&BOBBY, &[("app/pay.py", "def pay(a, b):\n    return a / b\n")], "simplify");
-    deploy(&app, &p, &v2, "v2").await;
-    app.drain().await;
+    let (_repo, p) = deployed_to_v2(&app).await;
     // The exception type is whatever the application (or someone sending to its DSN) says it is.
     error(&app, &p, 1, "v2", "Err@octocat<img src=x onerror=alert(1)>#1[x](https://evil.example)").await;
     app.drain().await;
@@ -685,14 +684,7 @@ async fn resolving_ignoring_and_unresolving_in_shipwatch_close_and_reopen_the_is
     let (fake, api) = FakeGitHub::start(Arc::new(AtomicI64::new(0))).await;
     let db = sqlite_db().await;
     let app = TestApp::spawn_github(db.store.clone(), &api, 0).await;
-    let repo = TestRepo::new();
-    let v1 = repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / (b + 1)\n")], "pay");
-    let p = project(&app, &repo).await;
-    deploy(&app, &p, &v1, "v1").await;
-    app.drain().await;
-    let v2 = repo.commit(&BOBBY, &[("app/pay.py", "def pay(a, b):\n    return a / b\n")], "simplify");
-    deploy(&app, &p, &v2, "v2").await;
-    app.drain().await;
+    let (_repo, p) = deployed_to_v2(&app).await;
     error(&app, &p, 1, "v2", "ZeroDivisionError").await;
     app.drain().await;
     assert_eq!(fake.issues()[0]["state"], json!("open"));
