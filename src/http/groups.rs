@@ -12,7 +12,7 @@ use super::{page_limit, require_bearer, ApiError, ApiResult, AppState, ErrorBody
 use crate::assign::service::GroupAssignment;
 use crate::events::Event;
 use crate::groups::{GroupStatus, StatusRequest};
-use crate::store::{Group, GroupCount, GroupFilter};
+use crate::store::{Group, GroupCount, GroupFilter, GroupOrder};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -78,13 +78,55 @@ fn view(state: &AppState, g: Group) -> GroupView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub(super) struct ListParams {
-    status: Option<String>,
-    release: Option<String>,
-    environment: Option<String>,
-    limit: Option<i64>,
-    offset: Option<i64>,
+    pub(super) status: Option<String>,
+    pub(super) release: Option<String>,
+    pub(super) environment: Option<String>,
+    /// Words the title contains.
+    pub(super) q: Option<String>,
+    pub(super) assignee: Option<String>,
+    /// `last_seen` (default), `events` or `newest`.
+    pub(super) sort: Option<String>,
+    pub(super) limit: Option<i64>,
+    pub(super) offset: Option<i64>,
+}
+
+impl ListParams {
+    /// The filter these parameters ask for: `422` naming a status or sort that does not exist. Empty parameters (as
+    /// a form sends them) are no filter.
+    pub(super) fn filter(&self) -> ApiResult<GroupFilter> {
+        let given = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+        let status = given(&self.status);
+        if let Some(s) = status.as_deref().filter(|s| GroupStatus::parse(s).is_none()) {
+            let all: Vec<&str> = GroupStatus::ALL.iter().map(|g| g.as_str()).collect();
+            return Err(ApiError::Unprocessable {
+                field: "status".into(),
+                reason: format!("`{s}` is not a status: use one of {}", all.join(", ")),
+            });
+        }
+        let order = match given(&self.sort).as_deref() {
+            None | Some("last_seen") => GroupOrder::LastSeen,
+            Some("events") => GroupOrder::Events,
+            Some("newest") => GroupOrder::Newest,
+            Some(other) => {
+                return Err(ApiError::Unprocessable {
+                    field: "sort".into(),
+                    reason: format!("`{other}` is not a sort: use last_seen, events or newest"),
+                })
+            }
+        };
+        Ok(GroupFilter {
+            status,
+            release: given(&self.release),
+            environment: given(&self.environment),
+            text: given(&self.q),
+            assignee: given(&self.assignee).map(|a| a.trim_start_matches('@').to_owned()),
+            order,
+            limit: page_limit(self.limit)?,
+            offset: self.offset.unwrap_or(0).max(0),
+        })
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -94,7 +136,9 @@ pub(super) struct GroupPage {
 
 #[utoipa::path(get, path = "/api/v1/projects/{project}/groups", tag = "groups",
     params(("project" = String, Path, description = "Name or id"), ("status" = Option<String>, Query), ("release" = Option<String>, Query),
-        ("environment" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+        ("environment" = Option<String>, Query), ("q" = Option<String>, Query, description = "Words the title contains"),
+        ("assignee" = Option<String>, Query), ("sort" = Option<String>, Query, description = "`last_seen` (default), `events` or `newest`"),
+        ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
     security(("deploy_token" = [])), responses((status = 200, body = GroupPage), (status = 401, description = "No token or a wrong one", body = ErrorBody), (status = 404, description = "Unknown", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(super) async fn list(
     State(state): State<AppState>,
@@ -104,21 +148,7 @@ pub(super) async fn list(
 ) -> ApiResult<Json<GroupPage>> {
     let project = state.authorised_project(&headers, &project).await?;
     let Query(p) = params.map_err(|e| ApiError::Unprocessable { field: "query".into(), reason: e.body_text() })?;
-    if let Some(s) = p.status.as_deref().filter(|s| GroupStatus::parse(s).is_none()) {
-        let all: Vec<&str> = GroupStatus::ALL.iter().map(|g| g.as_str()).collect();
-        return Err(ApiError::Unprocessable {
-            field: "status".into(),
-            reason: format!("`{s}` is not a status: use one of {}", all.join(", ")),
-        });
-    }
-    let limit = page_limit(p.limit)?;
-    let filter = GroupFilter {
-        status: p.status,
-        release: p.release,
-        environment: p.environment,
-        limit,
-        offset: p.offset.unwrap_or(0).max(0),
-    };
+    let filter = p.filter()?;
     let groups = state.groups.list(project.id, &filter).await?;
     Ok(Json(GroupPage { groups: groups.into_iter().map(|g| view(&state, g)).collect() }))
 }

@@ -87,6 +87,7 @@ impl Modify for Security {
         super::pages::home,
         super::pages::projects,
         super::pages::project_page,
+        super::pages::errors_page,
         super::pages::deploy_page,
         super::pages::group_page,
     ),

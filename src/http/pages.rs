@@ -15,6 +15,7 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::{same_secret, ApiError, ApiResult, AppState};
 use crate::assign::service::GroupAssignment;
+use crate::groups::GroupStatus;
 use crate::releases::report::{plural, short, ErrorLine, Report};
 use crate::releases::DeployStatus;
 use crate::store::Project;
@@ -24,6 +25,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/", get(home))
         .route("/projects", get(projects))
         .route("/projects/{project}", get(project_page))
+        .route("/projects/{project}/errors", get(errors_page))
         .route("/deploys/{id}", get(deploy_page))
         .route("/groups/{id}", get(group_page))
 }
@@ -181,6 +183,10 @@ pub(super) async fn project_page(
     let body = html! {
         h1 { (p.name) }
         p.muted { (p.repo_url) }
+        p {
+            a href={ "/projects/" (p.name) "/errors?status=unresolved" } { "Unresolved errors" } " · "
+            a href={ "/projects/" (p.name) "/errors" } { "all errors" }
+        }
         @if sections.is_empty() {
             p { "No deploys yet: run the GitHub Action or " code { "shipwatch deploy" } " after a deploy." }
         }
@@ -221,6 +227,102 @@ pub(super) async fn project_page(
         }
     };
     Ok(page(&p.name, body).into_response())
+}
+
+/// A project's error groups, filtered (status, environment, release, words of the title, assignee), sorted and paged.
+#[utoipa::path(get, path = "/projects/{project}/errors", tag = "pages",
+    params(("project" = String, Path), ("status" = Option<String>, Query), ("environment" = Option<String>, Query),
+        ("release" = Option<String>, Query), ("q" = Option<String>, Query), ("assignee" = Option<String>, Query),
+        ("sort" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, description = "HTML", content_type = "text/html", body = String),
+        (status = 401, description = "The read token is needed"), (status = 404, description = "Unknown"),
+        (status = 422, description = "A filter that does not exist")))]
+pub(super) async fn errors_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    axum::extract::Query(params): axum::extract::Query<super::groups::ListParams>,
+) -> ApiResult<Response> {
+    reader!(state, headers);
+    let p = find_project(&state, &key).await?;
+    let filter = params.filter()?;
+    let groups = state.groups.list(p.id, &filter).await?;
+    let value = |v: &Option<String>| v.clone().unwrap_or_default();
+    // The same filters, at another offset.
+    let page_link = |offset: i64| {
+        let mut q = vec![format!("offset={offset}"), format!("limit={}", filter.limit)];
+        for (k, v) in [
+            ("status", &params.status),
+            ("environment", &params.environment),
+            ("release", &params.release),
+            ("q", &params.q),
+            ("assignee", &params.assignee),
+            ("sort", &params.sort),
+        ] {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                q.push(format!("{k}={}", url_encode(v)));
+            }
+        }
+        format!("/projects/{}/errors?{}", url_encode(&p.name), q.join("&"))
+    };
+    let status = value(&params.status);
+    let sort = value(&params.sort);
+    let body = html! {
+        h1 { "Errors of " a href={ "/projects/" (p.name) } { (p.name) } }
+        form method="get" {
+            select name="status" {
+                option value="" selected[status.is_empty()] { "any status" }
+                @for s in GroupStatus::ALL {
+                    option value=(s.as_str()) selected[status == s.as_str()] { (s.as_str()) }
+                }
+            }
+            " " input name="environment" placeholder="environment" value=(value(&params.environment));
+            " " input name="release" placeholder="release" value=(value(&params.release));
+            " " input name="q" placeholder="words of the title" value=(value(&params.q));
+            " " input name="assignee" placeholder="assignee" value=(value(&params.assignee));
+            " " select name="sort" {
+                option value="last_seen" selected[sort.is_empty() || sort == "last_seen"] { "last seen" }
+                option value="events" selected[sort == "events"] { "most events" }
+                option value="newest" selected[sort == "newest"] { "newest" }
+            }
+            " " button type="submit" { "Show" }
+        }
+        @if groups.is_empty() {
+            p.muted { "No errors match." }
+        } @else {
+            table {
+                tr { th { "Error" } th { "Status" } th { "Events" } th { "Last seen" } th { "First release" } th { "Assignee" } }
+                @for g in &groups {
+                    tr {
+                        td {
+                            a href={ "/groups/" (g.id) } { (g.title) }
+                            @if let Some(c) = &g.culprit { br; span.muted { (c) } }
+                        }
+                        td { span.tag { (g.status) } }
+                        td { (g.times_seen) }
+                        td { (time(g.last_seen)) }
+                        td { (g.first_release.as_deref().unwrap_or("")) }
+                        td { @if let Some(a) = &g.assignee { "@" (a) } }
+                    }
+                }
+            }
+        }
+        p {
+            @if filter.offset > 0 { a href=(page_link((filter.offset - filter.limit).max(0))) { "← previous" } " " }
+            @if groups.len() as i64 == filter.limit { a href=(page_link(filter.offset + filter.limit)) { "next →" } }
+        }
+    };
+    Ok(page(&format!("Errors of {}", p.name), body).into_response())
+}
+
+/// Percent-encodes a query value.
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn error_rows(title: &str, lines: &[ErrorLine]) -> Markup {

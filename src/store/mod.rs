@@ -348,8 +348,25 @@ pub struct GroupFilter {
     pub status: Option<String>,
     pub release: Option<String>,
     pub environment: Option<String>,
+    /// Words the title contains (any case).
+    pub text: Option<String>,
+    /// The GitHub login (or `org/team`) the group is assigned to.
+    pub assignee: Option<String>,
+    pub order: GroupOrder,
     pub limit: i64,
     pub offset: i64,
+}
+
+/// How a list of groups is sorted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GroupOrder {
+    /// Most recently seen first.
+    #[default]
+    LastSeen,
+    /// Most events first.
+    Events,
+    /// Most recently first seen first.
+    Newest,
 }
 
 /// A job row to queue: the store keeps kind and payload as given (`jobs::Work` owns what they mean).

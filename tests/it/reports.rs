@@ -145,3 +145,73 @@ async fn a_failed_deploy_is_never_the_latest_and_shows_why_instead_of_a_green_ba
     assert!(!row.contains("0 new · 0 regressed"), "no green badge for a deploy that shipped nothing: {row}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_errors_page_lists_a_projects_groups_filtered_sorted_and_paged() {
+    let db = sqlite_db().await;
+    let app = TestApp::spawn(db.store.clone(), false).await;
+    let p = app.sentry_project("shop").await;
+    let send = |n: usize, ty: &'static str, environment: &'static str| {
+        let (app, key) = (&app, p.key.clone());
+        async move {
+            let body = json!({ "event_id": format!("{n:032x}"), "environment": environment, "release": "v1",
+                "exception": { "type": ty, "value": "boom" } });
+            let resp = app
+                .http
+                .post(format!("{}/api/v1/projects/shop/events", app.base))
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(resp.status().as_u16(), 200);
+        }
+    };
+    // KeyError three times in production, ValueError once, TypeError once in staging.
+    for n in 0..3 {
+        send(n, "KeyError", "production").await;
+    }
+    send(3, "ValueError", "production").await;
+    send(4, "TypeError", "staging").await;
+    app.drain().await;
+    let (_, groups) = app.call(Method::GET, "/api/v1/projects/shop/groups?q=valueerror", Some(&p.token), None).await;
+    let value_error = groups["groups"][0]["id"].as_i64().expect("the ValueError group");
+    let (status, _) =
+        app.call(Method::POST, &format!("/api/v1/groups/{value_error}/resolve"), Some(&p.token), None).await;
+    assert_eq!(status, 200);
+
+    let page = |query: &str| {
+        let url = format!("{}/projects/shop/errors{query}", app.base);
+        let app = &app;
+        async move {
+            let resp = app.http.get(url).send().await.expect("sent");
+            (resp.status().as_u16(), resp.text().await.expect("text"))
+        }
+    };
+    let titles = |html: &str| -> Vec<String> {
+        html.split("<a href=\"/groups/")
+            .skip(1)
+            .filter_map(|s| Some(s.split_once("\">")?.1.split('<').next()?.to_owned()))
+            .collect()
+    };
+    let (status, all) = page("?sort=events").await;
+    assert_eq!(status, 200);
+    assert_eq!(titles(&all).first().map(String::as_str), Some("KeyError: boom"), "most events first: {all}");
+    assert_eq!(titles(&all).len(), 3);
+    let (_, unresolved) = page("?status=unresolved").await;
+    assert!(!titles(&unresolved).iter().any(|t| t.starts_with("ValueError")), "{unresolved}");
+    assert_eq!(titles(&unresolved).len(), 2);
+    let (_, staging) = page("?environment=staging&status=").await;
+    assert_eq!(titles(&staging), vec!["TypeError: boom".to_owned()]);
+    let (_, words) = page("?q=KEYERR").await;
+    assert_eq!(titles(&words), vec!["KeyError: boom".to_owned()]);
+    let (_, first) = page("?limit=2").await;
+    assert_eq!(titles(&first).len(), 2);
+    assert!(first.contains("offset=2&amp;limit=2") && first.contains("next →"), "a link to the next page: {first}");
+    let (_, second) = page("?limit=2&offset=2").await;
+    assert_eq!(titles(&second).len(), 1);
+    assert!(second.contains("← previous"));
+    let (status, _) = page("?sort=sideways").await;
+    assert_eq!(status, 422);
+    app.stop().await;
+}

@@ -5,8 +5,8 @@ use shipwatch::git::Git;
 use shipwatch::jobs::Work;
 use shipwatch::retention::{Ages, Purged, Retention};
 use shipwatch::store::{
-    CommitRecord, DynStore, FileChange, GroupUpdate, JobStatus, NewDeploy, NewEvent, NewJob, NewProject, Person,
-    RangeOutcome, StoreError,
+    CommitRecord, DynStore, FileChange, GroupFilter, GroupOrder, GroupUpdate, JobStatus, NewDeploy, NewEvent, NewJob,
+    NewProject, Person, RangeOutcome, StoreError,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -277,6 +277,57 @@ async fn retention_deletes_what_is_past_its_age_in_batches_and_keeps_the_rest() 
         // A second pass finds nothing more.
         let again = retention.run_once(now).await.expect("retention runs");
         assert_eq!(again, Purged { mirrors: 1, ..Purged::default() }, "{backend}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn groups_are_filtered_by_title_words_and_assignee_and_sorted() {
+    on_each_backend(|store: DynStore, backend| async move {
+        let p = store.create_project(new_project("web"), 0).await.expect("project");
+        for (n, (title, times)) in [("KeyError: 100%_done", 3), ("ValueError: x", 1)].into_iter().enumerate() {
+            for i in 0..times {
+                let e = NewEvent {
+                    project_id: p.id,
+                    event_id: format!("{n}{i:031x}"),
+                    occurred_at: (n * 10 + i) as i64,
+                    release: None,
+                    environment: None,
+                    platform: None,
+                    payload: "{}".into(),
+                };
+                let id = store.insert_event(&e, Work::process_event, 0).await.expect("insert").expect("new");
+                let stored = store.event(id).await.expect("read").expect("there");
+                let update = GroupUpdate { fingerprint: title.into(), title: title.into(), culprit: None, level: None };
+                store.group_event(&stored, &update, |_| Vec::new()).await.expect("grouped");
+            }
+        }
+        let list = |f: GroupFilter| {
+            let store = store.clone();
+            async move {
+                store
+                    .list_groups(p.id, &GroupFilter { limit: 50, ..f })
+                    .await
+                    .expect("list")
+                    .into_iter()
+                    .map(|g| g.title)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            list(GroupFilter { text: Some("keyerror".into()), ..Default::default() }).await,
+            ["KeyError: 100%_done"],
+            "{backend}"
+        );
+        // `%` and `_` are matched as themselves, not as wildcards.
+        assert_eq!(list(GroupFilter { text: Some("0%_d".into()), ..Default::default() }).await.len(), 1, "{backend}");
+        assert!(list(GroupFilter { text: Some("x%".into()), ..Default::default() }).await.is_empty(), "{backend}");
+        assert_eq!(
+            list(GroupFilter { order: GroupOrder::Events, ..Default::default() }).await[0],
+            "KeyError: 100%_done"
+        );
+        assert_eq!(list(GroupFilter { order: GroupOrder::Newest, ..Default::default() }).await[0], "ValueError: x");
+        assert!(list(GroupFilter { assignee: Some("nobody".into()), ..Default::default() }).await.is_empty());
     })
     .await;
 }

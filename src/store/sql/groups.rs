@@ -85,20 +85,34 @@ impl crate::store::GroupStore for Backend {
     }
 
     async fn list_groups(&self, project_id: i64, f: &GroupFilter) -> StoreResult<Vec<Group>> {
-        Ok(sqlx::query_as::<Db, Group>(
+        let order = match f.order {
+            GroupOrder::LastSeen => "g.last_seen desc, g.id desc",
+            GroupOrder::Events => "g.times_seen desc, g.id desc",
+            GroupOrder::Newest => "g.first_seen desc, g.id desc",
+        };
+        // The title filter is a substring match: the caller's `%`, `_` and `\` are matched as themselves.
+        let text = f.text.as_deref().map(|t| {
+            let escaped = t.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            format!("%{escaped}%")
+        });
+        let sql = format!(
             "select g.* from error_groups g where g.project_id = $1 and ($2 is null or g.status = $2) \
              and ($3 is null or exists (select 1 from group_counts c where c.group_id = g.id and c.release = $3)) \
              and ($4 is null or exists (select 1 from group_counts c where c.group_id = g.id and c.environment = $4)) \
-             order by g.last_seen desc, g.id desc limit $5 offset $6",
-        )
-        .bind(project_id)
-        .bind(&f.status)
-        .bind(&f.release)
-        .bind(&f.environment)
-        .bind(f.limit)
-        .bind(f.offset)
-        .fetch_all(&self.read)
-        .await?)
+             and ($7 is null or lower(g.title) like $7 escape '\\') and ($8 is null or g.assignee = $8) \
+             order by {order} limit $5 offset $6"
+        );
+        Ok(sqlx::query_as::<Db, Group>(&sql)
+            .bind(project_id)
+            .bind(&f.status)
+            .bind(&f.release)
+            .bind(&f.environment)
+            .bind(f.limit)
+            .bind(f.offset)
+            .bind(text)
+            .bind(&f.assignee)
+            .fetch_all(&self.read)
+            .await?)
     }
 
     async fn set_group_assignment(
