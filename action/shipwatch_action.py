@@ -105,7 +105,9 @@ def run():
         raise Failure("the deploy failed: " + (deploy.get("failure_reason") or "no reason given"))
     output("commit-count", deploy.get("commit_count") or 0)
     report = call("GET", report_url, token)
-    append("GITHUB_STEP_SUMMARY", report + "\n")
+    page = recorded["urls"].get("page")
+    link = f"\n[This release in shipwatch]({page}): errors and their owners as they arrive.\n" if page else ""
+    append("GITHUB_STEP_SUMMARY", report + "\n" + link)
     print(f"shipwatch: range {deploy.get('range_status')}, {deploy.get('commit_count') or 0} commit(s); report in the job summary")
 
 
@@ -116,6 +118,11 @@ def main():
     except Failure as e:
         level = "error" if fail else "warning"
         print(f"::{level} title=shipwatch::{e}")
+        # The job summary says it too, so a reader of the run sees why there is no report.
+        try:
+            append("GITHUB_STEP_SUMMARY", f"### shipwatch: no release report\n\n{e}\n")
+        except OSError:
+            pass
         if not fail:
             print("shipwatch: continuing (fail-on-error is false)")
         return 1 if fail else 0

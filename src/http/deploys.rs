@@ -49,6 +49,8 @@ pub(super) struct DeployUrls {
     deploy: String,
     report: String,
     report_markdown: String,
+    /// The release page, for people (behind the read token where one is set).
+    page: String,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -66,6 +68,7 @@ fn urls(state: &AppState, id: i64) -> DeployUrls {
         deploy: state.url(&format!("/api/v1/deploys/{id}")),
         report: state.url(&format!("/api/v1/deploys/{id}/report?format=json")),
         report_markdown: state.url(&format!("/api/v1/deploys/{id}/report?format=md")),
+        page: state.url(&format!("/deploys/{id}")),
     }
 }
 

@@ -121,6 +121,11 @@ async fn the_action_records_deploys_writes_the_summary_and_fails_only_when_asked
     assert!(second.summary.starts_with("## web v2 → production"), "{}", second.summary);
     assert!(second.summary.contains("by octocat") && second.summary.contains("two (#5)"), "{}", second.summary);
     assert!(second.summary.contains("https://github.com/acme/web/actions/runs/4242"), "the run is the deploy's link");
+    assert!(
+        second.summary.contains(&format!("[This release in shipwatch]({}/deploys/", app.base)),
+        "links the release page, not only the token-protected API: {}",
+        second.summary
+    );
 
     // Without waiting: outputs but no summary.
     let no_wait =
@@ -146,6 +151,11 @@ async fn the_action_records_deploys_writes_the_summary_and_fails_only_when_asked
     );
     let failed = run_action(&bad("true")).await;
     assert!(!failed.ok && failed.stdout.contains("::error title=shipwatch::"), "{}", failed.stdout);
+    assert!(
+        failed.summary.contains("shipwatch: no release report") && failed.summary.contains("HTTP 401"),
+        "the summary says why there is no report: {}",
+        failed.summary
+    );
 
     // An unknown project.
     let unknown = run_action(&[
