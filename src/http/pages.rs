@@ -325,21 +325,44 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
-fn error_rows(title: &str, lines: &[ErrorLine]) -> Markup {
+/// Text whose `code spans` (as explanations and suspect lines write them) show as code.
+fn with_code(s: &str) -> Markup {
     html! {
-        @if !lines.is_empty() {
-            h3 { (title) }
+        @for (i, part) in s.split('`').enumerate() {
+            @if i % 2 == 1 { code { (part) } } @else { (part) }
+        }
+    }
+}
+
+/// A deploy's errors, each once, tagged with what makes it this release's: new in it, regressed in it, its suspect
+/// commit in its range.
+fn error_rows(r: &Report) -> Markup {
+    let mut seen = std::collections::HashSet::new();
+    let all: Vec<&ErrorLine> =
+        r.new_errors.iter().chain(&r.regressions).chain(&r.suspects_in_range).filter(|e| seen.insert(e.id)).collect();
+    let has = |lines: &[ErrorLine], id: i64| lines.iter().any(|e| e.id == id);
+    html! {
+        @if !all.is_empty() {
             ul {
-                @for e in lines {
+                @for e in all {
                     li {
                         a href={ "/groups/" (e.id) } { (e.title) } " — " (plural(e.count, "event")) " in this release"
                         @if let Some(a) = &e.assignee { " → @" (a) }
-                        @if let Some(s) = &e.suspect { br; span.muted { "suspect: " (s) } }
+                        " "
+                        @if has(&r.new_errors, e.id) { span.tag.bad { "New in this release" } " " }
+                        @if has(&r.regressions, e.id) { span.tag.bad { "Regressed in this release" } " " }
+                        @if has(&r.suspects_in_range, e.id) { span.tag { "Suspect commit in this release" } }
+                        @if let Some(s) = &e.suspect { br; span.muted { "suspect: " (with_code(s)) } }
                     }
                 }
             }
         }
     }
+}
+
+/// An RFC 3339 time as the pages write times.
+fn iso_time(s: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(s).map(|t| time(t.timestamp_millis())).unwrap_or_else(|_| s.to_owned())
 }
 
 fn report_html(r: &Report) -> Markup {
@@ -349,7 +372,7 @@ fn report_html(r: &Report) -> Markup {
         p { a href={ "/projects/" (r.project) } { "all deploys of " (r.project) } }
         table {
             tr { th { "Commit" } td { code { (d.sha) } } }
-            tr { th { "Deployed" } td { (d.deployed_at) @if let Some(p) = &d.deployer { " by " (p) } } }
+            tr { th { "Deployed" } td { (iso_time(&d.deployed_at)) @if let Some(p) = &d.deployer { " by " (p) } } }
             tr {
                 th { "Range" }
                 td {
@@ -369,9 +392,7 @@ fn report_html(r: &Report) -> Markup {
         h2 { "Errors" }
         p { (r.counts_sentence()) }
         @if !r.has_errors() { p class="tag ok" { (Report::NO_ERRORS) } }
-        (error_rows("New in this release", &r.new_errors))
-        (error_rows("Regressions", &r.regressions))
-        (error_rows("Suspect commit in this release", &r.suspects_in_range))
+        (error_rows(r))
         h2 { "Commits by author" }
         @if r.authors.is_empty() { p.muted { "No commits in this range." } }
         @for a in &r.authors {
@@ -443,7 +464,7 @@ pub(super) async fn group_page(
         }
         @if let Some(a) = &a {
             h2 { "Suspect" }
-            p.explanation { (a.explanation) }
+            p.explanation { (with_code(&a.explanation)) }
             @if let Some(o) = &a.owner {
                 p {
                     strong { "Owner:" } " "

@@ -116,6 +116,15 @@ async fn deploy_and_group_pages_in_headless_chromium() {
         assert!(deploy.contains(text), "deploy page lacks {text:?}");
     }
     assert!(deploy.contains("Readme &lt;script&gt;alert(1)&lt;/script&gt;"), "commit text is escaped, not run");
+    // Each error once, with what makes it this release's as tags; code spans as code, not backticks.
+    assert_eq!(deploy.matches("ZeroDivisionError: division by zero</a>").count(), 1, "listed once: {deploy}");
+    assert!(
+        deploy.contains("Suspect commit in this release") && deploy.contains("<code>app/pay.py:2</code>"),
+        "{deploy}"
+    );
+    assert!(!deploy.contains('`'), "no Markdown backticks on the page");
+    let deployed = deploy.split("<th>Deployed</th>").nth(1).and_then(|r| r.split("</td>").next()).unwrap_or_default();
+    assert!(deployed.ends_with(" UTC") || deployed.contains(" UTC by "), "times as on the other pages: {deployed}");
     shoot("/deploys/2", "deploy-v2.png").await;
 
     // The group page: the suspect's explanation, the owner, the frames linked at the deployed commit.
@@ -123,7 +132,7 @@ async fn deploy_and_group_pages_in_headless_chromium() {
     let group_path = links.captures(&deploy).map(|c| c[1].to_owned()).expect("the deploy page links its new error");
     let group = dump(&group_path).await;
     assert!(
-        group.contains("<p class=\"explanation\">app/pay.py:2 `return a / b` last changed in"),
+        group.contains("<p class=\"explanation\">app/pay.py:2 <code>return a / b</code> last changed in"),
         "suspect explanation"
     );
     assert!(group.contains("inside deploy v2 to production → @bobby"));
