@@ -37,6 +37,14 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
         }
     }
 
+    pub fn remove(&self, key: &K) {
+        let mut guard = self.lock();
+        let (map, order) = &mut *guard;
+        if map.remove(key).is_some() {
+            order.retain(|k| k != key);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.lock().0.len()
     }

@@ -132,7 +132,7 @@ async fn sentry(
             state.ingest.authenticate(&project_id, header_key.as_deref()).await?
         }
     };
-    let (accepted, _) = state.ingest.parse_sentry(kind, encoding, raw, now).await?;
+    let accepted = state.ingest.parse_sentry(kind, encoding, raw, now).await?;
     let id = state.ingest.accept(&project, accepted, now).await?;
     Ok(Json(match id {
         Some(id) => json!({ "id": id }),

@@ -12,6 +12,7 @@ use std::io::Read as _;
 use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq as _;
 
+use crate::cache::Bounded;
 use crate::events::Event;
 use crate::metrics::Metrics;
 use crate::store::spool::SpoolError;
@@ -125,7 +126,7 @@ pub struct Ingest {
     quota: Quota,
     metrics: Arc<Metrics>,
     /// Projects by id as last read, so keys are checked while the main database is away.
-    projects: Mutex<HashMap<i64, (std::time::Instant, Project)>>,
+    projects: Bounded<i64, (std::time::Instant, Project)>,
     /// The last intake write the database refused (when, why), until a later one succeeds.
     failed_write: Mutex<Option<(std::time::Instant, String)>>,
 }
@@ -148,7 +149,7 @@ impl Ingest {
             spooler,
             quota: Quota::new(events_per_minute),
             metrics,
-            projects: Mutex::new(HashMap::new()),
+            projects: Bounded::new(10_000),
             failed_write: Mutex::new(None),
         }
     }
@@ -156,7 +157,7 @@ impl Ingest {
     /// The project with id `id`: read again at most once a minute, and from memory while the database is away.
     async fn project(&self, id: i64) -> Result<Option<Project>, IngestError> {
         const FRESH: std::time::Duration = std::time::Duration::from_secs(60);
-        let cached = self.projects.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned();
+        let cached = self.projects.get(&id);
         if let Some((at, p)) = &cached {
             if at.elapsed() < FRESH {
                 return Ok(Some(p.clone()));
@@ -164,17 +165,9 @@ impl Ingest {
         }
         match self.store.project_by_id(id).await {
             Ok(found) => {
-                let mut projects = self.projects.lock().unwrap_or_else(|p| p.into_inner());
                 match &found {
-                    Some(p) => {
-                        if projects.len() > 10_000 {
-                            projects.clear();
-                        }
-                        projects.insert(id, (std::time::Instant::now(), p.clone()));
-                    }
-                    None => {
-                        projects.remove(&id);
-                    }
+                    Some(p) => self.projects.insert(id, (std::time::Instant::now(), p.clone())),
+                    None => self.projects.remove(&id),
                 }
                 Ok(found)
             }
@@ -235,8 +228,8 @@ impl Ingest {
         Ok(header.get("dsn").and_then(|v| v.as_str()).and_then(key_from_dsn))
     }
 
-    /// Decodes and parses a Sentry request body off the async runtime. Returns the envelope header's `dsn` key too,
-    /// for clients that authenticate only there.
+    /// Decodes and parses a Sentry request body off the async runtime (after the caller is authenticated: a key only
+    /// in the envelope header is read first by [`Ingest::envelope_header_key`]).
     ///
     /// # Errors
     /// `400`, `413` as [`IngestError`] says.
@@ -246,7 +239,7 @@ impl Ingest {
         encoding: Option<String>,
         raw: bytes::Bytes,
         received_ms: i64,
-    ) -> Result<(Accepted, Option<String>), IngestError> {
+    ) -> Result<Accepted, IngestError> {
         tokio::task::spawn_blocking(move || parse_sentry_blocking(kind, encoding.as_deref(), &raw, received_ms))
             .await
             .map_err(|e| IngestError::Store(StoreError::Other(anyhow::anyhow!("decoding task failed: {e}"))))?
@@ -300,13 +293,12 @@ fn parse_sentry_blocking(
     encoding: Option<&str>,
     raw: &[u8],
     received_ms: i64,
-) -> Result<(Accepted, Option<String>), IngestError> {
+) -> Result<Accepted, IngestError> {
     let reader = decode::decoder(encoding, raw)?;
     match kind {
         SentryBody::Envelope => {
             let env = envelope::read(std::io::BufReader::with_capacity(64 * 1024, reader))?;
             let fallback_id = env.header.get("event_id").and_then(|v| v.as_str());
-            let dsn_key = env.header.get("dsn").and_then(|v| v.as_str()).and_then(key_from_dsn);
             let mut accepted = Accepted { skipped: env.skipped.into_iter().collect(), ..Default::default() };
             for payload in &env.events {
                 let value: serde_json::Value = serde_json::from_slice(payload)
@@ -315,7 +307,7 @@ fn parse_sentry_blocking(
                     .events
                     .push(sentry::to_event(&value, fallback_id, received_ms).map_err(IngestError::Malformed)?);
             }
-            Ok((accepted, dsn_key))
+            Ok(accepted)
         }
         SentryBody::Store => {
             let mut body = Vec::new();
@@ -327,7 +319,7 @@ fn parse_sentry_blocking(
             let value: serde_json::Value = serde_json::from_slice(&body)
                 .map_err(|e| IngestError::Malformed(format!("the event is not valid JSON: {e}")))?;
             let event = sentry::to_event(&value, None, received_ms).map_err(IngestError::Malformed)?;
-            Ok((Accepted { events: vec![event], skipped: Vec::new() }, None))
+            Ok(Accepted { events: vec![event], skipped: Vec::new() })
         }
     }
 }

@@ -31,7 +31,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("regressions", &["assign", "events", "git", "groups", "jobs", "store"]),
     ("issues", &["assign", "github", "jobs", "markdown", "releases", "store"]),
     ("webhooks", &["git", "groups", "jobs", "releases", "store"]),
-    ("ingest", &["domain", "events", "jobs", "metrics", "stacktrace", "store"]),
+    ("ingest", &["cache", "domain", "events", "jobs", "metrics", "stacktrace", "store"]),
     ("retention", &["config", "git", "store"]),
     ("probes", &["ingest", "metrics", "store"]),
     ("explain", &["assign", "events", "git", "github", "ingest", "stacktrace"]),
