@@ -68,6 +68,7 @@ pub struct Metrics {
     pub request_seconds: Latency,
     pub events_accepted: Counter,
     pub events_duplicate: Counter,
+    pub events_grouped: Counter,
     pub intake_refused: Family<ReasonLabels, Counter>,
     pub jobs_finished: Family<OutcomeLabels, Counter>,
     pub github_calls: Family<CallLabels, Counter>,
@@ -112,6 +113,8 @@ impl Metrics {
             "Error events already stored (a retried delivery)",
             events_duplicate.clone(),
         );
+        let events_grouped = Counter::default();
+        registry.register("events_grouped", "Error events filed into their groups", events_grouped.clone());
         let intake_refused = Family::<ReasonLabels, Counter>::default();
         registry.register("intake_refused", "Intake requests refused, by reason", intake_refused.clone());
         let jobs_finished = Family::<OutcomeLabels, Counter>::default();
@@ -150,6 +153,7 @@ impl Metrics {
             request_seconds,
             events_accepted,
             events_duplicate,
+            events_grouped,
             intake_refused,
             jobs_finished,
             github_calls,

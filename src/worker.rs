@@ -15,8 +15,11 @@ use crate::metrics::Metrics;
 use crate::regressions::Regressions;
 use crate::releases::Releases;
 use crate::retention::Retention;
-use crate::store::{DynStore, Job};
+use crate::store::{BatchGrouped, DynStore, Job};
 use crate::webhooks::Webhooks;
+
+/// Events per grouping batch: one transaction files them all, writing each group's counters once.
+pub const GROUP_BATCH: i64 = 500;
 
 /// Milliseconds since the Unix epoch; replaceable in tests to drive leases without sleeping.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -85,13 +88,44 @@ impl Worker {
         self
     }
 
-    /// Runs until `shutdown` is cancelled, finishing the job in hand first.
+    /// Runs until `shutdown` is cancelled, finishing the batch and the job in hand first: grouping batches and jobs
+    /// in two loops side by side, so a stream of events never starves assignment and GitHub work, nor the reverse.
     pub async fn run(self, shutdown: CancellationToken) {
-        info!(lease_s = self.lease.as_secs(), "worker started");
+        info!(lease_s = self.lease.as_secs(), batch = GROUP_BATCH, "worker started");
         let retention = self.retention.clone().map(|(r, every)| tokio::spawn(r.run(every, shutdown.clone())));
+        let jobs_wake = Arc::new(Notify::new());
+        let grouping = {
+            let (worker, shutdown, jobs_wake) = (self.clone(), shutdown.clone(), jobs_wake.clone());
+            tokio::spawn(async move {
+                worker
+                    .run_loop(&shutdown, "group events", &worker.wake, || async {
+                        let grouped = worker.group_once().await?;
+                        if grouped.new_groups > 0 || grouped.groups > 0 {
+                            jobs_wake.notify_one();
+                        }
+                        Ok(grouped.events + grouped.failed > 0)
+                    })
+                    .await;
+            })
+        };
+        self.run_loop(&shutdown, "claim a job", &jobs_wake, || self.job_once()).await;
+        let _ = grouping.await;
+        if let Some(retention) = retention {
+            let _ = retention.await;
+        }
+        info!("worker stopped");
+    }
+
+    /// Repeats `step` while it finds work; otherwise waits for `wake` or the poll interval, backing off while the
+    /// store fails.
+    async fn run_loop<F, Fut>(&self, shutdown: &CancellationToken, what: &str, wake: &Notify, step: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<bool>>,
+    {
         let mut failures: u32 = 0;
         while !shutdown.is_cancelled() {
-            let pause = match self.run_once().await {
+            let pause = match step().await {
                 Ok(true) => {
                     failures = 0;
                     continue;
@@ -103,27 +137,46 @@ impl Worker {
                 Err(e) => {
                     // The store is unreachable, most likely: back off instead of spinning.
                     failures = failures.saturating_add(1);
-                    error!(error = %format!("{e:#}"), "worker could not claim a job");
+                    error!(error = %format!("{e:#}"), "worker could not {what}");
                     (self.poll * 2u32.saturating_pow(failures.min(6))).min(Duration::from_secs(30))
                 }
             };
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = self.wake.notified() => {}
+                () = wake.notified() => {}
                 () = tokio::time::sleep(pause) => {}
             }
         }
-        if let Some(retention) = retention {
-            let _ = retention.await;
+    }
+
+    /// One grouping batch, then one due job. Returns whether there was anything to do.
+    ///
+    /// # Errors
+    /// When the store cannot be reached to group, claim or settle; a job's own failures are recorded on it.
+    pub async fn run_once(&self) -> anyhow::Result<bool> {
+        let grouped = self.group_once().await?;
+        let job = self.job_once().await?;
+        Ok(grouped.events + grouped.failed > 0 || job)
+    }
+
+    /// Files up to [`GROUP_BATCH`] ungrouped events into their groups.
+    ///
+    /// # Errors
+    /// When the store fails; the events stay queued.
+    pub async fn group_once(&self) -> anyhow::Result<BatchGrouped> {
+        let grouped = self.groups.group_batch(GROUP_BATCH, (self.clock)()).await?;
+        if grouped.events > 0 {
+            self.metrics.events_grouped.inc_by(grouped.events);
+            debug!(events = grouped.events, groups = grouped.groups, new = grouped.new_groups, "batch grouped");
         }
-        info!("worker stopped");
+        Ok(grouped)
     }
 
     /// Claims one due job and runs it. Returns whether there was one.
     ///
     /// # Errors
     /// When the store cannot be reached to claim or settle the job; the job's own failures are recorded on it.
-    pub async fn run_once(&self) -> anyhow::Result<bool> {
+    pub async fn job_once(&self) -> anyhow::Result<bool> {
         let lease_ms = self.lease.as_millis() as i64;
         let Some(job) = self.store.claim_job((self.clock)(), lease_ms).await? else {
             return Ok(false);
@@ -190,7 +243,8 @@ impl Worker {
         let now = move || clock();
         match Work::from_row(&job.kind, &job.payload)? {
             Work::DeployRange { deploy_id } => self.releases.process_range(deploy_id, last_attempt, now).await,
-            Work::ProcessEvent { event } => self.groups.process_event(event).await,
+            // Written by an older shipwatch (one job per event): its event is in the batches' queue anyway.
+            Work::ProcessEvent { .. } => self.group_once().await.map(|_| ()),
             Work::ReleaseReady { deploy_id } => self.groups.release_ready(deploy_id, now()).await,
             Work::AssignGroup { group, event } => self.services.assign.assign_group(group, event, true, now).await,
             Work::CheckRegression { group, event } => {

@@ -1,5 +1,5 @@
 //! Error groups: normalising an accepted event (which frames are the application's), its fingerprint, title and
-//! culprit, the job that files it into its group exactly once, reading groups, and changing their status by the
+//! culprit, the batches that file events into their groups exactly once, reading groups, and changing their status by the
 //! rules of `status.rs`.
 
 pub mod status;
@@ -12,7 +12,9 @@ use tracing::{instrument, warn};
 use crate::domain::{Environment, Sha};
 use crate::events::{truncate, Event, Frame};
 use crate::jobs::{IssueReason, Work};
-use crate::store::{DynStore, Group, GroupCount, GroupFilter, GroupUpdate, Grouped, NewJob, StoreResult};
+use crate::store::{
+    BatchGrouped, DynStore, Group, GroupCount, GroupFilter, GroupUpdate, Grouped, NewJob, StoreResult, StoredEvent,
+};
 
 /// Path fragments of code that is not the application's: installed packages, runtimes, the standard library.
 const NOT_IN_APP_PATHS: &[&str] = &[
@@ -344,41 +346,45 @@ impl Groups {
         Ok(Some(to))
     }
 
-    /// The event job: normalise, fingerprint, file into the group. Safe to run again: an event is counted once.
+    /// One grouping batch: up to `limit` ungrouped events normalised, fingerprinted and filed into their groups,
+    /// with the work that follows, in one store transaction. Safe to run concurrently and again: an event is counted
+    /// once.
     ///
     /// # Errors
-    /// Store errors (the job is retried).
-    #[instrument(skip_all, fields(event_row = event_row))]
-    pub async fn process_event(&self, event_row: i64) -> anyhow::Result<()> {
-        let Some(stored) = self.store.event(event_row).await? else {
-            warn!("event no longer exists; nothing to do");
-            return Ok(());
-        };
-        if stored.group_id.is_some() {
-            return Ok(());
+    /// Store errors (the events stay in the queue for the next batch).
+    #[instrument(skip_all, fields(limit = limit))]
+    pub async fn group_batch(&self, limit: i64, now: i64) -> anyhow::Result<BatchGrouped> {
+        let done = self.store.group_batch(limit, &classify, after_grouping, now).await?;
+        if done.failed > 0 {
+            warn!(failed = done.failed, "events that could not be grouped were set aside");
         }
-        let mut event: Event = serde_json::from_str(&stored.payload)?;
-        normalise(&mut event);
-        let update = GroupUpdate {
-            fingerprint: fingerprint(&event),
-            title: title(&event),
-            culprit: culprit(&event),
-            level: event.level.clone(),
-        };
-        self.store.group_event(&stored, &update, after_grouping).await?;
-        Ok(())
+        Ok(done)
     }
 }
 
-/// The work that follows grouping an event: a new group is assigned; an event for a resolved group is checked for a
-/// regression (whether it reopens the group depends on the build it came from).
+/// The grouping rule for one stored event: normalise it, then its fingerprint, title and culprit.
+fn classify(stored: &StoredEvent) -> Result<GroupUpdate, String> {
+    let mut event: Event =
+        serde_json::from_str(&stored.payload).map_err(|e| format!("the stored event is not readable: {e}"))?;
+    normalise(&mut event);
+    Ok(GroupUpdate {
+        fingerprint: fingerprint(&event),
+        title: title(&event),
+        culprit: culprit(&event),
+        level: event.level.clone(),
+    })
+}
+
+/// The work that follows grouping a batch, per group: a new group is assigned from its first event; a resolved group
+/// is checked for a regression once per build (release and environment) it came back from — whether it reopens
+/// depends on the build.
 fn after_grouping(g: Grouped) -> Vec<NewJob> {
     let mut jobs = Vec::new();
     if g.was_resolved {
-        jobs.push(Work::CheckRegression { group: g.group_id, event: g.event_id }.job());
+        jobs.extend(g.builds.iter().map(|&event| Work::CheckRegression { group: g.group_id, event }.job()));
     }
     if g.new_group {
-        jobs.push(Work::AssignGroup { group: g.group_id, event: g.event_id }.job());
+        jobs.push(Work::AssignGroup { group: g.group_id, event: g.first_event }.job());
     }
     jobs
 }

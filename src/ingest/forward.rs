@@ -9,7 +9,6 @@ use tokio::sync::{Notify, OnceCell};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::jobs::Work;
 use crate::metrics::Metrics;
 use crate::store::spool::{Spool, SpoolError};
 use crate::store::{DynStore, NewEvent, StoreResult};
@@ -90,20 +89,16 @@ impl Spooler {
         if batch.is_empty() {
             return Ok(0);
         }
-        let mut stored_any = false;
-        for request in &batch {
-            for event in &request.events {
-                let stored = self.store.insert_event(event, Work::process_event, request.received_at).await?;
-                if stored.is_some() {
-                    stored_any = true;
-                } else {
-                    self.metrics.events_duplicate.inc();
-                }
-            }
-            if !request.skipped.is_empty() {
-                self.store.count_items(request.project_id, &request.skipped).await?;
-            }
-        }
+        // One transaction for the whole batch: multi-row inserts, item counters beside them.
+        let events: Vec<(i64, &NewEvent)> =
+            batch.iter().flat_map(|r| r.events.iter().map(move |e| (r.received_at, e))).collect();
+        let items: Vec<(i64, String, i64)> = batch
+            .iter()
+            .flat_map(|r| r.skipped.iter().map(move |(item, n)| (r.project_id, item.clone(), *n)))
+            .collect();
+        let stored = self.store.insert_events(&events, &items).await?;
+        self.metrics.events_duplicate.inc_by((events.len() as u64).saturating_sub(stored));
+        let stored_any = stored > 0;
         let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
         spool.remove(&ids).await?;
         if stored_any {

@@ -13,7 +13,8 @@ pub enum Work {
     DeployRange { deploy_id: i64 },
     /// A deploy is ready: groups waiting for the next release of its environment are resolved.
     ReleaseReady { deploy_id: i64 },
-    /// Group an accepted event.
+    /// Group an accepted event: written by shipwatch before events became their own queue (grouped in batches);
+    /// still read so such rows run.
     ProcessEvent { event: i64 },
     /// Map, blame and assign a new group, from the event that created it.
     AssignGroup { group: i64, event: i64 },
@@ -105,11 +106,6 @@ impl Work {
     /// The job that computes deploy `deploy_id`'s range.
     pub fn deploy_range(deploy_id: i64) -> NewJob {
         Work::DeployRange { deploy_id }.job()
-    }
-
-    /// The job that groups event `event`.
-    pub fn process_event(event: i64) -> NewJob {
-        Work::ProcessEvent { event }.job()
     }
 
     /// The job that handles webhook delivery `delivery`.

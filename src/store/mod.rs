@@ -385,16 +385,38 @@ pub enum Purge {
     WebhookDeliveries,
 }
 
-/// What grouping an event did, for the caller's rule on which jobs follow.
-#[derive(Debug, Clone, Copy)]
+/// The queue name, in [`JobStore::queue_depths`], of events waiting to be grouped.
+pub const GROUP_EVENTS: &str = "group_events";
+
+/// What one batch did to one group, for the caller's rule on which jobs follow.
+#[derive(Debug, Clone)]
 pub struct Grouped {
     pub group_id: i64,
-    pub event_id: i64,
-    /// The group was resolved when the event arrived.
+    /// The earliest of the batch's events in this group.
+    pub first_event: i64,
+    /// The group was resolved when the batch reached it.
     pub was_resolved: bool,
-    /// The event created the group.
+    /// The batch created the group.
     pub new_group: bool,
+    /// One of the batch's events per release and environment in this group: each build that may have brought a
+    /// resolved group back.
+    pub builds: Vec<i64>,
 }
+
+/// What one grouping batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchGrouped {
+    /// Events filed into a group.
+    pub events: u64,
+    /// Distinct groups they went to.
+    pub groups: u64,
+    pub new_groups: u64,
+    /// Events that could not be grouped (kept, with why, out of the queue).
+    pub failed: u64,
+}
+
+/// The caller's grouping rule for one stored event: its group, or why it has none.
+pub type Classify<'a> = &'a (dyn Fn(&StoredEvent) -> Result<GroupUpdate, String> + Send + Sync);
 
 /// Everything shipwatch keeps, behind one interface with a SQLite and a PostgreSQL implementation: one trait per
 /// aggregate, each implemented by a module in `sql/` that both backends compile (`store/sqlite.rs`,
@@ -478,9 +500,13 @@ pub trait DeployStore: Send + Sync {
 /// Events as received, and what intake counted.
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// Stores an event and queues `follow(event row id)`, atomically. `None` when the project already has an event
-    /// with this id (a retried delivery): nothing is written then.
-    async fn insert_event(&self, event: &NewEvent, follow: fn(i64) -> NewJob, now: i64) -> StoreResult<Option<i64>>;
+    /// Stores an event received at `now`; it waits, ungrouped, for a grouping batch. `None` when the project
+    /// already has an event with this id (a retried delivery): nothing is written then.
+    async fn insert_event(&self, event: &NewEvent, now: i64) -> StoreResult<Option<i64>>;
+    /// Stores a batch of events (each with when it was received) and adds `items` (project, item type, count) to
+    /// the item counters, in one transaction. Events whose id the project already has are skipped; returns how many
+    /// were stored.
+    async fn insert_events(&self, events: &[(i64, &NewEvent)], items: &[(i64, String, i64)]) -> StoreResult<u64>;
     async fn event(&self, id: i64) -> StoreResult<Option<StoredEvent>>;
     /// Events of a project's environment that happened in `[from, to)` (unix ms).
     async fn count_events_between(&self, project_id: i64, environment: &str, from: i64, to: i64) -> StoreResult<i64>;
@@ -493,15 +519,17 @@ pub trait EventStore: Send + Sync {
 /// Error groups: filing events into them, their counts, assignment and status.
 #[async_trait]
 pub trait GroupStore: Send + Sync {
-    /// Adds a stored event to the group of its fingerprint (creating it), counting it once however often this is
-    /// called, and queues the jobs `follow` names for what happened, in the same transaction. Returns the group id
-    /// and whether this event created the group.
-    async fn group_event(
+    /// Takes up to `limit` ungrouped events (oldest first; on PostgreSQL, rows another worker holds are skipped),
+    /// files each into the group `classify` names (creating it) and queues the jobs `follow` names for each group,
+    /// in one transaction: group counters, counts per release and environment and follow-up work are written once
+    /// per group per batch, and an event is counted exactly once however the batch ends.
+    async fn group_batch(
         &self,
-        event: &StoredEvent,
-        group: &GroupUpdate,
+        limit: i64,
+        classify: Classify<'_>,
         follow: fn(Grouped) -> Vec<NewJob>,
-    ) -> StoreResult<(i64, bool)>;
+        now: i64,
+    ) -> StoreResult<BatchGrouped>;
     async fn list_groups(&self, project_id: i64, filter: &GroupFilter) -> StoreResult<Vec<Group>>;
     /// Stores the assignment of a group (JSON) and its assignee as the group's current one, and, made at a deploy,
     /// as that deploy's (kept when a later deploy re-assigns the group).
@@ -590,7 +618,8 @@ pub trait JobStore: Send + Sync {
     /// waited for something, it did not fail); its last error stays as it was.
     async fn defer_job(&self, job: &Job, run_at: i64, now: i64) -> StoreResult<bool>;
     async fn job_states(&self) -> StoreResult<Vec<JobState>>;
-    /// Per kind, the jobs queued or running and when the oldest of them was queued (ms).
+    /// Per kind, the jobs queued or running and when the oldest of them was queued (ms); ungrouped events as the
+    /// kind [`GROUP_EVENTS`].
     async fn queue_depths(&self) -> StoreResult<Vec<(String, i64, i64)>>;
 }
 

@@ -45,6 +45,8 @@ const CLAIM_JOB: &str =
              updated_at = $3 where id = (select id from jobs where (status = 'queued' and run_at <= $3) \
              or (status = 'running' and lease_until < $3) order by id limit 1 for update skip locked) \
              returning id, kind, payload, attempts, max_attempts, lease_token";
+/// Appended to the grouping batch's select: concurrent workers take different events instead of waiting on one batch.
+const SKIP_LOCKED: &str = " for update skip locked";
 
 // Each `sql/` file is compiled once per backend on purpose: the same SQL against `Db` = this backend.
 #[allow(clippy::duplicate_mod)]

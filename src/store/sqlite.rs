@@ -70,6 +70,8 @@ const CLAIM_JOB: &str =
              updated_at = $3 where id = (select id from jobs where (status = 'queued' and run_at <= $3) \
              or (status = 'running' and lease_until < $3) order by id limit 1) \
              returning id, kind, payload, attempts, max_attempts, lease_token";
+/// Appended to the grouping batch's select: SQLite's single write lock already keeps batches apart.
+const SKIP_LOCKED: &str = "";
 
 // Each `sql/` file is compiled once per backend on purpose: the same SQL against `Db` = this backend.
 #[allow(clippy::duplicate_mod)]

@@ -5,8 +5,8 @@ use shipwatch::git::Git;
 use shipwatch::jobs::Work;
 use shipwatch::retention::{Ages, Purged, Retention};
 use shipwatch::store::{
-    CommitRecord, DynStore, FileChange, GroupFilter, GroupOrder, GroupUpdate, JobStatus, NewDeploy, NewEvent, NewJob,
-    NewProject, Person, RangeOutcome, StoreError,
+    BatchGrouped, CommitRecord, DynStore, FileChange, GroupFilter, GroupOrder, GroupUpdate, Grouped, JobStatus,
+    NewDeploy, NewEvent, NewJob, NewProject, Person, RangeOutcome, StoreError, StoredEvent, GROUP_EVENTS,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -226,17 +226,23 @@ async fn retention_deletes_what_is_past_its_age_in_batches_and_keeps_the_rest() 
         // More old events than two deletion batches, and a few recent ones.
         let mut old_ids = Vec::new();
         for n in 0..1_100 {
-            old_ids.push(store.insert_event(&event(n), Work::process_event, now - 100 * DAY).await.expect("old"));
+            old_ids.push(store.insert_event(&event(n), now - 100 * DAY).await.expect("old"));
         }
         for n in 1_100..1_103 {
-            store.insert_event(&event(n), Work::process_event, now - DAY).await.expect("new");
+            store.insert_event(&event(n), now - DAY).await.expect("new");
         }
         // An old event that is a group's last event stays: the group page shows it.
         let last = old_ids[1_099].expect("stored");
-        let stored = store.event(last).await.expect("read").expect("there");
-        let update = GroupUpdate { fingerprint: "f".into(), title: "t".into(), culprit: None, level: None };
-        store.group_event(&stored, &update, |_| Vec::new()).await.expect("grouped");
-        // Finished jobs: done and dead long ago, done recently. (The events' own jobs are queued and stay.)
+        let only_last = move |e: &StoredEvent| {
+            if e.id == last {
+                Ok(GroupUpdate { fingerprint: "f".into(), title: "t".into(), culprit: None, level: None })
+            } else {
+                Err("not grouped in this test".to_owned())
+            }
+        };
+        let grouped = store.group_batch(5_000, &only_last, |_| Vec::new(), now).await.expect("grouped");
+        assert_eq!((grouped.events, grouped.failed), (1, 1_102), "{backend}");
+        // Finished jobs: done and dead long ago, done recently.
         let job = || NewJob { kind: "k".into(), payload: "{}".into(), max_attempts: 1 };
         for (at, done) in [(now - 150 * DAY, true), (now - 150 * DAY, false), (now - 2 * DAY, true)] {
             store.enqueue_job(job(), at - 1_000_000_000).await.expect("enqueue");
@@ -273,7 +279,7 @@ async fn retention_deletes_what_is_past_its_age_in_batches_and_keeps_the_rest() 
         let states = store.job_states().await.expect("jobs");
         let finished = states.iter().filter(|s| matches!(s.status, JobStatus::Done | JobStatus::Dead)).count();
         let queued = states.iter().filter(|s| s.status == JobStatus::Queued).count();
-        assert_eq!((finished, queued), (1, 1_100 + 3 + 2), "{backend}");
+        assert_eq!((finished, queued), (1, 2), "{backend}: the webhook deliveries' jobs stay");
         // A second pass finds nothing more.
         let again = retention.run_once(now).await.expect("retention runs");
         assert_eq!(again, Purged { mirrors: 1, ..Purged::default() }, "{backend}");
@@ -294,14 +300,17 @@ async fn groups_are_filtered_by_title_words_and_assignee_and_sorted() {
                     release: None,
                     environment: None,
                     platform: None,
-                    payload: "{}".into(),
+                    // The test's grouping rule reads the title from the payload.
+                    payload: title.into(),
                 };
-                let id = store.insert_event(&e, Work::process_event, 0).await.expect("insert").expect("new");
-                let stored = store.event(id).await.expect("read").expect("there");
-                let update = GroupUpdate { fingerprint: title.into(), title: title.into(), culprit: None, level: None };
-                store.group_event(&stored, &update, |_| Vec::new()).await.expect("grouped");
+                store.insert_event(&e, 0).await.expect("insert").expect("new");
             }
         }
+        let by_title = |e: &StoredEvent| {
+            Ok(GroupUpdate { fingerprint: e.payload.clone(), title: e.payload.clone(), culprit: None, level: None })
+        };
+        let grouped = store.group_batch(100, &by_title, |_| Vec::new(), 0).await.expect("grouped");
+        assert_eq!((grouped.events, grouped.groups, grouped.new_groups), (4, 2, 2), "{backend}");
         let list = |f: GroupFilter| {
             let store = store.clone();
             async move {
@@ -328,6 +337,185 @@ async fn groups_are_filtered_by_title_words_and_assignee_and_sorted() {
         );
         assert_eq!(list(GroupFilter { order: GroupOrder::Newest, ..Default::default() }).await[0], "ValueError: x");
         assert!(list(GroupFilter { assignee: Some("nobody".into()), ..Default::default() }).await.is_empty());
+    })
+    .await;
+}
+
+/// Events for the grouping-batch tests: `payload` names the group (the tests' grouping rule reads it).
+fn batch_event(project_id: i64, n: usize, group: &str, release: &str, at: i64) -> NewEvent {
+    NewEvent {
+        project_id,
+        event_id: format!("{n:032x}"),
+        occurred_at: at,
+        release: Some(release.into()),
+        environment: Some("production".into()),
+        platform: None,
+        payload: group.into(),
+    }
+}
+
+fn by_payload(e: &StoredEvent) -> Result<GroupUpdate, String> {
+    if e.payload == "unreadable" {
+        return Err("cannot read it".into());
+    }
+    Ok(GroupUpdate {
+        fingerprint: e.payload.clone(),
+        title: format!("{} #{}", e.payload, e.id),
+        culprit: None,
+        level: None,
+    })
+}
+
+/// One job per group the batch touched, naming what the store reported.
+fn one_job_per_group(g: Grouped) -> Vec<NewJob> {
+    vec![NewJob {
+        kind: "follow".into(),
+        payload: format!(
+            "{{\"group\":{},\"first\":{},\"new\":{},\"resolved\":{},\"builds\":{}}}",
+            g.group_id,
+            g.first_event,
+            g.new_group,
+            g.was_resolved,
+            g.builds.len()
+        ),
+        max_attempts: 1,
+    }]
+}
+
+#[tokio::test]
+async fn a_grouping_batch_writes_each_group_once_and_counts_each_event_once() {
+    on_each_backend(|store: DynStore, backend| async move {
+        let p = store.create_project(new_project("web"), 0).await.expect("project");
+        // Two groups over two releases, and one event nobody can read; b's newest event is its second.
+        let events = [
+            batch_event(p.id, 1, "a", "v1", 100),
+            batch_event(p.id, 2, "b", "v1", 300),
+            batch_event(p.id, 3, "a", "v2", 50),
+            batch_event(p.id, 4, "unreadable", "v1", 100),
+            batch_event(p.id, 5, "b", "v1", 400),
+            batch_event(p.id, 6, "a", "v2", 200),
+        ];
+        let rows: Vec<(i64, &NewEvent)> = events.iter().map(|e| (1_000, e)).collect();
+        let items = [(p.id, "transaction".to_owned(), 3)];
+        assert_eq!(store.insert_events(&rows, &items).await.expect("insert"), 6, "{backend}");
+        // A spooled batch forwarded again after a crash stores nothing twice.
+        assert_eq!(store.insert_events(&rows[..2], &[]).await.expect("insert again"), 0, "{backend}");
+        assert_eq!(store.item_counts(p.id).await.expect("items"), [("transaction".to_owned(), 3)], "{backend}");
+
+        let done = store.group_batch(100, &by_payload, one_job_per_group, 2_000).await.expect("batch");
+        assert_eq!(done, BatchGrouped { events: 5, groups: 2, new_groups: 2, failed: 1 }, "{backend}");
+        let groups = store.list_groups(p.id, &GroupFilter { limit: 10, ..Default::default() }).await.expect("list");
+        let a = groups.iter().find(|g| g.fingerprint == "a").expect("a");
+        let b = groups.iter().find(|g| g.fingerprint == "b").expect("b");
+        assert_eq!((a.times_seen, a.first_seen, a.last_seen), (3, 50, 200), "{backend}");
+        assert_eq!(a.first_release.as_deref(), Some("v2"), "{backend}: the earliest event's release");
+        assert!(a.title.starts_with("a #"), "{backend}");
+        let b_last = store.event(b.last_event_id.expect("last")).await.expect("read").expect("there");
+        assert_eq!((b.times_seen, b_last.event_id.as_str()), (2, format!("{:032x}", 5).as_str()), "{backend}");
+        let mut counts: Vec<(String, i64)> =
+            store.group_counts(a.id).await.expect("counts").into_iter().map(|c| (c.release, c.count)).collect();
+        counts.sort();
+        assert_eq!(counts, [("v1".to_owned(), 1), ("v2".to_owned(), 2)], "{backend}");
+        // Follow-up work once per group, with the earliest event and one event per build.
+        let follows: Vec<String> = store
+            .job_states()
+            .await
+            .expect("jobs")
+            .into_iter()
+            .filter(|j| j.kind == "follow")
+            .map(|j| j.payload)
+            .collect();
+        assert_eq!(follows.len(), 2, "{backend}: {follows:?}");
+        assert!(follows.iter().any(|f| f.contains(&format!("\"group\":{}", a.id)) && f.contains("\"builds\":2")));
+        assert!(follows.iter().all(|f| f.contains("\"new\":true")), "{backend}: {follows:?}");
+
+        // Nothing is left to group; a later event of a resolved group is reported as such, and not new.
+        assert_eq!(store.group_batch(100, &by_payload, one_job_per_group, 2_000).await.expect("again").events, 0);
+        store.resolve_group(a.id, None, 2_500).await.expect("resolve");
+        store.insert_event(&batch_event(p.id, 7, "a", "v3", 3_000), 3_000).await.expect("insert");
+        let done = store.group_batch(100, &by_payload, one_job_per_group, 3_000).await.expect("batch");
+        assert_eq!(done, BatchGrouped { events: 1, groups: 1, new_groups: 0, failed: 0 }, "{backend}");
+        let last = store.job_states().await.expect("jobs").into_iter().rev().find(|j| j.kind == "follow");
+        let last = last.expect("a follow-up").payload;
+        assert!(last.contains("\"new\":false") && last.contains("\"resolved\":true"), "{backend}: {last}");
+        let depths = store.queue_depths().await.expect("depths");
+        assert!(depths.iter().all(|(kind, ..)| kind != GROUP_EVENTS), "{backend}: nothing left to group");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_batch_that_dies_half_way_counts_nothing() {
+    on_each_backend(|store: DynStore, backend| async move {
+        let p = store.create_project(new_project("web"), 0).await.expect("project");
+        for n in 0..10 {
+            let group = if n % 2 == 0 { "a" } else { "b" };
+            store.insert_event(&batch_event(p.id, n, group, "v1", n as i64), 0).await.expect("insert");
+        }
+        let depths = store.queue_depths().await.expect("depths");
+        assert!(depths.contains(&(GROUP_EVENTS.to_owned(), 10, 0)), "{backend}: {depths:?}");
+        // The follow-up rule fails on the second group, after the first one's rows were written in the batch.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        CALLS.store(0, std::sync::atomic::Ordering::SeqCst);
+        fn dies_on_the_second(_: Grouped) -> Vec<NewJob> {
+            if CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                panic!("the worker dies half-way through the batch");
+            }
+            Vec::new()
+        }
+        let dying = {
+            let store = store.clone();
+            tokio::spawn(async move { store.group_batch(100, &by_payload, dies_on_the_second, 1).await })
+        };
+        assert!(dying.await.is_err(), "{backend}: the batch died");
+        assert!(store
+            .list_groups(p.id, &GroupFilter { limit: 10, ..Default::default() })
+            .await
+            .expect("list")
+            .is_empty());
+        let depths = store.queue_depths().await.expect("depths");
+        assert!(depths.contains(&(GROUP_EVENTS.to_owned(), 10, 0)), "{backend}: all still queued: {depths:?}");
+        // The next batch counts every event exactly once.
+        let done = store.group_batch(100, &by_payload, |_| Vec::new(), 2).await.expect("batch");
+        assert_eq!((done.events, done.groups), (10, 2), "{backend}");
+        let groups = store.list_groups(p.id, &GroupFilter { limit: 10, ..Default::default() }).await.expect("list");
+        assert_eq!(groups.iter().map(|g| g.times_seen).sum::<i64>(), 10, "{backend}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_batches_group_every_event_exactly_once() {
+    on_each_backend(|store: DynStore, backend| async move {
+        let p = store.create_project(new_project("web"), 0).await.expect("project");
+        let events: Vec<NewEvent> =
+            (0..2_000).map(|n| batch_event(p.id, n, &format!("g{}", n % 37), "v1", n as i64)).collect();
+        let rows: Vec<(i64, &NewEvent)> = events.iter().map(|e| (0, e)).collect();
+        assert_eq!(store.insert_events(&rows, &[]).await.expect("insert"), 2_000);
+        // Four workers taking small batches at once (on PostgreSQL each skips the rows another holds).
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut mine = 0;
+                    loop {
+                        let done = store.group_batch(64, &by_payload, |_| Vec::new(), 1).await.expect("batch");
+                        if done.events == 0 {
+                            return mine;
+                        }
+                        mine += done.events;
+                    }
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for w in workers {
+            total += w.await.expect("worker");
+        }
+        assert_eq!(total, 2_000, "{backend}");
+        let groups = store.list_groups(p.id, &GroupFilter { limit: 100, ..Default::default() }).await.expect("list");
+        assert_eq!(groups.len(), 37, "{backend}");
+        assert_eq!(groups.iter().map(|g| g.times_seen).sum::<i64>(), 2_000, "{backend}");
     })
     .await;
 }

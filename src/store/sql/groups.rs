@@ -8,80 +8,121 @@ use crate::store::*;
 
 #[async_trait::async_trait]
 impl crate::store::GroupStore for Backend {
-    async fn group_event(
+    async fn group_batch(
         &self,
-        e: &StoredEvent,
-        g: &GroupUpdate,
+        limit: i64,
+        classify: Classify<'_>,
         follow: fn(Grouped) -> Vec<NewJob>,
-    ) -> StoreResult<(i64, bool)> {
+        now: i64,
+    ) -> StoreResult<BatchGrouped> {
         let mut tx = self.write.begin().await?;
-        let already: Option<Option<i64>> =
-            sqlx::query_scalar("select group_id from events where id = $1").bind(e.id).fetch_optional(&mut *tx).await?;
-        if let Some(Some(group_id)) = already {
-            tx.commit().await?;
-            return Ok((group_id, false));
+        let events: Vec<StoredEvent> = sqlx::query_as::<Db, StoredEvent>(&format!(
+            "select * from events where group_id is null and grouping_error is null order by id limit $1{}",
+            super::SKIP_LOCKED
+        ))
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut done = BatchGrouped::default();
+        // Ordered by (project, fingerprint): concurrent batches lock groups in one order, so they cannot deadlock.
+        let mut groups: std::collections::BTreeMap<(i64, String), BatchGroup> = std::collections::BTreeMap::new();
+        for e in &events {
+            match classify(e) {
+                Ok(update) => {
+                    let key = (e.project_id, update.fingerprint.clone());
+                    groups.entry(key).or_insert_with(|| BatchGroup::new(e, &update)).add(e, update);
+                }
+                Err(why) => {
+                    sqlx::query("update events set grouping_error = $1 where id = $2")
+                        .bind(&why)
+                        .bind(e.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    done.failed += 1;
+                }
+            }
         }
-        // Newest event wins title and "last event"; the earliest decides first seen and first release.
-        let (group_id, times_seen, status): (i64, i64, String) = sqlx::query_as(
-            "insert into error_groups (project_id, fingerprint, title, culprit, level, status, first_seen, \
-             last_seen, first_release, times_seen, last_event_id) \
-             values ($1, $2, $3, $4, $5, 'unresolved', $6, $6, $7, 1, $8) \
-             on conflict (project_id, fingerprint) do update set \
-             times_seen = error_groups.times_seen + 1, \
-             title = case when excluded.last_seen >= error_groups.last_seen \
-                 then excluded.title else error_groups.title end, \
-             culprit = case when excluded.last_seen >= error_groups.last_seen \
-                 then excluded.culprit else error_groups.culprit end, \
-             level = case when excluded.last_seen >= error_groups.last_seen \
-                 then excluded.level else error_groups.level end, \
-             last_event_id = case when excluded.last_seen >= error_groups.last_seen \
-                 then excluded.last_event_id else error_groups.last_event_id end, \
-             last_seen = case when excluded.last_seen > error_groups.last_seen \
-                 then excluded.last_seen else error_groups.last_seen end, \
-             first_release = case when excluded.first_seen < error_groups.first_seen \
-                 then excluded.first_release else error_groups.first_release end, \
-             first_seen = case when excluded.first_seen < error_groups.first_seen \
-                 then excluded.first_seen else error_groups.first_seen end \
-             returning id, times_seen, status",
-        )
-        .bind(e.project_id)
-        .bind(&g.fingerprint)
-        .bind(&g.title)
-        .bind(&g.culprit)
-        .bind(&g.level)
-        .bind(e.occurred_at)
-        .bind(&e.release)
-        .bind(e.id)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query(
-            "insert into group_counts (group_id, release, environment, count, first_seen, last_seen) \
-             values ($1, $2, $3, 1, $4, $4) on conflict (group_id, release, environment) do update set \
-             count = group_counts.count + 1, \
-             first_seen = case when excluded.first_seen < group_counts.first_seen \
-                 then excluded.first_seen else group_counts.first_seen end, \
-             last_seen = case when excluded.last_seen > group_counts.last_seen \
-                 then excluded.last_seen else group_counts.last_seen end",
-        )
-        .bind(group_id)
-        .bind(e.release.as_deref().unwrap_or(""))
-        .bind(e.environment.as_deref().unwrap_or(""))
-        .bind(e.occurred_at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("update events set group_id = $1 where id = $2")
-            .bind(group_id)
-            .bind(e.id)
-            .execute(&mut *tx)
+        for ((project_id, fingerprint), b) in groups {
+            // The newest event wins title and "last event"; the earliest decides first seen and first release.
+            let (group_id, times_seen, status): (i64, i64, String) = sqlx::query_as(
+                "insert into error_groups (project_id, fingerprint, title, culprit, level, status, first_seen, \
+                 last_seen, first_release, times_seen, last_event_id) \
+                 values ($1, $2, $3, $4, $5, 'unresolved', $6, $7, $8, $9, $10) \
+                 on conflict (project_id, fingerprint) do update set \
+                 times_seen = error_groups.times_seen + excluded.times_seen, \
+                 title = case when excluded.last_seen >= error_groups.last_seen \
+                     then excluded.title else error_groups.title end, \
+                 culprit = case when excluded.last_seen >= error_groups.last_seen \
+                     then excluded.culprit else error_groups.culprit end, \
+                 level = case when excluded.last_seen >= error_groups.last_seen \
+                     then excluded.level else error_groups.level end, \
+                 last_event_id = case when excluded.last_seen >= error_groups.last_seen \
+                     then excluded.last_event_id else error_groups.last_event_id end, \
+                 last_seen = case when excluded.last_seen > error_groups.last_seen \
+                     then excluded.last_seen else error_groups.last_seen end, \
+                 first_release = case when excluded.first_seen < error_groups.first_seen \
+                     then excluded.first_release else error_groups.first_release end, \
+                 first_seen = case when excluded.first_seen < error_groups.first_seen \
+                     then excluded.first_seen else error_groups.first_seen end \
+                 returning id, times_seen, status",
+            )
+            .bind(project_id)
+            .bind(&fingerprint)
+            .bind(&b.last.title)
+            .bind(&b.last.culprit)
+            .bind(&b.last.level)
+            .bind(b.first_seen)
+            .bind(b.last_seen)
+            .bind(&b.first_release)
+            .bind(b.events.len() as i64)
+            .bind(b.last_event)
+            .fetch_one(&mut *tx)
             .await?;
-        // What follows is the caller's rule; queued in this transaction so the work cannot be lost.
-        let grouped =
-            Grouped { group_id, event_id: e.id, was_resolved: status == "resolved", new_group: times_seen == 1 };
-        for job in follow(grouped) {
-            enqueue_in(&mut tx, &job, e.received_at).await?;
+            for ((release, environment), c) in &b.counts {
+                sqlx::query(
+                    "insert into group_counts (group_id, release, environment, count, first_seen, last_seen) \
+                     values ($1, $2, $3, $4, $5, $6) on conflict (group_id, release, environment) do update set \
+                     count = group_counts.count + excluded.count, \
+                     first_seen = case when excluded.first_seen < group_counts.first_seen \
+                         then excluded.first_seen else group_counts.first_seen end, \
+                     last_seen = case when excluded.last_seen > group_counts.last_seen \
+                         then excluded.last_seen else group_counts.last_seen end",
+                )
+                .bind(group_id)
+                .bind(release)
+                .bind(environment)
+                .bind(c.count)
+                .bind(c.first_seen)
+                .bind(c.last_seen)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let mut q = sqlx::QueryBuilder::<Db>::new("update events set group_id = ");
+            q.push_bind(group_id).push(" where id in (");
+            let mut ids = q.separated(", ");
+            for id in &b.events {
+                ids.push_bind(*id);
+            }
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
+            done.events += b.events.len() as u64;
+            done.groups += 1;
+            let new_group = times_seen == b.events.len() as i64;
+            done.new_groups += u64::from(new_group);
+            // What follows is the caller's rule; queued in this transaction so the work cannot be lost.
+            let grouped = Grouped {
+                group_id,
+                first_event: b.first_event,
+                was_resolved: status == "resolved",
+                new_group,
+                builds: b.counts.values().map(|c| c.event).collect(),
+            };
+            for job in follow(grouped) {
+                enqueue_in(&mut tx, &job, now).await?;
+            }
         }
         tx.commit().await?;
-        Ok((group_id, times_seen == 1))
+        Ok(done)
     }
 
     async fn list_groups(&self, project_id: i64, f: &GroupFilter) -> StoreResult<Vec<Group>> {
@@ -292,5 +333,71 @@ impl crate::store::GroupStore for Backend {
         .bind(group_id)
         .fetch_all(&self.read)
         .await?)
+    }
+}
+
+/// One group's share of a grouping batch.
+struct BatchGroup {
+    events: Vec<i64>,
+    first_seen: i64,
+    first_event: i64,
+    first_release: Option<String>,
+    last_seen: i64,
+    last_event: i64,
+    /// Title, culprit and level of the newest event.
+    last: GroupUpdate,
+    /// Per (release, environment): count, first and last seen, and one event.
+    counts: std::collections::BTreeMap<(String, String), BuildCount>,
+}
+
+struct BuildCount {
+    count: i64,
+    first_seen: i64,
+    last_seen: i64,
+    event: i64,
+}
+
+impl BatchGroup {
+    fn new(e: &StoredEvent, update: &GroupUpdate) -> BatchGroup {
+        BatchGroup {
+            events: Vec::new(),
+            first_seen: e.occurred_at,
+            first_event: e.id,
+            first_release: e.release.clone(),
+            last_seen: e.occurred_at,
+            last_event: e.id,
+            last: GroupUpdate {
+                fingerprint: update.fingerprint.clone(),
+                title: update.title.clone(),
+                culprit: update.culprit.clone(),
+                level: update.level.clone(),
+            },
+            counts: std::collections::BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, e: &StoredEvent, update: GroupUpdate) {
+        self.events.push(e.id);
+        if e.occurred_at < self.first_seen {
+            self.first_seen = e.occurred_at;
+            self.first_event = e.id;
+            self.first_release = e.release.clone();
+        }
+        // Events come in id order: a later one with the same time is the newer.
+        if e.occurred_at >= self.last_seen {
+            self.last_seen = e.occurred_at;
+            self.last_event = e.id;
+            self.last = update;
+        }
+        let key = (e.release.clone().unwrap_or_default(), e.environment.clone().unwrap_or_default());
+        let c = self.counts.entry(key).or_insert(BuildCount {
+            count: 0,
+            first_seen: e.occurred_at,
+            last_seen: e.occurred_at,
+            event: e.id,
+        });
+        c.count += 1;
+        c.first_seen = c.first_seen.min(e.occurred_at);
+        c.last_seen = c.last_seen.max(e.occurred_at);
     }
 }

@@ -8,12 +8,22 @@ use crate::store::*;
 #[async_trait::async_trait]
 impl crate::store::JobStore for Backend {
     async fn queue_depths(&self) -> StoreResult<Vec<(String, i64, i64)>> {
-        Ok(sqlx::query_as(
+        let mut depths: Vec<(String, i64, i64)> = sqlx::query_as(
             "select kind, count(*), min(created_at) from jobs where status in ('queued', 'running') \
              group by kind order by kind",
         )
         .fetch_all(&self.read)
-        .await?)
+        .await?;
+        // Events are a queue of their own: the ungrouped ones wait for a grouping batch.
+        let (n, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "select count(*), min(received_at) from events where group_id is null and grouping_error is null",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        if let (true, Some(oldest)) = (n > 0, oldest) {
+            depths.push((GROUP_EVENTS.to_owned(), n, oldest));
+        }
+        Ok(depths)
     }
 
     async fn enqueue_job(&self, job: NewJob, now: i64) -> StoreResult<i64> {
