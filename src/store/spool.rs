@@ -3,14 +3,18 @@
 //! store in batches and deletes them only once stored there.
 //!
 //! SQLite in WAL mode because it is already linked, a committed transaction survives SIGKILL (NORMAL sync writes
-//! the WAL before the commit returns), and one file needs no compaction scheme of its own; writes go through one
-//! connection so they never contend for the write lock with each other.
+//! the WAL before the commit returns), and one file needs no compaction scheme of its own. Writes go through one
+//! task owning one connection, which commits every write waiting at that moment in one transaction (group commit):
+//! under load a commit serves many requests, and writes never contend for the write lock with each other.
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row as _, SqlitePool};
+use sqlx::{Connection as _, Row as _, SqliteConnection, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering::SeqCst};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{NewEvent, StoreError, StoreResult};
 
@@ -37,11 +41,25 @@ pub struct Spooled {
 }
 
 pub struct Spool {
-    write: SqlitePool,
+    /// Writes go to one task that owns the write connection and commits whatever is waiting together.
+    writes: mpsc::Sender<Write>,
+    /// Reads (the forwarder's batches, the depth) see committed rows through WAL.
+    read: SqlitePool,
     max_bytes: u64,
-    /// Payload bytes spooled and not yet forwarded.
-    waiting: std::sync::atomic::AtomicI64,
+    /// Payload bytes spooled (or being spooled) and not yet forwarded.
+    waiting: Arc<AtomicI64>,
 }
+
+/// One request's rows, or a batch of forwarded ids to forget, with where to send the outcome.
+enum Write {
+    Push { project_id: i64, received_at: i64, events: String, skipped: String, bytes: i64, done: Reply<()> },
+    Remove { ids: Vec<i64>, done: Reply<i64> },
+}
+
+type Reply<T> = oneshot::Sender<StoreResult<T>>;
+
+/// Writes committed together at most: enough to share a commit among every request in flight.
+const GROUP_COMMIT: usize = 256;
 
 impl Spool {
     /// Opens (creating) the spool at `path`, holding at most `max_bytes` of payload.
@@ -55,22 +73,22 @@ impl Spool {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5));
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .after_release(super::sqlite::keep_unless_in_transaction)
-            .connect_with(options)
-            .await?;
+        let mut conn = SqliteConnection::connect_with(&options).await?;
         sqlx::query(
             "create table if not exists spool (id integer primary key autoincrement, project_id integer not null, \
              received_at integer not null, events text not null, skipped text not null, bytes integer not null)",
         )
-        .execute(&write)
+        .execute(&mut conn)
         .await?;
-        let waiting: i64 = sqlx::query_scalar("select coalesce(sum(bytes), 0) from spool").fetch_one(&write).await?;
-        Ok(Spool { write, max_bytes: max_bytes.max(1), waiting: waiting.into() })
+        let waiting: i64 = sqlx::query_scalar("select coalesce(sum(bytes), 0) from spool").fetch_one(&mut conn).await?;
+        let read = SqlitePoolOptions::new().max_connections(2).connect_with(options.clone().read_only(true)).await?;
+        let (writes, queue) = mpsc::channel(4 * GROUP_COMMIT);
+        tokio::spawn(write_loop(queue, options, Some(conn)));
+        Ok(Spool { writes, read, max_bytes: max_bytes.max(1), waiting: Arc::new(waiting.into()) })
     }
 
-    /// Makes one request's events durable; once this returns `Ok` they may be acknowledged.
+    /// Makes one request's events durable; once this returns `Ok` they may be acknowledged. Requests that arrive
+    /// while a commit is under way share the next one (group commit).
     ///
     /// # Errors
     /// [`SpoolError::Full`] past the size limit; store errors when the disk refuses the write.
@@ -95,25 +113,25 @@ impl Spool {
                 ]
             })
             .collect();
-        let events_json = serde_json::to_string(&rows).map_err(|e| StoreError::Other(e.into()))?;
-        let skipped_json = serde_json::to_string(skipped).map_err(|e| StoreError::Other(e.into()))?;
-        let bytes = (events_json.len() + skipped_json.len()) as i64;
-        use std::sync::atomic::Ordering::SeqCst;
-        let waiting = self.waiting.load(SeqCst);
-        if (waiting + bytes) as u64 > self.max_bytes {
-            return Err(SpoolError::Full(waiting as u64));
+        let events = serde_json::to_string(&rows).map_err(|e| StoreError::Other(e.into()))?;
+        let skipped = serde_json::to_string(skipped).map_err(|e| StoreError::Other(e.into()))?;
+        let bytes = (events.len() + skipped.len()) as i64;
+        // Reserve the room first, so concurrent requests cannot together pass the limit.
+        let before = self.waiting.fetch_add(bytes, SeqCst);
+        if (before + bytes) as u64 > self.max_bytes {
+            self.waiting.fetch_sub(bytes, SeqCst);
+            return Err(SpoolError::Full(before.max(0) as u64));
         }
-        sqlx::query("insert into spool (project_id, received_at, events, skipped, bytes) values ($1, $2, $3, $4, $5)")
-            .bind(project_id)
-            .bind(received_at)
-            .bind(&events_json)
-            .bind(&skipped_json)
-            .bind(bytes)
-            .execute(&self.write)
-            .await
-            .map_err(StoreError::from)?;
-        self.waiting.fetch_add(bytes, SeqCst);
-        Ok(())
+        let (done, outcome) = oneshot::channel();
+        let write = Write::Push { project_id, received_at, events, skipped, bytes, done };
+        let result = match self.writes.send(write).await {
+            Ok(()) => outcome.await.unwrap_or_else(|_| Err(gone())),
+            Err(_) => Err(gone()),
+        };
+        if result.is_err() {
+            self.waiting.fetch_sub(bytes, SeqCst);
+        }
+        Ok(result?)
     }
 
     /// The oldest `limit` spooled requests.
@@ -123,7 +141,7 @@ impl Spool {
     pub async fn oldest(&self, limit: i64) -> StoreResult<Vec<Spooled>> {
         let rows = sqlx::query("select id, project_id, received_at, events, skipped from spool order by id limit $1")
             .bind(limit)
-            .fetch_all(&self.write)
+            .fetch_all(&self.read)
             .await?;
         rows.into_iter()
             .map(|r| {
@@ -158,23 +176,16 @@ impl Spool {
     /// # Errors
     /// When the spool cannot be written (they are then forwarded again: storing is idempotent).
     pub async fn remove(&self, ids: &[i64]) -> StoreResult<()> {
-        let mut tx = self.write.begin().await?;
-        let mut freed = 0;
-        for id in ids {
-            let bytes: Option<i64> = sqlx::query_scalar("delete from spool where id = $1 returning bytes")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            freed += bytes.unwrap_or(0);
-        }
-        tx.commit().await?;
-        self.waiting.fetch_sub(freed, std::sync::atomic::Ordering::SeqCst);
+        let (done, outcome) = oneshot::channel();
+        self.writes.send(Write::Remove { ids: ids.to_vec(), done }).await.map_err(|_| gone())?;
+        let freed = outcome.await.unwrap_or_else(|_| Err(gone()))?;
+        self.waiting.fetch_sub(freed, SeqCst);
         Ok(())
     }
 
     /// Payload bytes waiting to be forwarded.
     pub fn waiting_bytes(&self) -> u64 {
-        self.waiting.load(std::sync::atomic::Ordering::SeqCst).max(0) as u64
+        self.waiting.load(SeqCst).max(0) as u64
     }
 
     /// Requests waiting, and when the oldest was received (ms).
@@ -182,6 +193,102 @@ impl Spool {
     /// # Errors
     /// When the spool cannot be read.
     pub async fn depth(&self) -> StoreResult<(i64, Option<i64>)> {
-        Ok(sqlx::query_as("select count(*), min(received_at) from spool").fetch_one(&self.write).await?)
+        Ok(sqlx::query_as("select count(*), min(received_at) from spool").fetch_one(&self.read).await?)
     }
+}
+
+fn gone() -> StoreError {
+    StoreError::Other(anyhow::anyhow!("the spool's writer stopped"))
+}
+
+/// The spool's one writer: takes whatever writes are waiting (up to [`GROUP_COMMIT`]), commits them in one
+/// transaction and answers each. After a failed write (a full disk, an I/O error, a lock held too long) the
+/// connection is dropped — SQLite rolls back what it held — and the next write opens a fresh one, so the spool
+/// recovers by itself when the cause goes away.
+async fn write_loop(mut queue: mpsc::Receiver<Write>, options: SqliteConnectOptions, mut conn: Option<SqliteConnection>) {
+    let mut batch = Vec::with_capacity(GROUP_COMMIT);
+    while queue.recv_many(&mut batch, GROUP_COMMIT).await > 0 {
+        if conn.is_none() {
+            conn = SqliteConnection::connect_with(&options).await.ok();
+        }
+        let outcome = match conn.as_mut() {
+            Some(c) => commit(c, &batch).await,
+            None => Err(StoreError::Unavailable("the spool file cannot be opened".into())),
+        };
+        match outcome {
+            Ok(freed) => {
+                for (write, freed) in batch.drain(..).zip(freed) {
+                    match write {
+                        Write::Push { done, .. } => {
+                            let _ = done.send(Ok(()));
+                        }
+                        Write::Remove { done, .. } => {
+                            let _ = done.send(Ok(freed));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                conn = None;
+                let message = e.to_string();
+                let transient = matches!(e, StoreError::Unavailable(_));
+                for write in batch.drain(..) {
+                    let error = if transient {
+                        StoreError::Unavailable(message.clone())
+                    } else {
+                        StoreError::Other(anyhow::anyhow!("{message}"))
+                    };
+                    match write {
+                        Write::Push { done, .. } => {
+                            let _ = done.send(Err(error));
+                        }
+                        Write::Remove { done, .. } => {
+                            let _ = done.send(Err(error));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes `batch` in one transaction; returns, per write, the bytes it freed.
+async fn commit(conn: &mut SqliteConnection, batch: &[Write]) -> StoreResult<Vec<i64>> {
+    let mut tx = conn.begin().await?;
+    let pushes: Vec<&Write> = batch.iter().filter(|w| matches!(w, Write::Push { .. })).collect();
+    // Every request's rows in one statement (5 values each, far under SQLite's limit).
+    if !pushes.is_empty() {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "insert into spool (project_id, received_at, events, skipped, bytes) ",
+        );
+        q.push_values(pushes, |mut row, w| {
+            if let Write::Push { project_id, received_at, events, skipped, bytes, .. } = w {
+                row.push_bind(*project_id)
+                    .push_bind(*received_at)
+                    .push_bind(events.as_str())
+                    .push_bind(skipped.as_str())
+                    .push_bind(*bytes);
+            }
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    let mut freed = Vec::with_capacity(batch.len());
+    for write in batch {
+        let mut n = 0;
+        if let Write::Remove { ids, .. } = write {
+            for chunk in ids.chunks(500) {
+                let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("delete from spool where id in (");
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                q.push(") returning bytes");
+                let bytes: Vec<i64> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+                n += bytes.iter().sum::<i64>();
+            }
+        }
+        freed.push(n);
+    }
+    tx.commit().await?;
+    Ok(freed)
 }
