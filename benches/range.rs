@@ -77,6 +77,8 @@ async fn bench_backend(name: &str, database_url: &str, repo: &Path, root: &str, 
         tree_cache_trees: 64,
         github_token: None,
         github_api_url: "https://api.github.com".into(),
+        git_token_hosts: Vec::new(),
+        allow_insecure_github_api: false,
         github_timeout_ms: 30_000,
     };
     let w = WorkerArgs {

@@ -75,6 +75,7 @@ impl App {
         git: &GitArgs,
         worker_args: &WorkerArgs,
     ) -> anyhow::Result<App> {
+        check_github_api_url(&git.github_api_url, git.allow_insecure_github_api)?;
         let github: Arc<dyn GitHub> = match &git.github_token {
             Some(token) => Arc::new(OctocrabGitHub::with_timeout(
                 &git.github_api_url,
@@ -111,7 +112,8 @@ impl App {
             Duration::from_secs(git.git_timeout.max(1)),
             git.git_token.clone(),
             git.allow_local_repos,
-        );
+        )
+        .with_token_hosts(token_hosts(git));
         let engine = Arc::new(GitCliBlame::new(git_runner.clone()));
         let assigner =
             Arc::new(Assigner::with_sizes(git_runner.clone(), github.clone(), engine, CacheSizes::from(git)));
@@ -274,4 +276,59 @@ pub fn cancel_on_signals(token: CancellationToken) {
         info!("shutting down: finishing in-flight requests and the current job");
         token.cancel();
     });
+}
+
+/// The hosts the git token may go to: those configured, else the GitHub host of the API URL.
+fn token_hosts(git: &GitArgs) -> Vec<String> {
+    if !git.git_token_hosts.is_empty() {
+        return git.git_token_hosts.iter().map(|h| h.trim().to_ascii_lowercase()).collect();
+    }
+    let web = web_url(&git.github_api_url);
+    let host = web.split("://").nth(1).unwrap_or_default().split('/').next().unwrap_or_default();
+    vec![host.to_ascii_lowercase()]
+}
+
+/// The GitHub API URL must be https (the token travels with every call) unless explicitly allowed.
+fn check_github_api_url(url: &str, allow_insecure: bool) -> anyhow::Result<()> {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("https://") || (allow_insecure && lower.starts_with("http://")) {
+        return Ok(());
+    }
+    if lower.starts_with("http://") {
+        anyhow::bail!(
+            "--github-api-url {url} is plain http: the GitHub token would travel unencrypted. Use https, or pass \
+             --allow-insecure-github-api for a local fake GitHub"
+        );
+    }
+    anyhow::bail!("--github-api-url must be an https:// URL, not {url}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_github_api_is_https_unless_allowed() {
+        assert!(check_github_api_url("https://api.github.com", false).is_ok());
+        assert!(check_github_api_url("https://ghe.example.com/api/v3", false).is_ok());
+        let e = check_github_api_url("http://127.0.0.1:9000", false).expect_err("http refused");
+        assert!(e.to_string().contains("--allow-insecure-github-api"), "{e}");
+        assert!(check_github_api_url("http://127.0.0.1:9000", true).is_ok());
+        assert!(check_github_api_url("ftp://x", true).is_err());
+    }
+
+    #[test]
+    fn the_git_token_goes_to_the_github_host_of_the_api_unless_hosts_are_named() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            git: GitArgs,
+        }
+        let mut git = <Cli as clap::Parser>::parse_from(["shipwatch"]).git;
+        assert_eq!(token_hosts(&git), ["github.com"]);
+        git.github_api_url = "https://GHE.example.com/api/v3".into();
+        assert_eq!(token_hosts(&git), ["ghe.example.com"]);
+        git.git_token_hosts = vec!["github.com".into(), " git.example.org ".into()];
+        assert_eq!(token_hosts(&git), ["github.com", "git.example.org"]);
+    }
 }

@@ -102,6 +102,11 @@ pub struct GitArgs {
     #[arg(long, env = "SHIPWATCH_GIT_TOKEN", hide_env_values = true)]
     pub git_token: Option<Secret>,
 
+    /// Hosts the git token is sent to, over https only (comma-separated). Default: the GitHub host of
+    /// --github-api-url (github.com, or the GitHub Enterprise server). Remotes on any other host never receive it.
+    #[arg(long, env = "SHIPWATCH_GIT_TOKEN_HOSTS", value_delimiter = ',')]
+    pub git_token_hosts: Vec<String>,
+
     /// The git executable to run (a name looked up on PATH, or a path).
     #[arg(long, env = "SHIPWATCH_GIT_PROGRAM", default_value = "git")]
     pub git_program: PathBuf,
@@ -118,6 +123,11 @@ pub struct GitArgs {
     /// GitHub's REST API root; set it for GitHub Enterprise Server (`https://github.example.com/api/v3`).
     #[arg(long, env = "SHIPWATCH_GITHUB_API_URL", default_value = "https://api.github.com")]
     pub github_api_url: String,
+
+    /// Accept an `http://` --github-api-url (a local fake GitHub in tests). Off by default: the token would travel
+    /// unencrypted.
+    #[arg(long, env = "SHIPWATCH_ALLOW_INSECURE_GITHUB_API")]
+    pub allow_insecure_github_api: bool,
 
     /// Milliseconds a GitHub API call may take before it counts as unanswered (and is retried, after checking
     /// whether it took effect).

@@ -115,6 +115,8 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         git_timeout: 120,
         github_token: None,
         github_api_url: "https://api.github.com".into(),
+        git_token_hosts: Vec::new(),
+        allow_insecure_github_api: false,
         github_timeout_ms: 30_000,
         max_range_commits: 20_000,
         blame_cache_lines: 200_000,

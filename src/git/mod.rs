@@ -25,7 +25,20 @@ pub struct Git {
     program: OsString,
     timeout: Duration,
     token: Option<Secret>,
+    /// The hosts the token is sent to (`https://<host>/…` only).
+    token_hosts: Vec<String>,
     allow_local: bool,
+}
+
+/// The host a token goes to unless the configuration names others.
+pub const DEFAULT_TOKEN_HOST: &str = "github.com";
+
+/// Whether `host` (with an optional `:port`) is a plain host name git can scope configuration to.
+pub fn valid_token_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':')
+        && !host.starts_with(['.', '-', ':'])
 }
 
 /// What a finished `git` process gave back.
@@ -36,10 +49,18 @@ pub struct GitOutput {
 }
 
 impl Git {
-    /// `token`, when set, is sent to https remotes as a basic-auth header (GitHub's `x-access-token` form).
-    /// `allow_local` permits fetching from local paths and `file://` URLs.
+    /// `token`, when set, is sent as a basic-auth header (GitHub's `x-access-token` form) to `https://github.com/`
+    /// remotes only (see [`Git::with_token_hosts`]). `allow_local` permits fetching from local paths and `file://`
+    /// URLs.
     pub fn new(program: impl Into<OsString>, timeout: Duration, token: Option<Secret>, allow_local: bool) -> Git {
-        Git { program: program.into(), timeout, token, allow_local }
+        Git { program: program.into(), timeout, token, token_hosts: vec![DEFAULT_TOKEN_HOST.into()], allow_local }
+    }
+
+    /// Sends the token to `https://<host>/` remotes of these hosts only (a GitHub Enterprise server, a host a
+    /// project names); never to any other remote. Names that are not plain host names are left out.
+    pub fn with_token_hosts(mut self, hosts: impl IntoIterator<Item = String>) -> Git {
+        self.token_hosts = hosts.into_iter().filter(|h| valid_token_host(h)).collect();
+        self
     }
 
     pub fn allow_local(&self) -> bool {
@@ -64,11 +85,15 @@ impl Git {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         if let Some(token) = &self.token {
-            // Through the environment, not the command line (visible in `ps`) and never in a URL.
+            // Through the environment, not the command line (visible in `ps`) and never in a URL; and scoped by
+            // git's URL matching (`http.<url>.extraHeader`) to the token's own hosts over https, so a project
+            // whose repository lives elsewhere never receives it.
             let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{}", token.expose()));
-            cmd.env("GIT_CONFIG_COUNT", "1")
-                .env("GIT_CONFIG_KEY_0", "http.extraHeader")
-                .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}"));
+            cmd.env("GIT_CONFIG_COUNT", self.token_hosts.len().to_string());
+            for (i, host) in self.token_hosts.iter().enumerate() {
+                cmd.env(format!("GIT_CONFIG_KEY_{i}"), format!("http.https://{host}/.extraHeader"))
+                    .env(format!("GIT_CONFIG_VALUE_{i}"), format!("Authorization: Basic {basic}"));
+            }
         }
         cmd
     }
@@ -155,4 +180,49 @@ fn last_lines(s: &str, n: usize) -> String {
         return "git gave no reason".into();
     }
     lines[lines.len().saturating_sub(n)..].join(" / ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What git itself would send to `url` as an extra header, asked of git with the environment shipwatch gives it.
+    async fn header_for(git: &Git, url: &str) -> Option<String> {
+        let out = git.output(None, ["config", "--get-urlmatch", "http.extraHeader", url]).await.expect("git runs");
+        (out.code == Some(0)).then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    #[tokio::test]
+    async fn the_token_goes_to_its_own_hosts_over_https_only() {
+        let token = Some(Secret::new("ghp_secret"));
+        let git = Git::new("git", Duration::from_secs(30), token.clone(), false);
+        let header = header_for(&git, "https://github.com/acme/web.git").await.expect("github.com gets the token");
+        assert!(header.starts_with("Authorization: Basic "), "{header}");
+        // Another host, plain http to the right host, a look-alike host: nothing.
+        for url in [
+            "https://gitlab.com/acme/web.git",
+            "http://github.com/acme/web.git",
+            "https://github.com.evil.example/acme/web.git",
+            "https://evil.example/github.com/acme/web.git",
+        ] {
+            assert_eq!(header_for(&git, url).await, None, "{url}");
+        }
+        // A GitHub Enterprise server named by the configuration, and nothing else then.
+        let ghes = git.clone().with_token_hosts(["github.example.com".to_owned(), "bad host/".to_owned()]);
+        assert!(header_for(&ghes, "https://github.example.com/acme/web.git").await.is_some());
+        assert_eq!(header_for(&ghes, "https://github.com/acme/web.git").await, None);
+        // Without a token nothing is configured.
+        let none = Git::new("git", Duration::from_secs(30), None, false);
+        assert_eq!(header_for(&none, "https://github.com/acme/web.git").await, None);
+    }
+
+    #[test]
+    fn token_hosts_are_plain_host_names() {
+        for good in ["github.com", "github.example.com", "ghe.internal:8443"] {
+            assert!(valid_token_host(good), "{good}");
+        }
+        for bad in ["", "a b", "x/y", "*.github.com", ".github.com", "https://github.com"] {
+            assert!(!valid_token_host(bad), "{bad}");
+        }
+    }
 }

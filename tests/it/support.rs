@@ -221,6 +221,8 @@ pub fn app_args(data_dir: &Path, git_program: Option<PathBuf>) -> (DataArgs, Git
             tree_cache_trees: 64,
             github_token: None,
             github_api_url: "https://api.github.com".into(),
+            git_token_hosts: Vec::new(),
+            allow_insecure_github_api: false,
             github_timeout_ms: 30_000,
         },
         WorkerArgs {
@@ -296,6 +298,8 @@ impl TestApp {
         if let Some((url, interval)) = github {
             g.github_token = Some(Secret::new("ghp_test"));
             g.github_api_url = url;
+            // The fake GitHub is plain http on loopback.
+            g.allow_insecure_github_api = true;
             g.github_timeout_ms = 300;
             w.github_write_interval_ms = interval;
             w.public_url = Some("http://shipwatch.test".into());
