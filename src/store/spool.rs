@@ -205,7 +205,11 @@ fn gone() -> StoreError {
 /// transaction and answers each. After a failed write (a full disk, an I/O error, a lock held too long) the
 /// connection is dropped — SQLite rolls back what it held — and the next write opens a fresh one, so the spool
 /// recovers by itself when the cause goes away.
-async fn write_loop(mut queue: mpsc::Receiver<Write>, options: SqliteConnectOptions, mut conn: Option<SqliteConnection>) {
+async fn write_loop(
+    mut queue: mpsc::Receiver<Write>,
+    options: SqliteConnectOptions,
+    mut conn: Option<SqliteConnection>,
+) {
     let mut batch = Vec::with_capacity(GROUP_COMMIT);
     while queue.recv_many(&mut batch, GROUP_COMMIT).await > 0 {
         if conn.is_none() {
