@@ -206,7 +206,17 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
                              {"abs_path": "/srv/shop/app/cart.py", "function": "total", "lineno": 2, "in_app": true}]);
     let pay_frames = json!([{"abs_path": "/srv/shop/app/main.py", "function": "<module>", "lineno": 4, "in_app": true},
                             {"abs_path": "/srv/shop/app/pay.py", "function": "pay", "lineno": 2, "in_app": true}]);
-    let settle = || async { tokio::time::sleep(Duration::from_millis(1500)).await };
+    // Until the spool is forwarded and no event or job is waiting (at most a minute, on a busy machine).
+    let settle = || async {
+        for _ in 0..600 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let spooled = app.spooler.depth().await.map(|(n, _)| n).unwrap_or(1);
+            let queued = store.queue_depths().await.map(|q| q.iter().map(|(_, n, _)| n).sum::<i64>()).unwrap_or(1);
+            if spooled == 0 && queued == 0 {
+                return;
+            }
+        }
+    };
 
     deploy(v1, "v1").await?;
     send(1, "v1", "KeyError", cart_frames.clone()).await?;
