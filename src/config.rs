@@ -165,7 +165,7 @@ pub struct WorkerArgs {
     #[arg(long, env = "SHIPWATCH_PUBLIC_URL")]
     pub public_url: Option<String>,
 
-    /// Least milliseconds between two writes to GitHub from this process.
+    /// Least milliseconds between two writes to GitHub, across every process sharing the database.
     #[arg(long, env = "SHIPWATCH_GITHUB_WRITE_INTERVAL_MS", default_value_t = 1000)]
     pub github_write_interval_ms: u64,
 

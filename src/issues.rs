@@ -2,12 +2,13 @@
 //! introduced by) a release, reopened with a comment when the group regresses.
 //!
 //! Every write can be cut off after GitHub performed it (a timeout, a dropped connection, a crash): so the issue
-//! body carries a hidden marker, and before creating, the job looks for an issue with that marker; comments carry
-//! their own marker and are looked for too. Writes are at least `interval` apart; a rate-limit answer reschedules
-//! the job to the time GitHub names.
+//! body carries a hidden marker, each step is recorded in the store as it happens, and a job that sent a create
+//! before looks for an issue with that marker among those changed since (exact on any repository size) instead of
+//! creating again; comments carry their own marker and are handled the same way. Writes are at least `interval`
+//! apart across every process on the database; a rate-limit answer holds them all until the time GitHub names.
 
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tracing::{info, instrument};
 
 use crate::assign::service::GroupAssignment;
@@ -48,8 +49,14 @@ pub struct IssueSync {
     /// `https://github.com`, or a GitHub Enterprise server's web root.
     web_url: String,
     interval_ms: i64,
-    next_write_ms: Mutex<i64>,
 }
+
+/// Recorded just before a create is sent: a later try looks for what it may have created instead of creating again.
+const STEP_CREATE_SENT: &str = "create:sent";
+/// Recorded when GitHub refused the owner as assignee: later tries create without assignees and mention them.
+const STEP_ASSIGNEE_REFUSED: &str = "create:assignee-refused";
+/// How far before a recorded create the look-up starts: room for the difference between this clock and GitHub's.
+const CLOCK_SLACK_MS: i64 = 10 * 60 * 1000;
 
 /// The web root that goes with a REST API root.
 pub fn web_url(api_url: &str) -> String {
@@ -74,36 +81,35 @@ impl IssueSync {
         web_url: String,
         interval_ms: i64,
     ) -> IssueSync {
-        IssueSync { store, github, public_url, web_url, interval_ms, next_write_ms: Mutex::new(0) }
+        IssueSync { store, github, public_url, web_url, interval_ms }
     }
 
-    /// Claims the next write slot, or says when it opens.
-    fn pace(&self, now: i64) -> Result<(), WaitForSlot> {
-        let mut next = self.next_write_ms.lock().unwrap_or_else(|p| p.into_inner());
-        if now < *next {
-            return Err(WaitForSlot { until_ms: *next });
+    /// Claims the next write slot — shared by every process on this database — or says when it opens.
+    async fn pace(&self, now: i64) -> anyhow::Result<()> {
+        match self.store.take_write_slot(now, self.interval_ms).await? {
+            Ok(()) => Ok(()),
+            Err(until_ms) => Err(anyhow::Error::new(WaitForSlot { until_ms })),
         }
-        *next = now + self.interval_ms;
-        Ok(())
     }
 
     /// Whether a write slot is open now, without claiming it: a job that cannot write yet need not read first.
-    fn slot_open(&self, now: i64) -> Result<(), WaitForSlot> {
-        let next = *self.next_write_ms.lock().unwrap_or_else(|p| p.into_inner());
-        if now < next {
-            return Err(WaitForSlot { until_ms: next });
+    async fn slot_open(&self, now: i64) -> anyhow::Result<()> {
+        let until_ms = self.store.next_write_slot().await?;
+        if now < until_ms {
+            return Err(anyhow::Error::new(WaitForSlot { until_ms }));
         }
         Ok(())
     }
 
-    fn wait(&self, e: GitHubError, now: i64) -> anyhow::Error {
+    async fn wait(&self, e: GitHubError, now: i64) -> anyhow::Error {
         match &e {
             GitHubError::RateLimited { retry_after_ms, reset_at_ms } => {
                 // Without either header (a secondary rate limit) GitHub asks for at least a minute.
                 let until = retry_after_ms.map(|ms| now + ms).or(*reset_at_ms).unwrap_or(now + 60_000).max(now + 1_000);
-                // No write goes out before then, from any job of this process.
-                let mut next = self.next_write_ms.lock().unwrap_or_else(|p| p.into_inner());
-                *next = (*next).max(until);
+                // No write goes out before then, from any job of any process.
+                if let Err(held) = self.store.hold_writes_until(until).await {
+                    return anyhow::Error::new(held).context(format!("holding GitHub writes after: {e}"));
+                }
                 anyhow::Error::new(RetryAt { until_ms: until, cause: e })
             }
             _ => anyhow::Error::new(e),
@@ -141,8 +147,10 @@ impl IssueSync {
         if let IssueReason::Closed | IssueReason::Reopened = reason {
             let Some(number) = group.github_issue else { return Ok(()) };
             let open = reason == IssueReason::Reopened;
-            self.pace(now()).map_err(anyhow::Error::new)?;
-            self.github.set_issue_open(&repo, number, open).await.map_err(|e| self.wait(e, now()))?;
+            self.pace(now()).await?;
+            if let Err(e) = self.github.set_issue_open(&repo, number, open).await {
+                return Err(self.wait(e, now()).await);
+            }
             info!(issue = number, open, "issue state follows the group");
             return Ok(());
         }
@@ -162,15 +170,24 @@ impl IssueSync {
             Some(n) => n,
             None => {
                 let marker = marker(&group);
-                // No slot to create in yet: come back without listing the repository's issues first.
-                self.slot_open(now()).map_err(anyhow::Error::new)?;
-                // A previous attempt may have created it and lost the answer: look before creating.
-                let existing =
-                    self.github.issues_with_label(&repo, MARKER_LABEL).await.map_err(|e| self.wait(e, now()))?;
-                match existing.iter().find(|i| i.body.contains(&marker)) {
-                    Some(found) => {
-                        info!(issue = found.number, "found the group's issue from an earlier attempt");
-                        found.number
+                // No slot to create in yet: come back without reading anything first.
+                self.slot_open(now()).await?;
+                // A create sent by an earlier try may have taken effect and lost its answer: look for the marker
+                // among the issues changed since then (exact on any repository size). Never sent: nothing to find.
+                let found = match self.store.github_step(group.id, STEP_CREATE_SENT).await? {
+                    Some(sent_at) => {
+                        let since = sent_at - CLOCK_SLACK_MS;
+                        match self.github.issues_with_label(&repo, MARKER_LABEL, Some(since)).await {
+                            Ok(issues) => issues.into_iter().find(|i| i.body.contains(&marker)).map(|i| i.number),
+                            Err(e) => return Err(self.wait(e, now()).await),
+                        }
+                    }
+                    None => None,
+                };
+                match found {
+                    Some(number) => {
+                        info!(issue = number, "found the group's issue from an earlier attempt");
+                        number
                     }
                     None => {
                         self.create(&repo, &group, assignment.as_ref(), deploy.as_ref(), labels, &marker, &now).await?
@@ -187,20 +204,37 @@ impl IssueSync {
         if reason != IssueReason::Regressed {
             return Ok(());
         }
-        // Regressed: comment once per regression deploy, then reopen. Each write waits for its own slot; the
-        // comment's marker on GitHub records that the first step is done, so a job that comes back for the second
-        // slot goes straight to the reopen (idempotent) instead of starting over.
-        self.slot_open(now()).map_err(anyhow::Error::new)?;
-        let comment_marker = format!("<!-- shipwatch:regression:{}:{} -->", group.id, deploy_id.unwrap_or(0));
-        let comments = self.github.comments(&repo, number).await.map_err(|e| self.wait(e, now()))?;
-        if !comments.iter().any(|c| c.contains(&comment_marker)) {
-            self.pace(now()).map_err(anyhow::Error::new)?;
-            let body = self.regression_comment(&group, assignment.as_ref(), deploy.as_ref(), &comment_marker);
-            self.github.comment(&repo, number, &body).await.map_err(|e| self.wait(e, now()))?;
-            info!(issue = number, "regression commented");
+        // Regressed: comment once per regression deploy, then reopen. Each write waits for its own slot, and each
+        // step is recorded as it happens, so a job that comes back for the reopen's slot goes straight to it.
+        let deploy_key = deploy_id.unwrap_or(0);
+        let (sent, done) =
+            (format!("regression-comment:sent:{deploy_key}"), format!("regression-comment:{deploy_key}"));
+        if self.store.github_step(group.id, &done).await?.is_none() {
+            self.slot_open(now()).await?;
+            let comment_marker = format!("<!-- shipwatch:regression:{}:{deploy_key} -->", group.id);
+            // Only a comment sent before (its answer lost) can be there already: then look for its marker.
+            let already = match self.store.github_step(group.id, &sent).await? {
+                Some(_) => match self.github.comments(&repo, number).await {
+                    Ok(comments) => comments.iter().any(|c| c.contains(&comment_marker)),
+                    Err(e) => return Err(self.wait(e, now()).await),
+                },
+                None => false,
+            };
+            if !already {
+                self.pace(now()).await?;
+                self.store.record_github_step(group.id, &sent, now()).await?;
+                let body = self.regression_comment(&group, assignment.as_ref(), deploy.as_ref(), &comment_marker);
+                if let Err(e) = self.github.comment(&repo, number, &body).await {
+                    return Err(self.wait(e, now()).await);
+                }
+                info!(issue = number, "regression commented");
+            }
+            self.store.record_github_step(group.id, &done, now()).await?;
         }
-        self.pace(now()).map_err(anyhow::Error::new)?;
-        self.github.set_issue_open(&repo, number, true).await.map_err(|e| self.wait(e, now()))?;
+        self.pace(now()).await?;
+        if let Err(e) = self.github.set_issue_open(&repo, number, true).await {
+            return Err(self.wait(e, now()).await);
+        }
         info!(issue = number, "issue reopened");
         Ok(())
     }
@@ -218,25 +252,38 @@ impl IssueSync {
     ) -> anyhow::Result<i64> {
         let owner =
             assignment.and_then(|a| a.owner.as_ref()).and_then(|o| o.github_login.clone()).filter(|l| !l.contains('/'));
+        // GitHub refused this owner as assignee on an earlier try: mention them instead from the start.
+        let refused = self.store.github_step(group.id, STEP_ASSIGNEE_REFUSED).await?.is_some();
+        let (assignees, mention) = match (&owner, refused) {
+            (Some(login), false) => (vec![login.clone()], None),
+            (Some(login), true) => (Vec::new(), Some(login.as_str())),
+            (None, _) => (Vec::new(), None),
+        };
         let mut issue = NewIssue {
             title: group.title.clone(),
-            body: self.issue_body(repo, group, assignment, deploy, None, marker),
+            body: self.issue_body(repo, group, assignment, deploy, mention, marker),
             labels,
-            assignees: owner.iter().cloned().collect(),
+            assignees,
         };
-        self.pace(now()).map_err(anyhow::Error::new)?;
+        self.pace(now()).await?;
+        self.store.record_github_step(group.id, STEP_CREATE_SENT, now()).await?;
         let created = match self.github.create_issue(repo, &issue).await {
             // GitHub refuses assignees without access: mention them instead. Nothing was created.
             Err(GitHubError::Rejected { status: 422, .. }) if !issue.assignees.is_empty() => {
+                self.store.record_github_step(group.id, STEP_ASSIGNEE_REFUSED, now()).await?;
                 issue.assignees.clear();
                 issue.body = self.issue_body(repo, group, assignment, deploy, owner.as_deref(), marker);
-                // A second write: it waits for its own slot too (nothing was created by the refused one).
-                self.pace(now()).map_err(anyhow::Error::new)?;
+                // A second write: it waits for its own slot too (nothing was created by the refused one); if it
+                // must wait, the next try starts from the recorded refusal.
+                self.pace(now()).await?;
                 self.github.create_issue(repo, &issue).await
             }
             other => other,
         };
-        let number = created.map_err(|e| self.wait(e, now()))?;
+        let number = match created {
+            Ok(n) => n,
+            Err(e) => return Err(self.wait(e, now()).await),
+        };
         info!(issue = number, "issue created");
         Ok(number)
     }

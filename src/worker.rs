@@ -228,8 +228,8 @@ impl Worker {
                 let message = format!("{e:#}");
                 // GitHub (or the write pacing) may name the time to come back; otherwise back off.
                 let wait_until = e.downcast_ref::<RetryAt>().map(|r| r.until_ms.max(now));
-                let retry_at =
-                    (!last_attempt).then(|| wait_until.unwrap_or(now + backoff(job.attempts).as_millis() as i64));
+                let pause = jittered(backoff(job.attempts, Work::max_backoff(&job.kind)));
+                let retry_at = (!last_attempt).then(|| wait_until.unwrap_or(now + pause.as_millis() as i64));
                 warn!(error = %message, retry = retry_at.is_some(), "job failed");
                 self.metrics.job_finished(&job.kind, if retry_at.is_some() { "retried" } else { "given_up" });
                 self.store.fail_job(&job, &message, retry_at, now).await?;
@@ -256,22 +256,39 @@ impl Worker {
     }
 }
 
-/// 5 s, 10 s, 20 s … at most 10 minutes.
-fn backoff(attempts: i64) -> Duration {
+/// 5 s, 10 s, 20 s … at most `cap`. `attempts` counts real failures only: waiting for a write slot is not one.
+fn backoff(attempts: i64, cap: Duration) -> Duration {
     let exp = attempts.clamp(1, 8) as u32 - 1;
-    Duration::from_secs(5 * 2u64.pow(exp)).min(Duration::from_secs(600))
+    Duration::from_secs(5 * 2u64.pow(exp)).min(cap)
+}
+
+/// `pause` ± 20 %, so jobs that failed together do not all come back in the same instant.
+fn jittered(pause: Duration) -> Duration {
+    let mut byte = [0u8; 1];
+    let roll = if getrandom::getrandom(&mut byte).is_ok() { f64::from(byte[0]) / 255.0 } else { 0.5 };
+    pause.mul_f64(0.8 + 0.4 * roll)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::backoff;
+    use super::{backoff, jittered};
     use std::time::Duration;
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff(1), Duration::from_secs(5));
-        assert_eq!(backoff(2), Duration::from_secs(10));
-        assert_eq!(backoff(8), Duration::from_secs(600));
-        assert_eq!(backoff(100), Duration::from_secs(600));
+        let cap = Duration::from_secs(600);
+        assert_eq!(backoff(1, cap), Duration::from_secs(5));
+        assert_eq!(backoff(2, cap), Duration::from_secs(10));
+        assert_eq!(backoff(8, cap), Duration::from_secs(600));
+        assert_eq!(backoff(100, cap), Duration::from_secs(600));
+        assert_eq!(backoff(6, Duration::from_secs(60)), Duration::from_secs(60), "GitHub writes: a minute at most");
+    }
+
+    #[test]
+    fn jitter_stays_within_a_fifth() {
+        for _ in 0..200 {
+            let j = jittered(Duration::from_secs(10));
+            assert!(j >= Duration::from_secs(8) && j <= Duration::from_secs(12), "{j:?}");
+        }
     }
 }

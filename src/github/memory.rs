@@ -42,7 +42,12 @@ impl GitHub for MemoryGitHub {
         Ok(self.logins.lock().unwrap_or_else(|p| p.into_inner()).get(sha).cloned())
     }
 
-    async fn issues_with_label(&self, repo: &str, label: &str) -> Result<Vec<IssueInfo>, GitHubError> {
+    async fn issues_with_label(
+        &self,
+        repo: &str,
+        label: &str,
+        _since: Option<i64>,
+    ) -> Result<Vec<IssueInfo>, GitHubError> {
         self.record(format!("list {repo} {label}"));
         let issues = self.issues.lock().unwrap_or_else(|p| p.into_inner());
         Ok(issues

@@ -36,8 +36,13 @@ impl GitHub for MeteredGitHub {
         r
     }
 
-    async fn issues_with_label(&self, repo: &str, label: &str) -> Result<Vec<IssueInfo>, GitHubError> {
-        let r = self.inner.issues_with_label(repo, label).await;
+    async fn issues_with_label(
+        &self,
+        repo: &str,
+        label: &str,
+        since: Option<i64>,
+    ) -> Result<Vec<IssueInfo>, GitHubError> {
+        let r = self.inner.issues_with_label(repo, label, since).await;
         self.count("issues_with_label", &r);
         r
     }

@@ -54,8 +54,14 @@ pub trait GitHub: Send + Sync {
     /// When GitHub cannot be asked; a commit without a linked account is `Ok(None)`.
     async fn commit_author_login(&self, repo: &str, sha: &str) -> anyhow::Result<Option<String>>;
 
-    /// Issues (open and closed, newest first) carrying `label`, up to a few hundred.
-    async fn issues_with_label(&self, repo: &str, label: &str) -> Result<Vec<IssueInfo>, GitHubError>;
+    /// Issues (open and closed, newest first) carrying `label` — only those updated at or after `since` (unix ms)
+    /// when given — up to a few hundred.
+    async fn issues_with_label(
+        &self,
+        repo: &str,
+        label: &str,
+        since: Option<i64>,
+    ) -> Result<Vec<IssueInfo>, GitHubError>;
     /// Creates an issue; returns its number.
     async fn create_issue(&self, repo: &str, issue: &NewIssue) -> Result<i64, GitHubError>;
     async fn set_issue_open(&self, repo: &str, number: i64, open: bool) -> Result<(), GitHubError>;
@@ -76,7 +82,7 @@ impl GitHub for NoGitHub {
     async fn commit_author_login(&self, _repo: &str, _sha: &str) -> anyhow::Result<Option<String>> {
         Ok(None)
     }
-    async fn issues_with_label(&self, _: &str, _: &str) -> Result<Vec<IssueInfo>, GitHubError> {
+    async fn issues_with_label(&self, _: &str, _: &str, _: Option<i64>) -> Result<Vec<IssueInfo>, GitHubError> {
         Err(not_configured())
     }
     async fn create_issue(&self, _: &str, _: &NewIssue) -> Result<i64, GitHubError> {
@@ -201,12 +207,24 @@ impl GitHub for OctocrabGitHub {
         }
     }
 
-    async fn issues_with_label(&self, repo: &str, label: &str) -> Result<Vec<IssueInfo>, GitHubError> {
+    async fn issues_with_label(
+        &self,
+        repo: &str,
+        label: &str,
+        since: Option<i64>,
+    ) -> Result<Vec<IssueInfo>, GitHubError> {
         let (owner, name) = split(repo)?;
+        // GitHub's `since`: issues updated at or after an ISO 8601 time.
+        let since = since
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| format!("&since={}", encode(&t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))))
+            .unwrap_or_default();
         let mut out = Vec::new();
         for page in 1..=5 {
-            let route =
-                format!("/repos/{owner}/{name}/issues?labels={}&state=all&per_page=100&page={page}", encode(label));
+            let route = format!(
+                "/repos/{owner}/{name}/issues?labels={}&state=all{since}&per_page=100&page={page}",
+                encode(label)
+            );
             let v = self.call(http::Method::GET, &route, None).await?;
             let items = v.as_array().cloned().unwrap_or_default();
             out.extend(items.iter().filter_map(|i| {

@@ -81,6 +81,16 @@ impl Work {
         }
     }
 
+    /// The longest pause between two tries of a job of `kind` after failures. A GitHub write comes back within a
+    /// minute once GitHub answers again (GitHub's own rate limits name their time and are honoured apart from
+    /// this); other work backs off to ten minutes.
+    pub fn max_backoff(kind: &str) -> std::time::Duration {
+        match kind {
+            "github_issue" => std::time::Duration::from_secs(60),
+            _ => std::time::Duration::from_secs(600),
+        }
+    }
+
     /// The row the store keeps for this work.
     pub fn job(&self) -> NewJob {
         let payload = match serde_json::to_value(self) {

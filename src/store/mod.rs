@@ -584,6 +584,17 @@ pub trait GithubStore: Send + Sync {
     async fn group_by_issue(&self, project_id: i64, issue: i64) -> StoreResult<Option<Group>>;
     /// Links a group to its GitHub issue.
     async fn set_github_issue(&self, group_id: i64, issue: i64) -> StoreResult<()>;
+    /// Takes the next GitHub write slot when it is open at `now` (the next one then opens `interval_ms` later, for
+    /// every process on this database); otherwise says when it opens.
+    async fn take_write_slot(&self, now: i64, interval_ms: i64) -> StoreResult<Result<(), i64>>;
+    /// When the next write slot opens (unix ms).
+    async fn next_write_slot(&self) -> StoreResult<i64>;
+    /// No write slot opens before `until` (GitHub asked to wait).
+    async fn hold_writes_until(&self, until: i64) -> StoreResult<()>;
+    /// When a group's GitHub job did `step`, if it did.
+    async fn github_step(&self, group_id: i64, step: &str) -> StoreResult<Option<i64>>;
+    /// Records that a group's GitHub job did (or is about to do) `step`; the first record stands.
+    async fn record_github_step(&self, group_id: i64, step: &str, at: i64) -> StoreResult<()>;
 }
 
 /// GitHub webhook deliveries, stored before they are handled.

@@ -519,3 +519,39 @@ async fn concurrent_batches_group_every_event_exactly_once() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_github_write_pacing_is_one_slot_at_a_time_for_every_process() {
+    on_each_backend(|store: DynStore, backend| async move {
+        assert_eq!(store.take_write_slot(1_000, 1_000).await.expect("slot"), Ok(()), "{backend}");
+        assert_eq!(store.take_write_slot(1_500, 1_000).await.expect("slot"), Err(2_000), "{backend}");
+        assert_eq!(store.take_write_slot(2_000, 1_000).await.expect("slot"), Ok(()), "{backend}");
+        // GitHub asked to wait: nothing before then, and a shorter hold does not shorten it.
+        store.hold_writes_until(10_000).await.expect("hold");
+        store.hold_writes_until(5_000).await.expect("hold");
+        assert_eq!(store.next_write_slot().await.expect("next"), 10_000, "{backend}");
+        assert_eq!(store.take_write_slot(9_999, 1_000).await.expect("slot"), Err(10_000), "{backend}");
+        // Many takers at one instant (processes sharing the database): exactly one gets the slot.
+        let takers: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.take_write_slot(20_000, 1_000).await.expect("slot").is_ok() })
+            })
+            .collect();
+        let mut granted = 0;
+        for t in takers {
+            granted += usize::from(t.await.expect("taker"));
+        }
+        assert_eq!(granted, 1, "{backend}");
+        // Steps: the first record stands.
+        let p = store.create_project(new_project("web"), 0).await.expect("project");
+        store.insert_event(&batch_event(p.id, 1, "a", "v1", 0), 0).await.expect("event");
+        store.group_batch(10, &by_payload, |_| Vec::new(), 0).await.expect("grouped");
+        let group = store.list_groups(p.id, &GroupFilter { limit: 1, ..Default::default() }).await.expect("list")[0].id;
+        assert_eq!(store.github_step(group, "create:sent").await.expect("step"), None);
+        store.record_github_step(group, "create:sent", 5).await.expect("record");
+        store.record_github_step(group, "create:sent", 9).await.expect("record again");
+        assert_eq!(store.github_step(group, "create:sent").await.expect("step"), Some(5), "{backend}");
+    })
+    .await;
+}

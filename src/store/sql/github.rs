@@ -23,4 +23,59 @@ impl crate::store::GithubStore for Backend {
             .await?;
         Ok(())
     }
+
+    async fn take_write_slot(&self, now: i64, interval_ms: i64) -> StoreResult<Result<(), i64>> {
+        // One conditional update: of processes racing for a slot, exactly one moves it.
+        let taken = sqlx::query(
+            "update github_pacing set next_write_at = $1 where pacing_key = 'writes' and next_write_at <= $2",
+        )
+        .bind(now + interval_ms)
+        .bind(now)
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        if taken == 1 {
+            return Ok(Ok(()));
+        }
+        Ok(Err(self.next_write_slot().await?))
+    }
+
+    async fn next_write_slot(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar::<Db, i64>("select next_write_at from github_pacing where pacing_key = 'writes'")
+            .fetch_optional(&self.write)
+            .await?
+            .unwrap_or(0))
+    }
+
+    async fn hold_writes_until(&self, until: i64) -> StoreResult<()> {
+        sqlx::query(
+            "update github_pacing set next_write_at = case when next_write_at < $1 then $1 else next_write_at end \
+             where pacing_key = 'writes'",
+        )
+        .bind(until)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn github_step(&self, group_id: i64, step: &str) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar("select done_at from github_steps where group_id = $1 and step = $2")
+            .bind(group_id)
+            .bind(step)
+            .fetch_optional(&self.write)
+            .await?)
+    }
+
+    async fn record_github_step(&self, group_id: i64, step: &str, at: i64) -> StoreResult<()> {
+        sqlx::query(
+            "insert into github_steps (group_id, step, done_at) values ($1, $2, $3) \
+             on conflict (group_id, step) do nothing",
+        )
+        .bind(group_id)
+        .bind(step)
+        .bind(at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
 }
