@@ -231,11 +231,36 @@ impl IssueSync {
             }
             self.store.record_github_step(group.id, &done, now()).await?;
         }
+        // Reopened and reassigned to the owner at the regressing deploy in one write; if GitHub refuses that
+        // assignee (no access), recorded, and reopened as it is (the comment mentions them).
+        let owner = assignment
+            .as_ref()
+            .and_then(|a| a.owner.as_ref())
+            .and_then(|o| o.github_login.clone())
+            .filter(|l| !l.contains('/'));
+        let refused = format!("regression-assignee-refused:{deploy_key}");
         self.pace(now()).await?;
-        if let Err(e) = self.github.set_issue_open(&repo, number, true).await {
-            return Err(self.wait(e, now()).await);
+        let reassigned = match owner {
+            Some(login) if self.store.github_step(group.id, &refused).await?.is_none() => {
+                match self.github.reopen_assigned(&repo, number, std::slice::from_ref(&login)).await {
+                    Ok(()) => Some(login),
+                    Err(GitHubError::Rejected { status: 422, .. }) => {
+                        self.store.record_github_step(group.id, &refused, now()).await?;
+                        // The plain reopen is a write of its own.
+                        self.pace(now()).await?;
+                        None
+                    }
+                    Err(e) => return Err(self.wait(e, now()).await),
+                }
+            }
+            _ => None,
+        };
+        if reassigned.is_none() {
+            if let Err(e) = self.github.set_issue_open(&repo, number, true).await {
+                return Err(self.wait(e, now()).await);
+            }
         }
-        info!(issue = number, "issue reopened");
+        info!(issue = number, assignee = reassigned.as_deref(), "issue reopened");
         Ok(())
     }
 

@@ -59,6 +59,12 @@ impl GitHub for MeteredGitHub {
         r
     }
 
+    async fn reopen_assigned(&self, repo: &str, number: i64, assignees: &[String]) -> Result<(), GitHubError> {
+        let r = self.inner.reopen_assigned(repo, number, assignees).await;
+        self.count("reopen_assigned", &r);
+        r
+    }
+
     async fn comments(&self, repo: &str, number: i64) -> Result<Vec<String>, GitHubError> {
         let r = self.inner.comments(repo, number).await;
         self.count("comments", &r);

@@ -65,6 +65,8 @@ pub trait GitHub: Send + Sync {
     /// Creates an issue; returns its number.
     async fn create_issue(&self, repo: &str, issue: &NewIssue) -> Result<i64, GitHubError>;
     async fn set_issue_open(&self, repo: &str, number: i64, open: bool) -> Result<(), GitHubError>;
+    /// Reopens an issue and makes `assignees` its assignees, in one write.
+    async fn reopen_assigned(&self, repo: &str, number: i64, assignees: &[String]) -> Result<(), GitHubError>;
     /// Bodies of an issue's comments, oldest first (up to a few hundred).
     async fn comments(&self, repo: &str, number: i64) -> Result<Vec<String>, GitHubError>;
     async fn comment(&self, repo: &str, number: i64, body: &str) -> Result<(), GitHubError>;
@@ -89,6 +91,9 @@ impl GitHub for NoGitHub {
         Err(not_configured())
     }
     async fn set_issue_open(&self, _: &str, _: i64, _: bool) -> Result<(), GitHubError> {
+        Err(not_configured())
+    }
+    async fn reopen_assigned(&self, _: &str, _: i64, _: &[String]) -> Result<(), GitHubError> {
         Err(not_configured())
     }
     async fn comments(&self, _: &str, _: i64) -> Result<Vec<String>, GitHubError> {
@@ -254,6 +259,12 @@ impl GitHub for OctocrabGitHub {
     async fn set_issue_open(&self, repo: &str, number: i64, open: bool) -> Result<(), GitHubError> {
         let (owner, name) = split(repo)?;
         let body = json!({ "state": if open { "open" } else { "closed" } });
+        self.call(http::Method::PATCH, &format!("/repos/{owner}/{name}/issues/{number}"), Some(&body)).await.map(|_| ())
+    }
+
+    async fn reopen_assigned(&self, repo: &str, number: i64, assignees: &[String]) -> Result<(), GitHubError> {
+        let (owner, name) = split(repo)?;
+        let body = json!({ "state": "open", "assignees": assignees });
         self.call(http::Method::PATCH, &format!("/repos/{owner}/{name}/issues/{number}"), Some(&body)).await.map(|_| ())
     }
 

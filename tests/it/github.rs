@@ -19,6 +19,7 @@ use std::time::Duration;
 use crate::support::{sqlite_db, Author, TestApp, TestRepo, ADMIN_TOKEN, ALICE, WEBHOOK_SECRET};
 
 const BOBBY: Author = Author { name: "Bob Roe", email: "1234+bobby@users.noreply.github.com" };
+const CAROL: Author = Author { name: "Carol Poe", email: "5678+carol@users.noreply.github.com" };
 
 #[derive(Debug, Clone, Copy)]
 enum Fault {
@@ -209,11 +210,20 @@ async fn edit(
     Json(body): Json<Value>,
 ) -> Response {
     f.record("PATCH", format!("/repos/{o}/{r}/issues/{n}"));
+    let refused = body["assignees"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|l| f.lock().unassignable.iter().any(|u| *l == json!(u))));
+    if refused {
+        return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "message": "Validation Failed" }))).into_response();
+    }
     let fault = f.fault();
     let now = f.clock.load(Ordering::SeqCst);
     f.write(fault, move |s| {
         let issue = &mut s.issues[(n - 1) as usize];
         issue["state"] = body["state"].clone();
+        if body.get("assignees").is_some() {
+            issue["assignees"] = body["assignees"].clone();
+        }
         issue["updated_ms"] = json!(now);
         issue.clone()
     })
@@ -381,8 +391,8 @@ async fn end_to_end_one_issue_resolved_by_webhook_reopened_by_a_regression_not_b
     app.drain().await;
     assert_eq!(group(&app, &p).await["status"], json!("resolved"));
 
-    // The fix is by Bobby too, so the owner at v3 has a login to mention.
-    let v3 = repo.commit(&BOBBY, &[("app/pay.py", "def pay(a, b):\n    return a / b if b else 0\n")], "fix");
+    // Carol rewrites the line in v3 (a noreply address: the owner at v3 has a login to assign and mention).
+    let v3 = repo.commit(&CAROL, &[("app/pay.py", "def pay(a, b):\n    return a / b if b else 0\n")], "fix");
     deploy(&app, &p, &v3, "v3").await;
     app.drain().await;
     // The old build v1 still runs somewhere: nothing is reopened.
@@ -396,11 +406,13 @@ async fn end_to_end_one_issue_resolved_by_webhook_reopened_by_a_regression_not_b
     let issues = fake.issues();
     assert_eq!(issues.len(), 1, "still one issue");
     assert_eq!(issues[0]["state"], json!("open"));
+    assert_eq!(issues[0]["assignees"], json!(["carol"]), "reassigned to the owner at the regressing deploy");
     let comments = issues[0]["comments_list"].as_array().expect("comments").clone();
     assert_eq!(comments.len(), 1, "{comments:?}");
     assert!(comments[0].as_str().is_some_and(|c| c.contains("Regressed in v3")), "{comments:?}");
     let g = group(&app, &p).await;
     let owner = g["assignee"].as_str().expect("an owner at v3");
+    assert_eq!(owner, "carol");
     // The regression re-assigned the group at v3; v2's report still shows what v2 shipped and who owned it then.
     assert_eq!(v2_report().await, v2_before, "v2's report is not rewritten by the v3 regression");
     assert_ne!(g["assignment"]["deploy"]["version"], json!("v2"), "{g}");
@@ -684,7 +696,10 @@ async fn with_the_default_pacing_regressions_are_commented_reopened_and_the_queu
         close_on_github(&app, n as i64).await;
     }
     settle().await;
-    let v3 = repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / b if b else 0\n")], "fix");
+    // Carol rewrites the crashing line in v3, and GitHub will not let her be assigned (no access): the reopen
+    // that reassigns is refused, recorded, and followed by a plain reopen in a slot of its own.
+    fake.lock().unassignable.push("carol".into());
+    let v3 = repo.commit(&CAROL, &[("app/pay.py", "def pay(a, b):\n    return a / b if b else 0\n")], "fix");
     deploy(&app, &p, &v3, "v3").await;
     settle().await;
     error(&app, &p, 3, "v3", "ZeroDivisionError").await;
@@ -697,6 +712,9 @@ async fn with_the_default_pacing_regressions_are_commented_reopened_and_the_queu
         assert_eq!(comments.len(), 1, "exactly one regression comment: {comments:?}");
         assert!(comments[0].as_str().is_some_and(|c| c.contains("Regressed in v3")), "{comments:?}");
     }
+    let mentioned =
+        fake.issues().iter().filter(|i| i["comments_list"][0].as_str().is_some_and(|c| c.contains("@carol"))).count();
+    assert!(mentioned >= 1, "the owner GitHub would not assign is mentioned");
     let jobs = db.store.job_states().await.expect("jobs");
     assert!(jobs.iter().all(|j| j.status == JobStatus::Done), "{jobs:?}");
     for j in jobs.iter().filter(|j| j.kind == "github_issue") {
@@ -704,10 +722,10 @@ async fn with_the_default_pacing_regressions_are_commented_reopened_and_the_queu
     }
     let requests = fake.lock().requests.clone();
     let writes: Vec<&(String, String, i64)> = requests.iter().filter(|(m, _, _)| m != "GET").collect();
-    // 2 creates, 2 comments, 2 reopens, and no reads: nothing was ever sent without its answer, so there is
-    // nothing to look for, and a job that waited for the reopen's slot knows from its recorded steps that it
-    // commented already.
-    assert_eq!(writes.len(), 6, "{writes:?}");
+    // 2 creates, 2 comments, 2 refused reassigning reopens and 2 plain reopens, and no reads: nothing was ever
+    // sent without its answer, so there is nothing to look for, and a job that waited for a slot knows from its
+    // recorded steps what it did already.
+    assert_eq!(writes.len(), 8, "{writes:?}");
     let reads = requests.len() - writes.len();
     assert_eq!(reads, 0, "{requests:?}");
     let times: Vec<i64> = writes.iter().map(|(_, _, t)| *t).collect();
