@@ -1,6 +1,6 @@
 //! Regressions, decided per environment by git ancestry: an event reopens a resolved group only when the build it
-//! came from contains the resolution — the commit deployed in that environment when the group was resolved, or a
-//! known fixing commit. An old build still running somewhere (a canary, a slow rollout) does not reopen it.
+//! came from contains the resolution — the commit that fixed it when one is known (a `Fixes #N` of its issue, or one
+//! named when resolving), else the commit deployed in that environment when the group was resolved. An old build still running somewhere (a canary, a slow rollout) does not reopen it.
 
 use std::sync::Arc;
 use tracing::{info, instrument};
@@ -65,14 +65,18 @@ impl Regressions {
             self.store.project_by_id(group.project_id).await?.ok_or_else(|| anyhow::anyhow!("project gone"))?;
         let env = event.environment.clone().unwrap_or_default();
         let release = event.release.clone().unwrap_or_else(|| "(no release)".into());
-        let baseline = self
-            .store
-            .group_resolutions(group_id)
-            .await?
-            .into_iter()
-            .find(|(e, _)| *e == env)
-            .map(|(_, sha)| (sha, "the commit deployed there when the group was resolved"))
-            .or_else(|| group.fixed_in_commit.clone().map(|sha| (sha, "the fixing commit")));
+        // Resolved by a commit (a `Fixes #N`, or named when resolving): only builds with that commit reopen it, in
+        // every environment. Otherwise the commit each environment ran when the group was resolved.
+        let baseline = match group.fixed_in_commit.clone() {
+            Some(sha) => Some((sha, "the fixing commit")),
+            None => self
+                .store
+                .group_resolutions(group_id)
+                .await?
+                .into_iter()
+                .find(|(e, _)| *e == env)
+                .map(|(_, sha)| (sha, "the commit deployed there when the group was resolved")),
+        };
         let deploy = self.deploy_of(project.id, &event).await?;
         let deploy_id = deploy.as_ref().map(|d| d.id);
         let verdict = match (deploy, baseline) {

@@ -11,6 +11,7 @@ use tracing::{info, instrument};
 use crate::git::mirror::Mirrors;
 use crate::groups::{Groups, StatusRequest};
 use crate::jobs::Work;
+use crate::releases::message::closed_issues;
 use crate::releases::{DeployInput, Releases};
 use crate::store::{DynStore, StoreError};
 
@@ -71,6 +72,7 @@ impl Webhooks {
                 let projects = self.store.projects_for_github_repo(&repo).await?;
                 for p in &projects {
                     self.mirrors.fetch(p.id, &p.repo_url).await?;
+                    self.fixing_commits(p.id, &v, &repo).await?;
                 }
                 Handled::Fetched(projects.len())
             }
@@ -80,6 +82,31 @@ impl Webhooks {
         };
         info!(%event, ?handled, "webhook handled");
         Ok(handled)
+    }
+
+    /// A push to the default branch whose commits say `Fixes #N` (GitHub's closing keywords) for an issue of one of
+    /// this project's groups: that commit is the group's fix, so only builds containing it reopen the group. The
+    /// push's commits are oldest first: the last that names an issue wins.
+    async fn fixing_commits(&self, project_id: i64, v: &Value, repo: &str) -> anyhow::Result<()> {
+        let default_branch = v.pointer("/repository/default_branch").and_then(Value::as_str).unwrap_or("main");
+        if v.get("ref").and_then(Value::as_str) != Some(&format!("refs/heads/{default_branch}")) {
+            return Ok(());
+        }
+        for commit in v.get("commits").and_then(Value::as_array).into_iter().flatten() {
+            let (Some(sha), Some(message)) =
+                (commit.get("id").and_then(Value::as_str), commit.get("message").and_then(Value::as_str))
+            else {
+                continue;
+            };
+            let Ok(sha) = crate::domain::Sha::parse(sha) else { continue };
+            for issue in closed_issues(message, Some(repo)).into_iter().filter(|i| i.repo.is_none()) {
+                if let Some(group) = self.store.group_by_issue(project_id, issue.number).await? {
+                    self.store.set_fixing_commit(group.id, sha.as_str()).await?;
+                    info!(group_id = group.id, issue = issue.number, commit = sha.as_str(), "fixing commit recorded");
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn deployment_status(&self, v: &Value, repo: &str, now: i64) -> anyhow::Result<Handled> {

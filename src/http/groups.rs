@@ -43,6 +43,9 @@ pub(super) struct GroupView {
     /// "Introduced by <release>": its suspect commit is in that deploy's range.
     introduced_by: Option<String>,
     resolved_at: Option<String>,
+    /// The commit that fixed it, when it was resolved by one (a `Fixes #N` of its issue, or named when resolving):
+    /// only builds containing it reopen the group.
+    fixed_in_commit: Option<String>,
     regressed_in: Option<String>,
     times_regressed: i64,
     github_issue: Option<i64>,
@@ -72,6 +75,7 @@ fn view(state: &AppState, g: Group) -> GroupView {
         new_in_release: g.new_in_release,
         introduced_by: g.introduced_by,
         resolved_at: g.resolved_at.map(rfc3339),
+        fixed_in_commit: g.fixed_in_commit,
         regressed_in: g.regressed_in,
         times_regressed: g.times_regressed,
         github_issue: g.github_issue,

@@ -584,6 +584,9 @@ pub trait GithubStore: Send + Sync {
     async fn group_by_issue(&self, project_id: i64, issue: i64) -> StoreResult<Option<Group>>;
     /// Links a group to its GitHub issue.
     async fn set_github_issue(&self, group_id: i64, issue: i64) -> StoreResult<()>;
+    /// Records the commit that fixes a group (a `Fixes #N` of its issue on the default branch): while the group is
+    /// resolved, only a build containing that commit can reopen it. Cleared when the group is unresolved.
+    async fn set_fixing_commit(&self, group_id: i64, sha: &str) -> StoreResult<()>;
     /// Takes the next GitHub write slot when it is open at `now` (the next one then opens `interval_ms` later, for
     /// every process on this database); otherwise says when it opens.
     async fn take_write_slot(&self, now: i64, interval_ms: i64) -> StoreResult<Result<(), i64>>;

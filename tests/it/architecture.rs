@@ -30,7 +30,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("assign", &["cache", "config", "events", "git", "github", "groups", "jobs", "releases", "store"]),
     ("regressions", &["assign", "events", "git", "groups", "jobs", "store"]),
     ("issues", &["assign", "github", "jobs", "markdown", "releases", "store"]),
-    ("webhooks", &["git", "groups", "jobs", "releases", "store"]),
+    ("webhooks", &["domain", "git", "groups", "jobs", "releases", "store"]),
     ("ingest", &["cache", "domain", "events", "jobs", "metrics", "stacktrace", "store"]),
     ("retention", &["config", "git", "store"]),
     ("probes", &["ingest", "metrics", "store"]),

@@ -332,6 +332,74 @@ async fn close_on_github(app: &TestApp, number: i64) {
     assert_eq!(resp.status().as_u16(), 202);
 }
 
+/// Sends a signed `push` webhook for `commits` (id, message) on `git_ref` of a repository whose default branch is
+/// `main`.
+async fn push_to_github(app: &TestApp, git_ref: &str, commits: &[(&str, &str)]) {
+    let commits: Vec<Value> = commits.iter().map(|(id, message)| json!({ "id": id, "message": message })).collect();
+    let push = json!({ "ref": git_ref, "commits": commits,
+                       "repository": { "full_name": "acme/web", "default_branch": "main" } })
+    .to_string();
+    let resp = app
+        .http
+        .post(format!("{}/webhooks/github", app.base))
+        .header("x-github-event", "push")
+        .header("x-github-delivery", format!("push-{}", DELIVERIES.fetch_add(1, Ordering::SeqCst)))
+        .header("x-hub-signature-256", sign(push.as_bytes()))
+        .body(push)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status().as_u16(), 202);
+}
+
+/// An issue closed by merging `Fixes #1` before the fix is deployed: the group is resolved *by that commit*, so
+/// events from builds without it — the one still running, one with only the fix's parent — leave it resolved, and
+/// only a build that contains the fix and still fails reopens it.
+#[tokio::test]
+async fn an_issue_closed_by_a_fixing_commit_reopens_only_from_builds_that_contain_it() {
+    let (fake, api) = FakeGitHub::start(Arc::new(AtomicI64::new(0))).await;
+    let db = sqlite_db().await;
+    let app = TestApp::spawn_github(db.store.clone(), &api, 0).await;
+    let (repo, p) = deployed_to_v2(&app).await;
+    error(&app, &p, 1, "v2", "ZeroDivisionError").await;
+    app.drain().await;
+    assert_eq!(fake.issues().len(), 1);
+    // Work goes on: a commit that fixes nothing, then the fix, merged into main (GitHub closes #1 on the merge).
+    let parent = repo.commit(&ALICE, &[("README.md", "pay\n")], "Document pay");
+    let fix =
+        repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / b if b else 0\n")], "Guard pay, fixes #1");
+    // The same words on a feature branch do not count: GitHub closes issues only from the default branch.
+    push_to_github(&app, "refs/heads/feature", &[(&fix, "Guard pay, fixes #1")]).await;
+    push_to_github(&app, "refs/heads/main", &[(&parent, "Document pay"), (&fix, "Guard pay, fixes #1")]).await;
+    fake.lock().issues[0]["state"] = json!("closed");
+    close_on_github(&app, 1).await;
+    app.drain().await;
+    let g = group(&app, &p).await;
+    assert_eq!((g["status"].clone(), g["fixed_in_commit"].clone()), (json!("resolved"), json!(fix)), "{g}");
+
+    // The build still running in production (v2, without the fix): stays resolved.
+    error(&app, &p, 2, "v2", "ZeroDivisionError").await;
+    app.drain().await;
+    assert_eq!(group(&app, &p).await["status"], json!("resolved"), "the pre-fix build does not reopen it");
+    // A build of the fix's parent only: still without the fix.
+    deploy(&app, &p, &parent, "v3").await;
+    app.drain().await;
+    error(&app, &p, 3, "v3", "ZeroDivisionError").await;
+    app.drain().await;
+    assert_eq!(group(&app, &p).await["status"], json!("resolved"), "a build without the fix does not reopen it");
+    assert_eq!(fake.issues()[0]["state"], json!("closed"));
+    // A later build that contains the fix and still fails: a regression.
+    let later = repo.commit(&ALICE, &[("CHANGES", "v4\n")], "Changelog");
+    deploy(&app, &p, &later, "v4").await;
+    app.drain().await;
+    error(&app, &p, 4, "v4", "ZeroDivisionError").await;
+    app.drain().await;
+    let g = group(&app, &p).await;
+    assert_eq!((g["status"].clone(), g["regressed_in"].clone()), (json!("unresolved"), json!("v4")), "{g}");
+    assert_eq!(fake.issues()[0]["state"], json!("open"), "the issue is reopened");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn end_to_end_one_issue_resolved_by_webhook_reopened_by_a_regression_not_by_an_old_build() {
     let clock = Arc::new(AtomicI64::new(0));

@@ -24,6 +24,15 @@ impl crate::store::GithubStore for Backend {
         Ok(())
     }
 
+    async fn set_fixing_commit(&self, group_id: i64, sha: &str) -> StoreResult<()> {
+        sqlx::query("update error_groups set fixed_in_commit = $1 where id = $2")
+            .bind(sha)
+            .bind(group_id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
     async fn take_write_slot(&self, now: i64, interval_ms: i64) -> StoreResult<Result<(), i64>> {
         // One conditional update: of processes racing for a slot, exactly one moves it.
         let taken = sqlx::query(

@@ -228,10 +228,13 @@ impl crate::store::GroupStore for Backend {
     async fn unresolve_group(&self, group_id: i64) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         sqlx::query("delete from group_resolutions where group_id = $1").bind(group_id).execute(&mut *tx).await?;
-        sqlx::query("update error_groups set status = 'unresolved', resolved_at = null where id = $1")
-            .bind(group_id)
-            .execute(&mut *tx)
-            .await?;
+        // Unresolved: a fixing commit recorded for the old resolution no longer says anything.
+        sqlx::query(
+            "update error_groups set status = 'unresolved', resolved_at = null, fixed_in_commit = null where id = $1",
+        )
+        .bind(group_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -256,8 +259,9 @@ impl crate::store::GroupStore for Backend {
     ) -> StoreResult<bool> {
         let mut tx = self.write.begin().await?;
         let done = sqlx::query(
-            "update error_groups set status = 'unresolved', resolved_at = null, regressed_at = $1, \
-             regressed_in = $2, times_regressed = times_regressed + 1 where id = $3 and status = 'resolved'",
+            "update error_groups set status = 'unresolved', resolved_at = null, fixed_in_commit = null, \
+             regressed_at = $1, regressed_in = $2, times_regressed = times_regressed + 1 \
+             where id = $3 and status = 'resolved'",
         )
         .bind(now)
         .bind(release)
