@@ -158,10 +158,13 @@ pub(super) async fn show(
 #[derive(Deserialize)]
 pub(super) struct ReportParams {
     format: Option<String>,
+    window_minutes: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/api/v1/deploys/{id}/report", tag = "deploys",
-    params(("id" = i64, Path), ("format" = Option<String>, Query, description = "`json` (default) or `md`")),
+    params(("id" = i64, Path), ("format" = Option<String>, Query, description = "`json` (default) or `md`"),
+        ("window_minutes" = Option<i64>, Query,
+            description = "Minutes after the deploy compared with as many before it (1 to 1440, default 60)")),
     security(("deploy_token" = [])),
     responses((status = 200, description = "The release report (JSON, or Markdown with `format=md`)", body = Object),
         (status = 401, description = "No token or a wrong one", body = ErrorBody), (status = 404, description = "Unknown", body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -173,7 +176,14 @@ pub(super) async fn report(
 ) -> ApiResult<Response> {
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let (deploy, project) = authorised_deploy(&state, &headers, &id).await?;
-    let report = state.releases.report(&project, &deploy).await?;
+    let window = params.window_minutes.unwrap_or(crate::releases::DEFAULT_WINDOW_MINUTES);
+    if !(1..=crate::releases::MAX_WINDOW_MINUTES).contains(&window) {
+        return Err(ApiError::Unprocessable {
+            field: "window_minutes".into(),
+            reason: format!("must be 1 to {} minutes", crate::releases::MAX_WINDOW_MINUTES),
+        });
+    }
+    let report = state.releases.report(&project, &deploy, window).await?;
     match params.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(report).into_response()),
         "md" | "markdown" => {

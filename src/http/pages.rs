@@ -431,7 +431,7 @@ pub(super) async fn deploy_page(
     let id: i64 = id.parse().map_err(|_| not_found())?;
     let deploy = state.releases.deploy(id).await?.ok_or_else(not_found)?;
     let project = state.projects.by_id(deploy.project_id).await?.ok_or_else(not_found)?;
-    let report = state.releases.report(&project, &deploy).await?;
+    let report = state.releases.report(&project, &deploy, crate::releases::DEFAULT_WINDOW_MINUTES).await?;
     let title = format!("{} {} → {}", project.name, deploy.version, deploy.environment);
     Ok(page(&title, report_html(&report)).into_response())
 }

@@ -43,6 +43,11 @@ fn field(field: &'static str) -> impl Fn(Invalid) -> DeployError {
 }
 
 /// The release domain service.
+/// The window of the report's "events after the deploy, against the same window before" line, unless asked.
+pub const DEFAULT_WINDOW_MINUTES: i64 = 60;
+/// The longest such window: a day.
+pub const MAX_WINDOW_MINUTES: i64 = 24 * 60;
+
 pub struct Releases {
     store: DynStore,
     mirrors: Arc<Mirrors>,
@@ -150,7 +155,12 @@ impl Releases {
         self.store.list_deploys(project_id, environment, before_id, limit).await
     }
 
-    pub async fn report(&self, project: &Project, deploy: &Deploy) -> Result<report::Report, StoreError> {
+    pub async fn report(
+        &self,
+        project: &Project,
+        deploy: &Deploy,
+        window_minutes: i64,
+    ) -> Result<report::Report, StoreError> {
         use report::{ErrorCounts, ErrorFacts, ErrorLine, Link};
         let commits = self.store.deploy_commits(deploy.id).await?;
         let groups = self.store.groups_of_release(project.id, &deploy.version).await?;
@@ -197,15 +207,15 @@ impl Releases {
         let pick =
             |f: &dyn Fn(&crate::store::Group) -> bool| groups.iter().filter(|g| f(g)).map(line).collect::<Vec<_>>();
         let v = deploy.version.as_str();
-        const WINDOW_MIN: i64 = 60;
-        let w = WINDOW_MIN * 60_000;
+        let window = window_minutes.clamp(1, MAX_WINDOW_MINUTES);
+        let w = window * 60_000;
         let at = deploy.deployed_at;
         let facts = ErrorFacts {
             new_errors: pick(&|g| g.new_in_release.as_deref() == Some(v)),
             regressions: pick(&|g| g.regressed_in.as_deref() == Some(v)),
             suspects_in_range: pick(&|g| g.introduced_by.as_deref() == Some(v)),
             counts: ErrorCounts {
-                window_minutes: WINDOW_MIN,
+                window_minutes: window,
                 before: self.store.count_events_between(project.id, &deploy.environment, at - w, at).await?,
                 after: self.store.count_events_between(project.id, &deploy.environment, at, at + w).await?,
             },

@@ -6,7 +6,7 @@ use regex::Regex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::support::{sqlite_db, TestApp, TestRepo, ALICE, BOB};
+use crate::support::{sqlite_db, TestApp, TestRepo, ADMIN_TOKEN, ALICE, BOB};
 
 fn action_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("action")
@@ -189,5 +189,70 @@ async fn the_action_records_deploys_writes_the_summary_and_fails_only_when_asked
     let strict = run_action(&down("true")).await;
     assert!(!strict.ok && strict.stdout.contains("::error title=shipwatch::could not reach"), "{}", strict.stdout);
     assert!(tolerated.outputs.is_empty(), "no outputs when nothing was recorded");
+    app.stop().await;
+}
+
+/// `wait-minutes` and `fail-on`: the step watches the release, then writes what it actually did and fails the job
+/// when told to. (A fraction of a minute here; real gates wait minutes.)
+#[tokio::test]
+async fn the_action_as_a_deploy_gate_watches_the_release_and_fails_on_what_it_is_told() {
+    let db = sqlite_db().await;
+    let app = TestApp::spawn(db.store.clone(), true).await;
+    let repo = TestRepo::new();
+    let c1 = repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / (b + 1)\n")], "pay");
+    let (_, token) = app.project("web", &repo).await;
+    let (_, p) = app.call(reqwest::Method::GET, "/api/v1/projects/web", Some(ADMIN_TOKEN), None).await;
+    let key = p["dsn"].as_str().and_then(|d| d.split("//").nth(1)).and_then(|r| r.split('@').next()).expect("key");
+    let intake = format!("{}/api/{}/envelope/?sentry_key={key}", app.base, p["id"]);
+    let with = |sha: &str, version: &str, fail_on: &str| {
+        vec![
+            ("server-url", app.base.clone()),
+            ("token", token.clone()),
+            ("project", "web".to_owned()),
+            ("environment", "production".to_owned()),
+            ("sha", sha.to_owned()),
+            ("version", version.to_owned()),
+            ("wait-minutes", "0.1".to_owned()),
+            ("fail-on", fail_on.to_owned()),
+        ]
+    };
+
+    // A mistyped gate fails the job before anything is recorded, even without fail-on-error.
+    let typo = run_action(&with(&c1, "v1", "new,errors>2")).await;
+    assert!(!typo.ok && typo.stdout.contains("fail-on: `errors>2` is not a condition"), "{}", typo.stdout);
+    assert!(!typo.outputs.contains_key("deploy-id"), "nothing recorded: {:?}", typo.outputs);
+
+    // A quiet release passes.
+    let quiet = run_action(&with(&c1, "v1", "new, regression, error-rate>2x")).await;
+    assert!(quiet.ok, "{}", quiet.stdout);
+    assert_eq!(quiet.outputs.get("verdict").map(String::as_str), Some("pass"));
+    assert_eq!(quiet.outputs.get("new-errors").map(String::as_str), Some("0"));
+    assert!(quiet.stdout.contains("watching the release"), "{}", quiet.stdout);
+    assert!(quiet.summary.contains("### Deploy gate: pass"), "{}", quiet.summary);
+
+    // A release whose new error arrives while the step watches: the summary says so and the job fails.
+    let c2 = repo.commit(&BOB, &[("app/pay.py", "def pay(a, b):\n    return a / b\n")], "simplify");
+    let event = serde_json::json!({
+        "event_id": "ab".repeat(16), "release": "v2", "environment": "production", "platform": "python",
+        "exception": {"values": [{"type": "ZeroDivisionError", "value": "division by zero", "stacktrace": {"frames": [
+            {"abs_path": "/srv/app/app/pay.py", "function": "pay", "lineno": 2, "in_app": true}]}}]}
+    });
+    let send = async {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let body = format!("{{}}\n{{\"type\":\"event\"}}\n{event}\n");
+        app.http.post(&intake).body(body).send().await.expect("sent").status().as_u16()
+    };
+    let inputs = with(&c2, "v2", "new");
+    let (gated, sent) = tokio::join!(run_action(&inputs), send);
+    assert_eq!(sent, 200);
+    assert!(!gated.ok, "the gate fails the job: {}", gated.stdout);
+    assert_eq!(gated.outputs.get("verdict").map(String::as_str), Some("fail"), "{}", gated.stdout);
+    assert_eq!(gated.outputs.get("new-errors").map(String::as_str), Some("1"));
+    assert!(gated.stdout.contains("::error title=shipwatch deploy gate::1 new error(s)"), "{}", gated.stdout);
+    assert!(
+        gated.summary.contains("ZeroDivisionError") && gated.summary.contains("### Deploy gate: fail"),
+        "the summary shows what the release did after the watch: {}",
+        gated.summary
+    );
     app.stop().await;
 }
