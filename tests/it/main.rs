@@ -13,6 +13,7 @@ mod crash;
 mod diskfull;
 mod github;
 mod ingest;
+mod kill;
 mod limits;
 mod pipeline;
 mod ranges;
