@@ -282,3 +282,112 @@ async fn sigkill_under_load_on_postgresql_with_two_intakes_and_two_workers_loses
     kill_under_load(&db.url, root.path(), 2, 2, kills(12)).await;
     db.cleanup().await;
 }
+
+/// PostgreSQL refusing connections (and its sessions terminated) for a while under a steady offered rate: intake
+/// answers every request `200` from its spool, `/readyz` says the database is unavailable meanwhile, and once the
+/// database is back every acknowledged event is stored and grouped exactly once. `SHIPWATCH_OUTAGE=500,60` (events a
+/// second, seconds of outage) for the long form; by default 200 a second and 5 s.
+#[tokio::test]
+async fn a_postgresql_outage_under_load_answers_200_and_loses_nothing() {
+    let Some(db) = postgres_db().await else { return };
+    let (rate, outage_s) = std::env::var("SHIPWATCH_OUTAGE")
+        .ok()
+        .and_then(|v| v.split_once(',').and_then(|(r, s)| Some((r.parse::<u64>().ok()?, s.parse::<u64>().ok()?))))
+        .unwrap_or((200, 5));
+    let root = tempfile::tempdir().expect("temp dir");
+    let repo = TestRepo::new();
+    repo.commit(&ALICE, &[("app.py", "def handler():\n    raise Error\n")], "app");
+    let (key, project) = project(&root.path().join("admin"), &db.url, &repo);
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _server = Proc::start(vec![
+        "serve".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--events-per-minute".into(),
+        "100000000".into(),
+        "--data-dir".into(),
+        root.path().join("server").display().to_string(),
+        "--database-url".into(),
+        db.url.clone(),
+        "--allow-local-repos".into(),
+    ]);
+    let addr = format!("127.0.0.1:{port}");
+    let up = async {
+        while tokio::net::TcpStream::connect(&addr).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), up).await.expect("listens");
+
+    // The offered load: `rate` a second from 4 connections, for 2 s before, the outage, and 2 s after.
+    let total = Duration::from_secs(outage_s + 4);
+    let started = Instant::now();
+    let statuses = Arc::new(Mutex::new(Vec::new()));
+    let tasks: Vec<_> = (0..4u64)
+        .map(|t| {
+            let (base, key, project, statuses) = (base.clone(), key.clone(), project.clone(), statuses.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let every = Duration::from_secs_f64(4.0 / rate as f64);
+                let mut tick = tokio::time::interval(every);
+                let mut n = t;
+                while started.elapsed() < total {
+                    tick.tick().await;
+                    let url = format!("{base}/api/{project}/envelope/?sentry_key={key}");
+                    let status = match http.post(&url).body(event(n)).send().await {
+                        Ok(r) => r.status().as_u16(),
+                        Err(_) => 0,
+                    };
+                    statuses.lock().expect("statuses").push((n, status));
+                    n += 4;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    db.allow_connections(false).await;
+    // Give the server a moment to notice (its next database call fails), then ask it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let ready: serde_json::Value =
+        reqwest::get(format!("{base}/readyz")).await.expect("readyz").json().await.expect("json");
+    tokio::time::sleep(Duration::from_secs(outage_s).saturating_sub(Duration::from_millis(1500))).await;
+    db.allow_connections(true).await;
+    let back = Instant::now();
+    for t in tasks {
+        t.await.expect("load");
+    }
+    assert_eq!(ready["status"], json!("ready"), "intake stays ready on its spool: {ready}");
+    assert_eq!(ready["database"]["status"], json!("unavailable"), "and says the database is away: {ready}");
+    let statuses = statuses.lock().expect("statuses").clone();
+    let refused: Vec<&(u64, u16)> = statuses.iter().filter(|(_, s)| *s != 200).collect();
+    assert!(
+        refused.is_empty(),
+        "every request answered 200: {} of {} not: {:?}",
+        refused.len(),
+        statuses.len(),
+        &refused[..refused.len().min(5)]
+    );
+    let acked: HashSet<u64> = statuses.iter().map(|(n, _)| *n).collect();
+    let deadline = back + Duration::from_secs(120);
+    loop {
+        let c = counts!(sqlx::PgPool::connect(&db.url).await.expect("postgres"));
+        if c.stored.len() >= acked.len() && c.ungrouped == 0 && spooled(&base).await == Some(0.0) {
+            eprintln!(
+                "{rate} ev/s, {outage_s} s outage: {} requests, all 200; stored and grouped {} s after the database \
+                 returned; groups count {}",
+                acked.len(),
+                back.elapsed().as_secs(),
+                c.times_seen
+            );
+            assert!(acked.iter().all(|n| c.stored.contains(n)), "every acknowledged event stored");
+            assert_eq!(c.stored.len(), acked.len(), "each once");
+            assert_eq!(c.times_seen, acked.len() as i64, "grouped once each");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not drained 2 minutes after the database returned");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    drop(_server);
+    db.cleanup().await;
+}
