@@ -66,7 +66,8 @@ fn median(mut v: Vec<Duration>) -> Duration {
 async fn bench_backend(name: &str, database_url: &str, repo: &Path, root: &str, head: &str, baseline: Duration) {
     let data = tempfile::tempdir().expect("temp dir");
     let store = shipwatch::store::connect(database_url).await.expect("store opens");
-    let d = DataArgs { data_dir: data.path().to_owned(), database_url: None, spool_max_mb: 1024 };
+    let d =
+        DataArgs { data_dir: data.path().to_owned(), database_url: None, spool_max_mb: 1024, intake_memory_mb: 192 };
     let g = GitArgs {
         allow_local_repos: true,
         git_token: None,

@@ -50,6 +50,8 @@ pub struct App {
     pub assigner: Arc<Assigner>,
     /// Intake's spool and its forwarder into the store.
     pub spooler: Arc<Spooler>,
+    /// Bytes intake requests may hold at once while they are read and decoded.
+    pub intake_memory: u64,
 }
 
 impl App {
@@ -152,16 +154,15 @@ impl App {
             metrics,
             assigner,
             spooler,
+            intake_memory: data.intake_memory_mb.max(1).saturating_mul(1024 * 1024),
         }
     }
 
     pub fn router(&self, settings: HttpSettings) -> axum::Router {
-        let ingest = Arc::new(Ingest::new(
-            self.store.clone(),
-            self.spooler.clone(),
-            settings.events_per_minute,
-            self.metrics.clone(),
-        ));
+        let ingest = Arc::new(
+            Ingest::new(self.store.clone(), self.spooler.clone(), settings.events_per_minute, self.metrics.clone())
+                .with_memory_budget(self.intake_memory),
+        );
         http::router(AppState {
             projects: Arc::new(Projects::new(self.store.clone())),
             releases: self.releases.clone(),

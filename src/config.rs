@@ -58,6 +58,12 @@ pub struct DataArgs {
     /// for the database; past it intake answers 429 with Retry-After instead of acknowledging.
     #[arg(long, env = "SHIPWATCH_SPOOL_MAX_MB", default_value_t = 1024)]
     pub spool_max_mb: u64,
+
+    /// Megabytes all intake requests together may hold while their bodies are read, decompressed and parsed; a
+    /// request that would pass it is answered 429 with Retry-After at once, so no burst (a leaked DSN key sending
+    /// decompression bombs) can take the process past it.
+    #[arg(long, env = "SHIPWATCH_INTAKE_MEMORY_MB", default_value_t = 192)]
+    pub intake_memory_mb: u64,
 }
 
 impl DataArgs {

@@ -106,7 +106,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let v2 = commit(&repo, 2, t + 90_000, &[("README.md", "The demo shop.\n")], "Readme, fixes #12")?;
 
     // The server: SQLite in the demo folder, local repositories allowed, GitHub in memory.
-    let data = DataArgs { data_dir: root.join("data"), database_url: None, spool_max_mb: 1024 };
+    let data = DataArgs { data_dir: root.join("data"), database_url: None, spool_max_mb: 1024, intake_memory_mb: 192 };
     data.prepare()?;
     let git_args = GitArgs {
         allow_local_repos: true,

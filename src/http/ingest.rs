@@ -43,6 +43,7 @@ impl From<IngestError> for ApiError {
                 ApiError::RateLimited { retry_after, detail: e.to_string() }
             }
             e @ IngestError::SpoolFull(_) => ApiError::RateLimited { retry_after: 5, detail: e.to_string() },
+            IngestError::Busy(detail) => ApiError::RateLimited { retry_after: 1, detail },
             IngestError::Store(e) => e.into(),
         }
     }
@@ -112,6 +113,9 @@ async fn sentry(
     {
         return Err(too_large());
     }
+    // Room for the body before it is read (all of the cap when its length is not given); decoding grows it.
+    let declared = header_str(&headers, &header::CONTENT_LENGTH).and_then(|l| l.parse::<u64>().ok());
+    let charge = state.ingest.reserve(declared.unwrap_or(MAX_RAW_BODY as u64))?;
     let raw = axum::body::to_bytes(body, MAX_RAW_BODY).await.map_err(|e| {
         if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
             too_large()
@@ -132,7 +136,7 @@ async fn sentry(
             state.ingest.authenticate(&project_id, header_key.as_deref()).await?
         }
     };
-    let accepted = state.ingest.parse_sentry(kind, encoding, raw, now).await?;
+    let accepted = state.ingest.parse_sentry(kind, encoding, raw, now, Some(charge)).await?;
     let id = state.ingest.accept(&project, accepted, now).await?;
     Ok(Json(match id {
         Some(id) => json!({ "id": id }),
@@ -167,6 +171,6 @@ pub(super) async fn native(
         ingest::native::NativeError::Invalid { field, reason } => unprocessable(field, reason),
         ingest::native::NativeError::Other(e) => ApiError::Internal(e),
     })?;
-    let id = state.ingest.accept(&project, Accepted { events: vec![event], skipped: Vec::new() }, now).await?;
+    let id = state.ingest.accept(&project, Accepted { events: vec![event], ..Default::default() }, now).await?;
     Ok(Json(json!({ "id": id })))
 }

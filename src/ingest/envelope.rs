@@ -36,7 +36,18 @@ pub fn read_header<R: BufRead>(mut r: R) -> Result<serde_json::Map<String, serde
     parse_object(&first, "envelope header")
 }
 
-pub fn read<R: BufRead>(mut r: R) -> Result<Envelope, IngestError> {
+pub fn read<R: BufRead>(r: R) -> Result<Envelope, IngestError> {
+    read_charged(r, &mut |_| Ok(()))
+}
+
+/// [`read`], telling `reserve` the size of each event item before its buffer is allocated (the memory budget).
+///
+/// # Errors
+/// As [`read`], and whatever `reserve` returns.
+pub fn read_charged<R: BufRead>(
+    mut r: R,
+    reserve: &mut dyn FnMut(u64) -> Result<(), IngestError>,
+) -> Result<Envelope, IngestError> {
     let mut env = Envelope::default();
     let first = read_line(&mut r, MAX_HEADER_LINE, "envelope header")?
         .ok_or_else(|| IngestError::Malformed("empty envelope".into()))?;
@@ -61,6 +72,7 @@ pub fn read<R: BufRead>(mut r: R) -> Result<Envelope, IngestError> {
         }
         match (is_event, length) {
             (true, Some(n)) => {
+                reserve(n)?;
                 let mut payload = vec![0u8; n as usize];
                 r.read_exact(&mut payload).map_err(|e| eof_or(e, "event item is shorter than its `length`"))?;
                 skip_newline(&mut r)?;

@@ -37,6 +37,9 @@ pub enum IngestError {
     /// `429`: the local spool holds as much as it may while the database catches up.
     #[error("{0}; retry in a moment")]
     SpoolFull(String),
+    /// `429`: the requests in hand hold as much memory as intake may use.
+    #[error("{0}")]
+    Busy(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -46,6 +49,8 @@ impl IngestError {
     pub fn from_io(e: std::io::Error) -> IngestError {
         if e.get_ref().is_some_and(|inner| inner.is::<decode::OverCap>()) {
             IngestError::TooLarge(decode::OverCap.to_string())
+        } else if e.get_ref().is_some_and(|inner| inner.is::<decode::OverBudget>()) {
+            IngestError::Busy(decode::OverBudget.to_string())
         } else {
             IngestError::Malformed(format!("the body could not be decoded: {e}"))
         }
@@ -113,14 +118,27 @@ impl Quota {
 }
 
 /// What a request carried, once decoded and parsed: events to store and other items to count.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Accepted {
     pub events: Vec<Event>,
     pub skipped: Vec<(String, i64)>,
+    /// The request's share of the memory budget, held until its events are spooled.
+    pub charge: Option<Arc<std::sync::Mutex<decode::Charge>>>,
 }
+
+impl std::fmt::Debug for Accepted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accepted").field("events", &self.events).field("skipped", &self.skipped).finish()
+    }
+}
+
+/// The memory budget unless configured: 192 MiB.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 192 * 1024 * 1024;
 
 /// The intake service.
 pub struct Ingest {
+    /// What request bodies and their decoding may hold at once.
+    budget: decode::MemoryBudget,
     store: DynStore,
     spooler: Arc<Spooler>,
     quota: Quota,
@@ -150,8 +168,15 @@ impl Ingest {
             quota: Quota::new(events_per_minute),
             metrics,
             projects: Bounded::new(10_000),
+            budget: decode::MemoryBudget::new(DEFAULT_MEMORY_BUDGET),
             failed_write: Mutex::new(None),
         }
+    }
+
+    /// Request bodies and their decoding may hold at most `bytes` at once, all requests together.
+    pub fn with_memory_budget(mut self, bytes: u64) -> Ingest {
+        self.budget = decode::MemoryBudget::new(bytes);
+        self
     }
 
     /// The project with id `id`: read again at most once a minute, and from memory while the database is away.
@@ -239,10 +264,28 @@ impl Ingest {
         encoding: Option<String>,
         raw: bytes::Bytes,
         received_ms: i64,
+        charge: Option<Arc<std::sync::Mutex<decode::Charge>>>,
     ) -> Result<Accepted, IngestError> {
-        tokio::task::spawn_blocking(move || parse_sentry_blocking(kind, encoding.as_deref(), &raw, received_ms))
-            .await
-            .map_err(|e| IngestError::Store(StoreError::Other(anyhow::anyhow!("decoding task failed: {e}"))))?
+        tokio::task::spawn_blocking(move || {
+            parse_sentry_blocking(kind, encoding.as_deref(), &raw, received_ms, charge.clone())
+                .map(|a| Accepted { charge, ..a })
+        })
+        .await
+        .map_err(|e| IngestError::Store(StoreError::Other(anyhow::anyhow!("decoding task failed: {e}"))))?
+    }
+
+    /// Takes room on the intake memory budget for a body of `bytes` before it is read; decoding grows it.
+    ///
+    /// # Errors
+    /// [`IngestError::Busy`] (`429`) when intake holds as much as it may.
+    pub fn reserve(&self, bytes: u64) -> Result<Arc<std::sync::Mutex<decode::Charge>>, IngestError> {
+        match self.budget.charge(bytes) {
+            Ok(c) => Ok(Arc::new(std::sync::Mutex::new(c))),
+            Err(e) => {
+                self.metrics.intake_refused("memory_budget");
+                Err(IngestError::Busy(e.to_string()))
+            }
+        }
     }
 
     /// Makes accepted events durable in the spool (they reach the main store, once per event id, through the
@@ -293,11 +336,24 @@ fn parse_sentry_blocking(
     encoding: Option<&str>,
     raw: &[u8],
     received_ms: i64,
+    charge: Option<Arc<std::sync::Mutex<decode::Charge>>>,
 ) -> Result<Accepted, IngestError> {
-    let reader = decode::decoder(encoding, raw)?;
+    let reader = decode::charged_decoder(encoding, raw, charge.clone())?;
+    // A kept event costs a few times its bytes until it is spooled: its buffer (taken before it is filled), then its
+    // JSON tree and the event built from it.
+    let charge_more = |bytes: u64| -> Result<(), IngestError> {
+        match &charge {
+            Some(c) => {
+                c.lock().unwrap_or_else(|p| p.into_inner()).add(bytes).map_err(|e| IngestError::Busy(e.to_string()))
+            }
+            None => Ok(()),
+        }
+    };
     match kind {
         SentryBody::Envelope => {
-            let env = envelope::read(std::io::BufReader::with_capacity(64 * 1024, reader))?;
+            let reader = std::io::BufReader::with_capacity(64 * 1024, reader);
+            let env = envelope::read_charged(reader, &mut |n| charge_more(n))?;
+            charge_more(env.events.iter().map(|e| e.len() as u64).sum::<u64>() * decode::PARSE_COST_PER_BYTE)?;
             let fallback_id = env.header.get("event_id").and_then(|v| v.as_str());
             let mut accepted = Accepted { skipped: env.skipped.into_iter().collect(), ..Default::default() };
             for payload in &env.events {
@@ -316,10 +372,11 @@ fn parse_sentry_blocking(
                 return Err(IngestError::TooLarge("the event is larger than 1 MiB".into()));
             }
             let body = legacy_base64(&body).unwrap_or(body);
+            charge_more(body.len() as u64 * decode::PARSE_COST_PER_BYTE)?;
             let value: serde_json::Value = serde_json::from_slice(&body)
                 .map_err(|e| IngestError::Malformed(format!("the event is not valid JSON: {e}")))?;
             let event = sentry::to_event(&value, None, received_ms).map_err(IngestError::Malformed)?;
-            Ok(Accepted { events: vec![event], skipped: Vec::new() })
+            Ok(Accepted { events: vec![event], ..Default::default() })
         }
     }
 }

@@ -151,3 +151,101 @@ async fn bombs_are_refused_quickly_without_the_process_growing() {
     assert!(http.get(format!("{base}/readyz")).send().await.expect("sent").status().is_success());
     server.kill().await.expect("stopped");
 }
+
+/// A gzip envelope of 95 valid 1 MiB events (100 KiB on the wire): what a leaked DSN key (DSNs are public in browser
+/// code) can send at once.
+fn event_flood() -> Vec<u8> {
+    let event = format!("{{\"message\":\"{}\"}}", "y".repeat(MIB - 20));
+    let mut text = String::from("{}\n");
+    for _ in 0..95 {
+        text.push_str(&format!("{{\"type\":\"event\",\"length\":{}}}\n{event}\n", event.len()));
+    }
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(text.as_bytes()).expect("write");
+    e.finish().expect("finish")
+}
+
+/// 64 such envelopes at once, with the right key, three times over: the memory budget (`--intake-memory-mb`, 64 here)
+/// refuses what would pass it with 429 and `Retry-After`, the process stays near its budget, and ordinary events sent
+/// meanwhile are all accepted.
+#[tokio::test]
+async fn concurrent_floods_with_the_key_stay_within_the_memory_budget() {
+    let flood = event_flood();
+    let bin = env!("CARGO_BIN_EXE_shipwatch");
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let repo = TestRepo::new();
+    repo.commit(&ALICE, &[("a", "1")], "one");
+    let out = std::process::Command::new(bin)
+        .args(["project", "add", "--name", "web", "--repo", &repo.url(), "--allow-local-repos"])
+        .current_dir(cwd.path())
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let dsn = text.lines().find_map(|l| l.trim().strip_prefix("DSN:")).expect("dsn").trim().to_owned();
+    let key = dsn.split("//").nth(1).and_then(|r| r.split('@').next()).expect("key").to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let mut server = tokio::process::Command::new(bin)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--no-worker", "--intake-memory-mb", "64"])
+        .args(["--events-per-minute", "1000000"])
+        .current_dir(cwd.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("serve starts");
+    let pid = server.id().expect("pid");
+    let base = format!("http://127.0.0.1:{port}");
+    let url = format!("{base}/api/1/envelope/?sentry_key={key}");
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ordinary = |i: usize| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let body = format!("{{}}\n{{\"type\":\"event\"}}\n{{\"event_id\":\"{i:032x}\",\"message\":\"hi\"}}\n");
+            http.post(&url).body(body).send().await.expect("sent").status().as_u16()
+        }
+    };
+    assert_eq!(ordinary(0).await, 200);
+    let baseline = peak_rss(pid);
+    let mut statuses = std::collections::BTreeMap::new();
+    let mut ordinary_ok = 0;
+    for round in 0..3 {
+        let floods: Vec<_> = (0..64)
+            .map(|_| {
+                let (http, url, body) = (http.clone(), url.clone(), flood.clone());
+                tokio::spawn(async move {
+                    let resp =
+                        http.post(&url).header("content-encoding", "gzip").body(body).send().await.expect("sent");
+                    (resp.status().as_u16(), resp.headers().contains_key("retry-after"))
+                })
+            })
+            .collect();
+        // Ordinary events while the floods are in flight.
+        for i in 0..5 {
+            ordinary_ok += usize::from(ordinary(1 + round * 10 + i).await == 200);
+        }
+        for f in floods {
+            let (status, retry_after) = f.await.expect("flood");
+            assert!(status != 429 || retry_after, "a 429 says when to come back");
+            *statuses.entry(status).or_insert(0) += 1;
+        }
+    }
+    let growth = peak_rss(pid).saturating_sub(baseline);
+    eprintln!(
+        "192 floods of 95 MiB: {statuses:?}; {ordinary_ok}/15 ordinary events accepted meanwhile; peak memory grew \
+         {:.1} MB over a {:.1} MB baseline (budget 64 MiB)",
+        growth as f64 / 1e6,
+        baseline as f64 / 1e6
+    );
+    assert!(statuses.get(&429).is_some_and(|n| *n > 0), "the budget refused floods: {statuses:?}");
+    assert!(statuses.keys().all(|s| *s == 200 || *s == 429), "{statuses:?}");
+    assert_eq!(ordinary_ok, 15, "ordinary events are accepted during the floods");
+    assert!(growth < 128_000_000, "peak memory grew by {growth} bytes with a 64 MiB budget");
+    server.kill().await.expect("stopped");
+}

@@ -210,7 +210,7 @@ impl TestRepo {
 /// Configuration for an app whose data lives in `data_dir`.
 pub fn app_args(data_dir: &Path, git_program: Option<PathBuf>) -> (DataArgs, GitArgs, WorkerArgs) {
     (
-        DataArgs { data_dir: data_dir.to_owned(), database_url: None, spool_max_mb: 1024 },
+        DataArgs { data_dir: data_dir.to_owned(), database_url: None, spool_max_mb: 1024, intake_memory_mb: 192 },
         GitArgs {
             allow_local_repos: true,
             git_token: None,
