@@ -9,7 +9,9 @@
 //! `--rate N` offers N events per second in all (instead of as fast as answers come) and reports the largest backlog
 //! seen, in seconds of work; `--new-groups` gives every event its own exception type (every event a new group);
 //! `--worker-after` runs `serve --no-worker` during the load and starts a `shipwatch worker` process afterwards, so
-//! the drain rate is grouping alone, undisturbed by intake.
+//! the drain rate is grouping alone, undisturbed by intake. `--burst N` instead records a deploy, sends N distinct
+//! new errors whose frame maps into the repository (`--unknown-release`: from a release never deployed) and reports
+//! how long until all are grouped and assigned.
 //! PostgreSQL: `SHIPWATCH_BENCH_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432`), a database
 //! `shipwatch_intake_bench` is created and dropped. See docs/benchmarks.md.
 
@@ -32,6 +34,8 @@ struct Options {
     new_groups: bool,
     only: Option<String>,
     worker_after: bool,
+    burst: Option<usize>,
+    unknown_release: bool,
 }
 
 fn options() -> Options {
@@ -42,6 +46,8 @@ fn options() -> Options {
         new_groups: false,
         only: None,
         worker_after: false,
+        burst: None,
+        unknown_release: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -55,6 +61,8 @@ fn options() -> Options {
             "--new-groups" => o.new_groups = true,
             "--only" => o.only = args.next(),
             "--worker-after" => o.worker_after = true,
+            "--burst" => o.burst = args.next().and_then(|v| v.parse().ok()),
+            "--unknown-release" => o.unknown_release = true,
             _ => {}
         }
     }
@@ -121,7 +129,7 @@ fn shipwatch(data: &Path, database: Option<&str>, args: &[&str]) -> Command {
 }
 
 /// Creates the project, starts the server; returns it with the project's key and id.
-fn start(data: &Path, repo: &Path, database: Option<&str>, no_worker: bool) -> (Server, String, String) {
+fn start(data: &Path, repo: &Path, database: Option<&str>, no_worker: bool) -> (Server, String, String, String) {
     let repo = repo.to_string_lossy();
     let out = shipwatch(data, database, &["project", "add", "--name", "bench", "--allow-local-repos", "--repo", &repo])
         .output()
@@ -132,9 +140,15 @@ fn start(data: &Path, repo: &Path, database: Option<&str>, no_worker: bool) -> (
     };
     let key = dsn.split("//").nth(1).and_then(|s| s.split('@').next()).expect("DSN key").to_owned();
     let project = dsn.rsplit('/').next().expect("DSN project").to_owned();
+    let token =
+        text.lines().find_map(|l| l.trim().strip_prefix("Deploy token:")).map(str::trim).unwrap_or("").to_owned();
     let base = format!("http://127.0.0.1:{PORT}");
     let listen = format!("127.0.0.1:{PORT}");
-    let mut serve = shipwatch(data, database, &["serve", "--listen", &listen, "--events-per-minute", "1000000000"]);
+    let mut serve = shipwatch(
+        data,
+        database,
+        &["serve", "--listen", &listen, "--events-per-minute", "1000000000", "--allow-local-repos"],
+    );
     if no_worker {
         serve.arg("--no-worker");
     }
@@ -142,7 +156,7 @@ fn start(data: &Path, repo: &Path, database: Option<&str>, no_worker: bool) -> (
     let server = Server { child, base, data: data.to_owned(), database: database.map(str::to_owned) };
     for _ in 0..200 {
         if std::net::TcpStream::connect(&listen).is_ok() {
-            return (server, key, project);
+            return (server, key, project, token);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -340,6 +354,119 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
+/// Records a deploy of the repository's head as `v1`, sends `n` distinct new errors (one group each) whose frame
+/// maps to `app/handler.py` from release `v1` (or one never deployed), and reports when all are grouped and assigned.
+#[allow(clippy::too_many_arguments)]
+async fn burst(server: &Server, key: &str, project: &str, token: &str, repo: &Path, n: usize, unknown: bool) {
+    let http = reqwest::Client::new();
+    let head = String::from_utf8_lossy(
+        &Command::new("git").arg("-C").arg(repo).args(["rev-parse", "HEAD"]).output().expect("git").stdout,
+    )
+    .trim()
+    .to_owned();
+    let deploy = serde_json::json!({ "project": "bench", "environment": "production", "sha": head, "version": "v1" });
+    let answer: serde_json::Value = http
+        .post(format!("{}/api/v1/deploys", server.base))
+        .bearer_auth(token)
+        .json(&deploy)
+        .send()
+        .await
+        .expect("deploy")
+        .json()
+        .await
+        .expect("json");
+    let url = answer["urls"]["deploy"].as_str().expect("deploy url").to_owned();
+    loop {
+        let d: serde_json::Value =
+            http.get(&url).bearer_auth(token).send().await.expect("get").json().await.expect("json");
+        if d["deploy"]["status"] != "pending" {
+            assert_eq!(d["deploy"]["status"], "ready", "the deploy: {d}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let release = if unknown { "v9-never-deployed" } else { "v1" };
+    let bodies: Vec<String> = (0..n)
+        .map(|i| {
+            let event = serde_json::json!({
+                "event_id": format!("{:032x}", i + 1), "release": release, "environment": "production",
+                "platform": "python", "exception": {"values": [{"type": format!("Burst{i:06}Error"), "value": "boom",
+                "stacktrace": {"frames": [{"abs_path": "/srv/app/app/handler.py", "function": "handle", "lineno": 4,
+                "in_app": true}]}}]}});
+            format!("{{}}\n{{\"type\":\"event\"}}\n{event}\n")
+        })
+        .collect();
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(AtomicU64::new(0));
+    let intake = format!("{}/api/{project}/envelope/?sentry_key={key}", server.base);
+    let started = Instant::now();
+    let senders: Vec<_> = (0..8)
+        .map(|_| {
+            let (bodies, next, intake) = (bodies.clone(), next.clone(), intake.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    let Some(body) = bodies.get(i) else { break };
+                    let r = http.post(&intake).body(body.clone()).send().await.expect("sent");
+                    assert_eq!(r.status().as_u16(), 200);
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.await.expect("sender");
+    }
+    let sent = started.elapsed();
+    let queue = |text: &str, kind: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(&format!("shipwatch_queue_jobs{{kind=\"{kind}\"}}")))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let mut grouped_at = None;
+    loop {
+        let text =
+            http.get(format!("{}/metrics", server.base)).send().await.expect("metrics").text().await.expect("text");
+        let grouped = text
+            .lines()
+            .find(|l| l.starts_with("shipwatch_events_grouped_total"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if grouped_at.is_none() && grouped as usize >= n {
+            grouped_at = Some(started.elapsed());
+        }
+        if grouped_at.is_some() && queue(&text, "assign_group") == 0.0 && queue(&text, "group_events") == 0.0 {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            println!("  burst: not done after 10 minutes");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let done = started.elapsed();
+    let groups: serde_json::Value = http
+        .get(format!("{}/api/v1/projects/bench/groups?limit=1", server.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("groups")
+        .json()
+        .await
+        .expect("json");
+    let sample = &groups["groups"][0];
+    println!(
+        "  burst of {n} new errors from release {release}: sent in {:.2} s, all grouped at {:.2} s, all assigned at \
+         {:.2} s; a group: assignee {}, introduced_by {}",
+        sent.as_secs_f64(),
+        grouped_at.unwrap_or_default().as_secs_f64(),
+        done.as_secs_f64(),
+        sample["assignee"],
+        sample["introduced_by"]
+    );
+}
+
 async fn postgres_database() -> Option<String> {
     let admin =
         std::env::var("SHIPWATCH_BENCH_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
@@ -374,6 +501,23 @@ async fn main() {
         "-m",
         "i"
     ]));
+    // The file the burst's frames point at.
+    std::fs::create_dir_all(repo.join("app")).expect("mkdir");
+    std::fs::write(repo.join("app/handler.py"), "import os\n\ndef handle(request):\n    return 1 / 0\n")
+        .expect("write");
+    assert!(git(&["-C", &repo.to_string_lossy(), "add", "-A"]));
+    assert!(git(&[
+        "-C",
+        &repo.to_string_lossy(),
+        "-c",
+        "user.name=b",
+        "-c",
+        "user.email=b@x",
+        "commit",
+        "-q",
+        "-m",
+        "h"
+    ]));
     println!(
         "{:10} {:>4} {:>10} {:>10} {:>10} {:>9} {:>10} {:>8} {:>8} {:>9} {:>9} {:>8}",
         "backend",
@@ -406,7 +550,11 @@ async fn main() {
             } else {
                 None
             };
-            let (server, key, project) = start(&data, &repo, database.as_deref(), o.worker_after);
+            let (server, key, project, token) = start(&data, &repo, database.as_deref(), o.worker_after);
+            if let Some(n) = o.burst {
+                burst(&server, &key, &project, &token, &repo, n, o.unknown_release).await;
+                continue;
+            }
             // A fresh data directory (and database) per run: every run starts from an empty store.
             let run = load(&server, &key, &project, bodies.clone(), c, &o).await;
             drop(server);

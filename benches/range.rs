@@ -84,6 +84,7 @@ async fn bench_backend(name: &str, database_url: &str, repo: &Path, root: &str, 
     };
     let w = WorkerArgs {
         job_lease: 60,
+        worker_jobs: 4,
         poll_interval_ms: 20,
         public_url: None,
         github_write_interval_ms: 1000,

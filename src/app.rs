@@ -181,6 +181,7 @@ impl App {
     pub fn worker(&self) -> Worker {
         self.worker_with_clock(system_clock())
             .with_retention(self.retention.clone(), self.worker_args.retention_interval())
+            .with_jobs_at_once(self.worker_args.worker_jobs)
     }
 
     pub fn worker_with_clock(&self, clock: Clock) -> Worker {

@@ -162,6 +162,11 @@ pub struct WorkerArgs {
     #[arg(long, env = "SHIPWATCH_JOB_LEASE", default_value_t = 60)]
     pub job_lease: u64,
 
+    /// Jobs one worker process runs at once (assignment, regressions, ranges, GitHub writes). Grouping runs beside
+    /// them in batches of its own.
+    #[arg(long, env = "SHIPWATCH_WORKER_JOBS", default_value_t = 4)]
+    pub worker_jobs: usize,
+
     /// Milliseconds between looks for new jobs when the queue is empty.
     #[arg(long, env = "SHIPWATCH_POLL_INTERVAL_MS", default_value_t = 500)]
     pub poll_interval_ms: u64,

@@ -128,6 +128,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let base = format!("http://{}", listener.local_addr()?);
     let worker = WorkerArgs {
         job_lease: 60,
+        worker_jobs: 4,
         poll_interval_ms: 50,
         public_url: Some(base.clone()),
         github_write_interval_ms: 0,

@@ -10,7 +10,7 @@ use tracing::{debug, error, info, info_span, warn, Instrument as _};
 use crate::assign::service::AssignService;
 use crate::groups::Groups;
 use crate::issues::{IssueSync, RetryAt, WaitForSlot};
-use crate::jobs::Work;
+use crate::jobs::{Later, Work};
 use crate::metrics::Metrics;
 use crate::regressions::Regressions;
 use crate::releases::Releases;
@@ -47,6 +47,8 @@ pub struct Worker {
     poll: Duration,
     wake: Arc<Notify>,
     clock: Clock,
+    /// Job loops [`Worker::run`] runs side by side.
+    jobs_at_once: usize,
     /// Retention passes, and how often, run beside the job loop by [`Worker::run`].
     retention: Option<(Arc<Retention>, Duration)>,
     metrics: Arc<Metrics>,
@@ -71,6 +73,7 @@ impl Worker {
             poll,
             wake,
             clock,
+            jobs_at_once: 1,
             retention: None,
             metrics: Arc::new(Metrics::new()),
         }
@@ -79,6 +82,13 @@ impl Worker {
     /// Counts job outcomes into `metrics` (a worker of its own counts into a registry nobody reads).
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Worker {
         self.metrics = metrics;
+        self
+    }
+
+    /// Runs `n` jobs at once (each claims its own; a job's writes are idempotent and GitHub writes are paced through
+    /// the database, so they need no other coordination).
+    pub fn with_jobs_at_once(mut self, n: usize) -> Worker {
+        self.jobs_at_once = n.max(1);
         self
     }
 
@@ -91,7 +101,7 @@ impl Worker {
     /// Runs until `shutdown` is cancelled, finishing the batch and the job in hand first: grouping batches and jobs
     /// in two loops side by side, so a stream of events never starves assignment and GitHub work, nor the reverse.
     pub async fn run(self, shutdown: CancellationToken) {
-        info!(lease_s = self.lease.as_secs(), batch = GROUP_BATCH, "worker started");
+        info!(lease_s = self.lease.as_secs(), batch = GROUP_BATCH, jobs = self.jobs_at_once, "worker started");
         let retention = self.retention.clone().map(|(r, every)| tokio::spawn(r.run(every, shutdown.clone())));
         let jobs_wake = Arc::new(Notify::new());
         let grouping = {
@@ -108,7 +118,18 @@ impl Worker {
                     .await;
             })
         };
+        let others: Vec<_> = (1..self.jobs_at_once)
+            .map(|_| {
+                let (worker, shutdown, jobs_wake) = (self.clone(), shutdown.clone(), jobs_wake.clone());
+                tokio::spawn(async move {
+                    worker.run_loop(&shutdown, "claim a job", &jobs_wake, || worker.job_once()).await;
+                })
+            })
+            .collect();
         self.run_loop(&shutdown, "claim a job", &jobs_wake, || self.job_once()).await;
+        for other in others {
+            let _ = other.await;
+        }
         let _ = grouping.await;
         if let Some(retention) = retention {
             let _ = retention.await;
@@ -216,9 +237,13 @@ impl Worker {
                 self.metrics.job_finished(&job.kind, "done");
                 debug!("job done");
             }
-            Err(e) if e.downcast_ref::<WaitForSlot>().is_some() => {
-                let until = e.downcast_ref::<WaitForSlot>().map_or(now, |w| w.until_ms.max(now));
-                debug!(until, "waiting for a write slot");
+            Err(e) if e.downcast_ref::<WaitForSlot>().is_some() || e.downcast_ref::<Later>().is_some() => {
+                let until = e
+                    .downcast_ref::<WaitForSlot>()
+                    .map(|w| w.until_ms)
+                    .or_else(|| e.downcast_ref::<Later>().map(|l| l.until_ms))
+                    .map_or(now, |u| u.max(now));
+                debug!(until, reason = %e, "job waits");
                 if !self.store.defer_job(&job, until, now).await? {
                     warn!("job deferred after its lease was lost; the other worker's result stands");
                 }

@@ -82,6 +82,16 @@ impl AssignService {
         let settings = Settings::of_project(project.id, &project.settings);
         let mut event: Event = serde_json::from_str(&stored.payload)?;
         crate::groups::normalise(&mut event);
+        // The event's own deploy is still computing its range (jobs run side by side): wait for it rather than
+        // assign at the previous deploy as a guess.
+        if let Some(release) = event.release.as_deref() {
+            if self.store.release_pending(project.id, event.environment.as_deref(), release).await? {
+                return Err(anyhow::Error::new(crate::jobs::Later {
+                    until_ms: now() + 1_000,
+                    why: format!("the deploy of {release} is still computing its range"),
+                }));
+            }
+        }
 
         let Some((deploy, guessed)) = self.deploy_of(project.id, &event).await? else {
             let result = GroupAssignment {

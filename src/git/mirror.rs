@@ -13,11 +13,13 @@ pub struct Mirrors {
     root: PathBuf,
     git: Git,
     locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    /// Commits known to be in a mirror: a fetch only adds, so once there a commit needs no `git` to ask again.
+    present: crate::cache::Bounded<(i64, String), ()>,
 }
 
 impl Mirrors {
     pub fn new(root: PathBuf, git: Git) -> Mirrors {
-        Mirrors { root, git, locks: Mutex::new(HashMap::new()) }
+        Mirrors { root, git, locks: Mutex::new(HashMap::new()), present: crate::cache::Bounded::new(10_000) }
     }
 
     pub fn git(&self) -> &Git {
@@ -57,6 +59,13 @@ impl Mirrors {
     /// When the mirror cannot be created or the fetch fails (unreachable remote, bad credentials, timeout).
     #[instrument(skip_all, fields(project_id = project_id))]
     pub async fn ensure_commits(&self, project_id: i64, url: &str, wanted: &[&str]) -> anyhow::Result<bool> {
+        // Every assignment asks for its deploy's commit: known ones cost no lock and no process.
+        // (Unless the mirror itself is gone: an operator may delete one to have it fetched again.)
+        if wanted.iter().all(|sha| self.present.get(&(project_id, (*sha).to_owned())).is_some())
+            && self.path(project_id).join("HEAD").exists()
+        {
+            return Ok(false);
+        }
         let lock = self.lock_for(project_id);
         let _guard = lock.lock().await;
         let path = self.path(project_id);
@@ -65,7 +74,9 @@ impl Mirrors {
         }
         let mut all_present = true;
         for sha in wanted {
-            if !super::range::commit_exists(&self.git, &path, sha).await? {
+            if super::range::commit_exists(&self.git, &path, sha).await? {
+                self.present.insert((project_id, (*sha).to_owned()), ());
+            } else {
                 all_present = false;
                 break;
             }

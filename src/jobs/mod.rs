@@ -5,6 +5,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::NewJob;
 
+/// A job that cannot do its work yet and should come back at `until_ms` (unix ms): waiting is not a failure — it
+/// costs no attempt and leaves the job's last error as it was.
+#[derive(Debug, thiserror::Error)]
+#[error("waiting until {until_ms}: {why}")]
+pub struct Later {
+    pub until_ms: i64,
+    pub why: String,
+}
+
 /// One unit of queued work.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "payload", rename_all = "snake_case")]

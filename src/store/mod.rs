@@ -485,6 +485,8 @@ pub trait DeployStore: Send + Sync {
     async fn note_deploy_problem(&self, deploy_id: i64, reason: &str) -> StoreResult<()>;
     /// The commits of a deploy's range, in `git log` order.
     async fn deploy_commits(&self, deploy_id: i64) -> StoreResult<Vec<CommitRecord>>;
+    /// Whether a deploy of `release` (in `environment` when given) is still pending: its range is being computed.
+    async fn release_pending(&self, project_id: i64, environment: Option<&str>, release: &str) -> StoreResult<bool>;
     /// The deploy an event ran at: the newest ready deploy whose version is `release` (in `environment` when given),
     /// else one whose commit starts with `release`; `None` when neither exists.
     async fn deploy_for_release(

@@ -126,3 +126,53 @@ async fn settings_drive_assignment_and_a_project_without_deploys_says_so() {
         .is_some_and(|e| e.contains("no deploy recorded for release v9")));
     app.stop().await;
 }
+
+/// Jobs run side by side: an error from v2 can be assigned while v2's range is still being computed. The assignment
+/// waits for that deploy (not an attempt) instead of assigning at v1 as a guess.
+#[tokio::test]
+async fn an_assignment_waits_for_its_releases_range_instead_of_guessing() {
+    let db = crate::support::sqlite_db().await;
+    let repo = TestRepo::new();
+    let c1 = repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / (b + 1)\n")], "Payments");
+    let app = TestApp::spawn(db.store.clone(), false).await;
+    let (project, token) = app.project("web", &repo).await;
+    app.deploy(&token, json!({ "project": project, "environment": "production", "sha": c1, "version": "v1" })).await;
+    app.drain().await;
+    let c2 = repo.commit(&BOBBY, &[("app/pay.py", "def pay(a, b):\n    return a / b\n")], "Simplify pay");
+    app.deploy(&token, json!({ "project": project, "environment": "production", "sha": c2, "version": "v2" })).await;
+    // Another worker has claimed v2's range job and is still computing it.
+    let now = chrono::Utc::now().timestamp_millis();
+    let held = db.store.claim_job(now, 60_000).await.expect("claim").expect("the range job");
+    assert_eq!(held.kind, "deploy_range");
+
+    let (_, p) = app.call(Method::GET, "/api/v1/projects/web", Some(ADMIN_TOKEN), None).await;
+    let key = p["dsn"].as_str().and_then(|d| d.split("//").nth(1)).and_then(|r| r.split('@').next()).expect("key");
+    let url = format!("{}/api/{}/envelope/?sentry_key={key}", app.base, p["id"]);
+    let frames = json!([{"abs_path": "/srv/app/app/pay.py", "function": "pay", "lineno": 2, "in_app": true}]);
+    let body = sentry_event(&format!("{:032x}", 1), "v2", "ZeroDivisionError", frames);
+    assert_eq!(app.http.post(&url).body(body).send().await.expect("sent").status().as_u16(), 200);
+    app.app.spooler.forward_all().await.expect("forwarded");
+    let worker = app.app.worker();
+    assert!(worker.run_once().await.expect("runs"), "grouped, and the assignment tried");
+    let states = db.store.job_states().await.expect("jobs");
+    let assign = states.iter().find(|j| j.kind == "assign_group").expect("an assignment job");
+    assert_eq!((assign.attempts, assign.last_error.as_deref()), (0, None), "waiting is not an attempt: {assign:?}");
+    let (_, groups) = app.call(Method::GET, "/api/v1/projects/web/groups", Some(&token), None).await;
+    assert_eq!(groups["groups"][0]["assignee"], json!(null), "not assigned yet: {groups}");
+
+    // The range is done (the held job's lease lapses and it is redone); the assignment then uses v2 itself.
+    let later = now + 120_000;
+    let worker = app.app.worker_with_clock(std::sync::Arc::new(move || later));
+    while worker.run_once().await.expect("runs") {}
+    let (_, groups) = app.call(Method::GET, "/api/v1/projects/web/groups", Some(&token), None).await;
+    let id = groups["groups"][0]["id"].clone();
+    let (_, detail) = app.call(Method::GET, &format!("/api/v1/groups/{id}"), Some(&token), None).await;
+    let a = &detail["assignment"];
+    assert_eq!(
+        (a["deploy"]["version"].clone(), a["deploy"]["guessed"].clone()),
+        (json!("v2"), json!(false)),
+        "{detail}"
+    );
+    assert_eq!(groups["groups"][0]["assignee"], json!("bobby"));
+    app.stop().await;
+}

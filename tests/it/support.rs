@@ -227,6 +227,7 @@ pub fn app_args(data_dir: &Path, git_program: Option<PathBuf>) -> (DataArgs, Git
         },
         WorkerArgs {
             job_lease: 60,
+            worker_jobs: 4,
             poll_interval_ms: 50,
             public_url: None,
             github_write_interval_ms: 0,

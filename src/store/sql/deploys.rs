@@ -209,6 +209,19 @@ impl crate::store::DeployStore for Backend {
         Ok(rows.into_iter().map(CommitRow::into_record).collect::<anyhow::Result<Vec<_>>>()?)
     }
 
+    async fn release_pending(&self, project_id: i64, environment: Option<&str>, release: &str) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "select count(*) from deploys where project_id = $1 and status = 'pending' and version = $2 \
+             and ($3 is null or environment = $3)",
+        )
+        .bind(project_id)
+        .bind(release)
+        .bind(environment)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(n > 0)
+    }
+
     async fn deploy_for_release(
         &self,
         project_id: i64,
