@@ -488,36 +488,20 @@ async fn main() {
     let repo: PathBuf = scratch.path().join("repo");
     let git = |args: &[&str]| Command::new("git").args(args).status().is_ok_and(|s| s.success());
     assert!(git(&["init", "--quiet", &repo.to_string_lossy()]));
-    assert!(git(&[
-        "-C",
-        &repo.to_string_lossy(),
-        "-c",
-        "user.name=b",
-        "-c",
-        "user.email=b@x",
-        "commit",
-        "-q",
-        "--allow-empty",
-        "-m",
-        "i"
-    ]));
+    let commit = |extra: &[&str], message: &str| {
+        let dir = repo.to_string_lossy();
+        let mut args = vec!["-C", &dir, "-c", "user.name=b", "-c", "user.email=b@x", "commit", "-q"];
+        args.extend_from_slice(extra);
+        args.extend(["-m", message]);
+        assert!(git(&args));
+    };
+    commit(&["--allow-empty"], "i");
     // The file the burst's frames point at.
     std::fs::create_dir_all(repo.join("app")).expect("mkdir");
     std::fs::write(repo.join("app/handler.py"), "import os\n\ndef handle(request):\n    return 1 / 0\n")
         .expect("write");
     assert!(git(&["-C", &repo.to_string_lossy(), "add", "-A"]));
-    assert!(git(&[
-        "-C",
-        &repo.to_string_lossy(),
-        "-c",
-        "user.name=b",
-        "-c",
-        "user.email=b@x",
-        "commit",
-        "-q",
-        "-m",
-        "h"
-    ]));
+    commit(&[], "h");
     println!(
         "{:10} {:>4} {:>10} {:>10} {:>10} {:>9} {:>10} {:>8} {:>8} {:>9} {:>9} {:>8}",
         "backend",

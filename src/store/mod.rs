@@ -512,8 +512,6 @@ pub trait EventStore: Send + Sync {
     async fn event(&self, id: i64) -> StoreResult<Option<StoredEvent>>;
     /// Events of a project's environment that happened in `[from, to)` (unix ms).
     async fn count_events_between(&self, project_id: i64, environment: &str, from: i64, to: i64) -> StoreResult<i64>;
-    /// Adds to the counters of envelope items that were accepted but not kept (`transaction`, `session`, …).
-    async fn count_items(&self, project_id: i64, counts: &[(String, i64)]) -> StoreResult<()>;
     async fn item_counts(&self, project_id: i64) -> StoreResult<Vec<(String, i64)>>;
     async fn event_count(&self, project_id: i64) -> StoreResult<i64>;
 }

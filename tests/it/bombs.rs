@@ -62,10 +62,9 @@ fn peak_rss(pid: u32) -> u64 {
     line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).expect("kB") * 1024
 }
 
-#[tokio::test]
-async fn bombs_are_refused_quickly_without_the_process_growing() {
-    // Made first: brotli streams a whole GiB through its encoder, which can take a while on a loaded machine.
-    let bombs = [("gzip", gzip_bomb()), ("br", brotli_bomb()), ("zstd", zstd_bomb())];
+/// A project made with the CLI in a fresh directory, and `shipwatch serve --no-worker` with `extra` arguments on a
+/// free port, up and answering: the server, its pid, its base URL, the project's ingest key, and what must outlive it.
+async fn serve(extra: &[&str]) -> (tokio::process::Child, u32, String, String, (tempfile::TempDir, TestRepo)) {
     let bin = env!("CARGO_BIN_EXE_shipwatch");
     let cwd = tempfile::tempdir().expect("temp dir");
     let repo = TestRepo::new();
@@ -79,10 +78,10 @@ async fn bombs_are_refused_quickly_without_the_process_growing() {
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let dsn = text.lines().find_map(|l| l.trim().strip_prefix("DSN:")).expect("dsn").trim().to_owned();
     let key = dsn.split("//").nth(1).and_then(|r| r.split('@').next()).expect("key").to_owned();
-
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let mut server = tokio::process::Command::new(bin)
+    let server = tokio::process::Command::new(bin)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--no-worker"])
+        .args(extra)
         .current_dir(cwd.path())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -93,7 +92,6 @@ async fn bombs_are_refused_quickly_without_the_process_growing() {
     let pid = server.id().expect("pid");
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let url = format!("{base}/api/1/envelope/?sentry_key={key}");
     let mut up = false;
     for _ in 0..200 {
         if http.get(format!("{base}/healthz")).send().await.is_ok() {
@@ -103,6 +101,16 @@ async fn bombs_are_refused_quickly_without_the_process_growing() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(up, "server came up");
+    (server, pid, base, key, (cwd, repo))
+}
+
+#[tokio::test]
+async fn bombs_are_refused_quickly_without_the_process_growing() {
+    // Made first: brotli streams a whole GiB through its encoder, which can take a while on a loaded machine.
+    let bombs = [("gzip", gzip_bomb()), ("br", brotli_bomb()), ("zstd", zstd_bomb())];
+    let (mut server, pid, base, key, _dirs) = serve(&[]).await;
+    let http = reqwest::Client::new();
+    let url = format!("{base}/api/1/envelope/?sentry_key={key}");
 
     // Warm up with ordinary traffic so the baseline includes the server's usual buffers.
     for i in 0..20 {
@@ -171,39 +179,10 @@ fn event_flood() -> Vec<u8> {
 #[tokio::test]
 async fn concurrent_floods_with_the_key_stay_within_the_memory_budget() {
     let flood = event_flood();
-    let bin = env!("CARGO_BIN_EXE_shipwatch");
-    let cwd = tempfile::tempdir().expect("temp dir");
-    let repo = TestRepo::new();
-    repo.commit(&ALICE, &[("a", "1")], "one");
-    let out = std::process::Command::new(bin)
-        .args(["project", "add", "--name", "web", "--repo", &repo.url(), "--allow-local-repos"])
-        .current_dir(cwd.path())
-        .output()
-        .expect("runs");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let dsn = text.lines().find_map(|l| l.trim().strip_prefix("DSN:")).expect("dsn").trim().to_owned();
-    let key = dsn.split("//").nth(1).and_then(|r| r.split('@').next()).expect("key").to_owned();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let mut server = tokio::process::Command::new(bin)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--no-worker", "--intake-memory-mb", "64"])
-        .args(["--events-per-minute", "1000000"])
-        .current_dir(cwd.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("serve starts");
-    let pid = server.id().expect("pid");
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut server, pid, base, key, _dirs) =
+        serve(&["--intake-memory-mb", "64", "--events-per-minute", "1000000"]).await;
     let url = format!("{base}/api/1/envelope/?sentry_key={key}");
     let http = reqwest::Client::new();
-    for _ in 0..200 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let ordinary = |i: usize| {
         let (http, url) = (http.clone(), url.clone());
         async move {

@@ -87,26 +87,6 @@ impl crate::store::EventStore for Backend {
         .await?)
     }
 
-    async fn count_items(&self, project_id: i64, counts: &[(String, i64)]) -> StoreResult<()> {
-        if counts.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.write.begin().await?;
-        for (item_type, n) in counts {
-            sqlx::query(
-                "insert into item_counts (project_id, item_type, count) values ($1, $2, $3) \
-                 on conflict (project_id, item_type) do update set count = item_counts.count + excluded.count",
-            )
-            .bind(project_id)
-            .bind(item_type)
-            .bind(n)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
     async fn item_counts(&self, project_id: i64) -> StoreResult<Vec<(String, i64)>> {
         Ok(sqlx::query_as("select item_type, count from item_counts where project_id = $1 order by item_type")
             .bind(project_id)
