@@ -128,7 +128,8 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let base = format!("http://{}", listener.local_addr()?);
     let worker = WorkerArgs {
         job_lease: 60,
-        worker_jobs: 4,
+        // One job at a time: the story reads the same on every run (issues numbered in the order errors came).
+        worker_jobs: 1,
         poll_interval_ms: 50,
         public_url: Some(base.clone()),
         github_write_interval_ms: 0,
