@@ -101,17 +101,6 @@ struct Server {
     database: Option<String>,
 }
 
-/// Requests waiting in the server's spool.
-async fn spool_waiting(http: &reqwest::Client, base: &str) -> u64 {
-    let Ok(r) = http.get(format!("{base}/metrics")).send().await else { return 0 };
-    let text = r.text().await.unwrap_or_default();
-    text.lines()
-        .find(|l| l.starts_with("shipwatch_spool_requests "))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0) as u64
-}
-
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -165,13 +154,14 @@ fn start(data: &Path, repo: &Path, database: Option<&str>, no_worker: bool) -> (
 
 /// `shipwatch_events_accepted_total` and `shipwatch_events_grouped_total` from `/metrics`.
 async fn counts(http: &reqwest::Client, base: &str) -> (u64, u64) {
-    let (accepted, grouped, _) = metrics(http, base).await;
+    let (accepted, grouped, _, _) = metrics(http, base).await;
     (accepted, grouped)
 }
 
-/// Events accepted and grouped by this process, and events waiting to be grouped (by any process), from `/metrics`.
-async fn metrics(http: &reqwest::Client, base: &str) -> (u64, u64, u64) {
-    let Ok(r) = http.get(format!("{base}/metrics")).send().await else { return (0, 0, 0) };
+/// Events accepted and grouped by this process, events waiting to be grouped (by any process), and requests in
+/// this process's spool, from `/metrics`.
+async fn metrics(http: &reqwest::Client, base: &str) -> (u64, u64, u64, u64) {
+    let Ok(r) = http.get(format!("{base}/metrics")).send().await else { return (0, 0, 0, 0) };
     let text = r.text().await.unwrap_or_default();
     let value = |name: &str| {
         text.lines()
@@ -184,6 +174,7 @@ async fn metrics(http: &reqwest::Client, base: &str) -> (u64, u64, u64) {
         value("shipwatch_events_accepted_total"),
         value("shipwatch_events_grouped_total"),
         value("shipwatch_queue_jobs{kind=\"group_events\"}"),
+        value("shipwatch_spool_requests "),
     )
 }
 
@@ -302,10 +293,10 @@ async fn load(server: &Server, key: &str, project: &str, bodies: Arc<Vec<Vec<u8>
     let mut drained_by_worker = 0;
     if o.worker_after {
         // Wait for the forwarder to move the spool into the store, then start the worker.
-        let mut waiting = metrics(&http, &server.base).await.2;
-        while spool_waiting(&http, &server.base).await > 0 {
+        let (_, _, mut waiting, mut spooled) = metrics(&http, &server.base).await;
+        while spooled > 0 {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            waiting = metrics(&http, &server.base).await.2;
+            (_, _, waiting, spooled) = metrics(&http, &server.base).await;
         }
         let mut worker =
             shipwatch(&server.data, server.database.as_deref(), &["worker"]).spawn().expect("shipwatch worker starts");

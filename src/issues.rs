@@ -13,7 +13,7 @@ use tracing::{info, instrument};
 
 use crate::assign::service::GroupAssignment;
 use crate::github::{GitHub, GitHubError, NewIssue};
-use crate::jobs::IssueReason;
+use crate::jobs::{IssueReason, Later};
 use crate::markdown;
 use crate::releases::RangeStatus;
 use crate::store::{Deploy, DynStore, Group};
@@ -33,14 +33,6 @@ pub struct RetryAt {
     pub cause: GitHubError,
 }
 
-/// This process's write pacing has no slot before `until_ms`: the job is to come back then. Waiting for a slot is
-/// not a failure — it costs the job no attempt and leaves its last error as it was.
-#[derive(Debug, thiserror::Error)]
-#[error("waiting for GitHub's write pacing until {until_ms}")]
-pub struct WaitForSlot {
-    pub until_ms: i64,
-}
-
 pub struct IssueSync {
     store: DynStore,
     github: Arc<dyn GitHub>,
@@ -49,6 +41,11 @@ pub struct IssueSync {
     /// `https://github.com`, or a GitHub Enterprise server's web root.
     web_url: String,
     interval_ms: i64,
+}
+
+/// The write pacing has no slot before `until_ms`: the job comes back then (not an attempt, its last error kept).
+fn waiting_for_slot(until_ms: i64) -> anyhow::Error {
+    anyhow::Error::new(Later { until_ms, why: "waiting for GitHub's write pacing".into() })
 }
 
 /// Recorded just before a create is sent: a later try looks for what it may have created instead of creating again.
@@ -88,7 +85,7 @@ impl IssueSync {
     async fn pace(&self, now: i64) -> anyhow::Result<()> {
         match self.store.take_write_slot(now, self.interval_ms).await? {
             Ok(()) => Ok(()),
-            Err(until_ms) => Err(anyhow::Error::new(WaitForSlot { until_ms })),
+            Err(until_ms) => Err(waiting_for_slot(until_ms)),
         }
     }
 
@@ -96,7 +93,7 @@ impl IssueSync {
     async fn slot_open(&self, now: i64) -> anyhow::Result<()> {
         let until_ms = self.store.next_write_slot().await?;
         if now < until_ms {
-            return Err(anyhow::Error::new(WaitForSlot { until_ms }));
+            return Err(waiting_for_slot(until_ms));
         }
         Ok(())
     }
@@ -119,7 +116,7 @@ impl IssueSync {
     /// Runs the job for `group_id`, written because of `reason`; `deploy_id` the deploy it concerns.
     ///
     /// # Errors
-    /// [`WaitForSlot`] when the write pacing has no slot yet, [`RetryAt`] when GitHub asks to wait; other errors are
+    /// [`Later`] when the write pacing has no slot yet, [`RetryAt`] when GitHub asks to wait; other errors are
     /// retried with backoff.
     #[instrument(skip_all, fields(group_id = group_id, reason = reason.as_str(), deploy_id = deploy_id))]
     pub async fn sync(

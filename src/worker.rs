@@ -9,7 +9,7 @@ use tracing::{debug, error, info, info_span, warn, Instrument as _};
 
 use crate::assign::service::AssignService;
 use crate::groups::Groups;
-use crate::issues::{IssueSync, RetryAt, WaitForSlot};
+use crate::issues::{IssueSync, RetryAt};
 use crate::jobs::{Later, Work};
 use crate::metrics::Metrics;
 use crate::regressions::Regressions;
@@ -237,12 +237,8 @@ impl Worker {
                 self.metrics.job_finished(&job.kind, "done");
                 debug!("job done");
             }
-            Err(e) if e.downcast_ref::<WaitForSlot>().is_some() || e.downcast_ref::<Later>().is_some() => {
-                let until = e
-                    .downcast_ref::<WaitForSlot>()
-                    .map(|w| w.until_ms)
-                    .or_else(|| e.downcast_ref::<Later>().map(|l| l.until_ms))
-                    .map_or(now, |u| u.max(now));
+            Err(e) if e.downcast_ref::<Later>().is_some() => {
+                let until = e.downcast_ref::<Later>().map_or(now, |l| l.until_ms.max(now));
                 debug!(until, reason = %e, "job waits");
                 if !self.store.defer_job(&job, until, now).await? {
                     warn!("job deferred after its lease was lost; the other worker's result stands");
