@@ -21,10 +21,18 @@ pub const BUDGET_UNIT: u64 = 64 * 1024;
 pub const PARSE_COST_PER_BYTE: u64 = 2;
 
 /// Memory that intake requests may hold at once, all together: raw bodies, and what decoding them produces.
+///
+/// A quarter of it is kept for small requests (under [`SMALL_REQUEST`] in all, which an SDK's event always is): a burst
+/// of large ones, however many, never leaves ordinary events without room.
 #[derive(Clone)]
 pub struct MemoryBudget {
     units: Arc<Semaphore>,
+    /// Units only small requests may take.
+    reserve: usize,
 }
+
+/// A request that needs no more than this in all may use the budget's reserve.
+pub const SMALL_REQUEST: u64 = 256 * 1024;
 
 /// A request's share of the budget, grown as it decodes and returned when it is dropped.
 pub struct Charge {
@@ -50,7 +58,7 @@ impl std::error::Error for OverBudget {}
 impl MemoryBudget {
     pub fn new(bytes: u64) -> MemoryBudget {
         let units = usize::try_from((bytes / BUDGET_UNIT).max(1)).unwrap_or(usize::MAX).min(Semaphore::MAX_PERMITS);
-        MemoryBudget { units: Arc::new(Semaphore::new(units)) }
+        MemoryBudget { units: Arc::new(Semaphore::new(units)), reserve: units / 4 }
     }
 
     /// Takes room for `bytes` now, or fails at once (never waits: a request waiting for memory would hold what it
@@ -84,6 +92,12 @@ impl Charge {
         let missing = (bytes - self.covered).div_ceil(BUDGET_UNIT);
         let step = if self.covered == 0 { missing } else { missing.max(16) };
         let n = u32::try_from(step).map_err(|_| OverBudget)?;
+        // Past the size of a small request, the reserve is not this request's to take.
+        if self.covered + step * BUDGET_UNIT > SMALL_REQUEST
+            && self.budget.units.available_permits() < n as usize + self.budget.reserve
+        {
+            return Err(OverBudget);
+        }
         let more = self.budget.units.clone().try_acquire_many_owned(n).map_err(|_| OverBudget)?;
         match &mut self.permit {
             Some(p) => p.merge(more),
@@ -236,6 +250,12 @@ mod tests {
         drop(d);
         drop(charge);
         assert_eq!(budget.available_bytes(), 16 * 1024 * 1024, "everything returned when the request is done");
+        // Large requests stop at the reserve; small ones still find room in it.
+        let mut large = budget.charge(SMALL_REQUEST + 1).expect("a large request starts");
+        assert!(large.grow_to(12 * 1024 * 1024).is_ok(), "three quarters are for anyone");
+        assert!(large.grow_to(13 * 1024 * 1024).is_err(), "the last quarter is not for large requests");
+        let small: Vec<Charge> = (0..40).map(|_| budget.charge(BUDGET_UNIT).expect("a small request")).collect();
+        drop((large, small));
         // A small body decodes within it.
         let small = gzip(b"hello");
         let charge = Arc::new(Mutex::new(budget.charge(small.len() as u64).expect("room")));
