@@ -134,6 +134,9 @@ def run():
     }
     if env("GITHUB_SERVER_URL") and env("GITHUB_REPOSITORY") and env("GITHUB_RUN_ID"):
         body["url"] = f"{env('GITHUB_SERVER_URL')}/{env('GITHUB_REPOSITORY')}/actions/runs/{env('GITHUB_RUN_ID')}"
+        # A re-run of the job is a restart of the deploy: its own record (the same run's retried request is not).
+        if (env("GITHUB_RUN_ATTEMPT") or "1") != "1":
+            body["url"] += f"/attempts/{env('GITHUB_RUN_ATTEMPT')}"
     recorded = json.loads(call("POST", server + "/api/v1/deploys", token, body))
     deploy_id = recorded["id"]
     report_url = recorded["urls"]["report_markdown"]

@@ -130,6 +130,35 @@ impl ProjectName {
     }
 }
 
+/// A GitHub user login, as people are assigned by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GithubLogin(String);
+
+impl GithubLogin {
+    /// # Errors
+    /// When `s` (a leading `@` is allowed) is not 1 to 39 letters, digits or single hyphens, starting and ending
+    /// with a letter or digit (GitHub's rule; `[bot]` accounts too).
+    pub fn parse(s: &str) -> Result<GithubLogin, Invalid> {
+        let login = s.trim().trim_start_matches('@');
+        let name = login.strip_suffix("[bot]").unwrap_or(login);
+        let ok = !name.is_empty()
+            && name.len() <= 39
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !name.starts_with('-')
+            && !name.ends_with('-')
+            && !name.contains("--");
+        if ok {
+            Ok(GithubLogin(login.to_owned()))
+        } else {
+            Err(Invalid(format!("`{}` is not a GitHub login", clip(s))))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A GitHub repository as `owner/name`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GithubRepo(String);

@@ -194,6 +194,17 @@ impl IssueSync {
         };
         if group.github_issue != Some(number) {
             self.store.set_github_issue(group.id, number).await?;
+            self.store
+                .add_history(&crate::store::HistoryEntry {
+                    group_id: group.id,
+                    at: now(),
+                    kind: "issue_linked".into(),
+                    release: None,
+                    environment: None,
+                    deploy_id: None,
+                    detail: Some(format!("#{number} in {repo}")),
+                })
+                .await?;
             if reason == IssueReason::New {
                 return Ok(());
             }

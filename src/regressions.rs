@@ -11,7 +11,7 @@ use crate::git::mirror::Mirrors;
 use crate::git::range;
 use crate::groups::status::{self, Change, GroupStatus, Next};
 use crate::jobs::{IssueReason, Work};
-use crate::store::{Deploy, DynStore};
+use crate::store::{Deploy, DynStore, HistoryEntry};
 
 /// What the check concluded, for logs and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +116,18 @@ impl Regressions {
             let job = (self.github_writes && project.github_repo.is_some()).then(|| {
                 Work::GithubIssue { group: group_id, reason: IssueReason::Regressed, deploy: deploy_id }.job()
             });
-            if self.store.mark_regressed(group_id, release, now(), job.as_ref()).await? {
+            let at = now();
+            // The build it came back in, and why: the group's timeline and the release's report per environment.
+            let history = HistoryEntry {
+                group_id,
+                at,
+                kind: "regressed".into(),
+                release: Some(release.clone()),
+                environment: Some(env.clone()),
+                deploy_id,
+                detail: Some(why.clone()),
+            };
+            if self.store.mark_regressed(group_id, release, at, job.as_ref(), &history).await? {
                 info!(%release, %why, "group regressed");
             }
         } else if let Verdict::OldBuild { release, why } = &verdict {

@@ -72,7 +72,7 @@ impl Webhooks {
                 let projects = self.store.projects_for_github_repo(&repo).await?;
                 for p in &projects {
                     self.mirrors.fetch(p.id, &p.repo_url).await?;
-                    self.fixing_commits(p.id, &v, &repo).await?;
+                    self.fixing_commits(p.id, &v, &repo, now()).await?;
                 }
                 Handled::Fetched(projects.len())
             }
@@ -87,7 +87,7 @@ impl Webhooks {
     /// A push to the default branch whose commits say `Fixes #N` (GitHub's closing keywords) for an issue of one of
     /// this project's groups: that commit is the group's fix, so only builds containing it reopen the group. The
     /// push's commits are oldest first: the last that names an issue wins.
-    async fn fixing_commits(&self, project_id: i64, v: &Value, repo: &str) -> anyhow::Result<()> {
+    async fn fixing_commits(&self, project_id: i64, v: &Value, repo: &str, now: i64) -> anyhow::Result<()> {
         let default_branch = v.pointer("/repository/default_branch").and_then(Value::as_str).unwrap_or("main");
         if v.get("ref").and_then(Value::as_str) != Some(&format!("refs/heads/{default_branch}")) {
             return Ok(());
@@ -102,6 +102,21 @@ impl Webhooks {
             for issue in closed_issues(message, Some(repo)).into_iter().filter(|i| i.repo.is_none()) {
                 if let Some(group) = self.store.group_by_issue(project_id, issue.number).await? {
                     self.store.set_fixing_commit(group.id, sha.as_str()).await?;
+                    self.store
+                        .add_history(&crate::store::HistoryEntry {
+                            group_id: group.id,
+                            at: now,
+                            kind: "fixed_by_commit".into(),
+                            release: None,
+                            environment: None,
+                            deploy_id: None,
+                            detail: Some(format!(
+                                "{} says it fixes #{}; only a build containing it reopens the group",
+                                sha.as_str().get(..7).unwrap_or(sha.as_str()),
+                                issue.number
+                            )),
+                        })
+                        .await?;
                     info!(group_id = group.id, issue = issue.number, commit = sha.as_str(), "fixing commit recorded");
                 }
             }
@@ -155,7 +170,7 @@ impl Webhooks {
                 "reopened" => StatusRequest::IssueReopened,
                 _ => return Ok(Handled::Ignored(format!("issue #{number} {action}: nothing to change"))),
             };
-            return Ok(match self.groups.change_status(&group, request, now).await? {
+            return Ok(match self.groups.change_status(&group, request, "on GitHub", now).await? {
                 Some(crate::groups::GroupStatus::Resolved) => Handled::Resolved(group.id),
                 Some(_) => Handled::Unresolved(group.id),
                 None => Handled::Ignored(format!("issue #{number} {action}: nothing to change")),

@@ -9,11 +9,12 @@ pub use status::{Change, GroupStatus, Next};
 use sha2::{Digest as _, Sha256};
 use tracing::{instrument, warn};
 
-use crate::domain::{Environment, Sha};
+use crate::domain::{Environment, GithubLogin, Sha};
 use crate::events::{truncate, Event, Frame};
 use crate::jobs::{IssueReason, Work};
 use crate::store::{
-    BatchGrouped, DynStore, Group, GroupCount, GroupFilter, GroupUpdate, Grouped, NewJob, StoreResult, StoredEvent,
+    BatchGrouped, DynStore, Group, GroupCount, GroupFilter, GroupUpdate, Grouped, HistoryEntry, NewJob, StoreResult,
+    StoredEvent,
 };
 
 /// Path fragments of code that is not the application's: installed packages, runtimes, the standard library.
@@ -213,6 +214,17 @@ pub struct Groups {
     github_writes: bool,
 }
 
+/// One line of a group's timeline, as its page shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TimelineItem {
+    pub at: i64,
+    pub kind: String,
+    pub release: Option<String>,
+    pub environment: Option<String>,
+    pub deploy_id: Option<i64>,
+    pub text: String,
+}
+
 /// A status change asked for by a person or by GitHub.
 #[derive(Clone, Copy, Debug)]
 pub enum StatusRequest<'a> {
@@ -311,6 +323,12 @@ impl Groups {
             let from = GroupStatus::parse(&group.status).unwrap_or(GroupStatus::Unresolved);
             if let Next::To(GroupStatus::Resolved) = status::next(from, Change::ReleaseReady) {
                 self.store.resolve_group(group.id, None, now).await?;
+                let by = format!("by the next release, {} to {}", deploy.version, deploy.environment);
+                let mut entry = self.history_entry(group.id, "resolved", &by, now).await?;
+                entry.release = Some(deploy.version.clone());
+                entry.environment = Some(deploy.environment.clone());
+                entry.deploy_id = Some(deploy.id);
+                self.store.add_history(&entry).await?;
                 self.issue_follows(&group, Change::ReleaseReady, GroupStatus::Resolved, now).await?;
             }
         }
@@ -326,6 +344,7 @@ impl Groups {
         &self,
         group: &Group,
         request: StatusRequest<'_>,
+        by: &str,
         now: i64,
     ) -> StoreResult<Option<GroupStatus>> {
         let from = GroupStatus::parse(&group.status).unwrap_or(GroupStatus::Unresolved);
@@ -342,8 +361,122 @@ impl Groups {
             (GroupStatus::Unresolved, _) => self.store.unresolve_group(group.id).await?,
             (GroupStatus::Ignored, _) => self.store.ignore_group(group.id).await?,
         }
+        let (kind, by) = match (to, request) {
+            (GroupStatus::Resolved, StatusRequest::Resolve { fixed_in_commit: Some(sha) }) => {
+                ("resolved_by_commit", format!("{by}, fixed in {}", short(sha.as_str())))
+            }
+            (GroupStatus::Resolved, StatusRequest::IssueClosed) => ("resolved", "its GitHub issue was closed".into()),
+            (GroupStatus::Resolved, _) => ("resolved", by.to_owned()),
+            (GroupStatus::ResolvedInNextRelease, _) => ("resolve_next_release", by.to_owned()),
+            (GroupStatus::Unresolved, StatusRequest::IssueReopened) => {
+                ("unresolved", "its GitHub issue was reopened".into())
+            }
+            (GroupStatus::Unresolved, _) => ("unresolved", by.to_owned()),
+            (GroupStatus::Ignored, _) => ("ignored", by.to_owned()),
+        };
+        let mut entry = self.history_entry(group.id, kind, &by, now).await?;
+        if let StatusRequest::ResolveInNextRelease { environment: Some(env) } = request {
+            entry.environment = Some(env.as_str().to_owned());
+        }
+        self.store.add_history(&entry).await?;
         self.issue_follows(group, request.change(), to, now).await?;
         Ok(Some(to))
+    }
+
+    /// Assigns a group by hand to `login` (or to nobody), saying who did it. The suspect and its explanation stay
+    /// as blame found them; the change is in the group's timeline.
+    ///
+    /// # Errors
+    /// Store errors; `NotFound` for a group that does not exist.
+    pub async fn assign_to(&self, group: &Group, login: Option<&GithubLogin>, by: &str, now: i64) -> StoreResult<()> {
+        let who = login.map_or_else(|| "nobody".to_owned(), |l| format!("@{}", l.as_str()));
+        let entry = HistoryEntry {
+            group_id: group.id,
+            at: now,
+            kind: "assigned_by_hand".into(),
+            release: None,
+            environment: None,
+            deploy_id: None,
+            detail: Some(format!("to {who} {by}")),
+        };
+        self.store.set_assignee(group.id, login.map(GithubLogin::as_str), &entry).await
+    }
+
+    /// A history line for a status change: who or what made it and, for a resolution, the commit each environment
+    /// ran then (what an event must come from to reopen it).
+    async fn history_entry(&self, group_id: i64, kind: &str, by: &str, now: i64) -> StoreResult<HistoryEntry> {
+        let mut detail = by.to_owned();
+        if kind.starts_with("resolved") {
+            let baselines = self.store.group_resolutions(group_id).await?;
+            if !baselines.is_empty() {
+                let list: Vec<String> = baselines.iter().map(|(env, sha)| format!("{env} at {}", short(sha))).collect();
+                detail.push_str(&format!("; baseline {}", list.join(", ")));
+            }
+        }
+        Ok(HistoryEntry {
+            group_id,
+            at: now,
+            kind: kind.to_owned(),
+            release: None,
+            environment: None,
+            deploy_id: None,
+            detail: Some(detail),
+        })
+    }
+
+    /// What happened to a group, oldest first: its first event, each assignment at a deploy, resolutions,
+    /// regressions and GitHub links.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn timeline(&self, group: &Group) -> StoreResult<Vec<TimelineItem>> {
+        let mut items = vec![TimelineItem {
+            at: group.first_seen,
+            kind: "first_seen".into(),
+            release: group.first_release.clone(),
+            environment: None,
+            deploy_id: None,
+            text: "first seen".into(),
+        }];
+        for a in self.store.group_assignment_history(group.id).await? {
+            let who =
+                a.assignee.as_deref().map_or_else(|| "nobody with a GitHub login".to_owned(), |l| format!("@{l}"));
+            items.push(TimelineItem {
+                at: a.assigned_at,
+                kind: "assigned".into(),
+                release: Some(a.version),
+                environment: Some(a.environment),
+                deploy_id: Some(a.deploy_id),
+                text: format!("assigned to {who}"),
+            });
+        }
+        for h in self.store.group_history(group.id).await? {
+            let what = match h.kind.as_str() {
+                "resolved" | "resolved_by_commit" => "resolved",
+                "resolve_next_release" => "to be resolved by the next release",
+                "unresolved" => "unresolved",
+                "ignored" => "ignored",
+                "regressed" => "came back",
+                "issue_linked" => "GitHub issue linked",
+                "fixed_by_commit" => "fixing commit recorded",
+                "assigned_by_hand" => "assigned",
+                other => other,
+            };
+            let text = match &h.detail {
+                Some(d) if !d.is_empty() => format!("{what}: {d}"),
+                _ => what.to_owned(),
+            };
+            items.push(TimelineItem {
+                at: h.at,
+                kind: h.kind,
+                release: h.release,
+                environment: h.environment,
+                deploy_id: h.deploy_id,
+                text,
+            });
+        }
+        items.sort_by_key(|i| i.at);
+        Ok(items)
     }
 
     /// One grouping batch: up to `limit` ungrouped events normalised, fingerprinted and filed into their groups,
@@ -360,6 +493,11 @@ impl Groups {
         }
         Ok(done)
     }
+}
+
+/// The abbreviated form of a commit id.
+fn short(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
 }
 
 /// The grouping rule for one stored event: normalise it, then its fingerprint, title and culprit.

@@ -22,6 +22,8 @@ pub(super) fn router() -> Router<AppState> {
         .route("/api/v1/groups/{id}/resolve", post(resolve))
         .route("/api/v1/groups/{id}/unresolve", post(unresolve))
         .route("/api/v1/groups/{id}/ignore", post(ignore))
+        .route("/api/v1/groups/{id}/assign", post(assign))
+        .route("/api/v1/groups/{id}/history", get(history))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -297,9 +299,74 @@ pub(super) async fn ignore(
     change(&state, &group, StatusRequest::Ignore).await
 }
 
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AssignBody {
+    /// A GitHub login (a leading `@` is allowed), or `null` for nobody.
+    assignee: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/groups/{id}/assign", tag = "groups", params(("id" = i64, Path)), security(("deploy_token" = [])), request_body(content = AssignBody),
+    responses((status = 200, body = GroupView), (status = 401, description = "No token or a wrong one", body = ErrorBody), (status = 404, description = "Unknown", body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn assign(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<GroupView>> {
+    let group = authorised_group(&state, &headers, &id).await?;
+    let body: AssignBody = super::parse_json(&body)?;
+    let login = match body.assignee.as_deref() {
+        Some(l) => Some(
+            crate::domain::GithubLogin::parse(l)
+                .map_err(|e| ApiError::Unprocessable { field: "assignee".into(), reason: e.0 })?,
+        ),
+        None => None,
+    };
+    state.groups.assign_to(&group, login.as_ref(), "through the API", chrono::Utc::now().timestamp_millis()).await?;
+    let g = state.groups.find(group.id).await?.ok_or_else(|| ApiError::NotFound(format!("no group `{id}`")))?;
+    Ok(Json(view(&state, g)))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct HistoryView {
+    at: String,
+    /// `first_seen`, `assigned`, `assigned_by_hand`, `resolved`, `resolved_by_commit`, `resolve_next_release`,
+    /// `unresolved`, `ignored`, `regressed`, `issue_linked` or `fixed_by_commit`.
+    kind: String,
+    release: Option<String>,
+    environment: Option<String>,
+    deploy_id: Option<i64>,
+    text: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/groups/{id}/history", tag = "groups", params(("id" = i64, Path)), security(("deploy_token" = [])),
+    responses((status = 200, body = Vec<HistoryView>), (status = 401, description = "No token or a wrong one", body = ErrorBody), (status = 404, description = "Unknown", body = ErrorBody)))]
+pub(super) async fn history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<HistoryView>>> {
+    let group = authorised_group(&state, &headers, &id).await?;
+    let items = state.groups.timeline(&group).await?;
+    Ok(Json(
+        items
+            .into_iter()
+            .map(|i| HistoryView {
+                at: rfc3339(i.at),
+                kind: i.kind,
+                release: i.release,
+                environment: i.environment,
+                deploy_id: i.deploy_id,
+                text: i.text,
+            })
+            .collect(),
+    ))
+}
+
 /// Applies a status change and answers with the group as it is now.
 async fn change(state: &AppState, group: &Group, request: StatusRequest<'_>) -> ApiResult<Json<GroupView>> {
-    state.groups.change_status(group, request, chrono::Utc::now().timestamp_millis()).await?;
+    state.groups.change_status(group, request, "through the API", chrono::Utc::now().timestamp_millis()).await?;
     let id = group.id;
     let g = state.groups.find(id).await?.ok_or_else(|| ApiError::NotFound(format!("no group `{id}`")))?;
     Ok(Json(view(state, g)))

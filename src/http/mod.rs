@@ -326,10 +326,15 @@ impl AppState {
         }
     }
 
+    /// Whether `token` may change `project`'s data: its deploy token, or the admin token.
+    fn may_write(&self, token: &str, project: &Project) -> bool {
+        same_secret(token, &project.deploy_token) || self.is_admin(token)
+    }
+
     /// A project's own endpoints: its deploy token, or the admin token.
     fn require_project_token(&self, headers: &HeaderMap, project: &Project) -> ApiResult<()> {
         let token = require_bearer(headers)?;
-        if same_secret(token, &project.deploy_token) || self.is_admin(token) {
+        if self.may_write(token, project) {
             Ok(())
         } else {
             Err(ApiError::Unauthorized(format!("invalid token for project `{}`", project.name)))

@@ -80,6 +80,8 @@ impl Modify for Security {
         super::groups::resolve,
         super::groups::unresolve,
         super::groups::ignore,
+        super::groups::assign,
+        super::groups::history,
         super::ingest::envelope,
         super::ingest::store,
         super::ingest::native,
@@ -90,6 +92,7 @@ impl Modify for Security {
         super::pages::errors_page,
         super::pages::deploy_page,
         super::pages::group_page,
+        super::pages::group_action,
     ),
     modifiers(&Security)
 )]

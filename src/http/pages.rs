@@ -15,7 +15,7 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::{same_secret, ApiError, ApiResult, AppState};
 use crate::assign::service::GroupAssignment;
-use crate::groups::GroupStatus;
+use crate::groups::{GroupStatus, StatusRequest};
 use crate::releases::report::{plural, short, ErrorLine, Report};
 use crate::releases::DeployStatus;
 use crate::store::Project;
@@ -28,17 +28,35 @@ pub(super) fn router() -> Router<AppState> {
         .route("/projects/{project}/errors", get(errors_page))
         .route("/deploys/{id}", get(deploy_page))
         .route("/groups/{id}", get(group_page))
+        .route("/groups/{id}/actions", axum::routing::post(group_action))
 }
 
 fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default()
 }
 
+/// A time as the pages show it: UTC in the markup (readable without JavaScript), the reader's local time once the
+/// page's one small script has run, the UTC form kept as its tooltip.
+fn when(ms: i64) -> Markup {
+    let iso = chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    html! { time datetime=(iso) { (time(ms)) } }
+}
+
+/// Rewrites every `<time datetime>` into the reader's local time and time zone.
+const LOCAL_TIMES: &str = "document.querySelectorAll('time[datetime]').forEach(function(t){var d=new Date(\
+t.getAttribute('datetime'));if(!isNaN(d)){t.title=t.textContent;t.textContent=d.toLocaleString(undefined,\
+{year:'numeric',month:'short',day:'numeric',hour:'2-digit',minute:'2-digit',timeZoneName:'short'});}});";
+
 const STYLE: &str = "body{font:15px/1.5 system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#1f2328}\
 a{color:#0969da}table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}th,td{text-align:left;padding:.3rem .6rem;\
 border-bottom:1px solid #d0d7de;vertical-align:top}code{background:#f6f8fa;padding:0 .2rem}.muted{color:#656d76}\
 .tag{display:inline-block;padding:0 .4rem;border-radius:.6rem;background:#ddf4ff;font-size:.85em}\
-.bad{background:#ffebe9}.ok{background:#dafbe1}nav{margin-bottom:1rem}h1{margin-bottom:.2rem}";
+.bad{background:#ffebe9}.ok{background:#dafbe1}nav{margin-bottom:1rem}h1{margin-bottom:.2rem}\
+pre.source{margin:0;padding:.3rem;background:#f6f8fa;overflow-x:auto;font-size:.85em}pre.source mark{background:#fff8c5;\
+display:block}ol.timeline li{margin:.2rem 0}details.actions{margin:.5rem 0 1rem;padding:.5rem;border:1px solid #d0d7de;\
+border-radius:.4rem}details.actions form{margin:.4rem 0}svg.chart{display:block;margin:.5rem 0}td a{word-break:break-all}";
 
 fn page(title: &str, body: Markup) -> Html<String> {
     Html(
@@ -54,6 +72,7 @@ fn page(title: &str, body: Markup) -> Html<String> {
                 body {
                     nav { a href="/projects" { "shipwatch" } }
                     (body)
+                    script { (PreEscaped(LOCAL_TIMES)) }
                 }
             }
         }
@@ -141,7 +160,7 @@ pub(super) async fn projects(State(state): State<AppState>, headers: HeaderMap) 
                         td {
                             @if let Some(d) = latest {
                                 a href={ "/deploys/" (d.id) } { (d.version) } " to " (d.environment) " "
-                                span.muted { (time(d.deployed_at)) }
+                                span.muted { (when(d.deployed_at)) }
                             } @else {
                                 span.muted { "none yet" }
                             }
@@ -173,10 +192,9 @@ pub(super) async fn project_page(
         for d in deploys.iter().filter(|d| d.environment == env) {
             let after =
                 state.releases.events_between(p.id, &d.environment, d.deployed_at, d.deployed_at + 3_600_000).await?;
-            let groups = state.groups.of_release(p.id, &d.version).await?;
-            let new = groups.iter().filter(|g| g.new_in_release.as_deref() == Some(&d.version)).count();
-            let regressed = groups.iter().filter(|g| g.regressed_in.as_deref() == Some(&d.version)).count();
-            rows.push((d, after, new, regressed));
+            // Counted by the events' own release and environment: a staging deploy of a release shows staging's.
+            let (events, new, regressed) = state.releases.build_summary(d).await?;
+            rows.push((d, (events, after), new, regressed));
         }
         sections.push((env, rows));
     }
@@ -194,16 +212,19 @@ pub(super) async fn project_page(
             h2 { (env) }
             table {
                 tr {
-                    th { "Release" } th { "Commit" } th { "Deployed" } th { "Range" } th { "Errors in the hour after" }
+                    th { "Release" } th { "Commit" } th { "Deployed" } th { "Range" } th { "Events from this release" }
                     th { "New / regressed" }
                 }
                 @for (d, after, new, regressed) in rows {
                     tr {
                         td { a href={ "/deploys/" (d.id) } { (d.version) } }
                         td { code { (short(&d.sha)) } }
-                        td { (time(d.deployed_at)) }
+                        td { (when(d.deployed_at)) }
                         td {
                             @match (DeployStatus::parse(&d.status), d.range_status.as_deref()) {
+                                (Some(DeployStatus::Ready), Some("rollback")) => {
+                                    "rollback · takes out " (plural(d.removed_count.unwrap_or(0), "commit"))
+                                }
                                 (Some(DeployStatus::Ready), Some(r)) => { (r) " · " (d.commit_count.unwrap_or(0)) " commits" }
                                 (Some(DeployStatus::Failed), _) => {
                                     span.tag.bad { "failed" } " " (d.failure_reason.as_deref().unwrap_or("no reason recorded"))
@@ -211,7 +232,7 @@ pub(super) async fn project_page(
                                 _ => { (d.status) }
                             }
                         }
-                        td { (after) }
+                        td { (after.0) br; span.muted { (after.1) " in the hour after" } }
                         td {
                             @if DeployStatus::parse(&d.status) == Some(DeployStatus::Failed) {
                                 span.muted { "—" }
@@ -300,7 +321,7 @@ pub(super) async fn errors_page(
                         }
                         td { span.tag { (g.status) } }
                         td { (g.times_seen) }
-                        td { (time(g.last_seen)) }
+                        td { (when(g.last_seen)) }
                         td { (g.first_release.as_deref().unwrap_or("")) }
                         td { @if let Some(a) = &g.assignee { "@" (a) } }
                     }
@@ -348,6 +369,9 @@ fn error_rows(r: &Report) -> Markup {
                     li {
                         a href={ "/groups/" (e.id) } { (e.title) } " — " (plural(e.count, "event")) " in this release"
                         @if let Some(a) = &e.assignee { " → @" (a) }
+                        @if let Some(l) = &e.github_issue {
+                            " · " @if let Some(u) = &l.url { a href=(u) { "issue " (l.label) } } @else { "issue " (l.label) }
+                        }
                         " "
                         @if has(&r.new_errors, e.id) { span.tag.bad { "New in this release" } " " }
                         @if has(&r.regressions, e.id) { span.tag.bad { "Regressed in this release" } " " }
@@ -360,9 +384,12 @@ fn error_rows(r: &Report) -> Markup {
     }
 }
 
-/// An RFC 3339 time as the pages write times.
-fn iso_time(s: &str) -> String {
-    chrono::DateTime::parse_from_rfc3339(s).map(|t| time(t.timestamp_millis())).unwrap_or_else(|_| s.to_owned())
+/// An RFC 3339 time (as the report model keeps times) as the pages show times.
+fn iso_when(s: &str) -> Markup {
+    match chrono::DateTime::parse_from_rfc3339(s) {
+        Ok(t) => when(t.timestamp_millis()),
+        Err(_) => html! { (s) },
+    }
 }
 
 fn report_html(r: &Report) -> Markup {
@@ -372,13 +399,18 @@ fn report_html(r: &Report) -> Markup {
         p { a href={ "/projects/" (r.project) } { "all deploys of " (r.project) } }
         table {
             tr { th { "Commit" } td { code { (d.sha) } } }
-            tr { th { "Deployed" } td { (iso_time(&d.deployed_at)) @if let Some(p) = &d.deployer { " by " (p) } } }
+            tr { th { "Deployed" } td { (iso_when(&d.deployed_at)) @if let Some(p) = &d.deployer { " by " (p) } } }
             tr {
                 th { "Range" }
                 td {
                     @match (DeployStatus::parse(&d.status), d.range_status.as_deref()) {
                         (Some(DeployStatus::Failed), _) => { "failed: " (d.failure_reason.as_deref().unwrap_or("")) }
                         (Some(DeployStatus::Pending), _) => { "being computed" }
+                        (_, Some("rollback")) => {
+                            "rollback"
+                            @if let Some(b) = &d.base_sha { " from " code { (short(b)) } }
+                            ": takes out " (plural(d.removed_count, "commit"))
+                        }
                         (_, Some(range)) => {
                             (range) " · " (d.commit_count.unwrap_or(0)) " commits"
                             @if let Some(b) = &d.base_sha { " since " code { (short(b)) } }
@@ -387,12 +419,47 @@ fn report_html(r: &Report) -> Markup {
                     }
                 }
             }
-            @if let Some(u) = &d.compare_url { tr { th { "Compare" } td { a href=(u) { (u) } } } }
+            @if let Some(u) = &d.compare_url {
+                tr {
+                    th { "Compare" }
+                    td { a href=(u) { code { (short(d.base_sha.as_deref().unwrap_or(""))) "…" (short(&d.sha)) } } }
+                }
+            }
+            @if let Some(u) = &d.url { tr { th { "Link" } td { a href=(u) { (u) } } } }
         }
+        @if DeployStatus::parse(&d.status) == Some(DeployStatus::Failed) {
+            p class="tag bad" {
+                "This deploy failed, so nothing is known to have shipped with it and no error is counted against it: "
+                (d.failure_reason.as_deref().unwrap_or("no reason recorded"))
+            }
+        } @else {
+            (report_body(r))
+        }
+    }
+}
+
+/// What a recorded deploy shipped and broke.
+fn report_body(r: &Report) -> Markup {
+    let d = &r.deploy;
+    html! {
         h2 { "Errors" }
         p { (r.counts_sentence()) }
         @if !r.has_errors() { p class="tag ok" { (Report::NO_ERRORS) } }
         (error_rows(r))
+        @if !r.removed_commits.is_empty() {
+            h2 { "Commits taken out by this deploy" }
+            ul {
+                @for c in &r.removed_commits {
+                    li.removed {
+                        @if let Some(u) = &c.url { a href=(u) { code { (short(&c.sha)) } } } @else { code { (short(&c.sha)) } }
+                        " " (c.summary)
+                    }
+                }
+            }
+            @if d.removed_count > r.removed_commits.len() as i64 {
+                p.muted { "… and " (d.removed_count - r.removed_commits.len() as i64) " more (only the newest are kept)." }
+            }
+        }
         h2 { "Commits by author" }
         @if r.authors.is_empty() { p.muted { "No commits in this range." } }
         @for a in &r.authors {
@@ -406,7 +473,28 @@ fn report_html(r: &Report) -> Markup {
                 }
             }
         }
-        @for (title, links) in [("Pull requests", &r.pull_requests), ("Closed issues", &r.closed_issues)] {
+        @if !r.pull_requests.is_empty() {
+            h2 { "Pull requests" }
+            ul {
+                @for p in &r.pull_requests {
+                    li {
+                        @if let Some(u) = &p.url { a href=(u) { "#" (p.number) } } @else { "#" (p.number) }
+                        @if let Some(t) = &p.title { " " (t) }
+                    }
+                }
+            }
+        }
+        @if !r.files.is_empty() {
+            h2 { "Files changed " span.muted { "(" (r.files_count) ")" } }
+            table {
+                tr { th { "File" } th { "Commits" } th { "Lines" } }
+                @for f in r.files.iter().take(30) {
+                    tr { td { code { (f.path) } } td { (f.commits) } td { "+" (f.added) " −" (f.deleted) } }
+                }
+            }
+            @if r.files_count > 30 { p.muted { "… and " (r.files_count - 30) " more files." } }
+        }
+        @for (title, links) in [("Closed issues", &r.closed_issues)] {
             @if !links.is_empty() {
                 h2 { (title) }
                 p {
@@ -436,6 +524,108 @@ pub(super) async fn deploy_page(
     Ok(page(&title, report_html(&report)).into_response())
 }
 
+/// The cookie holding the pages' CSRF token: a form is accepted only when it sends the same value back.
+const CSRF_COOKIE: &str = "shipwatch_csrf";
+
+/// The CSRF token of the request's cookie, if it has one that looks like ours.
+fn csrf_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, v)| *k == CSRF_COOKIE && v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|(_, v)| v.to_owned())
+}
+
+/// Events per release as a small bar chart, drawn on the server: one bar per release, oldest first.
+fn release_chart(counts: &[crate::store::GroupCount]) -> Markup {
+    let mut per_release: Vec<(String, i64, i64)> = Vec::new();
+    for c in counts {
+        let name = if c.release.is_empty() { "(none)".to_owned() } else { c.release.clone() };
+        match per_release.iter_mut().find(|(r, _, _)| *r == name) {
+            Some(entry) => {
+                entry.1 += c.count;
+                entry.2 = entry.2.min(c.first_seen);
+            }
+            None => per_release.push((name, c.count, c.first_seen)),
+        }
+    }
+    per_release.sort_by_key(|(_, _, first)| *first);
+    let shown: Vec<&(String, i64, i64)> = per_release.iter().rev().take(24).rev().collect();
+    let max = shown.iter().map(|(_, n, _)| *n).max().unwrap_or(1).max(1);
+    let (bar, gap, height) = (36i64, 12i64, 90i64);
+    let width = (shown.len() as i64 * (bar + gap)).max(bar + gap);
+    html! {
+        svg.chart width=(width) height=(height + 40) viewBox={ "0 0 " (width) " " (height + 40) } role="img"
+            aria-label="Events per release" {
+            @for (i, (release, n, _)) in shown.iter().enumerate() {
+                @let h = (n * height / max).max(2);
+                @let x = i as i64 * (bar + gap);
+                rect x=(x) y=(height - h + 14) width=(bar) height=(h) fill="#cf222e" { title { (release) ": " (n) } }
+                text x=(x + bar / 2) y=(height - h + 10) text-anchor="middle" font-size="11" { (n) }
+                text x=(x + bar / 2) y=(height + 30) text-anchor="middle" font-size="11" {
+                    (release.chars().take(8).collect::<String>())
+                }
+            }
+        }
+    }
+}
+
+/// Lines around a frame's line, the frame's own marked.
+fn source_block(lines: &[(u32, String)], at: u32) -> Markup {
+    html! {
+        pre.source {
+            @for (n, text) in lines {
+                @if *n == at { mark { (format!("{n:>5}  {text}")) } "\n" } @else { (format!("{n:>5}  {text}")) "\n" }
+            }
+        }
+    }
+}
+
+/// The forms that change a group: each posts the CSRF token of the page's cookie and asks for the write token.
+fn action_forms(g: &crate::store::Group, csrf: &str) -> Markup {
+    let action = format!("/groups/{}/actions", g.id);
+    let token = html! {
+        input type="password" name="token" placeholder="write token" autocomplete="current-password" required;
+    };
+    html! {
+        details.actions open[false] {
+            summary { "Change this error" }
+            p.muted { "Each change needs the project's deploy token (or the admin token)." }
+            form method="post" action=(action) {
+                input type="hidden" name="csrf" value=(csrf);
+                (token)
+                " "
+                button name="action" value="resolve" { "Resolve now" }
+                " "
+                button name="action" value="ignore" { "Ignore" }
+                " "
+                button name="action" value="unresolve" { "Unresolve" }
+            }
+            form method="post" action=(action) {
+                input type="hidden" name="csrf" value=(csrf);
+                (token)
+                " " input name="environment" placeholder="environment (any)";
+                " " button name="action" value="resolve_next" { "Resolve in the next release" }
+            }
+            form method="post" action=(action) {
+                input type="hidden" name="csrf" value=(csrf);
+                (token)
+                " " input name="commit" placeholder="full commit sha" required pattern="[0-9a-fA-F]{40}";
+                " " button name="action" value="resolve_commit" { "Resolved by this commit" }
+            }
+            form method="post" action=(action) {
+                input type="hidden" name="csrf" value=(csrf);
+                (token)
+                " " input name="assignee" placeholder="GitHub login (empty: nobody)" value=(g.assignee.as_deref().unwrap_or(""));
+                " " button name="action" value="assign" { "Assign" }
+            }
+        }
+    }
+}
+
 #[utoipa::path(get, path = "/groups/{id}", tag = "pages", params(("id" = i64, Path)), responses((status = 200, description = "HTML", content_type = "text/html", body = String), (status = 401, description = "The read token is needed"), (status = 404, description = "Unknown")))]
 pub(super) async fn group_page(
     State(state): State<AppState>,
@@ -451,17 +641,35 @@ pub(super) async fn group_page(
     let gh = repo_web.as_deref();
     let a: Option<GroupAssignment> = g.assignment.as_deref().and_then(|a| serde_json::from_str(a).ok());
     let counts = state.groups.counts(g.id).await?;
+    let timeline = state.groups.timeline(&g).await?;
     let sha = a.as_ref().and_then(|a| a.deploy.as_ref()).map(|d| d.sha.as_str());
+    // The code each frame ran, as deployed: the first frames in the repository, ± a few lines.
+    let spots: Vec<(String, u32)> =
+        a.iter().flat_map(|a| &a.frames).filter_map(|f| Some((f.repo_path.clone()?, f.line?))).take(20).collect();
+    let sources = match sha {
+        Some(sha) if !spots.is_empty() => {
+            state.releases.source_lines(project.id, sha, &spots).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %format!("{e:#}"), "source lines could not be read");
+                Default::default()
+            })
+        }
+        _ => Default::default(),
+    };
+    let csrf =
+        csrf_cookie(&headers).map_or_else(|| crate::store::random_hex(16).map(|t| (t, true)), |t| Ok((t, false)));
+    let (csrf, new_cookie) = csrf.map_err(ApiError::Internal)?;
     let body = html! {
         h1 { (g.title) }
         p {
-            a href={ "/projects/" (project.name) } { (project.name) }
-            " · " span.tag { (g.status) } " · " (plural(g.times_seen, "event")) " · first seen " (time(g.first_seen))
+            a href={ "/projects/" (project.name) "/errors" } { (project.name) " errors" }
+            " · " span.tag { (g.status) } " · " (plural(g.times_seen, "event")) " · first seen " (when(g.first_seen))
             @if let Some(r) = &g.first_release { " in " (r) }
+            @if let Some(who) = &g.assignee { " · assigned to @" (who) }
             @if let (Some(n), Some(repo)) = (g.github_issue, gh) {
                 " · " a href={ (repo) "/issues/" (n) } { "GitHub issue #" (n) }
             }
         }
+        (action_forms(&g, &csrf))
         @if let Some(a) = &a {
             h2 { "Suspect" }
             p.explanation { (with_code(&a.explanation)) }
@@ -514,20 +722,164 @@ pub(super) async fn group_page(
                             }
                         }
                     }
+                    @if let (Some(p), Some(l)) = (&f.repo_path, f.line) {
+                        @if let Some(lines) = sources.get(&(p.clone(), l)) {
+                            tr.src { td {} td colspan="3" { (source_block(lines, l)) } }
+                        }
+                    }
                 }
             }
         } @else {
             p.muted { "Not assigned yet." }
         }
+        h2 { "History" }
+        ol.timeline {
+            @for item in &timeline {
+                li {
+                    (when(item.at)) " — " (item.text)
+                    @if let Some(r) = &item.release {
+                        " " span.tag {
+                            @if let Some(d) = item.deploy_id { a href={ "/deploys/" (d) } { (r) } } @else { (r) }
+                            @if let Some(e) = &item.environment { " · " (e) }
+                        }
+                    } @else if let Some(e) = &item.environment { " " span.tag { (e) } }
+                }
+            }
+        }
         h2 { "Events per release" }
+        (release_chart(&counts))
         table {
             tr { th { "Release" } th { "Environment" } th { "Events" } th { "Last seen" } }
             @for c in &counts {
-                tr { td { (c.release) } td { (c.environment) } td { (c.count) } td { (time(c.last_seen)) } }
+                tr { td { (c.release) } td { (c.environment) } td { (c.count) } td { (when(c.last_seen)) } }
             }
         }
     };
-    Ok(page(&g.title, body).into_response())
+    let mut response = page(&g.title, body).into_response();
+    if new_cookie {
+        let secure = if state.settings.public_url.starts_with("https://") { "; Secure" } else { "" };
+        let cookie = format!("{CSRF_COOKIE}={csrf}; Path=/; HttpOnly; SameSite=Strict{secure}");
+        if let Ok(v) = header::HeaderValue::from_str(&cookie) {
+            response.headers_mut().insert(header::SET_COOKIE, v);
+        }
+    }
+    Ok(response)
+}
+
+/// A change to a group sent from its page.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+pub(super) struct ActionForm {
+    /// The page's CSRF token (the same as its cookie's).
+    #[serde(default)]
+    csrf: String,
+    /// The project's deploy token or the admin token.
+    #[serde(default)]
+    token: String,
+    /// `resolve`, `resolve_next`, `resolve_commit`, `ignore`, `unresolve` or `assign`.
+    action: String,
+    environment: Option<String>,
+    commit: Option<String>,
+    assignee: Option<String>,
+}
+
+/// A refusal of a page's form, as a short page that says what to do.
+fn refused(status: StatusCode, why: &str, back: &str) -> Response {
+    let body = html! {
+        h1 { "Not changed" }
+        p { (why) }
+        p { a href=(back) { "Back to the error" } }
+    };
+    (status, page("Not changed", body)).into_response()
+}
+
+#[utoipa::path(post, path = "/groups/{id}/actions", tag = "pages", params(("id" = i64, Path)),
+    request_body(content = ActionForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Changed: back to the group's page"),
+        (status = 401, description = "The read token, or a right write token, is needed"),
+        (status = 403, description = "The form's CSRF token is missing or does not match its cookie"),
+        (status = 404, description = "Unknown"), (status = 422, description = "A value that is not valid")))]
+pub(super) async fn group_action(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<axum::extract::Form<ActionForm>, axum::extract::rejection::FormRejection>,
+) -> ApiResult<Response> {
+    reader!(state, headers);
+    let not_found = || ApiError::NotFound(format!("no group `{id}`"));
+    let gid: i64 = id.parse().map_err(|_| not_found())?;
+    let back = format!("/groups/{gid}");
+    let axum::extract::Form(form) = match form {
+        Ok(f) => f,
+        Err(e) => {
+            return Ok(refused(StatusCode::UNPROCESSABLE_ENTITY, &format!("The form could not be read: {e}"), &back))
+        }
+    };
+    // The cookie and the form must carry the same token: another site can make a browser post a form, but it can
+    // neither read nor set this site's cookie.
+    match csrf_cookie(&headers) {
+        Some(c) if !form.csrf.is_empty() && same_secret(&form.csrf, &c) => {}
+        _ => {
+            return Ok(refused(
+                StatusCode::FORBIDDEN,
+                "This form's security token is missing or out of date (or it came from another site). Reload the error's page and try again.",
+                &back,
+            ))
+        }
+    }
+    let g = state.groups.find(gid).await?.ok_or_else(not_found)?;
+    let project = state.projects.by_id(g.project_id).await?.ok_or_else(not_found)?;
+    if !state.may_write(form.token.trim(), &project) {
+        return Ok(refused(
+            StatusCode::UNAUTHORIZED,
+            &format!("That is not the deploy token of project {} (nor the admin token).", project.name),
+            &back,
+        ));
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let by = "on its page";
+    let invalid = |e: crate::domain::Invalid| refused(StatusCode::UNPROCESSABLE_ENTITY, &e.0, &back);
+    let text = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    match form.action.as_str() {
+        "resolve" => {
+            state.groups.change_status(&g, StatusRequest::Resolve { fixed_in_commit: None }, by, now).await?;
+        }
+        "resolve_commit" => {
+            let sha = match crate::domain::Sha::parse(&text(&form.commit).unwrap_or_default()) {
+                Ok(s) => s,
+                Err(e) => return Ok(invalid(e)),
+            };
+            state.groups.change_status(&g, StatusRequest::Resolve { fixed_in_commit: Some(&sha) }, by, now).await?;
+        }
+        "resolve_next" => {
+            let env = match text(&form.environment).map(|e| crate::domain::Environment::parse(&e)).transpose() {
+                Ok(e) => e,
+                Err(e) => return Ok(invalid(e)),
+            };
+            let request = StatusRequest::ResolveInNextRelease { environment: env.as_ref() };
+            state.groups.change_status(&g, request, by, now).await?;
+        }
+        "ignore" => {
+            state.groups.change_status(&g, StatusRequest::Ignore, by, now).await?;
+        }
+        "unresolve" => {
+            state.groups.change_status(&g, StatusRequest::Unresolve, by, now).await?;
+        }
+        "assign" => {
+            let login = match text(&form.assignee).map(|l| crate::domain::GithubLogin::parse(&l)).transpose() {
+                Ok(l) => l,
+                Err(e) => return Ok(invalid(e)),
+            };
+            state.groups.assign_to(&g, login.as_ref(), by, now).await?;
+        }
+        other => {
+            return Ok(refused(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &format!("`{other}` is not something this page can do to an error."),
+                &back,
+            ))
+        }
+    }
+    Ok(Redirect::to(&back).into_response())
 }
 
 #[cfg(test)]
@@ -539,6 +891,8 @@ mod tests {
         let html = page("<script>alert('x')</script>", html! { p { ("& \"y\" <b>") } }).0;
         assert!(html.contains("<title>&lt;script&gt;alert('x')&lt;/script&gt; · shipwatch</title>"), "{html}");
         assert!(html.contains("<p>&amp; &quot;y&quot; &lt;b&gt;</p>"), "{html}");
-        assert!(!html.contains("<script>"), "{html}");
+        // The one script is the page's own (local times); nothing inserted became one.
+        assert_eq!(html.matches("<script>").count(), 1, "{html}");
+        assert!(html.contains(&format!("<script>{LOCAL_TIMES}</script>")), "{html}");
     }
 }

@@ -42,23 +42,82 @@ fn field(field: &'static str) -> impl Fn(Invalid) -> DeployError {
     move |e| DeployError::Invalid { field, reason: e.0 }
 }
 
-/// The release domain service.
 /// The window of the report's "events after the deploy, against the same window before" line, unless asked.
 pub const DEFAULT_WINDOW_MINUTES: i64 = 60;
 /// The longest such window: a day.
 pub const MAX_WINDOW_MINUTES: i64 = 24 * 60;
 
+/// Lines shown around a frame's line on the group page.
+pub const SOURCE_CONTEXT: u32 = 3;
+/// Files larger than this are not shown around frames.
+const MAX_SOURCE_BYTES: usize = 2 << 20;
+
+/// The release domain service.
 pub struct Releases {
     store: DynStore,
     mirrors: Arc<Mirrors>,
     max_range_commits: usize,
     /// GitHub's web root, for links in reports: `https://github.com` or an Enterprise server's.
     github_web: String,
+    /// Files read from the mirror at a commit, by (project, commit, path); `None` when the file is not there.
+    sources: crate::cache::Bounded<SourceKey, Option<Arc<Vec<String>>>>,
 }
+
+/// A file of a project at a commit: (project, commit, path).
+type SourceKey = (i64, String, String);
+
+/// Lines of a file around one line: (line number, text), the asked line among them.
+pub type SourceLines = Vec<(u32, String)>;
 
 impl Releases {
     pub fn new(store: DynStore, mirrors: Arc<Mirrors>, max_range_commits: usize, github_web: String) -> Releases {
-        Releases { store, mirrors, max_range_commits, github_web }
+        Releases { store, mirrors, max_range_commits, github_web, sources: crate::cache::Bounded::new(512) }
+    }
+
+    /// For each (path, line) asked, the lines around it in the file at commit `sha` of the project's mirror: what the
+    /// frame ran, as deployed. Spots whose file the mirror does not have (yet) are left out; git is not fetched for a
+    /// page. Files are read in one `git cat-file --batch` and cached.
+    ///
+    /// # Errors
+    /// When git cannot be run.
+    pub async fn source_lines(
+        &self,
+        project_id: i64,
+        sha: &str,
+        spots: &[(String, u32)],
+    ) -> anyhow::Result<std::collections::HashMap<(String, u32), SourceLines>> {
+        let key = |path: &str| (project_id, sha.to_owned(), path.to_owned());
+        let mut missing: Vec<String> =
+            spots.iter().map(|(p, _)| p.clone()).filter(|p| self.sources.get(&key(p)).is_none()).collect();
+        missing.sort();
+        missing.dedup();
+        if !missing.is_empty() {
+            let repo = self.mirrors.path(project_id);
+            if !repo.exists() {
+                return Ok(std::collections::HashMap::new());
+            }
+            let mut read = crate::git::tree::read_files(self.mirrors.git(), &repo, sha, &missing).await?;
+            for path in missing {
+                let lines = read
+                    .remove(&path)
+                    .filter(|text| text.len() <= MAX_SOURCE_BYTES)
+                    .map(|text| Arc::new(text.lines().map(str::to_owned).collect::<Vec<_>>()));
+                self.sources.insert(key(&path), lines);
+            }
+        }
+        let mut out = std::collections::HashMap::new();
+        for (path, line) in spots {
+            let Some(Some(file)) = self.sources.get(&key(path)) else { continue };
+            let at = *line as usize;
+            if at == 0 || at > file.len() {
+                continue;
+            }
+            let from = at.saturating_sub(SOURCE_CONTEXT as usize).max(1);
+            let to = (at + SOURCE_CONTEXT as usize).min(file.len());
+            let lines = (from..=to).map(|n| (n as u32, file[n - 1].clone())).collect();
+            out.insert((path.clone(), *line), lines);
+        }
+        Ok(out)
     }
 
     /// A project's repository on GitHub's web (`https://github.com/acme/web`), when it has one.
@@ -116,6 +175,7 @@ impl Releases {
             deployed_at,
             deployer,
             url,
+            deployed_at_given: input.deployed_at.as_deref().is_some_and(|s| !s.is_empty()),
         };
         Ok(self.store.record_deploy(new, Work::deploy_range, now_ms).await?)
     }
@@ -145,6 +205,11 @@ impl Releases {
     }
 
     /// A project's deploys, newest first, optionally of one environment, before a deploy id (for paging).
+    /// Of a deploy's build (its release in its environment): events, groups new in it, groups that came back in it.
+    pub async fn build_summary(&self, deploy: &Deploy) -> Result<(i64, i64, i64), StoreError> {
+        self.store.build_summary(deploy.project_id, &deploy.version, &deploy.environment).await
+    }
+
     pub async fn list(
         &self,
         project_id: i64,
@@ -163,22 +228,23 @@ impl Releases {
     ) -> Result<report::Report, StoreError> {
         use report::{ErrorCounts, ErrorFacts, ErrorLine, Link};
         let commits = self.store.deploy_commits(deploy.id).await?;
-        let groups = self.store.groups_of_release(project.id, &deploy.version).await?;
+        let mut groups = self.store.groups_of_release(project.id, &deploy.version).await?;
+        // Groups that came back in this build (release and environment), though they may have regressed again since.
+        let regressed_here = self.store.regressed_in_build(project.id, &deploy.version, &deploy.environment).await?;
+        for id in &regressed_here {
+            if !groups.iter().any(|g| g.id == *id) {
+                groups.extend(self.store.group(*id).await?);
+            }
+        }
         let repo_web = self.repo_web(project);
         let gh = repo_web.as_deref();
         // Each group's events in this release and environment, not its lifetime total.
-        let mut in_release = std::collections::HashMap::new();
-        for g in &groups {
-            let n = self
-                .store
-                .group_counts(g.id)
-                .await?
-                .iter()
-                .filter(|c| c.release == deploy.version && c.environment == deploy.environment)
-                .map(|c| c.count)
-                .sum::<i64>();
-            in_release.insert(g.id, n);
-        }
+        let in_release: std::collections::HashMap<i64, i64> = self
+            .store
+            .group_counts_in_build(project.id, &deploy.version, &deploy.environment)
+            .await?
+            .into_iter()
+            .collect();
         // Each group as it was assigned at this deploy; a later regression's re-assignment does not rewrite it.
         let at_deploy: std::collections::HashMap<i64, (String, Option<String>)> = self
             .store
@@ -204,6 +270,7 @@ impl Releases {
                 .github_issue
                 .map(|n| Link { label: format!("#{n}"), url: gh.map(|r| format!("{r}/issues/{n}")) }),
         };
+        let here = |g: &crate::store::Group| in_release.get(&g.id).is_some_and(|n| *n > 0);
         let pick =
             |f: &dyn Fn(&crate::store::Group) -> bool| groups.iter().filter(|g| f(g)).map(line).collect::<Vec<_>>();
         let v = deploy.version.as_str();
@@ -211,16 +278,20 @@ impl Releases {
         let w = window * 60_000;
         let at = deploy.deployed_at;
         let facts = ErrorFacts {
-            new_errors: pick(&|g| g.new_in_release.as_deref() == Some(v)),
-            regressions: pick(&|g| g.regressed_in.as_deref() == Some(v)),
+            // New and regressed in this deploy's own environment: a release deployed to staging and production
+            // lists under each only what happened there.
+            new_errors: pick(&|g| g.new_in_release.as_deref() == Some(v) && here(g)),
+            regressions: pick(&|g| regressed_here.contains(&g.id) || (g.regressed_in.as_deref() == Some(v) && here(g))),
             suspects_in_range: pick(&|g| g.introduced_by.as_deref() == Some(v)),
             counts: ErrorCounts {
+                in_release: self.store.build_summary(project.id, v, &deploy.environment).await?.0,
                 window_minutes: window,
                 before: self.store.count_events_between(project.id, &deploy.environment, at - w, at).await?,
                 after: self.store.count_events_between(project.id, &deploy.environment, at, at + w).await?,
             },
         };
-        Ok(report::Report::build(project, deploy, &commits, facts, &self.github_web))
+        let removed = self.store.deploy_removed_commits(deploy.id).await?;
+        Ok(report::Report::build(project, deploy, &commits, &removed, facts, &self.github_web))
     }
 
     /// The range job: fetches what the mirror lacks, works out how the deploy relates to the previous one and
@@ -289,6 +360,8 @@ impl Releases {
             merge_base: None,
             commit_count: 0,
             commits: Vec::new(),
+            removed_count: 0,
+            removed: Vec::new(),
         };
         let Some(base) = deploy.base_sha.as_deref() else {
             return Ok(Ok(empty(RangeStatus::Initial)));
@@ -308,6 +381,13 @@ impl Releases {
         };
         let commit_count = range::count(git, &repo, sha, Some(base)).await?;
         let raw = range::log(git, &repo, sha, Some(base), sha, self.max_range_commits).await?;
+        // A rollback (or a diverged deploy) takes out what the previous deploy had: `sha..base`.
+        let (removed_count, removed) = if range_status == RangeStatus::Forward {
+            (0, Vec::new())
+        } else {
+            let n = range::count(git, &repo, base, Some(sha)).await?;
+            (n, range::log(git, &repo, base, Some(sha), base, self.max_range_commits).await?)
+        };
         let own_repo = project.github_repo.as_deref();
         Ok(Ok(RangeOutcome {
             base_sha: Some(base.to_owned()),
@@ -315,6 +395,8 @@ impl Releases {
             merge_base,
             commit_count,
             commits: raw.into_iter().map(|c| commit_record(c, own_repo)).collect(),
+            removed_count,
+            removed: removed.into_iter().map(|c| commit_record(c, own_repo)).collect(),
         }))
     }
 }

@@ -14,8 +14,15 @@ pub struct Report {
     pub deploy: DeployView,
     /// Commits of the range grouped by author, the authors with most commits first.
     pub authors: Vec<AuthorCommits>,
-    pub pull_requests: Vec<Link>,
+    /// Pull requests merged in the range, with their titles as the merge or squash commit gives them.
+    pub pull_requests: Vec<PullRequest>,
     pub closed_issues: Vec<Link>,
+    /// Files the range changed, the most changed first (at most [`FILES_KEPT`]).
+    pub files: Vec<FileLine>,
+    /// How many files the range changed in all.
+    pub files_count: usize,
+    /// A rollback's (or diverged deploy's): the previous deploy's commits this one no longer has, newest first.
+    pub removed_commits: Vec<CommitLine>,
     /// Groups that first appeared with this deploy.
     pub new_errors: Vec<ErrorLine>,
     /// Resolved groups that came back with this deploy.
@@ -42,6 +49,8 @@ pub struct ErrorLine {
 /// Events of the deploy's environment in a window after the deploy, against the same window before it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ErrorCounts {
+    /// Events whose release and environment are this deploy's.
+    pub in_release: i64,
     pub window_minutes: i64,
     pub before: i64,
     pub after: i64,
@@ -69,6 +78,8 @@ pub struct DeployView {
     pub commit_count: Option<i64>,
     /// True when the range had more commits than the server stores details for.
     pub truncated: bool,
+    /// Commits of the previous deploy that this one took out (a rollback's), counted by git.
+    pub removed_count: i64,
     pub deployed_at: String,
     pub deployer: Option<String>,
     pub url: Option<String>,
@@ -90,6 +101,38 @@ pub struct CommitLine {
     pub pr_number: Option<i64>,
     pub co_authors: Vec<Person>,
     pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PullRequest {
+    pub number: i64,
+    pub title: Option<String>,
+    pub url: Option<String>,
+}
+
+/// One file of a range: lines added and deleted over its commits (binary changes count no lines).
+#[derive(Debug, Clone, Serialize)]
+pub struct FileLine {
+    pub path: String,
+    pub commits: usize,
+    pub added: i64,
+    pub deleted: i64,
+}
+
+/// Files a report keeps, the most changed first.
+pub const FILES_KEPT: usize = 200;
+
+/// A pull request's title from the commit that merged it: a squash commit's summary without its `(#N)`, or the
+/// first line of a merge commit's body.
+fn pr_title(c: &CommitRecord, n: i64) -> Option<String> {
+    let suffix = format!("(#{n})");
+    if let Some(title) = c.summary.trim_end().strip_suffix(&suffix) {
+        return Some(title.trim_end().to_owned()).filter(|t| !t.is_empty());
+    }
+    if c.summary.starts_with(&format!("Merge pull request #{n} ")) {
+        return c.message.lines().skip(1).map(str::trim).find(|l| !l.is_empty()).map(str::to_owned);
+    }
+    None
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -123,6 +166,7 @@ impl DeployView {
             merge_base: d.merge_base.clone(),
             commit_count: d.commit_count,
             truncated: matches!((d.commit_count, d.commits_stored), (Some(c), Some(s)) if s < c),
+            removed_count: d.removed_count.unwrap_or(0),
             deployed_at: rfc3339(d.deployed_at),
             deployer: d.deployer.clone(),
             url: d.url.clone(),
@@ -138,15 +182,28 @@ impl Report {
         project: &Project,
         deploy: &Deploy,
         commits: &[CommitRecord],
+        removed: &[CommitRecord],
         errors: ErrorFacts,
         web: &str,
     ) -> Report {
         let repo_web = project.github_repo.as_deref().map(|r| format!("{}/{r}", web.trim_end_matches('/')));
         let gh = repo_web.as_deref();
         let mut by_author: BTreeMap<String, AuthorCommits> = BTreeMap::new();
-        let mut prs: Vec<i64> = Vec::new();
+        let mut prs: Vec<(i64, Option<String>)> = Vec::new();
         let mut issues: Vec<IssueRef> = Vec::new();
+        let mut files: BTreeMap<&str, FileLine> = BTreeMap::new();
         for c in commits {
+            for f in &c.files {
+                let line = files.entry(f.path.as_str()).or_insert_with(|| FileLine {
+                    path: f.path.clone(),
+                    commits: 0,
+                    added: 0,
+                    deleted: 0,
+                });
+                line.commits += 1;
+                line.added += f.added.unwrap_or(0);
+                line.deleted += f.deleted.unwrap_or(0);
+            }
             let entry = by_author.entry(c.author.email.to_lowercase()).or_insert_with(|| AuthorCommits {
                 name: c.author.name.clone(),
                 email: c.author.email.clone(),
@@ -159,8 +216,15 @@ impl Report {
                 co_authors: c.co_authors.clone(),
                 url: gh.map(|r| format!("{r}/commit/{}", c.sha)),
             });
-            if let Some(n) = c.pr_number.filter(|n| !prs.contains(n)) {
-                prs.push(n);
+            if let Some(n) = c.pr_number {
+                match prs.iter_mut().find(|(p, _)| *p == n) {
+                    Some((_, title)) => {
+                        if title.is_none() {
+                            *title = pr_title(c, n);
+                        }
+                    }
+                    None => prs.push((n, pr_title(c, n))),
+                }
             }
             for i in &c.closes {
                 if !issues.contains(i) {
@@ -170,15 +234,21 @@ impl Report {
         }
         let mut authors: Vec<AuthorCommits> = by_author.into_values().collect();
         authors.sort_by(|a, b| b.commits.len().cmp(&a.commits.len()).then_with(|| a.name.cmp(&b.name)));
-        prs.sort_unstable();
+        prs.sort_unstable_by_key(|(n, _)| *n);
+        let files_count = files.len();
+        let mut files: Vec<FileLine> = files.into_values().collect();
+        files.sort_by(|a, b| (b.added + b.deleted).cmp(&(a.added + a.deleted)).then_with(|| a.path.cmp(&b.path)));
+        files.truncate(FILES_KEPT);
         Report {
             project: project.name.clone(),
             deploy: DeployView::new(deploy, gh),
             authors,
             pull_requests: prs
                 .into_iter()
-                .map(|n| Link { label: format!("#{n}"), url: gh.map(|r| format!("{r}/pull/{n}")) })
+                .map(|(number, title)| PullRequest { number, title, url: gh.map(|r| format!("{r}/pull/{number}")) })
                 .collect(),
+            files,
+            files_count,
             closed_issues: issues
                 .into_iter()
                 .map(|i| match i.repo {
@@ -191,6 +261,16 @@ impl Report {
                     }
                 })
                 .collect(),
+            removed_commits: removed
+                .iter()
+                .map(|c| CommitLine {
+                    sha: c.sha.clone(),
+                    summary: c.summary.clone(),
+                    pr_number: c.pr_number,
+                    co_authors: c.co_authors.clone(),
+                    url: gh.map(|r| format!("{r}/commit/{}", c.sha)),
+                })
+                .collect(),
             new_errors: errors.new_errors,
             regressions: errors.regressions,
             suspects_in_range: errors.suspects_in_range,
@@ -201,11 +281,14 @@ impl Report {
     /// What a deploy with no new errors, regressions or suspects says about them.
     pub const NO_ERRORS: &'static str = "No new errors, no regressions, and no error blames a commit of this release.";
 
-    /// "3 events in the 60 minutes after this deploy, 1 in the 60 minutes before."
+    /// "4 events from this release in production. By time: 3 events in the 60 minutes after this deploy, 1 in
+    /// the 60 minutes before."
     pub fn counts_sentence(&self) -> String {
         let c = &self.error_counts;
         format!(
-            "{} in the {} minutes after this deploy, {} in the {} minutes before.",
+            "{} from this release in {}. By time: {} in the {} minutes after this deploy, {} in the {} minutes before.",
+            plural(c.in_release, "event"),
+            self.deploy.environment,
             plural(c.after, "event"),
             c.window_minutes,
             c.before,
@@ -281,11 +364,36 @@ impl Report {
             let _ = writeln!(md, "| Link | {url} |");
         }
         let _ = writeln!(md);
-        if DeployStatus::parse(&d.status) == Some(DeployStatus::Pending) {
-            let _ = writeln!(md, "The commit range is still being computed.");
-            return md;
+        match DeployStatus::parse(&d.status) {
+            Some(DeployStatus::Pending) => {
+                let _ = writeln!(md, "The commit range is still being computed.");
+                return md;
+            }
+            Some(DeployStatus::Failed) => {
+                let _ = writeln!(
+                    md,
+                    "This deploy failed: nothing is known to have shipped, and no error is counted against it."
+                );
+                return md;
+            }
+            _ => {}
         }
         self.errors_markdown(&mut md);
+        if !self.removed_commits.is_empty() {
+            let _ = writeln!(md, "### Commits taken out by this deploy\n");
+            for c in self.removed_commits.iter().take(MD_REMOVED) {
+                let sha = match &c.url {
+                    Some(u) => format!("[`{}`]({u})", short(&c.sha)),
+                    None => format!("`{}`", short(&c.sha)),
+                };
+                let _ = writeln!(md, "- {sha} {}", escape(&c.summary));
+            }
+            let more = (d.removed_count.max(self.removed_commits.len() as i64)) - MD_REMOVED as i64;
+            if more > 0 {
+                let _ = writeln!(md, "- … and {more} more");
+            }
+            let _ = writeln!(md);
+        }
         if self.authors.is_empty() {
             return md;
         }
@@ -318,7 +426,32 @@ impl Report {
         if d.truncated {
             let _ = writeln!(md, "_Only the newest commits of this range are listed._\n");
         }
-        for (title, links) in [("Pull requests", &self.pull_requests), ("Closed issues", &self.closed_issues)] {
+        if !self.pull_requests.is_empty() {
+            let _ = writeln!(md, "### Pull requests\n");
+            for p in self.pull_requests.iter().take(MD_LINKS) {
+                let number = match &p.url {
+                    Some(u) => format!("[#{}]({u})", p.number),
+                    None => format!("#{}", p.number),
+                };
+                let title = p.title.as_deref().map(|t| format!(" {}", escape(t))).unwrap_or_default();
+                let _ = writeln!(md, "- {number}{title}");
+            }
+            if self.pull_requests.len() > MD_LINKS {
+                let _ = writeln!(md, "- … and {} more", self.pull_requests.len() - MD_LINKS);
+            }
+            let _ = writeln!(md);
+        }
+        if !self.files.is_empty() {
+            let most: Vec<String> = self
+                .files
+                .iter()
+                .take(MD_FILES)
+                .map(|f| format!("`{}` +{} −{}", f.path.replace('`', "'"), f.added, f.deleted))
+                .collect();
+            let more = if self.files_count > MD_FILES { ", …" } else { "" };
+            let _ = writeln!(md, "**Files changed:** {} — {}{more}\n", self.files_count, most.join(", "));
+        }
+        for (title, links) in [("Closed issues", &self.closed_issues)] {
             if links.is_empty() {
                 continue;
             }
@@ -352,7 +485,9 @@ impl Report {
             (_, Some(RangeStatus::Initial)) => "first deploy of this environment (no range)".into(),
             (_, Some(RangeStatus::Forward)) => format!("{commits} since `{base}`"),
             (_, Some(RangeStatus::Redeploy)) => format!("redeploy of `{base}` (no new commits)"),
-            (_, Some(RangeStatus::Rollback)) => format!("rollback from `{base}` (no new commits)"),
+            (_, Some(RangeStatus::Rollback)) => {
+                format!("rollback from `{base}`: takes out {}", plural(d.removed_count, "commit"))
+            }
             (_, Some(RangeStatus::Diverged)) => format!(
                 "{commits} not in the previous deploy `{base}`, which is not an ancestor (force-push?); merge base `{}`",
                 d.merge_base.as_deref().map(short).unwrap_or("none")
@@ -379,6 +514,8 @@ pub fn plural(n: i64, word: &str) -> String {
 const MD_AUTHORS: usize = 25;
 const MD_COMMITS_PER_AUTHOR: usize = 10;
 const MD_LINKS: usize = 60;
+const MD_REMOVED: usize = 50;
+const MD_FILES: usize = 5;
 
 /// The abbreviated form of a commit id.
 pub fn short(sha: &str) -> &str {
@@ -427,6 +564,7 @@ mod tests {
             url: None,
             created_at: 0,
             processed_at: None,
+            removed_count: None,
         }
     }
 
@@ -448,7 +586,7 @@ mod tests {
             closes: vec![IssueRef { repo: Some("acme/other".into()), number: 9 }],
             files: vec![],
         };
-        let r = Report::build(&project, &deploy, &[commit], ErrorFacts::default(), "https://ghe.example.com/");
+        let r = Report::build(&project, &deploy, &[commit], &[], ErrorFacts::default(), "https://ghe.example.com/");
         let md = r.to_markdown();
         for link in [
             format!("https://ghe.example.com/acme/web/compare/{}...{}", "a".repeat(40), "b".repeat(40)),
@@ -484,7 +622,8 @@ mod tests {
                 }
             })
             .collect();
-        let md = Report::build(&project, &deploy, &commits, ErrorFacts::default(), "https://github.com/").to_markdown();
+        let md =
+            Report::build(&project, &deploy, &commits, &[], ErrorFacts::default(), "https://github.com/").to_markdown();
         assert!(md.len() < 64 * 1024, "{} bytes", md.len());
         assert!(md.contains("- … and 75 more"), "per author");
         assert!(md.contains("… and 35 more authors with"), "{md}");

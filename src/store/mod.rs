@@ -140,6 +140,8 @@ pub struct Deploy {
     pub url: Option<String>,
     pub created_at: i64,
     pub processed_at: Option<i64>,
+    /// A rollback's (or a diverged deploy's): commits of the previous deploy that this one no longer has.
+    pub removed_count: Option<i64>,
 }
 
 pub struct NewDeploy {
@@ -151,6 +153,8 @@ pub struct NewDeploy {
     pub deployed_at: i64,
     pub deployer: Option<String>,
     pub url: Option<String>,
+    /// Whether the caller named the deploy's time (rather than it being the time of receipt).
+    pub deployed_at_given: bool,
 }
 
 /// The result of computing a deploy's range, written in one transaction.
@@ -161,6 +165,36 @@ pub struct RangeOutcome {
     pub merge_base: Option<String>,
     pub commit_count: i64,
     pub commits: Vec<CommitRecord>,
+    /// Commits the previous deploy had and this one does not (a rollback's, a diverged deploy's), counted by git.
+    pub removed_count: i64,
+    /// Those commits with their details, newest first, up to the range cap.
+    pub removed: Vec<CommitRecord>,
+}
+
+/// One line of a group's history: something that happened to it, where, and why.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct HistoryEntry {
+    pub group_id: i64,
+    pub at: i64,
+    /// `resolved`, `resolved_by_commit`, `resolve_next_release`, `unresolved`, `ignored`, `regressed`,
+    /// `issue_linked`, `fixed_by_commit`.
+    pub kind: String,
+    pub release: Option<String>,
+    pub environment: Option<String>,
+    pub deploy_id: Option<i64>,
+    /// Who or what did it, the baseline, the issue number: free text written by the domain.
+    pub detail: Option<String>,
+}
+
+/// An assignment made at a deploy, for a group's timeline.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeployAssignment {
+    pub deploy_id: i64,
+    pub version: String,
+    pub environment: String,
+    pub assignee: Option<String>,
+    pub assignment: String,
+    pub assigned_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -485,6 +519,8 @@ pub trait DeployStore: Send + Sync {
     async fn note_deploy_problem(&self, deploy_id: i64, reason: &str) -> StoreResult<()>;
     /// The commits of a deploy's range, in `git log` order.
     async fn deploy_commits(&self, deploy_id: i64) -> StoreResult<Vec<CommitRecord>>;
+    /// The commits a rollback (or diverged deploy) took out, newest first.
+    async fn deploy_removed_commits(&self, deploy_id: i64) -> StoreResult<Vec<CommitRecord>>;
     /// Whether a deploy of `release` (in `environment` when given) is still pending: its range is being computed.
     async fn release_pending(&self, project_id: i64, environment: Option<&str>, release: &str) -> StoreResult<bool>;
     /// The deploy an event ran at: the newest ready deploy whose version is `release` (in `environment` when given),
@@ -560,7 +596,28 @@ pub trait GroupStore: Send + Sync {
         release: &str,
         now: i64,
         github_job: Option<&NewJob>,
+        history: &HistoryEntry,
     ) -> StoreResult<bool>;
+    /// Adds a line to a group's history.
+    async fn add_history(&self, entry: &HistoryEntry) -> StoreResult<()>;
+    /// Assigns a group to a GitHub login by hand (or to nobody), with its history line, in one transaction.
+    async fn set_assignee(&self, group_id: i64, assignee: Option<&str>, history: &HistoryEntry) -> StoreResult<()>;
+    /// A group's history, oldest first.
+    async fn group_history(&self, group_id: i64) -> StoreResult<Vec<HistoryEntry>>;
+    /// A group's assignments, one per deploy it was assigned at, oldest first.
+    async fn group_assignment_history(&self, group_id: i64) -> StoreResult<Vec<DeployAssignment>>;
+    /// Per group, its events in a build (a release in an environment).
+    async fn group_counts_in_build(
+        &self,
+        project_id: i64,
+        release: &str,
+        environment: &str,
+    ) -> StoreResult<Vec<(i64, i64)>>;
+    /// Of a build (a release in an environment): its events, the groups new in it that it had events of, and the
+    /// groups that came back in it.
+    async fn build_summary(&self, project_id: i64, release: &str, environment: &str) -> StoreResult<(i64, i64, i64)>;
+    /// The groups of a project that regressed with an event from `release` in `environment`.
+    async fn regressed_in_build(&self, project_id: i64, release: &str, environment: &str) -> StoreResult<Vec<i64>>;
     /// Sets "new in" / "introduced by", queueing `github_job` in the same transaction.
     async fn set_release_flags(
         &self,

@@ -182,7 +182,11 @@ async fn report_in_json_and_markdown() {
     assert_eq!(status, 200);
     assert_eq!(report["authors"][0]["name"], json!("Bob Roe"));
     assert_eq!(report["authors"][0]["commits"].as_array().map(Vec::len), Some(2));
-    assert_eq!(report["pull_requests"], json!([{ "label": "#21", "url": "https://github.com/acme/web/pull/21" }]));
+    assert_eq!(
+        report["pull_requests"],
+        json!([{ "number": 21, "title": "Add b", "url": "https://github.com/acme/web/pull/21" }]),
+        "the title from the squash commit"
+    );
     assert_eq!(report["closed_issues"], json!([{ "label": "#8", "url": "https://github.com/acme/web/issues/8" }]));
     assert_eq!(report["deploy"]["compare_url"], json!(format!("https://github.com/acme/web/compare/{c1}...{c3}")));
 
@@ -201,7 +205,7 @@ async fn report_in_json_and_markdown() {
     assert!(md.contains("**Bob Roe** (2)"), "{md}");
     assert!(md.contains("Add b (#21) (with Alice Doe)"), "{md}");
     assert!(md.contains("Fix \\<script\\>alert(1)\\</script\\> \\| table"), "escaped: {md}");
-    assert!(md.contains("### Pull requests\n\n[#21](https://github.com/acme/web/pull/21)"), "{md}");
+    assert!(md.contains("### Pull requests\n\n- [#21](https://github.com/acme/web/pull/21) Add b\n"), "{md}");
     let (status, body) =
         app.call(Method::GET, &format!("/api/v1/deploys/{id}/report?format=pdf"), Some(&token), None).await;
     assert_eq!((status, body["field"].clone()), (422, json!("format")));

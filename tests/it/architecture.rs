@@ -25,7 +25,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // Domain services: the rules. Each may use the foundations, the infrastructure, `jobs`, and the services
     // listed before it.
     ("groups", &["domain", "events", "jobs", "store"]),
-    ("releases", &["domain", "git", "jobs", "markdown", "store"]),
+    ("releases", &["cache", "domain", "git", "jobs", "markdown", "store"]),
     ("projects", &["assign", "domain", "store"]),
     ("assign", &["cache", "config", "events", "git", "github", "groups", "jobs", "releases", "store"]),
     ("regressions", &["assign", "events", "git", "groups", "jobs", "store"]),

@@ -123,8 +123,9 @@ async fn deploy_and_group_pages_in_headless_chromium() {
         "{deploy}"
     );
     assert!(!deploy.contains('`'), "no Markdown backticks on the page");
+    // Times as on every page: a <time> element, turned into the reader's local time by the page's script.
     let deployed = deploy.split("<th>Deployed</th>").nth(1).and_then(|r| r.split("</td>").next()).unwrap_or_default();
-    assert!(deployed.ends_with(" UTC") || deployed.contains(" UTC by "), "times as on the other pages: {deployed}");
+    assert!(deployed.contains("<time datetime=\"20") && deployed.contains("title=\"20"), "{deployed}");
     shoot("/deploys/2", "deploy-v2.png").await;
 
     // The group page: the suspect's explanation, the owner, the frames linked at the deployed commit.
@@ -141,11 +142,93 @@ async fn deploy_and_group_pages_in_headless_chromium() {
         group.contains(&format!("href=\"https://github.com/acme/web/blob/{v2}/app/pay.py#L2\"")),
         "blamed line at the deployed sha"
     );
+    assert!(group.contains("<mark>    2      return a / b</mark>"), "the frame's line among its source lines: {group}");
+    assert!(group.contains("    1  def pay(a, b):"), "lines around it");
     shoot(&group_path, "group.png").await;
 
-    // Every local link on both pages works; the project page and the list too.
+    // The resolve form, sent as the browser sends it: the page's hidden CSRF token with its cookie, and the token.
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let page_resp = no_redirects.get(format!("{}{group_path}", app.base)).send().await.expect("sent");
+    let cookie = page_resp.headers()["set-cookie"].to_str().expect("cookie").to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let cookie = cookie.split(';').next().expect("pair").to_owned();
+    let html = page_resp.text().await.expect("page");
+    let csrf = Regex::new(r#"name="csrf" value="([0-9a-f]{32})""#).expect("regex").captures(&html).expect("csrf field")
+        [1]
+    .to_owned();
+    let actions = format!("{}{group_path}/actions", app.base);
+    let post = |fields: Vec<(&'static str, String)>, cookie: Option<String>| {
+        let mut req = no_redirects.post(&actions).form(&fields);
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        req.send()
+    };
+    let status_of = || async {
+        let (_, g) = app.call(Method::GET, &format!("/api/v1{group_path}"), Some(&token), None).await;
+        g["group"]["status"].as_str().unwrap_or_else(|| panic!("{g}")).to_owned()
+    };
+    let form = |csrf: &str, token: &str| {
+        vec![("csrf", csrf.to_owned()), ("token", token.to_owned()), ("action", "resolve".to_owned())]
+    };
+    // Another site can make a browser post the form, but cannot read or set the CSRF cookie.
+    let forged = post(form("", &token), Some(cookie.clone())).await.expect("sent");
+    assert_eq!(forged.status().as_u16(), 403);
+    let no_cookie = post(form(&csrf, &token), None).await.expect("sent");
+    assert_eq!(no_cookie.status().as_u16(), 403);
+    let wrong_token = post(form(&csrf, "not-the-token"), Some(cookie.clone())).await.expect("sent");
+    assert_eq!(wrong_token.status().as_u16(), 401);
+    assert_eq!(status_of().await, "unresolved", "refused forms change nothing");
+    let done = post(form(&csrf, &token), Some(cookie.clone())).await.expect("sent");
+    assert_eq!(done.status().as_u16(), 303);
+    assert_eq!(done.headers()["location"], group_path.as_str());
+    assert_eq!(status_of().await, "resolved");
+
+    // v3 still divides by zero: the group comes back, and its page's history says when, where and why.
+    let v3 = repo.commit(&ALICE, &[("docs.md", "docs\n")], "Docs (#22)");
+    app.deploy(&token, json!({ "project": "web", "environment": "production", "sha": v3, "version": "v3" })).await;
+    app.drain().await;
+    let event3 = event.replace("\"v2\"", "\"v3\"").replace(&format!("{:032x}", 1), &format!("{:032x}", 3));
+    let body = format!("{{}}\n{{\"type\":\"event\"}}\n{event3}\n");
+    assert_eq!(app.http.post(&url).body(body).send().await.expect("sent").status().as_u16(), 200);
+    app.drain().await;
+    let group = dump(&group_path).await;
+    for text in ["first seen", "assigned to @bobby", "resolved: on its page", "came back: v3 (", "<svg class=\"chart\""]
+    {
+        assert!(group.contains(text), "group page lacks {text:?}: {group}");
+    }
+    shoot(&group_path, "group-regression.png").await;
+
+    // A rollback to v1 and a deploy of a commit that was never pushed.
+    app.deploy(&token, json!({ "project": "web", "environment": "production", "sha": c1, "version": "v1.1" })).await;
+    app.drain().await;
+    let (_, failed) = app
+        .deploy(
+            &token,
+            json!({ "project": "web", "environment": "production", "sha": "f".repeat(40), "version": "v4" }),
+        )
+        .await;
+    app.drain().await;
+    let rollback = dump("/deploys/4").await;
+    assert!(rollback.contains("takes out 3 commits") && rollback.contains("Commits taken out by this deploy"));
+    assert!(rollback.contains("Simplify pay (#21)") && rollback.contains("Docs (#22)"), "{rollback}");
+    shoot("/deploys/4", "deploy-rollback.png").await;
+    let failed_path = format!("/deploys/{}", failed["id"]);
+    let failed_page = dump(&failed_path).await;
+    assert!(failed_page.contains("failed: commit ffffffffff"), "{failed_page}");
+    shoot(&failed_path, "deploy-failed.png").await;
+
+    // The project's errors, filtered.
+    let errors_path = "/projects/web/errors?status=unresolved&q=division";
+    let errors = dump(errors_path).await;
+    assert!(errors.contains("ZeroDivisionError: division by zero</a>"), "{errors}");
+    assert!(errors.contains("<option value=\"unresolved\" selected=\"\">"), "the filter shows as applied: {errors}");
+    shoot(errors_path, "errors-filtered.png").await;
+
+    // Every local link on these pages works; the project page and the list too.
     let href = Regex::new(r#"href="(/[^"]*)""#).expect("regex");
-    let mut local: Vec<String> = href.captures_iter(&(deploy.clone() + &group)).map(|c| c[1].to_owned()).collect();
+    let all = [deploy.clone(), group.clone(), rollback, failed_page, errors].concat();
+    let mut local: Vec<String> = href.captures_iter(&all).map(|c| c[1].to_owned()).collect();
     local.sort();
     local.dedup();
     assert!(local.len() >= 4, "{local:?}");
@@ -154,7 +237,8 @@ async fn deploy_and_group_pages_in_headless_chromium() {
         assert!(status.is_success(), "{l} answered {status}");
     }
     let project = dump("/projects/web").await;
-    assert!(project.contains("1 new · 0 regressed") && project.contains("href=\"/deploys/2\""), "timeline");
+    assert!(project.contains("1 new · 0 regressed") && project.contains("href=\"/deploys/2\""), "v2: {project}");
+    assert!(project.contains("0 new · 1 regressed") && project.contains("takes out 3 commits"), "v3, v1.1: {project}");
     shoot("/projects/web", "project.png").await;
     app.stop().await;
 }

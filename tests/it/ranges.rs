@@ -241,6 +241,21 @@ async fn resending_a_deploy_is_idempotent_and_a_missing_commit_fails_with_a_reas
         assert_eq!(again["created"], json!(false));
         assert_eq!(store.job_states().await.expect("jobs").len(), 1, "{backend}: one job for one deploy");
         app.drain().await;
+        // A restart of the same build is a deploy of its own: a new run link, or a new time, says so.
+        for restart in [
+            json!({ "project": "web", "environment": "production", "sha": c1, "version": "v1",
+                    "url": "https://ci.example.com/runs/2" }),
+            json!({ "project": "web", "environment": "production", "sha": c1, "version": "v1",
+                    "url": "https://ci.example.com/runs/2", "deployed_at": "2026-11-20T10:00:00Z" }),
+        ] {
+            let (_, restarted) = app.deploy(&token, restart.clone()).await;
+            assert_eq!(restarted["created"], json!(true), "{backend}: {restart}");
+            app.drain().await;
+            let got = app.get_deploy(&token, restarted["id"].as_i64().expect("id")).await;
+            assert_eq!(got["deploy"]["range_status"], json!("redeploy"), "{backend}");
+            let (_, resent) = app.deploy(&token, restart).await;
+            assert_eq!((resent["id"].clone(), resent["created"].clone()), (restarted["id"].clone(), json!(false)));
+        }
 
         let unknown = "89abcdef0123456789abcdef0123456789abcdef";
         let (_, recorded) =

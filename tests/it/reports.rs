@@ -215,3 +215,159 @@ async fn the_errors_page_lists_a_projects_groups_filtered_sorted_and_paged() {
     assert_eq!(status, 422);
     app.stop().await;
 }
+
+/// A project deployed to staging and production: each deploy's report lists what happened in its own environment
+/// only (a regression in production is not staging's), and a rollback lists the commits it took out.
+#[tokio::test]
+async fn reports_per_environment_and_a_rollback() {
+    let db = sqlite_db().await;
+    let app = TestApp::spawn(db.store.clone(), false).await;
+    let repo = TestRepo::new();
+    let c1 = repo.commit(
+        &ALICE,
+        &[
+            ("app/pay.py", "def pay(a, b):\n    return a / (b + 1)\n"),
+            ("app/cart.py", "def item(c):\n    return c['sku']\n"),
+        ],
+        "Cart and payments",
+    );
+    let (_, token) = app.project("web", &repo).await;
+    let (_, p) = app.call(Method::GET, "/api/v1/projects/web", Some(ADMIN_TOKEN), None).await;
+    let key =
+        p["dsn"].as_str().and_then(|d| d.split("//").nth(1)).and_then(|r| r.split('@').next()).expect("key").to_owned();
+    let url = format!("{}/api/{}/envelope/?sentry_key={key}", app.base, p["id"]);
+    let deploy = |env: &'static str, sha: String, version: &'static str, at: i64| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            let body = json!({ "project": "web", "environment": env, "sha": sha, "version": version,
+                               "deployed_at": iso(at), "deployer": "octocat" });
+            let (status, d) = app.deploy(&token, body).await;
+            assert_eq!(status, 202, "{d}");
+            app.drain().await;
+            d["id"].as_i64().expect("id")
+        }
+    };
+    let error = |n: u32, env: &'static str, release: &'static str, at: i64, ty: &'static str, path: &'static str| {
+        let (app, url) = (&app, url.clone());
+        async move {
+            let event = json!({
+                "event_id": format!("{n:032x}"), "release": release, "environment": env, "platform": "python",
+                "timestamp": at,
+                "exception": {"values": [{"type": ty, "value": "boom", "stacktrace": {"frames": [
+                    {"abs_path": format!("/srv/app/{path}"), "function": "f", "lineno": 2, "in_app": true}]}}]}
+            })
+            .to_string();
+            let body = format!("{{}}\n{{\"type\":\"event\"}}\n{event}\n");
+            assert_eq!(app.http.post(&url).body(body).send().await.expect("sent").status().as_u16(), 200);
+            app.drain().await;
+        }
+    };
+    let day = 86_400;
+    deploy("staging", c1.clone(), "v1", T0).await;
+    deploy("production", c1.clone(), "v1", T0 + 600).await;
+    repo.commit(&BOBBY, &[("app/pay.py", "def pay(a, b):\n    return a / b\n")], "Simplify pay (#21)");
+    let v2sha = repo.commit(&CAROL, &[("app/cart.py", "def item(c):\n    return c['sku'][0]\n")], "First sku (#22)");
+    deploy("staging", v2sha.clone(), "v2", T0 + day).await;
+    deploy("production", v2sha.clone(), "v2", T0 + day + 600).await;
+    error(1, "production", "v2", T0 + day + 900, "ZeroDivisionError", "app/pay.py").await;
+    error(2, "staging", "v2", T0 + day + 950, "IndexError", "app/cart.py").await;
+    let (_, groups) = app.call(Method::GET, "/api/v1/projects/web/groups", Some(&token), None).await;
+    let zero = groups["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["title"] == json!("ZeroDivisionError: boom"))
+        .expect("group")
+        .clone();
+    let (status, _) =
+        app.call(Method::POST, &format!("/api/v1/groups/{}/resolve", zero["id"]), Some(&token), None).await;
+    assert_eq!(status, 200);
+    let v3sha = repo.commit(&ALICE, &[("docs.md", "docs\n")], "Docs (#23)");
+    let staging_v3 = deploy("staging", v3sha.clone(), "v3", T0 + 2 * day).await;
+    let production_v3 = deploy("production", v3sha, "v3", T0 + 2 * day + 600).await;
+    // The fix never shipped: production's v3 raises again; staging's v3 only has its own old error.
+    error(3, "production", "v3", T0 + 2 * day + 900, "ZeroDivisionError", "app/pay.py").await;
+    error(4, "staging", "v3", T0 + 2 * day + 950, "IndexError", "app/cart.py").await;
+    // Production goes back to v1: v2's and v3's commits are taken out.
+    let rollback = deploy("production", c1, "v1-rollback", T0 + 3 * day).await;
+
+    let staging_md = report(&app, &token, staging_v3, "md").await;
+    let production_md = report(&app, &token, production_v3, "md").await;
+    assert!(!staging_md.contains("Regressions") && !staging_md.contains("ZeroDivisionError"), "{staging_md}");
+    assert!(
+        production_md.contains("**Regressions**") && production_md.contains("ZeroDivisionError"),
+        "{production_md}"
+    );
+    let rollback_md = report(&app, &token, rollback, "md").await;
+    for summary in ["Docs (#23)", "First sku (#22)", "Simplify pay (#21)"] {
+        assert!(rollback_md.contains(summary), "{summary} listed as taken out: {rollback_md}");
+    }
+    // The project page counts each deploy's own environment and release too.
+    let page =
+        app.http.get(format!("{}/projects/web", app.base)).send().await.expect("sent").text().await.expect("page");
+    let staging = page.split("<h2>staging</h2>").nth(1).and_then(|s| s.split("<h2>").next()).expect("staging table");
+    assert!(!staging.contains("1 regressed"), "staging shows production's regression: {staging}");
+
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"127\.0\.0\.1:\d+", "[server]");
+    settings.set_snapshot_path("snapshots");
+    settings
+        .bind_async(async {
+            insta::assert_snapshot!("v3_staging.md", staging_md);
+            insta::assert_snapshot!("v3_production_regression.md", production_md);
+            insta::assert_snapshot!("rollback_removed_commits.md", rollback_md);
+            let json: Value = serde_json::from_str(&report(&app, &token, rollback, "json").await).expect("json");
+            insta::assert_json_snapshot!("rollback_removed_commits.json", json["removed_commits"]);
+        })
+        .await;
+    app.stop().await;
+}
+
+/// A real 5,000-commit range (written with `git fast-import`, fixed dates): its Markdown report stays under 64 KB.
+#[tokio::test]
+async fn a_five_thousand_commit_range_makes_a_short_report() {
+    let db = sqlite_db().await;
+    let app = TestApp::spawn(db.store.clone(), false).await;
+    let repo = TestRepo::new();
+    let first = repo.commit(&ALICE, &[("README.md", "start\n")], "Start");
+    let mut stream = String::new();
+    stream.push_str("reset refs/heads/main\nfrom refs/heads/main^0\n");
+    for i in 0..5_000u32 {
+        let (who, at) = (i % 60, T0 + i64::from(i) * 60);
+        let message = format!("Change number {i} to the payment flow (#{})\n", 100 + i);
+        let content = format!("{i}\n");
+        stream.push_str(&format!(
+            "commit refs/heads/main\nauthor Author {who} <a{who}@example.com> {at} +0000\n\
+             committer Author {who} <a{who}@example.com> {at} +0000\ndata {}\n{message}\
+             M 644 inline file{}.txt\ndata {}\n{content}\n",
+            message.len(),
+            i % 7,
+            content.len()
+        ));
+    }
+    let mut child = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo.path())
+        .args(["fast-import", "--quiet"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("git fast-import runs");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), stream.as_bytes()).expect("fed");
+    assert!(child.wait().expect("waited").success());
+    let last = repo.git(&["rev-parse", "refs/heads/main"]);
+    let (_, token) = app.project("web", &repo).await;
+    for (sha, version, at) in [(first, "v1", T0), (last, "v2", T0 + 400_000)] {
+        let body = json!({ "project": "web", "environment": "production", "sha": sha, "version": version,
+                           "deployed_at": iso(at) });
+        assert_eq!(app.deploy(&token, body).await.0, 202);
+        app.drain().await;
+    }
+    let md = report(&app, &token, 2, "md").await;
+    assert!(md.len() < 64 * 1024, "{} bytes", md.len());
+    assert!(md.contains("5000 commits since"), "{}", &md[..md.len().min(600)]);
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"127\.0\.0\.1:\d+", "[server]");
+    settings.set_snapshot_path("snapshots");
+    settings.bind(|| insta::assert_snapshot!("range_of_5000_commits.md", md));
+    app.stop().await;
+}

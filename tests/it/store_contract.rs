@@ -5,8 +5,8 @@ use shipwatch::git::Git;
 use shipwatch::jobs::Work;
 use shipwatch::retention::{Ages, Purged, Retention};
 use shipwatch::store::{
-    BatchGrouped, CommitRecord, DynStore, FileChange, GroupFilter, GroupOrder, GroupUpdate, Grouped, JobStatus,
-    NewDeploy, NewEvent, NewJob, NewProject, Person, RangeOutcome, StoreError, StoredEvent, GROUP_EVENTS,
+    BatchGrouped, CommitRecord, DynStore, FileChange, GroupFilter, GroupOrder, GroupUpdate, Grouped, HistoryEntry,
+    JobStatus, NewDeploy, NewEvent, NewJob, NewProject, Person, RangeOutcome, StoreError, StoredEvent, GROUP_EVENTS,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -33,6 +33,7 @@ fn new_deploy(project_id: i64, env: &str, sha: char) -> NewDeploy {
         deployed_at: 1_000,
         deployer: Some("ci".into()),
         url: None,
+        deployed_at_given: false,
     }
 }
 
@@ -102,6 +103,29 @@ async fn deploys_chain_per_environment_and_repeat_idempotently() {
 }
 
 #[tokio::test]
+async fn a_rollback_keeps_the_commits_it_took_out_apart_from_its_range() {
+    on_each_backend(|store: DynStore, backend| async move {
+        let p = store.create_project(new_project("web"), 0).await.expect("project");
+        let (d, _) = store.record_deploy(new_deploy(p.id, "prod", 'a'), Work::deploy_range, 1).await.expect("deploy");
+        let outcome = RangeOutcome {
+            base_sha: Some("0".repeat(40)),
+            range_status: "rollback".into(),
+            merge_base: None,
+            commit_count: 0,
+            commits: vec![],
+            removed_count: 3,
+            removed: vec![commit('3', "carol"), commit('2', "bob")],
+        };
+        store.finish_deploy_range(d.id, &outcome, &[], 10).await.expect("written");
+        assert!(store.deploy_commits(d.id).await.expect("commits").is_empty(), "{backend}: nothing shipped");
+        assert_eq!(store.deploy_removed_commits(d.id).await.expect("removed"), outcome.removed, "{backend}");
+        let d = store.deploy(d.id).await.expect("read").expect("exists");
+        assert_eq!((d.commit_count, d.removed_count), (Some(0), Some(3)), "{backend}");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn finishing_a_range_twice_stores_each_commit_once() {
     on_each_backend(|store: DynStore, backend| async move {
         let p = store.create_project(new_project("web"), 0).await.expect("project");
@@ -112,6 +136,8 @@ async fn finishing_a_range_twice_stores_each_commit_once() {
             merge_base: None,
             commit_count: 2,
             commits: vec![commit('1', "alice"), commit('2', "bob")],
+            removed_count: 0,
+            removed: vec![],
         };
         store.finish_deploy_range(d.id, &outcome, &[], 10).await.expect("first write");
         // A worker that wrote and then died before completing its job: the next one writes again.
@@ -416,6 +442,9 @@ async fn a_grouping_batch_writes_each_group_once_and_counts_each_event_once() {
             store.group_counts(a.id).await.expect("counts").into_iter().map(|c| (c.release, c.count)).collect();
         counts.sort();
         assert_eq!(counts, [("v1".to_owned(), 1), ("v2".to_owned(), 2)], "{backend}");
+        // A build's summary: its events, the groups new in it (none marked yet), the groups that came back in it.
+        assert_eq!(store.build_summary(p.id, "v1", "production").await.expect("summary"), (3, 0, 0), "{backend}");
+        assert_eq!(store.build_summary(p.id, "v1", "staging").await.expect("summary"), (0, 0, 0), "{backend}");
         // Follow-up work once per group, with the earliest event and one event per build.
         let follows: Vec<String> = store
             .job_states()
@@ -440,6 +469,22 @@ async fn a_grouping_batch_writes_each_group_once_and_counts_each_event_once() {
         assert!(last.contains("\"new\":false") && last.contains("\"resolved\":true"), "{backend}: {last}");
         let depths = store.queue_depths().await.expect("depths");
         assert!(depths.iter().all(|(kind, ..)| kind != GROUP_EVENTS), "{backend}: nothing left to group");
+        // The regression is a line of the group's history, found again by its build.
+        let line = HistoryEntry {
+            group_id: a.id,
+            at: 3_100,
+            kind: "regressed".into(),
+            release: Some("v3".into()),
+            environment: Some("production".into()),
+            deploy_id: None,
+            detail: Some("v3 contains the fix".into()),
+        };
+        assert!(store.mark_regressed(a.id, "v3", 3_100, None, &line).await.expect("regressed"), "{backend}");
+        assert!(!store.mark_regressed(a.id, "v3", 3_200, None, &line).await.expect("again"), "{backend}: once");
+        assert_eq!(store.group_history(a.id).await.expect("history"), [line], "{backend}");
+        assert_eq!(store.regressed_in_build(p.id, "v3", "production").await.expect("build"), [a.id], "{backend}");
+        assert!(store.regressed_in_build(p.id, "v3", "staging").await.expect("build").is_empty(), "{backend}");
+        assert_eq!(store.build_summary(p.id, "v3", "production").await.expect("summary"), (1, 0, 1), "{backend}");
     })
     .await;
 }

@@ -21,7 +21,14 @@ impl crate::store::DeployStore for Backend {
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(latest) = &latest {
-                if latest.sha == d.sha && latest.version == d.version && latest.previous_sha == d.previous_sha {
+                // The same request sent again (a retried step): same commit, release, link and, when the caller named
+                // it, time. A restart of the same build is a new deploy: a new run link, or a new time.
+                let resent = latest.sha == d.sha
+                    && latest.version == d.version
+                    && latest.previous_sha == d.previous_sha
+                    && latest.url == d.url
+                    && (!d.deployed_at_given || latest.deployed_at == d.deployed_at);
+                if resent {
                     if latest.status != "failed" {
                         tx.commit().await?;
                         return Ok((latest.clone(), false));
@@ -113,7 +120,8 @@ impl crate::store::DeployStore for Backend {
         now: i64,
     ) -> StoreResult<()> {
         use crate::store::common::{encode_commits, COMMIT_COLUMNS, INSERT_BATCH};
-        let encoded = encode_commits(&o.commits)?;
+        let all: Vec<CommitRecord> = o.commits.iter().chain(&o.removed).cloned().collect();
+        let encoded = encode_commits(&all)?;
         let mut tx = self.write.begin().await?;
         // An earlier attempt may have been cut off after writing; start this deploy's links afresh.
         sqlx::query("delete from deploy_commits where deploy_id = $1").bind(deploy_id).execute(&mut *tx).await?;
@@ -149,18 +157,26 @@ impl crate::store::DeployStore for Backend {
             );
             qb.build().execute(&mut *tx).await?;
         }
-        let ords: Vec<(usize, &CommitRecord)> = o.commits.iter().enumerate().collect();
+        // The range's commits, then the commits it took out (a rollback's), each list in `git log` order.
+        let ords: Vec<(usize, &CommitRecord, i64)> = o
+            .commits
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i, c, 0))
+            .chain(o.removed.iter().enumerate().map(|(i, c)| (i, c, 1)))
+            .collect();
         for chunk in ords.chunks(INSERT_BATCH) {
-            let mut qb = sqlx::QueryBuilder::<Db>::new("insert into deploy_commits (deploy_id, sha, ord) ");
-            qb.push_values(chunk, |mut b, (ord, c)| {
-                b.push_bind(deploy_id).push_bind(&c.sha).push_bind(*ord as i64);
+            let mut qb = sqlx::QueryBuilder::<Db>::new("insert into deploy_commits (deploy_id, sha, ord, removed) ");
+            qb.push_values(chunk, |mut b, (ord, c, removed)| {
+                b.push_bind(deploy_id).push_bind(&c.sha).push_bind(*ord as i64).push_bind(*removed);
             });
             qb.push(" on conflict do nothing");
             qb.build().execute(&mut *tx).await?;
         }
         sqlx::query(
             "update deploys set status = 'ready', base_sha = $1, range_status = $2, merge_base = $3, \
-             commit_count = $4, commits_stored = $5, failure_reason = null, processed_at = $6 where id = $7",
+             commit_count = $4, commits_stored = $5, failure_reason = null, processed_at = $6, \
+             removed_count = $8 where id = $7",
         )
         .bind(&o.base_sha)
         .bind(&o.range_status)
@@ -169,6 +185,7 @@ impl crate::store::DeployStore for Backend {
         .bind(o.commits.len() as i64)
         .bind(now)
         .bind(deploy_id)
+        .bind(o.removed_count)
         .execute(&mut *tx)
         .await?;
         for job in then {
@@ -202,7 +219,19 @@ impl crate::store::DeployStore for Backend {
         let sql = format!(
             "select {} from deploy_commits dc join deploys d on d.id = dc.deploy_id \
              join commits c on c.project_id = d.project_id and c.sha = dc.sha \
-             where dc.deploy_id = $1 order by dc.ord",
+             where dc.deploy_id = $1 and dc.removed = 0 order by dc.ord",
+            COMMIT_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ")
+        );
+        let rows = sqlx::query_as::<Db, CommitRow>(&sql).bind(deploy_id).fetch_all(&self.read).await?;
+        Ok(rows.into_iter().map(CommitRow::into_record).collect::<anyhow::Result<Vec<_>>>()?)
+    }
+
+    async fn deploy_removed_commits(&self, deploy_id: i64) -> StoreResult<Vec<CommitRecord>> {
+        use crate::store::common::{CommitRow, COMMIT_COLUMNS};
+        let sql = format!(
+            "select {} from deploy_commits dc join deploys d on d.id = dc.deploy_id \
+             join commits c on c.project_id = d.project_id and c.sha = dc.sha \
+             where dc.deploy_id = $1 and dc.removed = 1 order by dc.ord",
             COMMIT_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ")
         );
         let rows = sqlx::query_as::<Db, CommitRow>(&sql).bind(deploy_id).fetch_all(&self.read).await?;

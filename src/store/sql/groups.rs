@@ -2,7 +2,7 @@
 //!
 //! Shared by both backends: compiled once inside each with `Db` and `Backend` its own (see `store/mod.rs`).
 
-use super::helpers::{enqueue_in, resolve_in, set_status};
+use super::helpers::{enqueue_in, history_in, resolve_in, set_status};
 use super::{Backend, Db};
 use crate::store::*;
 
@@ -256,6 +256,7 @@ impl crate::store::GroupStore for Backend {
         release: &str,
         now: i64,
         github_job: Option<&NewJob>,
+        history: &HistoryEntry,
     ) -> StoreResult<bool> {
         let mut tx = self.write.begin().await?;
         let done = sqlx::query(
@@ -273,9 +274,96 @@ impl crate::store::GroupStore for Backend {
             if let Some(job) = github_job {
                 enqueue_in(&mut tx, job, now).await?;
             }
+            history_in(&mut tx, history).await?;
         }
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_assignee(&self, group_id: i64, assignee: Option<&str>, history: &HistoryEntry) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        let done = sqlx::query("update error_groups set assignee = $1 where id = $2")
+            .bind(assignee)
+            .bind(group_id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        history_in(&mut tx, history).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn add_history(&self, entry: &HistoryEntry) -> StoreResult<()> {
+        let mut conn = self.write.acquire().await?;
+        history_in(&mut conn, entry).await
+    }
+
+    async fn group_history(&self, group_id: i64) -> StoreResult<Vec<HistoryEntry>> {
+        Ok(sqlx::query_as::<Db, HistoryEntry>(
+            "select group_id, at, kind, release, environment, deploy_id, detail from group_history \
+             where group_id = $1 order by at, id",
+        )
+        .bind(group_id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn group_assignment_history(&self, group_id: i64) -> StoreResult<Vec<DeployAssignment>> {
+        Ok(sqlx::query_as::<Db, DeployAssignment>(
+            "select a.deploy_id, d.version, d.environment, a.assignee, a.assignment, a.assigned_at \
+             from group_assignments a join deploys d on d.id = a.deploy_id where a.group_id = $1 \
+             order by a.assigned_at, a.deploy_id",
+        )
+        .bind(group_id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn group_counts_in_build(
+        &self,
+        project_id: i64,
+        release: &str,
+        environment: &str,
+    ) -> StoreResult<Vec<(i64, i64)>> {
+        Ok(sqlx::query_as(
+            "select c.group_id, c.count from group_counts c join error_groups g on g.id = c.group_id \
+             where g.project_id = $1 and c.release = $2 and c.environment = $3",
+        )
+        .bind(project_id)
+        .bind(release)
+        .bind(environment)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn build_summary(&self, project_id: i64, release: &str, environment: &str) -> StoreResult<(i64, i64, i64)> {
+        let (events, new): (Option<i64>, i64) = sqlx::query_as(
+            "select cast(sum(c.count) as bigint), count(case when g.new_in_release = $2 then 1 end) from group_counts c \
+             join error_groups g on g.id = c.group_id \
+             where g.project_id = $1 and c.release = $2 and c.environment = $3",
+        )
+        .bind(project_id)
+        .bind(release)
+        .bind(environment)
+        .fetch_one(&self.read)
+        .await?;
+        let regressed = self.regressed_in_build(project_id, release, environment).await?.len() as i64;
+        Ok((events.unwrap_or(0), new, regressed))
+    }
+
+    async fn regressed_in_build(&self, project_id: i64, release: &str, environment: &str) -> StoreResult<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "select distinct h.group_id from group_history h join error_groups g on g.id = h.group_id \
+             where g.project_id = $1 and h.kind = 'regressed' and h.release = $2 and h.environment = $3 \
+             order by h.group_id",
+        )
+        .bind(project_id)
+        .bind(release)
+        .bind(environment)
+        .fetch_all(&self.read)
+        .await?)
     }
 
     async fn set_release_flags(

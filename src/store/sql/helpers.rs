@@ -60,3 +60,21 @@ pub(super) async fn enqueue_in(tx: &mut <Db as sqlx::Database>::Connection, job:
     .await?;
     Ok(())
 }
+
+/// Adds a line to a group's history inside the caller's transaction (or on a connection of its own).
+pub(super) async fn history_in(tx: &mut <Db as sqlx::Database>::Connection, e: &HistoryEntry) -> StoreResult<()> {
+    sqlx::query(
+        "insert into group_history (group_id, at, kind, release, environment, deploy_id, detail) \
+         values ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(e.group_id)
+    .bind(e.at)
+    .bind(&e.kind)
+    .bind(&e.release)
+    .bind(&e.environment)
+    .bind(e.deploy_id)
+    .bind(&e.detail)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
