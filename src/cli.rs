@@ -122,9 +122,10 @@ pub struct ProjectAddArgs {
     /// Accept a local path or file:// URL as the repository.
     #[arg(long, env = "SHIPWATCH_ALLOW_LOCAL_REPOS")]
     pub allow_local_repos: bool,
-    /// The server's URL as SDKs reach it, for the DSN.
-    #[arg(long, env = "SHIPWATCH_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
-    pub public_url: String,
+    /// The server's URL as SDKs reach it, for the DSN [default: http://127.0.0.1:8080, the server's default
+    /// address; say so when the server listens elsewhere].
+    #[arg(long, env = "SHIPWATCH_PUBLIC_URL")]
+    pub public_url: Option<String>,
     #[command(flatten)]
     pub data: DataArgs,
 }
@@ -134,9 +135,9 @@ pub struct ProjectListArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// The server's URL as SDKs reach it, for the DSNs.
-    #[arg(long, env = "SHIPWATCH_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
-    pub public_url: String,
+    /// The server's URL as SDKs reach it, for the DSNs [default: http://127.0.0.1:8080].
+    #[arg(long, env = "SHIPWATCH_PUBLIC_URL")]
+    pub public_url: Option<String>,
     #[command(flatten)]
     pub data: DataArgs,
 }
@@ -224,14 +225,25 @@ async fn project_add(args: ProjectAddArgs) -> anyhow::Result<()> {
         projects::create(store.as_ref(), &args.name, &args.repo, args.github.as_deref(), args.allow_local_repos, now)
             .await?;
     say(format!("Created project `{}` (id {})", p.name, p.id));
-    say(format!("  DSN:          {}", projects::dsn(&args.public_url, &p)));
+    let public_url = args.public_url.as_deref().unwrap_or(DEFAULT_PUBLIC_URL);
+    say(format!("  DSN:          {}", projects::dsn(public_url, &p)));
     say(format!("  Deploy token: {}", p.deploy_token));
     say(format!("  Repository:   {}", p.repo_url));
     if let Some(gh) = &p.github_repo {
         say(format!("  GitHub:       {gh}"));
     }
+    if args.public_url.is_none() {
+        eprintln!(
+            "note: the DSN assumes the server is reachable at {DEFAULT_PUBLIC_URL} (its default address). If it \
+             listens elsewhere, or SDKs reach it through another name, run `shipwatch project list --public-url URL` \
+             (or set SHIPWATCH_PUBLIC_URL) for the right DSN: events sent to a wrong address are lost."
+        );
+    }
     Ok(())
 }
+
+/// Where `shipwatch serve` listens unless told otherwise, as SDKs on this machine reach it.
+const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
 async fn project_list(args: ProjectListArgs) -> anyhow::Result<()> {
     let store = open_store(&args.data).await?;
@@ -242,7 +254,7 @@ async fn project_list(args: ProjectListArgs) -> anyhow::Result<()> {
             .map(|p| {
                 serde_json::json!({
                     "id": p.id, "name": p.name, "repo": p.repo_url, "github": p.github_repo,
-                    "dsn": projects::dsn(&args.public_url, p), "deploy_token": p.deploy_token,
+                    "dsn": projects::dsn(args.public_url.as_deref().unwrap_or(DEFAULT_PUBLIC_URL), p), "deploy_token": p.deploy_token,
                 })
             })
             .collect();
@@ -256,7 +268,10 @@ async fn project_list(args: ProjectListArgs) -> anyhow::Result<()> {
     for p in &all {
         say(format!("{:>4}  {}", p.id, p.name));
         say(format!("      repo:         {}", p.repo_url));
-        say(format!("      dsn:          {}", projects::dsn(&args.public_url, p)));
+        say(format!(
+            "      dsn:          {}",
+            projects::dsn(args.public_url.as_deref().unwrap_or(DEFAULT_PUBLIC_URL), p)
+        ));
         say(format!("      deploy token: {}", p.deploy_token));
     }
     Ok(())

@@ -68,11 +68,20 @@ fn commit(dir: &Path, author: usize, t: i64, files: &[(&str, &str)], message: &s
     git(dir, author, t, &["rev-parse", "HEAD"])
 }
 
+/// Where the demo's logs go (unless RUST_LOG is set): a file next to its data, named after this process.
+pub fn log_path() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("shipwatch-demo-{}.log", std::process::id()))
+}
+
 /// Runs the demo.
 ///
 /// # Errors
 /// When git is missing, the address is taken, or a step of the pipeline fails.
 pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
+    // The address first: when it is taken, nothing is left behind.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {} (another server there? try --listen 127.0.0.1:0)", args.listen))?;
     let root = std::env::temp_dir().join(format!("shipwatch-demo-{}", std::process::id()));
     let repo = root.join("shop");
     std::fs::create_dir_all(&repo)?;
@@ -122,9 +131,6 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         blame_cache_lines: 200_000,
         tree_cache_trees: 64,
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listening on {} (another server there? try --listen 127.0.0.1:0)", args.listen))?;
     let base = format!("http://{}", listener.local_addr()?);
     let worker = WorkerArgs {
         job_lease: 60,
@@ -229,7 +235,9 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         say(format!("resolved \"{}\" in v1", g.title));
     }
     let v2_id = deploy(v2, "v2").await?;
+    // One at a time, so the issues are numbered in the order the errors came on every run.
     send(2, "v2", "ZeroDivisionError", pay_frames).await?;
+    settle().await;
     send(3, "v2", "KeyError", cart_frames).await?;
     settle().await;
 
@@ -272,6 +280,9 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         .await?;
     say(md);
     say(format!("bug introduced by {}; pages: {base}/projects/shop", &bug[..7]));
+    if std::env::var_os("RUST_LOG").is_none() {
+        say(format!("logs: {} (RUST_LOG=info shows them here instead)", log_path().display()));
+    }
     if args.exit {
         shutdown.cancel();
     } else {

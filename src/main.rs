@@ -1,18 +1,31 @@
 //! The `shipwatch` binary: parses the command line, sets up logging, and hands over to the library.
 
 use clap::Parser as _;
-use shipwatch::cli::{Cli, LogFormat};
+use shipwatch::cli::{Cli, Command, LogFormat};
 use std::process::ExitCode;
+use std::sync::Mutex;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    // The demo tells its story on standard output; its logs go to a file unless RUST_LOG asks for them.
+    let demo_log = (matches!(cli.command, Command::Demo(_)) && std::env::var_os("RUST_LOG").is_none())
+        .then(shipwatch::demo::log_path)
+        .and_then(|path| std::fs::File::create(&path).ok());
+    if let Some(file) = demo_log {
+        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(Mutex::new(file));
+        match cli.log_format {
+            LogFormat::Text => builder.init(),
+            LogFormat::Json => builder.json().init(),
+        }
+    } else {
+        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        match cli.log_format {
+            LogFormat::Text => builder.init(),
+            LogFormat::Json => builder.json().init(),
+        }
     }
     match shipwatch::cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,

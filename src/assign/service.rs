@@ -140,9 +140,16 @@ impl AssignService {
                 .set_release_flags(group_id, new_in.as_deref(), introduced_by.as_deref(), job.as_ref(), now())
                 .await?;
         }
-        let explanation = match &a.suspect {
-            Some(s) => s.reason.clone(),
-            None => a.owner.reason.clone(),
+        // When the suspect's author has no GitHub login, the owner came from elsewhere (CODEOWNERS, the project's
+        // default): the explanation says who and why, not only that the author could not be reached.
+        let explanation = match (&a.suspect, &a.owner.github_login) {
+            (Some(s), Some(login)) if s.github_login.is_none() => {
+                // The owner's reason starts by repeating that the suspect has no login; the rest says why them.
+                let why = a.owner.reason.split_once("; ").map_or(a.owner.reason.as_str(), |(_, r)| r);
+                format!("{}; owner @{login}: {why}", s.reason)
+            }
+            (Some(s), _) => s.reason.clone(),
+            (None, _) => a.owner.reason.clone(),
         };
         let assignee = a.owner.github_login.clone();
         info!(

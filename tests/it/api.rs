@@ -307,13 +307,21 @@ async fn the_binary_serves_with_zero_configuration_records_a_deploy_and_stops_on
 async fn the_demo_shows_the_whole_product_working() {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_shipwatch"))
         .args(["demo", "--listen", "127.0.0.1:0", "--exit"])
-        .env("RUST_LOG", "warn")
+        .env_remove("RUST_LOG")
         .output()
         .await
         .expect("demo runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // The story alone on the terminal: the logs went to a file, which it names.
+    assert!(!stdout.contains(" INFO ") && !stderr.contains(" INFO "), "{stdout}\n{stderr}");
+    let log = stdout.lines().find_map(|l| l.strip_prefix("logs: ")).expect("the log file named");
+    let log = log.split(" (").next().expect("path");
+    assert!(std::fs::read_to_string(log).expect("log file").contains("group assigned"), "{log}");
+    let _ = std::fs::remove_file(log);
     for text in [
+        "owner @carolpoe: .github/CODEOWNERS:2 `/app/cart.py` owns app/cart.py",
         "deploy v1: initial (0 commits)",
         "deploy v2: forward (2 commits)",
         "ZeroDivisionError: division by zero → @bobby",
@@ -327,6 +335,25 @@ async fn the_demo_shows_the_whole_product_working() {
     ] {
         assert!(stdout.contains(text), "the demo's output lacks {text:?}:\n{stdout}");
     }
+}
+
+#[tokio::test]
+async fn a_demo_that_cannot_listen_says_so_and_leaves_nothing_behind() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_shipwatch"))
+        .args(["demo", "--listen", &addr, "--exit"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("demo runs");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("demo ends");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("listening on {addr}")) && stderr.contains("--listen 127.0.0.1:0"), "{stderr}");
+    assert!(!std::env::temp_dir().join(format!("shipwatch-demo-{pid}")).exists(), "no demo folder left behind");
 }
 
 #[tokio::test]
