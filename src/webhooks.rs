@@ -32,8 +32,15 @@ pub enum Handled {
     DeployRecorded(i64),
     Resolved(i64),
     Unresolved(i64),
+    /// A group ignored because its issue got the `shipwatch:ignore` label.
+    IgnoredGroup(i64),
+    /// A group's assignee changed on GitHub.
+    Assigned(i64),
     Ignored(String),
 }
+
+/// The label that, added on GitHub, ignores the issue's group (and removed, unresolves it).
+pub const IGNORE_LABEL: &str = "shipwatch:ignore";
 
 pub struct Webhooks {
     store: DynStore,
@@ -164,14 +171,40 @@ impl Webhooks {
         };
         for project in self.store.projects_for_github_repo(repo).await? {
             let Some(group) = self.store.group_by_issue(project.id, number).await? else { continue };
+            let nothing = || Ok(Handled::Ignored(format!("issue #{number} {action}: nothing to change")));
             let request = match action {
                 "closed" => StatusRequest::IssueClosed,
                 // shipwatch's own reopening of a regressed issue arrives here too: the group is unresolved already.
                 "reopened" => StatusRequest::IssueReopened,
-                _ => return Ok(Handled::Ignored(format!("issue #{number} {action}: nothing to change"))),
+                "assigned" | "unassigned" => {
+                    let login = v.pointer("/assignee/login").and_then(Value::as_str).unwrap_or_default();
+                    let login = match crate::domain::GithubLogin::parse(login) {
+                        Ok(l) => l,
+                        Err(_) => return nothing(),
+                    };
+                    // shipwatch's own assignments come back here: a change only when GitHub differs from the group.
+                    let current = group.assignee.as_deref();
+                    let to = match action {
+                        "assigned" if current != Some(login.as_str()) => Some(login),
+                        "unassigned" if current == Some(login.as_str()) => None,
+                        _ => return nothing(),
+                    };
+                    self.groups.assign_to(&group, to.as_ref(), "on GitHub", now).await?;
+                    return Ok(Handled::Assigned(group.id));
+                }
+                "labeled" | "unlabeled" if v.pointer("/label/name").and_then(Value::as_str) == Some(IGNORE_LABEL) => {
+                    let ignored = group.status == crate::groups::GroupStatus::Ignored.as_str();
+                    match (action, ignored) {
+                        ("labeled", false) => StatusRequest::Ignore,
+                        ("unlabeled", true) => StatusRequest::Unresolve,
+                        _ => return nothing(),
+                    }
+                }
+                _ => return nothing(),
             };
             return Ok(match self.groups.change_status(&group, request, "on GitHub", now).await? {
                 Some(crate::groups::GroupStatus::Resolved) => Handled::Resolved(group.id),
+                Some(crate::groups::GroupStatus::Ignored) => Handled::IgnoredGroup(group.id),
                 Some(_) => Handled::Unresolved(group.id),
                 None => Handled::Ignored(format!("issue #{number} {action}: nothing to change")),
             });

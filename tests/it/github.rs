@@ -861,3 +861,68 @@ async fn resolving_ignoring_and_unresolving_in_shipwatch_close_and_reopen_the_is
     assert_eq!(fake.writes().len(), writes_before_echo, "and writes nothing back to GitHub");
     app.stop().await;
 }
+
+/// GitHub's signed `issues` webhook: `action` on issue `number`, with `extra` fields (assignee, label).
+async fn issue_event(app: &TestApp, action: &str, number: i64, extra: Value) {
+    let mut body =
+        json!({ "action": action, "issue": { "number": number }, "repository": { "full_name": "acme/web" } });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let body = body.to_string();
+    let resp = app
+        .http
+        .post(format!("{}/webhooks/github", app.base))
+        .header("x-github-event", "issues")
+        .header("x-github-delivery", format!("{action}-{number}-{}", DELIVERIES.fetch_add(1, Ordering::SeqCst)))
+        .header("x-hub-signature-256", sign(body.as_bytes()))
+        .body(body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status().as_u16(), 202);
+    app.drain().await;
+}
+
+#[tokio::test]
+async fn assignees_and_the_ignore_label_changed_on_github_come_back_without_echo() {
+    let (fake, api) = FakeGitHub::start(Arc::new(AtomicI64::new(0))).await;
+    let db = sqlite_db().await;
+    let app = TestApp::spawn_github(db.store.clone(), &api, 0).await;
+    let (_repo, p) = deployed_to_v2(&app).await;
+    error(&app, &p, 1, "v2", "ZeroDivisionError").await;
+    app.drain().await;
+    let g = group(&app, &p).await;
+    let owner = g["assignee"].as_str().expect("assigned by blame").to_owned();
+    let writes = fake.writes().len();
+
+    // GitHub tells shipwatch about its own assignment: nothing changes.
+    issue_event(&app, "assigned", 1, json!({ "assignee": { "login": owner } })).await;
+    assert_eq!(group(&app, &p).await["assignee"], json!(owner));
+    // Someone reassigns on GitHub (GitHub sends `assigned` for the new one, `unassigned` for the old one).
+    issue_event(&app, "assigned", 1, json!({ "assignee": { "login": "octocat" } })).await;
+    issue_event(&app, "unassigned", 1, json!({ "assignee": { "login": owner } })).await;
+    assert_eq!(group(&app, &p).await["assignee"], json!("octocat"), "the new assignee stays");
+    // The `shipwatch:ignore` label ignores the group; shipwatch closes the issue; GitHub's close comes back.
+    issue_event(&app, "labeled", 1, json!({ "label": { "name": "shipwatch:ignore" } })).await;
+    assert_eq!(group(&app, &p).await["status"], json!("ignored"));
+    assert_eq!(fake.issues()[0]["state"], json!("closed"));
+    close_on_github(&app, 1).await;
+    app.drain().await;
+    assert_eq!(group(&app, &p).await["status"], json!("ignored"), "the echo changes nothing");
+    // Taking the label off unresolves it; shipwatch reopens the issue; GitHub's reopen comes back.
+    issue_event(&app, "unlabeled", 1, json!({ "label": { "name": "shipwatch:ignore" } })).await;
+    assert_eq!(group(&app, &p).await["status"], json!("unresolved"));
+    assert_eq!(fake.issues()[0]["state"], json!("open"));
+    issue_event(&app, "reopened", 1, json!({})).await;
+    // Other labels are not shipwatch's business.
+    issue_event(&app, "labeled", 1, json!({ "label": { "name": "bug" } })).await;
+    assert_eq!(group(&app, &p).await["status"], json!("unresolved"));
+    assert_eq!(fake.writes().len() - writes, 2, "one close and one reopen, nothing echoed: {:?}", fake.writes());
+    let gid = group(&app, &p).await["id"].as_i64().expect("id");
+    let (_, history) = app.call(Method::GET, &format!("/api/v1/groups/{gid}/history"), Some(&p.token), None).await;
+    let texts: Vec<&str> = history.as_array().expect("history").iter().filter_map(|h| h["text"].as_str()).collect();
+    assert!(texts.contains(&"assigned: to @octocat on GitHub"), "{texts:?}");
+    assert!(texts.contains(&"ignored: on GitHub") && texts.contains(&"unresolved: on GitHub"), "{texts:?}");
+    app.stop().await;
+}
