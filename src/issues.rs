@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use tracing::{info, instrument};
+use tracing::{info, instrument, warn};
 
 use crate::assign::service::GroupAssignment;
 use crate::github::{GitHub, GitHubError, NewIssue};
@@ -141,6 +141,23 @@ impl IssueSync {
             group.assignment.as_deref().and_then(|a| serde_json::from_str(a).ok());
         // A change made in shipwatch: mirror it on the issue, when there is one. (Its webhook echo changes nothing:
         // the group is already where GitHub's change would take it.)
+        if reason == IssueReason::Reassigned {
+            let Some(number) = group.github_issue else { return Ok(()) };
+            // The assignee as it is when the job runs (a team is not an assignee GitHub accepts).
+            let assignees: Vec<String> = group.assignee.iter().filter(|l| !l.contains('/')).cloned().collect();
+            self.pace(now()).await?;
+            match self.github.set_assignees(&repo, number, &assignees).await {
+                Ok(()) => {
+                    info!(issue = number, assignee = group.assignee.as_deref(), "issue assignee follows the group")
+                }
+                // GitHub refuses someone without access: the group keeps them, the issue keeps its assignee.
+                Err(GitHubError::Rejected { status: 422, message }) => {
+                    warn!(issue = number, %message, "GitHub refused the assignee; the issue keeps its own")
+                }
+                Err(e) => return Err(self.wait(e, now()).await),
+            }
+            return Ok(());
+        }
         if let IssueReason::Closed | IssueReason::Reopened = reason {
             let Some(number) = group.github_issue else { return Ok(()) };
             let open = reason == IssueReason::Reopened;

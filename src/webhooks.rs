@@ -189,7 +189,7 @@ impl Webhooks {
                         "unassigned" if current == Some(login.as_str()) => None,
                         _ => return nothing(),
                     };
-                    self.groups.assign_to(&group, to.as_ref(), "on GitHub", now).await?;
+                    self.groups.assign_to(&group, to.as_ref(), "on GitHub", true, now).await?;
                     return Ok(Handled::Assigned(group.id));
                 }
                 "labeled" | "unlabeled" if v.pointer("/label/name").and_then(Value::as_str) == Some(IGNORE_LABEL) => {

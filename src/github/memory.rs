@@ -104,6 +104,20 @@ impl GitHub for MemoryGitHub {
         Ok(())
     }
 
+    async fn set_assignees(&self, repo: &str, number: i64, assignees: &[String]) -> Result<(), GitHubError> {
+        self.record(format!("assign {repo} #{number} assignees={assignees:?}"));
+        if assignees.iter().any(|a| self.unassignable.lock().unwrap_or_else(|p| p.into_inner()).contains(a)) {
+            return Err(GitHubError::Rejected { status: 422, message: "Validation Failed: assignees".into() });
+        }
+        let mut issues = self.issues.lock().unwrap_or_else(|p| p.into_inner());
+        let issue = issues
+            .iter_mut()
+            .find(|i| i.number == number)
+            .ok_or_else(|| GitHubError::Rejected { status: 404, message: "Not Found".into() })?;
+        issue.assignees = assignees.to_vec();
+        Ok(())
+    }
+
     async fn comments(&self, _repo: &str, number: i64) -> Result<Vec<String>, GitHubError> {
         let issues = self.issues.lock().unwrap_or_else(|p| p.into_inner());
         Ok(issues.iter().find(|i| i.number == number).map(|i| i.comments.clone()).unwrap_or_default())

@@ -65,6 +65,12 @@ impl GitHub for MeteredGitHub {
         r
     }
 
+    async fn set_assignees(&self, repo: &str, number: i64, assignees: &[String]) -> Result<(), GitHubError> {
+        let r = self.inner.set_assignees(repo, number, assignees).await;
+        self.count("set_assignees", &r);
+        r
+    }
+
     async fn comments(&self, repo: &str, number: i64) -> Result<Vec<String>, GitHubError> {
         let r = self.inner.comments(repo, number).await;
         self.count("comments", &r);

@@ -67,6 +67,8 @@ pub trait GitHub: Send + Sync {
     async fn set_issue_open(&self, repo: &str, number: i64, open: bool) -> Result<(), GitHubError>;
     /// Reopens an issue and makes `assignees` its assignees, in one write.
     async fn reopen_assigned(&self, repo: &str, number: i64, assignees: &[String]) -> Result<(), GitHubError>;
+    /// Makes `assignees` an issue's assignees (none: unassigned), leaving its state as it is.
+    async fn set_assignees(&self, repo: &str, number: i64, assignees: &[String]) -> Result<(), GitHubError>;
     /// Bodies of an issue's comments, oldest first (up to a few hundred).
     async fn comments(&self, repo: &str, number: i64) -> Result<Vec<String>, GitHubError>;
     async fn comment(&self, repo: &str, number: i64, body: &str) -> Result<(), GitHubError>;
@@ -94,6 +96,9 @@ impl GitHub for NoGitHub {
         Err(not_configured())
     }
     async fn reopen_assigned(&self, _: &str, _: i64, _: &[String]) -> Result<(), GitHubError> {
+        Err(not_configured())
+    }
+    async fn set_assignees(&self, _: &str, _: i64, _: &[String]) -> Result<(), GitHubError> {
         Err(not_configured())
     }
     async fn comments(&self, _: &str, _: i64) -> Result<Vec<String>, GitHubError> {
@@ -265,6 +270,12 @@ impl GitHub for OctocrabGitHub {
     async fn reopen_assigned(&self, repo: &str, number: i64, assignees: &[String]) -> Result<(), GitHubError> {
         let (owner, name) = split(repo)?;
         let body = json!({ "state": "open", "assignees": assignees });
+        self.call(http::Method::PATCH, &format!("/repos/{owner}/{name}/issues/{number}"), Some(&body)).await.map(|_| ())
+    }
+
+    async fn set_assignees(&self, repo: &str, number: i64, assignees: &[String]) -> Result<(), GitHubError> {
+        let (owner, name) = split(repo)?;
+        let body = json!({ "assignees": assignees });
         self.call(http::Method::PATCH, &format!("/repos/{owner}/{name}/issues/{number}"), Some(&body)).await.map(|_| ())
     }
 

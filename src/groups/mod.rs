@@ -388,7 +388,14 @@ impl Groups {
     ///
     /// # Errors
     /// Store errors; `NotFound` for a group that does not exist.
-    pub async fn assign_to(&self, group: &Group, login: Option<&GithubLogin>, by: &str, now: i64) -> StoreResult<()> {
+    pub async fn assign_to(
+        &self,
+        group: &Group,
+        login: Option<&GithubLogin>,
+        by: &str,
+        from_github: bool,
+        now: i64,
+    ) -> StoreResult<()> {
         let who = login.map_or_else(|| "nobody".to_owned(), |l| format!("@{}", l.as_str()));
         let entry = HistoryEntry {
             group_id: group.id,
@@ -399,7 +406,10 @@ impl Groups {
             deploy_id: None,
             detail: Some(format!("to {who} {by}")),
         };
-        self.store.set_assignee(group.id, login.map(GithubLogin::as_str), &entry).await
+        // A change made in shipwatch moves the issue's assignee too; one that came from GitHub is already there.
+        let job = (self.github_writes && !from_github && group.github_issue.is_some())
+            .then(|| Work::GithubIssue { group: group.id, reason: IssueReason::Reassigned, deploy: None }.job());
+        self.store.set_assignee(group.id, login.map(GithubLogin::as_str), &entry, job.as_ref()).await
     }
 
     /// A history line for a status change: who or what made it and, for a resolution, the commit each environment

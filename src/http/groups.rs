@@ -323,7 +323,8 @@ pub(super) async fn assign(
         ),
         None => None,
     };
-    state.groups.assign_to(&group, login.as_ref(), "through the API", chrono::Utc::now().timestamp_millis()).await?;
+    let now = chrono::Utc::now().timestamp_millis();
+    state.groups.assign_to(&group, login.as_ref(), "through the API", false, now).await?;
     let g = state.groups.find(group.id).await?.ok_or_else(|| ApiError::NotFound(format!("no group `{id}`")))?;
     Ok(Json(view(&state, g)))
 }

@@ -869,7 +869,7 @@ pub(super) async fn group_action(
                 Ok(l) => l,
                 Err(e) => return Ok(invalid(e)),
             };
-            state.groups.assign_to(&g, login.as_ref(), by, now).await?;
+            state.groups.assign_to(&g, login.as_ref(), by, false, now).await?;
         }
         other => {
             return Ok(refused(

@@ -47,6 +47,8 @@ pub enum IssueReason {
     Closed,
     /// Someone unresolved the group in shipwatch: its issue is reopened.
     Reopened,
+    /// Someone assigned the group by hand in shipwatch: its issue's assignee follows.
+    Reassigned,
 }
 
 impl IssueReason {
@@ -56,6 +58,7 @@ impl IssueReason {
             IssueReason::Regressed => "regressed",
             IssueReason::Closed => "closed",
             IssueReason::Reopened => "reopened",
+            IssueReason::Reassigned => "reassigned",
         }
     }
 }

@@ -601,7 +601,13 @@ pub trait GroupStore: Send + Sync {
     /// Adds a line to a group's history.
     async fn add_history(&self, entry: &HistoryEntry) -> StoreResult<()>;
     /// Assigns a group to a GitHub login by hand (or to nobody), with its history line, in one transaction.
-    async fn set_assignee(&self, group_id: i64, assignee: Option<&str>, history: &HistoryEntry) -> StoreResult<()>;
+    async fn set_assignee(
+        &self,
+        group_id: i64,
+        assignee: Option<&str>,
+        history: &HistoryEntry,
+        github_job: Option<&NewJob>,
+    ) -> StoreResult<()>;
     /// A group's history, oldest first.
     async fn group_history(&self, group_id: i64) -> StoreResult<Vec<HistoryEntry>>;
     /// A group's assignments, one per deploy it was assigned at, oldest first.

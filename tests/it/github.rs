@@ -220,7 +220,9 @@ async fn edit(
     let now = f.clock.load(Ordering::SeqCst);
     f.write(fault, move |s| {
         let issue = &mut s.issues[(n - 1) as usize];
-        issue["state"] = body["state"].clone();
+        if body.get("state").is_some() {
+            issue["state"] = body["state"].clone();
+        }
         if body.get("assignees").is_some() {
             issue["assignees"] = body["assignees"].clone();
         }
@@ -903,6 +905,24 @@ async fn assignees_and_the_ignore_label_changed_on_github_come_back_without_echo
     issue_event(&app, "assigned", 1, json!({ "assignee": { "login": "octocat" } })).await;
     issue_event(&app, "unassigned", 1, json!({ "assignee": { "login": owner } })).await;
     assert_eq!(group(&app, &p).await["assignee"], json!("octocat"), "the new assignee stays");
+    assert_eq!(fake.writes().len(), writes, "nothing written back for GitHub's own changes");
+    // Assigned by hand in shipwatch: the issue follows (one write); GitHub's webhooks for it change nothing.
+    let gid = group(&app, &p).await["id"].as_i64().expect("id");
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/groups/{gid}/assign"),
+            Some(&p.token),
+            Some(json!({ "assignee": "@mona" })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    app.drain().await;
+    assert_eq!(fake.issues()[0]["assignees"], json!(["mona"]), "the issue's assignee follows");
+    assert_eq!(fake.issues()[0]["state"], json!("open"), "and its state is left alone");
+    issue_event(&app, "assigned", 1, json!({ "assignee": { "login": "mona" } })).await;
+    issue_event(&app, "unassigned", 1, json!({ "assignee": { "login": "octocat" } })).await;
+    assert_eq!(group(&app, &p).await["assignee"], json!("mona"));
     // The `shipwatch:ignore` label ignores the group; shipwatch closes the issue; GitHub's close comes back.
     issue_event(&app, "labeled", 1, json!({ "label": { "name": "shipwatch:ignore" } })).await;
     assert_eq!(group(&app, &p).await["status"], json!("ignored"));
@@ -918,11 +938,11 @@ async fn assignees_and_the_ignore_label_changed_on_github_come_back_without_echo
     // Other labels are not shipwatch's business.
     issue_event(&app, "labeled", 1, json!({ "label": { "name": "bug" } })).await;
     assert_eq!(group(&app, &p).await["status"], json!("unresolved"));
-    assert_eq!(fake.writes().len() - writes, 2, "one close and one reopen, nothing echoed: {:?}", fake.writes());
-    let gid = group(&app, &p).await["id"].as_i64().expect("id");
+    assert_eq!(fake.writes().len() - writes, 3, "an assignment, a close, a reopen, no echo: {:?}", fake.writes());
     let (_, history) = app.call(Method::GET, &format!("/api/v1/groups/{gid}/history"), Some(&p.token), None).await;
     let texts: Vec<&str> = history.as_array().expect("history").iter().filter_map(|h| h["text"].as_str()).collect();
     assert!(texts.contains(&"assigned: to @octocat on GitHub"), "{texts:?}");
+    assert!(texts.contains(&"assigned: to @mona through the API"), "{texts:?}");
     assert!(texts.contains(&"ignored: on GitHub") && texts.contains(&"unresolved: on GitHub"), "{texts:?}");
     app.stop().await;
 }

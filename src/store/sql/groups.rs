@@ -280,7 +280,13 @@ impl crate::store::GroupStore for Backend {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn set_assignee(&self, group_id: i64, assignee: Option<&str>, history: &HistoryEntry) -> StoreResult<()> {
+    async fn set_assignee(
+        &self,
+        group_id: i64,
+        assignee: Option<&str>,
+        history: &HistoryEntry,
+        github_job: Option<&NewJob>,
+    ) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         let done = sqlx::query("update error_groups set assignee = $1 where id = $2")
             .bind(assignee)
@@ -291,6 +297,9 @@ impl crate::store::GroupStore for Backend {
             return Err(StoreError::NotFound);
         }
         history_in(&mut tx, history).await?;
+        if let Some(job) = github_job {
+            enqueue_in(&mut tx, job, history.at).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
