@@ -15,8 +15,10 @@
 //! PostgreSQL: `SHIPWATCH_BENCH_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432`), a database
 //! `shipwatch_intake_bench` is created and dropped. See docs/benchmarks.md.
 
+mod common;
+
+use common::{postgres_database, shipwatch};
 use flate2::write::GzEncoder;
-use sqlx::Connection as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -106,15 +108,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn shipwatch(data: &Path, database: Option<&str>, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shipwatch"));
-    c.args(args).arg("--data-dir").arg(data).env_remove("DATABASE_URL").env("RUST_LOG", "warn");
-    if let Some(url) = database {
-        c.arg("--database-url").arg(url);
-    }
-    c
 }
 
 /// Creates the project, starts the server; returns it with the project's key and id.
@@ -458,15 +451,6 @@ async fn burst(server: &Server, key: &str, project: &str, token: &str, repo: &Pa
     );
 }
 
-async fn postgres_database() -> Option<String> {
-    let admin =
-        std::env::var("SHIPWATCH_BENCH_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let mut conn = sqlx::PgConnection::connect(&format!("{admin}/postgres")).await.ok()?;
-    let _ = sqlx::query("drop database if exists shipwatch_intake_bench with (force)").execute(&mut conn).await;
-    sqlx::query("create database shipwatch_intake_bench").execute(&mut conn).await.ok()?;
-    Some(format!("{admin}/shipwatch_intake_bench"))
-}
-
 #[tokio::main]
 async fn main() {
     let o = options();
@@ -515,7 +499,7 @@ async fn main() {
         for &c in &o.concurrency {
             let data = scratch.path().join(format!("{backend}-{c}"));
             let database = if backend == "postgres" {
-                match postgres_database().await {
+                match postgres_database("shipwatch_intake_bench").await {
                     Some(url) => Some(url),
                     None => {
                         println!("postgres   SKIPPED: no PostgreSQL at SHIPWATCH_BENCH_POSTGRES_URL");

@@ -8,8 +8,9 @@
 //! PostgreSQL: `SHIPWATCH_BENCH_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432`), a database
 //! `shipwatch_pages_bench` is created and dropped. See docs/benchmarks.md.
 
-use sqlx::Connection as _;
-use std::path::Path;
+mod common;
+
+use common::{postgres_database, shipwatch};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,24 +32,6 @@ impl Drop for Server {
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn shipwatch(data: &Path, database: Option<&str>, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shipwatch"));
-    c.args(args).arg("--data-dir").arg(data).env_remove("DATABASE_URL").env("RUST_LOG", "warn");
-    if let Some(url) = database {
-        c.arg("--database-url").arg(url);
-    }
-    c
-}
-
-async fn postgres_database() -> Option<String> {
-    let admin =
-        std::env::var("SHIPWATCH_BENCH_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let mut conn = sqlx::PgConnection::connect(&format!("{admin}/postgres")).await.ok()?;
-    let _ = sqlx::query("drop database if exists shipwatch_pages_bench with (force)").execute(&mut conn).await;
-    sqlx::query("create database shipwatch_pages_bench").execute(&mut conn).await.ok()?;
-    Some(format!("{admin}/shipwatch_pages_bench"))
 }
 
 /// A value of `/metrics`.
@@ -113,7 +96,7 @@ async fn main() {
             continue;
         }
         let database = if backend == "postgres" {
-            match postgres_database().await {
+            match postgres_database("shipwatch_pages_bench").await {
                 Some(url) => Some(url),
                 None => {
                     println!("postgres   SKIPPED: no PostgreSQL at SHIPWATCH_BENCH_POSTGRES_URL");

@@ -27,6 +27,21 @@ pub struct MemoryGitHub {
 }
 
 impl MemoryGitHub {
+    /// Makes `assignees` issue `number`'s (refusing the unassignable as GitHub does), reopening it when asked.
+    fn assign(&self, number: i64, assignees: &[String], reopen: bool) -> Result<(), GitHubError> {
+        if assignees.iter().any(|a| self.unassignable.lock().unwrap_or_else(|p| p.into_inner()).contains(a)) {
+            return Err(GitHubError::Rejected { status: 422, message: "Validation Failed: assignees".into() });
+        }
+        let mut issues = self.issues.lock().unwrap_or_else(|p| p.into_inner());
+        let issue = issues
+            .iter_mut()
+            .find(|i| i.number == number)
+            .ok_or_else(|| GitHubError::Rejected { status: 404, message: "Not Found".into() })?;
+        issue.open |= reopen;
+        issue.assignees = assignees.to_vec();
+        Ok(())
+    }
+
     fn record(&self, call: String) {
         self.calls.lock().unwrap_or_else(|p| p.into_inner()).push(call);
     }
@@ -91,31 +106,12 @@ impl GitHub for MemoryGitHub {
 
     async fn reopen_assigned(&self, repo: &str, number: i64, assignees: &[String]) -> Result<(), GitHubError> {
         self.record(format!("reopen {repo} #{number} assignees={assignees:?}"));
-        if assignees.iter().any(|a| self.unassignable.lock().unwrap_or_else(|p| p.into_inner()).contains(a)) {
-            return Err(GitHubError::Rejected { status: 422, message: "Validation Failed: assignees".into() });
-        }
-        let mut issues = self.issues.lock().unwrap_or_else(|p| p.into_inner());
-        let issue = issues
-            .iter_mut()
-            .find(|i| i.number == number)
-            .ok_or_else(|| GitHubError::Rejected { status: 404, message: "Not Found".into() })?;
-        issue.open = true;
-        issue.assignees = assignees.to_vec();
-        Ok(())
+        self.assign(number, assignees, true)
     }
 
     async fn set_assignees(&self, repo: &str, number: i64, assignees: &[String]) -> Result<(), GitHubError> {
         self.record(format!("assign {repo} #{number} assignees={assignees:?}"));
-        if assignees.iter().any(|a| self.unassignable.lock().unwrap_or_else(|p| p.into_inner()).contains(a)) {
-            return Err(GitHubError::Rejected { status: 422, message: "Validation Failed: assignees".into() });
-        }
-        let mut issues = self.issues.lock().unwrap_or_else(|p| p.into_inner());
-        let issue = issues
-            .iter_mut()
-            .find(|i| i.number == number)
-            .ok_or_else(|| GitHubError::Rejected { status: 404, message: "Not Found".into() })?;
-        issue.assignees = assignees.to_vec();
-        Ok(())
+        self.assign(number, assignees, false)
     }
 
     async fn comments(&self, _repo: &str, number: i64) -> Result<Vec<String>, GitHubError> {

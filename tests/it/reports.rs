@@ -26,11 +26,9 @@ async fn report(app: &TestApp, token: &str, id: i64, format: &str) -> String {
     resp.text().await.expect("text")
 }
 
-#[tokio::test]
-async fn release_reports() {
-    let db = sqlite_db().await;
-    let app = TestApp::spawn(db.store.clone(), false).await;
-    let repo = TestRepo::new();
+/// The shop both report tests deploy: project `web` on a repository whose first commit has the cart and the
+/// payments. Returns that commit, the deploy token and the project's envelope URL.
+async fn shop(app: &TestApp, repo: &TestRepo) -> (String, String, String) {
     let c1 = repo.commit(
         &ALICE,
         &[
@@ -39,36 +37,66 @@ async fn release_reports() {
         ],
         "Cart and payments",
     );
-    let (_, token) = app.project("web", &repo).await;
+    let (_, token) = app.project("web", repo).await;
     let (_, p) = app.call(Method::GET, "/api/v1/projects/web", Some(ADMIN_TOKEN), None).await;
     let key =
         p["dsn"].as_str().and_then(|d| d.split("//").nth(1)).and_then(|r| r.split('@').next()).expect("key").to_owned();
-    let url = format!("{}/api/{}/envelope/?sentry_key={key}", app.base, p["id"]);
-    let deploy = |sha: String, version: &'static str, at: i64| {
-        let (app, token) = (&app, token.clone());
-        async move {
-            let body = json!({ "project": "web", "environment": "production", "sha": sha, "version": version,
-                               "deployed_at": iso(at), "deployer": "octocat" });
-            let (status, d) = app.deploy(&token, body).await;
-            assert_eq!(status, 202);
-            app.drain().await;
-            d["id"].as_i64().expect("id")
-        }
-    };
+    (c1, token, format!("{}/api/{}/envelope/?sentry_key={key}", app.base, p["id"]))
+}
+
+/// Records a deploy at a fixed time and lets the worker compute it; returns its id.
+async fn deploy_at(app: &TestApp, token: &str, env: &str, sha: String, version: &str, at: i64) -> i64 {
+    let body = json!({ "project": "web", "environment": env, "sha": sha, "version": version,
+                       "deployed_at": iso(at), "deployer": "octocat" });
+    let (status, d) = app.deploy(token, body).await;
+    assert_eq!(status, 202, "{d}");
+    app.drain().await;
+    d["id"].as_i64().expect("id")
+}
+
+/// Sends event `n` (type `ty`, one frame at `path:line`) from `release` in `env` at a fixed time, and handles it.
+#[allow(clippy::too_many_arguments)]
+async fn send_error(
+    app: &TestApp,
+    url: &str,
+    n: u32,
+    env: &str,
+    release: &str,
+    at: i64,
+    ty: &str,
+    at_line: (&str, u32),
+) {
+    let (path, line) = at_line;
+    let event = json!({
+        "event_id": format!("{n:032x}"), "release": release, "environment": env, "platform": "python",
+        "timestamp": at,
+        "exception": {"values": [{"type": ty, "value": "boom", "stacktrace": {"frames": [
+            {"abs_path": format!("/srv/app/{path}"), "function": "f", "lineno": line, "in_app": true}]}}]}
+    })
+    .to_string();
+    let body = format!("{{}}\n{{\"type\":\"event\"}}\n{event}\n");
+    assert_eq!(app.http.post(url).body(body).send().await.expect("sent").status().as_u16(), 200);
+    app.drain().await;
+}
+
+/// Resolves the project's group with this title through the API.
+async fn resolve_titled(app: &TestApp, token: &str, title: &str) {
+    let (_, groups) = app.call(Method::GET, "/api/v1/projects/web/groups", Some(token), None).await;
+    let found = groups["groups"].as_array().expect("groups").iter().find(|g| g["title"] == json!(title));
+    let id = found.expect("the group")["id"].clone();
+    let (status, _) = app.call(Method::POST, &format!("/api/v1/groups/{id}/resolve"), Some(token), None).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn release_reports() {
+    let db = sqlite_db().await;
+    let app = TestApp::spawn(db.store.clone(), false).await;
+    let repo = TestRepo::new();
+    let (c1, token, url) = shop(&app, &repo).await;
+    let deploy = |sha: String, version: &'static str, at: i64| deploy_at(&app, &token, "production", sha, version, at);
     let error = |n: u32, release: &'static str, at: i64, ty: &'static str, path: &'static str, line: u32| {
-        let (app, url) = (&app, url.clone());
-        async move {
-            let event = json!({
-                "event_id": format!("{n:032x}"), "release": release, "environment": "production", "platform": "python",
-                "timestamp": at,
-                "exception": {"values": [{"type": ty, "value": "boom", "stacktrace": {"frames": [
-                    {"abs_path": format!("/srv/app/{path}"), "function": "f", "lineno": line, "in_app": true}]}}]}
-            })
-            .to_string();
-            let body = format!("{{}}\n{{\"type\":\"event\"}}\n{event}\n");
-            assert_eq!(app.http.post(&url).body(body).send().await.expect("sent").status().as_u16(), 200);
-            app.drain().await;
-        }
+        send_error(&app, &url, n, "production", release, at, ty, (path, line))
     };
     deploy(c1, "v1", T0).await;
     error(1, "v1", T0 + 86_400 - 600, "KeyError", "app/cart.py", 2).await;
@@ -79,17 +107,7 @@ async fn release_reports() {
     error(3, "v2", T0 + 86_400 + 700, "ZeroDivisionError", "app/pay.py", 2).await;
     error(4, "v2", T0 + 86_400 + 800, "IndexError", "app/cart.py", 1).await;
 
-    let (_, groups) = app.call(Method::GET, "/api/v1/projects/web/groups", Some(&token), None).await;
-    let zero = groups["groups"]
-        .as_array()
-        .expect("groups")
-        .iter()
-        .find(|g| g["title"] == json!("ZeroDivisionError: boom"))
-        .expect("group")
-        .clone();
-    let (status, _) =
-        app.call(Method::POST, &format!("/api/v1/groups/{}/resolve", zero["id"]), Some(&token), None).await;
-    assert_eq!(status, 200);
+    resolve_titled(&app, &token, "ZeroDivisionError: boom").await;
     let v3sha = repo.commit(&ALICE, &[("docs.md", "docs\n")], "Docs");
     let v3 = deploy(v3sha, "v3", T0 + 2 * 86_400).await;
     error(5, "v3", T0 + 2 * 86_400 + 300, "ZeroDivisionError", "app/pay.py", 2).await;
@@ -223,44 +241,11 @@ async fn reports_per_environment_and_a_rollback() {
     let db = sqlite_db().await;
     let app = TestApp::spawn(db.store.clone(), false).await;
     let repo = TestRepo::new();
-    let c1 = repo.commit(
-        &ALICE,
-        &[
-            ("app/pay.py", "def pay(a, b):\n    return a / (b + 1)\n"),
-            ("app/cart.py", "def item(c):\n    return c['sku']\n"),
-        ],
-        "Cart and payments",
-    );
-    let (_, token) = app.project("web", &repo).await;
-    let (_, p) = app.call(Method::GET, "/api/v1/projects/web", Some(ADMIN_TOKEN), None).await;
-    let key =
-        p["dsn"].as_str().and_then(|d| d.split("//").nth(1)).and_then(|r| r.split('@').next()).expect("key").to_owned();
-    let url = format!("{}/api/{}/envelope/?sentry_key={key}", app.base, p["id"]);
-    let deploy = |env: &'static str, sha: String, version: &'static str, at: i64| {
-        let (app, token) = (&app, token.clone());
-        async move {
-            let body = json!({ "project": "web", "environment": env, "sha": sha, "version": version,
-                               "deployed_at": iso(at), "deployer": "octocat" });
-            let (status, d) = app.deploy(&token, body).await;
-            assert_eq!(status, 202, "{d}");
-            app.drain().await;
-            d["id"].as_i64().expect("id")
-        }
-    };
+    let (c1, token, url) = shop(&app, &repo).await;
+    let deploy =
+        |env: &'static str, sha: String, version: &'static str, at: i64| deploy_at(&app, &token, env, sha, version, at);
     let error = |n: u32, env: &'static str, release: &'static str, at: i64, ty: &'static str, path: &'static str| {
-        let (app, url) = (&app, url.clone());
-        async move {
-            let event = json!({
-                "event_id": format!("{n:032x}"), "release": release, "environment": env, "platform": "python",
-                "timestamp": at,
-                "exception": {"values": [{"type": ty, "value": "boom", "stacktrace": {"frames": [
-                    {"abs_path": format!("/srv/app/{path}"), "function": "f", "lineno": 2, "in_app": true}]}}]}
-            })
-            .to_string();
-            let body = format!("{{}}\n{{\"type\":\"event\"}}\n{event}\n");
-            assert_eq!(app.http.post(&url).body(body).send().await.expect("sent").status().as_u16(), 200);
-            app.drain().await;
-        }
+        send_error(&app, &url, n, env, release, at, ty, (path, 2))
     };
     let day = 86_400;
     deploy("staging", c1.clone(), "v1", T0).await;
@@ -271,17 +256,7 @@ async fn reports_per_environment_and_a_rollback() {
     deploy("production", v2sha.clone(), "v2", T0 + day + 600).await;
     error(1, "production", "v2", T0 + day + 900, "ZeroDivisionError", "app/pay.py").await;
     error(2, "staging", "v2", T0 + day + 950, "IndexError", "app/cart.py").await;
-    let (_, groups) = app.call(Method::GET, "/api/v1/projects/web/groups", Some(&token), None).await;
-    let zero = groups["groups"]
-        .as_array()
-        .expect("groups")
-        .iter()
-        .find(|g| g["title"] == json!("ZeroDivisionError: boom"))
-        .expect("group")
-        .clone();
-    let (status, _) =
-        app.call(Method::POST, &format!("/api/v1/groups/{}/resolve", zero["id"]), Some(&token), None).await;
-    assert_eq!(status, 200);
+    resolve_titled(&app, &token, "ZeroDivisionError: boom").await;
     let v3sha = repo.commit(&ALICE, &[("docs.md", "docs\n")], "Docs (#23)");
     let staging_v3 = deploy("staging", v3sha.clone(), "v3", T0 + 2 * day).await;
     let production_v3 = deploy("production", v3sha, "v3", T0 + 2 * day + 600).await;
