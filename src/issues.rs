@@ -127,6 +127,7 @@ impl IssueSync {
         now: impl Fn() -> i64,
     ) -> anyhow::Result<()> {
         let Some(group) = self.store.group(group_id).await? else { return Ok(()) };
+        let issue_existed = group.github_issue.is_some();
         let project =
             self.store.project_by_id(group.project_id).await?.ok_or_else(|| anyhow::anyhow!("project gone"))?;
         let Some(repo) = project.github_repo.clone() else {
@@ -172,9 +173,11 @@ impl IssueSync {
         // shipwatch's own label, the project's, and what the issue is about: a new error or a regression.
         let mut labels: Vec<String> = vec![MARKER_LABEL.to_owned()];
         labels.extend(settings.labels.clone().unwrap_or_default().into_iter().filter(|l| l != MARKER_LABEL));
+        let new_label = settings.new_label.clone().unwrap_or_else(|| NEW_LABEL.to_owned());
+        let regression_label = settings.regression_label.clone().unwrap_or_else(|| REGRESSION_LABEL.to_owned());
         let why = match reason {
-            IssueReason::Regressed => settings.regression_label.clone().unwrap_or_else(|| REGRESSION_LABEL.to_owned()),
-            _ => settings.new_label.clone().unwrap_or_else(|| NEW_LABEL.to_owned()),
+            IssueReason::Regressed => regression_label.clone(),
+            _ => new_label.clone(),
         };
         if !labels.contains(&why) {
             labels.push(why);
@@ -263,29 +266,55 @@ impl IssueSync {
             .and_then(|a| a.owner.as_ref())
             .and_then(|o| o.github_login.clone())
             .filter(|l| !l.contains('/'));
-        let refused = format!("regression-assignee-refused:{deploy_key}");
-        self.pace(now()).await?;
-        let reassigned = match owner {
-            Some(login) if self.store.github_step(group.id, &refused).await?.is_none() => {
-                match self.github.reopen_assigned(&repo, number, std::slice::from_ref(&login)).await {
-                    Ok(()) => Some(login),
-                    Err(GitHubError::Rejected { status: 422, .. }) => {
-                        self.store.record_github_step(group.id, &refused, now()).await?;
-                        // The plain reopen is a write of its own.
-                        self.pace(now()).await?;
-                        None
+        // Recorded once done, so a job that comes back (for a write slot) does not reopen again.
+        let reopened = format!("regression-reopened:{deploy_key}");
+        if self.store.github_step(group.id, &reopened).await?.is_none() {
+            let refused = format!("regression-assignee-refused:{deploy_key}");
+            self.pace(now()).await?;
+            let reassigned = match owner {
+                Some(login) if self.store.github_step(group.id, &refused).await?.is_none() => {
+                    match self.github.reopen_assigned(&repo, number, std::slice::from_ref(&login)).await {
+                        Ok(()) => Some(login),
+                        Err(GitHubError::Rejected { status: 422, .. }) => {
+                            self.store.record_github_step(group.id, &refused, now()).await?;
+                            // The plain reopen is a write of its own.
+                            self.pace(now()).await?;
+                            None
+                        }
+                        Err(e) => return Err(self.wait(e, now()).await),
                     }
-                    Err(e) => return Err(self.wait(e, now()).await),
+                }
+                _ => None,
+            };
+            if reassigned.is_none() {
+                if let Err(e) = self.github.set_issue_open(&repo, number, true).await {
+                    return Err(self.wait(e, now()).await);
                 }
             }
-            _ => None,
-        };
-        if reassigned.is_none() {
-            if let Err(e) = self.github.set_issue_open(&repo, number, true).await {
+            info!(issue = number, assignee = reassigned.as_deref(), "issue reopened");
+            self.store.record_github_step(group.id, &reopened, now()).await?;
+        }
+        // An issue opened for a new error now says it is a regression: the regression label on, the new one off
+        // (each a write of its own; the labels people added stay). An issue this job created has it already.
+        let relabelled = format!("regression-labels:{deploy_key}");
+        if issue_existed
+            && new_label != regression_label
+            && self.store.github_step(group.id, &relabelled).await?.is_none()
+        {
+            let added = format!("regression-label-added:{deploy_key}");
+            if self.store.github_step(group.id, &added).await?.is_none() {
+                self.pace(now()).await?;
+                if let Err(e) = self.github.add_labels(&repo, number, std::slice::from_ref(&regression_label)).await {
+                    return Err(self.wait(e, now()).await);
+                }
+                self.store.record_github_step(group.id, &added, now()).await?;
+            }
+            self.pace(now()).await?;
+            if let Err(e) = self.github.remove_label(&repo, number, &new_label).await {
                 return Err(self.wait(e, now()).await);
             }
+            self.store.record_github_step(group.id, &relabelled, now()).await?;
         }
-        info!(issue = number, assignee = reassigned.as_deref(), "issue reopened");
         Ok(())
     }
 

@@ -114,6 +114,28 @@ impl GitHub for MemoryGitHub {
         self.assign(number, assignees, false)
     }
 
+    async fn add_labels(&self, repo: &str, number: i64, labels: &[String]) -> Result<(), GitHubError> {
+        self.record(format!("label {repo} #{number} +{labels:?}"));
+        let mut issues = self.issues.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(issue) = issues.iter_mut().find(|i| i.number == number) {
+            for l in labels {
+                if !issue.labels.contains(l) {
+                    issue.labels.push(l.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_label(&self, repo: &str, number: i64, label: &str) -> Result<(), GitHubError> {
+        self.record(format!("label {repo} #{number} -{label}"));
+        let mut issues = self.issues.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(issue) = issues.iter_mut().find(|i| i.number == number) {
+            issue.labels.retain(|l| l != label);
+        }
+        Ok(())
+    }
+
     async fn comments(&self, _repo: &str, number: i64) -> Result<Vec<String>, GitHubError> {
         let issues = self.issues.lock().unwrap_or_else(|p| p.into_inner());
         Ok(issues.iter().find(|i| i.number == number).map(|i| i.comments.clone()).unwrap_or_default())

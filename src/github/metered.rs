@@ -71,6 +71,18 @@ impl GitHub for MeteredGitHub {
         r
     }
 
+    async fn add_labels(&self, repo: &str, number: i64, labels: &[String]) -> Result<(), GitHubError> {
+        let r = self.inner.add_labels(repo, number, labels).await;
+        self.count("add_labels", &r);
+        r
+    }
+
+    async fn remove_label(&self, repo: &str, number: i64, label: &str) -> Result<(), GitHubError> {
+        let r = self.inner.remove_label(repo, number, label).await;
+        self.count("remove_label", &r);
+        r
+    }
+
     async fn comments(&self, repo: &str, number: i64) -> Result<Vec<String>, GitHubError> {
         let r = self.inner.comments(repo, number).await;
         self.count("comments", &r);

@@ -69,6 +69,10 @@ pub trait GitHub: Send + Sync {
     async fn reopen_assigned(&self, repo: &str, number: i64, assignees: &[String]) -> Result<(), GitHubError>;
     /// Makes `assignees` an issue's assignees (none: unassigned), leaving its state as it is.
     async fn set_assignees(&self, repo: &str, number: i64, assignees: &[String]) -> Result<(), GitHubError>;
+    /// Adds labels to an issue, keeping the ones it has.
+    async fn add_labels(&self, repo: &str, number: i64, labels: &[String]) -> Result<(), GitHubError>;
+    /// Takes a label off an issue; a label it does not have is no error.
+    async fn remove_label(&self, repo: &str, number: i64, label: &str) -> Result<(), GitHubError>;
     /// Bodies of an issue's comments, oldest first (up to a few hundred).
     async fn comments(&self, repo: &str, number: i64) -> Result<Vec<String>, GitHubError>;
     async fn comment(&self, repo: &str, number: i64, body: &str) -> Result<(), GitHubError>;
@@ -99,6 +103,12 @@ impl GitHub for NoGitHub {
         Err(not_configured())
     }
     async fn set_assignees(&self, _: &str, _: i64, _: &[String]) -> Result<(), GitHubError> {
+        Err(not_configured())
+    }
+    async fn add_labels(&self, _: &str, _: i64, _: &[String]) -> Result<(), GitHubError> {
+        Err(not_configured())
+    }
+    async fn remove_label(&self, _: &str, _: i64, _: &str) -> Result<(), GitHubError> {
         Err(not_configured())
     }
     async fn comments(&self, _: &str, _: i64) -> Result<Vec<String>, GitHubError> {
@@ -173,6 +183,7 @@ impl OctocrabGitHub {
         let response = match method {
             http::Method::POST => self.client._post(route, body).await,
             http::Method::PATCH => self.client._patch(route, body).await,
+            http::Method::DELETE => self.client._delete(route, body).await,
             _ => self.client._get(route).await,
         }
         .map_err(|e| GitHubError::Transport(e.to_string()))?;
@@ -277,6 +288,22 @@ impl GitHub for OctocrabGitHub {
         let (owner, name) = split(repo)?;
         let body = json!({ "assignees": assignees });
         self.call(http::Method::PATCH, &format!("/repos/{owner}/{name}/issues/{number}"), Some(&body)).await.map(|_| ())
+    }
+
+    async fn add_labels(&self, repo: &str, number: i64, labels: &[String]) -> Result<(), GitHubError> {
+        let (owner, name) = split(repo)?;
+        let body = json!({ "labels": labels });
+        let route = format!("/repos/{owner}/{name}/issues/{number}/labels");
+        self.call(http::Method::POST, &route, Some(&body)).await.map(|_| ())
+    }
+
+    async fn remove_label(&self, repo: &str, number: i64, label: &str) -> Result<(), GitHubError> {
+        let (owner, name) = split(repo)?;
+        let route = format!("/repos/{owner}/{name}/issues/{number}/labels/{}", encode(label));
+        match self.call(http::Method::DELETE, &route, None).await {
+            Ok(_) | Err(GitHubError::Rejected { status: 404, .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn comments(&self, repo: &str, number: i64) -> Result<Vec<String>, GitHubError> {

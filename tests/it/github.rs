@@ -64,6 +64,8 @@ impl FakeGitHub {
             .route("/repos/{o}/{r}/issues", get(list).post(create))
             .route("/repos/{o}/{r}/issues/{n}", patch(edit))
             .route("/repos/{o}/{r}/issues/{n}/comments", get(comments).post(comment))
+            .route("/repos/{o}/{r}/issues/{n}/labels", axum::routing::post(add_labels))
+            .route("/repos/{o}/{r}/issues/{n}/labels/{name}", axum::routing::delete(remove_label))
             .route(
                 "/repos/{o}/{r}/commits/{sha}",
                 get(|| async { (StatusCode::NOT_FOUND, Json(json!({ "message": "Not Found" }))) }),
@@ -228,6 +230,43 @@ async fn edit(
         }
         issue["updated_ms"] = json!(now);
         issue.clone()
+    })
+    .await
+}
+
+async fn add_labels(
+    State(f): State<FakeGitHub>,
+    Path((o, r, n)): Path<(String, String, i64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    f.record("POST", format!("/repos/{o}/{r}/issues/{n}/labels"));
+    let fault = f.fault();
+    f.write(fault, move |s| {
+        let issue = &mut s.issues[(n - 1) as usize];
+        let mut labels = issue["labels"].as_array().cloned().unwrap_or_default();
+        for l in body["labels"].as_array().cloned().unwrap_or_default() {
+            if !labels.iter().any(|x| x["name"] == l) {
+                labels.push(json!({ "name": l }));
+            }
+        }
+        issue["labels"] = json!(labels);
+        issue["labels"].clone()
+    })
+    .await
+}
+
+async fn remove_label(
+    State(f): State<FakeGitHub>,
+    Path((o, r, n, name)): Path<(String, String, i64, String)>,
+) -> Response {
+    f.record("DELETE", format!("/repos/{o}/{r}/issues/{n}/labels/{name}"));
+    let fault = f.fault();
+    f.write(fault, move |s| {
+        let issue = &mut s.issues[(n - 1) as usize];
+        let labels: Vec<Value> =
+            issue["labels"].as_array().cloned().unwrap_or_default().into_iter().filter(|l| l["name"] != name).collect();
+        issue["labels"] = json!(labels);
+        issue["labels"].clone()
     })
     .await
 }
@@ -800,10 +839,15 @@ async fn with_the_default_pacing_regressions_are_commented_reopened_and_the_queu
     }
     let requests = fake.lock().requests.clone();
     let writes: Vec<&(String, String, i64)> = requests.iter().filter(|(m, _, _)| m != "GET").collect();
-    // 2 creates, 2 comments, 2 refused reassigning reopens and 2 plain reopens, and no reads: nothing was ever
-    // sent without its answer, so there is nothing to look for, and a job that waited for a slot knows from its
-    // recorded steps what it did already.
-    assert_eq!(writes.len(), 8, "{writes:?}");
+    // 2 creates, 2 comments, 2 refused reassigning reopens, 2 plain reopens and 2 × 2 label writes (regression on,
+    // new off), and no reads: nothing was ever sent without its answer, so there is nothing to look for, and a job
+    // that waited for a slot knows from its recorded steps what it did already.
+    assert_eq!(writes.len(), 12, "{writes:?}");
+    for issue in fake.issues() {
+        let labels: Vec<&str> =
+            issue["labels"].as_array().expect("labels").iter().filter_map(|l| l["name"].as_str()).collect();
+        assert!(labels.contains(&"regression") && !labels.contains(&"new"), "relabelled: {labels:?}");
+    }
     let reads = requests.len() - writes.len();
     assert_eq!(reads, 0, "{requests:?}");
     let times: Vec<i64> = writes.iter().map(|(_, _, t)| *t).collect();
