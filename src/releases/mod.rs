@@ -284,7 +284,7 @@ impl Releases {
             regressions: pick(&|g| regressed_here.contains(&g.id) || (g.regressed_in.as_deref() == Some(v) && here(g))),
             suspects_in_range: pick(&|g| g.introduced_by.as_deref() == Some(v)),
             counts: ErrorCounts {
-                in_release: self.store.build_summary(project.id, v, &deploy.environment).await?.0,
+                in_release: in_release.values().sum(),
                 window_minutes: window,
                 before: self.store.count_events_between(project.id, &deploy.environment, at - w, at).await?,
                 after: self.store.count_events_between(project.id, &deploy.environment, at, at + w).await?,

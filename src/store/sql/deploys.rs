@@ -215,27 +215,11 @@ impl crate::store::DeployStore for Backend {
     }
 
     async fn deploy_commits(&self, deploy_id: i64) -> StoreResult<Vec<CommitRecord>> {
-        use crate::store::common::{CommitRow, COMMIT_COLUMNS};
-        let sql = format!(
-            "select {} from deploy_commits dc join deploys d on d.id = dc.deploy_id \
-             join commits c on c.project_id = d.project_id and c.sha = dc.sha \
-             where dc.deploy_id = $1 and dc.removed = 0 order by dc.ord",
-            COMMIT_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ")
-        );
-        let rows = sqlx::query_as::<Db, CommitRow>(&sql).bind(deploy_id).fetch_all(&self.read).await?;
-        Ok(rows.into_iter().map(CommitRow::into_record).collect::<anyhow::Result<Vec<_>>>()?)
+        self.linked_commits(deploy_id, false).await
     }
 
     async fn deploy_removed_commits(&self, deploy_id: i64) -> StoreResult<Vec<CommitRecord>> {
-        use crate::store::common::{CommitRow, COMMIT_COLUMNS};
-        let sql = format!(
-            "select {} from deploy_commits dc join deploys d on d.id = dc.deploy_id \
-             join commits c on c.project_id = d.project_id and c.sha = dc.sha \
-             where dc.deploy_id = $1 and dc.removed = 1 order by dc.ord",
-            COMMIT_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ")
-        );
-        let rows = sqlx::query_as::<Db, CommitRow>(&sql).bind(deploy_id).fetch_all(&self.read).await?;
-        Ok(rows.into_iter().map(CommitRow::into_record).collect::<anyhow::Result<Vec<_>>>()?)
+        self.linked_commits(deploy_id, true).await
     }
 
     async fn release_pending(&self, project_id: i64, environment: Option<&str>, release: &str) -> StoreResult<bool> {
@@ -289,5 +273,24 @@ impl crate::store::DeployStore for Backend {
         .bind(environment)
         .fetch_optional(&self.read)
         .await?)
+    }
+}
+
+impl Backend {
+    /// A deploy's commits in `git log` order: those of its range, or (`removed`) those it took out.
+    async fn linked_commits(&self, deploy_id: i64, removed: bool) -> StoreResult<Vec<CommitRecord>> {
+        use crate::store::common::{CommitRow, COMMIT_COLUMNS};
+        let sql = format!(
+            "select {} from deploy_commits dc join deploys d on d.id = dc.deploy_id \
+             join commits c on c.project_id = d.project_id and c.sha = dc.sha \
+             where dc.deploy_id = $1 and dc.removed = $2 order by dc.ord",
+            COMMIT_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ")
+        );
+        let rows = sqlx::query_as::<Db, CommitRow>(&sql)
+            .bind(deploy_id)
+            .bind(i64::from(removed))
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.into_iter().map(CommitRow::into_record).collect::<anyhow::Result<Vec<_>>>()?)
     }
 }
