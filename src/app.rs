@@ -14,10 +14,10 @@ use crate::assign::Assigner;
 use crate::assign::CacheSizes;
 use crate::config::{DataArgs, GitArgs, Secret, WorkerArgs};
 use crate::git::blame::GitCliBlame;
-use crate::git::mirror::Mirrors;
+use crate::git::mirror::{FetchToken, Mirrors};
 use crate::git::Git;
 use crate::github::metered::MeteredGitHub;
-use crate::github::{GitHub, NoGitHub, OctocrabGitHub};
+use crate::github::{AppCredentials, GitHub, NoGitHub, OctocrabGitHub};
 use crate::groups::Groups;
 use crate::http::{self, AppState, HttpSettings};
 use crate::ingest::forward::Spooler;
@@ -78,19 +78,28 @@ impl App {
         worker_args: &WorkerArgs,
     ) -> anyhow::Result<App> {
         check_github_api_url(&git.github_api_url, git.allow_insecure_github_api)?;
-        let github: Arc<dyn GitHub> = match &git.github_token {
-            Some(token) => Arc::new(OctocrabGitHub::with_timeout(
-                &git.github_api_url,
-                token,
-                Duration::from_millis(git.github_timeout_ms.max(1)),
-            )?),
-            None => Arc::new(NoGitHub),
-        };
-        Ok(App::with_github(store, data, git, worker_args, github, git.github_token.is_some()))
+        let timeout = Duration::from_millis(git.github_timeout_ms.max(1));
+        let (github, fetch_tokens): (Arc<dyn GitHub>, Option<Arc<dyn FetchToken>>) =
+            match (&git.github_token, git.github_app_id, &git.github_app_key) {
+                (_, Some(app_id), Some(key_file)) => {
+                    let pem = std::fs::read_to_string(key_file).with_context(|| {
+                        format!("reading the GitHub App private key {} (--github-app-key)", key_file.display())
+                    })?;
+                    let app = AppCredentials { app_id, private_key_pem: Secret::new(pem) };
+                    let client = Arc::new(OctocrabGitHub::app(&git.github_api_url, &app, timeout)?);
+                    (client.clone(), Some(Arc::new(AppFetchTokens(client))))
+                }
+                (Some(token), _, _) => {
+                    (Arc::new(OctocrabGitHub::with_timeout(&git.github_api_url, token, timeout)?), None)
+                }
+                _ => (Arc::new(NoGitHub), None),
+            };
+        let writes = git.github_token.is_some() || git.github_app_id.is_some();
+        Ok(App::with_github(store, data, git, worker_args, github, writes, fetch_tokens))
     }
 
     /// Builds with a given GitHub client (`shipwatch demo` uses an in-memory one as a dry run). `github_writes`
-    /// says whether issues are written.
+    /// says whether issues are written; `fetch_tokens`, when given, lends mirrors a GitHub App's tokens.
     pub fn with_github(
         store: DynStore,
         data: &DataArgs,
@@ -98,6 +107,7 @@ impl App {
         worker_args: &WorkerArgs,
         github: Arc<dyn GitHub>,
         github_writes: bool,
+        fetch_tokens: Option<Arc<dyn FetchToken>>,
     ) -> App {
         let metrics = Arc::new(Metrics::new());
         let wake = Arc::new(Notify::new());
@@ -119,7 +129,11 @@ impl App {
         let engine = Arc::new(GitCliBlame::new(git_runner.clone()));
         let assigner =
             Arc::new(Assigner::with_sizes(git_runner.clone(), github.clone(), engine, CacheSizes::from(git)));
-        let mirrors = Arc::new(Mirrors::new(data.data_dir.join("mirrors"), git_runner));
+        let mirrors = Mirrors::new(data.data_dir.join("mirrors"), git_runner);
+        let mirrors = Arc::new(match fetch_tokens {
+            Some(tokens) => mirrors.with_fetch_tokens(tokens),
+            None => mirrors,
+        });
         let assign = Arc::new(AssignService::new(store.clone(), mirrors.clone(), assigner.clone(), github_writes));
         let regressions = Arc::new(Regressions::new(store.clone(), mirrors.clone(), assign.clone(), github_writes));
         let public_url = worker_args.public_url.clone().unwrap_or_else(|| "http://127.0.0.1:8080".into());
@@ -278,6 +292,16 @@ pub fn cancel_on_signals(token: CancellationToken) {
         info!("shutting down: finishing in-flight requests and the current job");
         token.cancel();
     });
+}
+
+/// Mirrors fetch GitHub repositories with the GitHub App's installation tokens.
+struct AppFetchTokens(Arc<OctocrabGitHub>);
+
+#[async_trait::async_trait]
+impl FetchToken for AppFetchTokens {
+    async fn fetch_token(&self, repo: &str) -> anyhow::Result<Option<Secret>> {
+        Ok(self.0.installation_token(repo).await?)
+    }
 }
 
 /// The hosts the git token may go to: those configured, else the GitHub host of the API URL.

@@ -126,6 +126,15 @@ pub struct GitArgs {
     #[arg(long, env = "SHIPWATCH_GITHUB_TOKEN", hide_env_values = true)]
     pub github_token: Option<Secret>,
 
+    /// A GitHub App to act as (recommended over a token): its App ID, from the App's settings page. Needs
+    /// --github-app-key too; each repository's calls then use the App's installation there.
+    #[arg(long, env = "SHIPWATCH_GITHUB_APP_ID", requires = "github_app_key", conflicts_with = "github_token")]
+    pub github_app_id: Option<u64>,
+
+    /// The GitHub App's private key: the path of the `.pem` file GitHub generated. Read at start-up; never logged.
+    #[arg(long, env = "SHIPWATCH_GITHUB_APP_KEY", requires = "github_app_id")]
+    pub github_app_key: Option<PathBuf>,
+
     /// GitHub's REST API root; set it for GitHub Enterprise Server (`https://github.example.com/api/v3`).
     #[arg(long, env = "SHIPWATCH_GITHUB_API_URL", default_value = "https://api.github.com")]
     pub github_api_url: String,

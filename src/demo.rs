@@ -123,6 +123,8 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         git_program: "git".into(),
         git_timeout: 120,
         github_token: None,
+        github_app_id: None,
+        github_app_key: None,
         github_api_url: "https://api.github.com".into(),
         git_token_hosts: Vec::new(),
         allow_insecure_github_api: false,
@@ -146,7 +148,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     };
     let store = crate::store::connect(&data.database_url()).await?;
     let github = Arc::new(MemoryGitHub::default());
-    let app = App::with_github(store.clone(), &data, &git_args, &worker, github.clone(), true);
+    let app = App::with_github(store.clone(), &data, &git_args, &worker, github.clone(), true, None);
     let shutdown = CancellationToken::new();
     let options = ServeOptions {
         public_url: base.clone(),

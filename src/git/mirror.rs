@@ -8,10 +8,22 @@ use tracing::{info, instrument};
 
 use super::Git;
 
+/// Where a fetch gets a short-lived token for a GitHub repository (a GitHub App's installation token) when no
+/// fixed git token is configured.
+#[async_trait::async_trait]
+pub trait FetchToken: Send + Sync {
+    /// A token with read access to `repo` (`owner/name`), if there is one.
+    ///
+    /// # Errors
+    /// When one should exist but could not be had (GitHub refused or did not answer).
+    async fn fetch_token(&self, repo: &str) -> anyhow::Result<Option<crate::config::Secret>>;
+}
+
 /// The mirrors of all projects, with one lock per mirror so that two jobs never fetch into it at once.
 pub struct Mirrors {
     root: PathBuf,
     git: Git,
+    tokens: Option<Arc<dyn FetchToken>>,
     locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     /// Commits known to be in a mirror: a fetch only adds, so once there a commit needs no `git` to ask again.
     present: crate::cache::Bounded<(i64, String), ()>,
@@ -19,7 +31,30 @@ pub struct Mirrors {
 
 impl Mirrors {
     pub fn new(root: PathBuf, git: Git) -> Mirrors {
-        Mirrors { root, git, locks: Mutex::new(HashMap::new()), present: crate::cache::Bounded::new(10_000) }
+        Mirrors {
+            root,
+            git,
+            tokens: None,
+            locks: Mutex::new(HashMap::new()),
+            present: crate::cache::Bounded::new(10_000),
+        }
+    }
+
+    /// Fetches from GitHub remotes with tokens from `tokens` (a GitHub App's installation tokens) when the git
+    /// runner has no token of its own. They go only where a configured token would: the token hosts, over https.
+    pub fn with_fetch_tokens(mut self, tokens: Arc<dyn FetchToken>) -> Mirrors {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// The git runner for fetching `url`: with an installation token when one applies.
+    async fn git_for(&self, url: &str) -> anyhow::Result<Git> {
+        let Some(tokens) = &self.tokens else { return Ok(self.git.clone()) };
+        let Some(repo) = self.git.token_repo(url) else { return Ok(self.git.clone()) };
+        match tokens.fetch_token(&repo).await? {
+            Some(token) => Ok(self.git.with_token(token)),
+            None => Ok(self.git.clone()),
+        }
     }
 
     pub fn git(&self) -> &Git {
@@ -133,24 +168,24 @@ impl Mirrors {
             bail!("fetching from a local repository is refused: start the server with --allow-local-repos");
         }
         info!(mirror = %path.display(), "fetching");
-        self.git
-            .run(
-                Some(path),
-                "fetching the repository",
-                [
-                    "fetch",
-                    "--quiet",
-                    "--prune",
-                    "--force",
-                    "--no-tags",
-                    "--end-of-options",
-                    url,
-                    "+refs/heads/*:refs/heads/*",
-                    "+refs/tags/*:refs/tags/*",
-                    "+refs/pull/*/head:refs/pull/*/head",
-                ],
-            )
-            .await?;
+        let git = self.git_for(url).await?;
+        git.run(
+            Some(path),
+            "fetching the repository",
+            [
+                "fetch",
+                "--quiet",
+                "--prune",
+                "--force",
+                "--no-tags",
+                "--end-of-options",
+                url,
+                "+refs/heads/*:refs/heads/*",
+                "+refs/tags/*:refs/tags/*",
+                "+refs/pull/*/head:refs/pull/*/head",
+            ],
+        )
+        .await?;
         // Measured 2–4× faster history walks and blame on large repositories.
         self.git
             .run(Some(path), "writing the commit graph", ["commit-graph", "write", "--reachable", "--changed-paths"])

@@ -63,6 +63,34 @@ impl Git {
         self
     }
 
+    /// The same runner with `token` for the token hosts, unless it has a token already (a configured git token
+    /// wins over a GitHub App's).
+    pub fn with_token(&self, token: Secret) -> Git {
+        let mut git = self.clone();
+        if git.token.is_none() {
+            git.token = Some(token);
+        }
+        git
+    }
+
+    /// `owner/name` when `url` is an https remote on one of the token hosts (`https://host/owner/name(.git)`)
+    /// and this runner has no token of its own: the repository a per-repository token would be asked for.
+    pub fn token_repo(&self, url: &str) -> Option<String> {
+        if self.token.is_some() {
+            return None;
+        }
+        let rest = url.strip_prefix("https://")?;
+        let (host, path) = rest.split_once('/')?;
+        if !self.token_hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+            return None;
+        }
+        let path = path.trim_end_matches('/');
+        let path = path.strip_suffix(".git").unwrap_or(path);
+        let (owner, name) = path.split_once('/')?;
+        let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        (plain(owner) && plain(name)).then(|| format!("{owner}/{name}"))
+    }
+
     pub fn allow_local(&self) -> bool {
         self.allow_local
     }
@@ -214,6 +242,28 @@ mod tests {
         // Without a token nothing is configured.
         let none = Git::new("git", Duration::from_secs(30), None, false);
         assert_eq!(header_for(&none, "https://github.com/acme/web.git").await, None);
+    }
+
+    #[test]
+    fn a_per_repository_token_is_asked_for_github_https_remotes_only_and_never_over_a_configured_one() {
+        let git = Git::new("git", Duration::from_secs(30), None, false);
+        assert_eq!(git.token_repo("https://github.com/acme/web.git").as_deref(), Some("acme/web"));
+        assert_eq!(git.token_repo("https://GitHub.com/acme/web").as_deref(), Some("acme/web"));
+        for other in [
+            "http://github.com/acme/web.git",
+            "https://evil.example/acme/web.git",
+            "https://github.com.evil.example/acme/web",
+            "git@github.com:acme/web.git",
+            "https://github.com/acme",
+            "https://github.com/acme/web/extra",
+        ] {
+            assert_eq!(git.token_repo(other), None, "{other}");
+        }
+        let configured = Git::new("git", Duration::from_secs(30), Some(Secret::new("ghp_fixed")), false);
+        assert_eq!(configured.token_repo("https://github.com/acme/web.git"), None);
+        let with = configured.with_token(Secret::new("ghs_app"));
+        assert_eq!(with.token.as_ref().map(Secret::expose), Some("ghp_fixed"));
+        assert_eq!(git.with_token(Secret::new("ghs_app")).token.as_ref().map(Secret::expose), Some("ghs_app"));
     }
 
     #[test]

@@ -8,6 +8,8 @@ pub mod metered;
 use async_trait::async_trait;
 use http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use memory::MemoryGitHub;
@@ -145,9 +147,28 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &str) -> GitHubEr
     GitHubError::Rejected { status: code, message }
 }
 
-/// The real client: octocrab against `api_url` (github.com's API, or a GitHub Enterprise server's).
+/// The real client: octocrab against `api_url` (github.com's API, or a GitHub Enterprise server's), signed in with a
+/// personal or fine-grained token, or as a GitHub App.
 pub struct OctocrabGitHub {
-    client: octocrab::Octocrab,
+    auth: Auth,
+}
+
+enum Auth {
+    Token(Arc<octocrab::Octocrab>),
+    /// The App's own client (signs its requests with a JWT made from the private key) and one client per
+    /// repository for the App's installation there. octocrab keeps each installation's token and asks for a new
+    /// one when it has less than 30 s left or GitHub refused it (401). Shared, never cloned: a cloned `Octocrab`
+    /// gets its own copy of the cached token.
+    App {
+        app: octocrab::Octocrab,
+        installations: tokio::sync::Mutex<HashMap<String, Arc<octocrab::Octocrab>>>,
+    },
+}
+
+/// A GitHub App's identity: its id and its private key (PEM, as GitHub gives it).
+pub struct AppCredentials {
+    pub app_id: u64,
+    pub private_key_pem: crate::config::Secret,
 }
 
 impl OctocrabGitHub {
@@ -164,37 +185,147 @@ impl OctocrabGitHub {
         token: &crate::config::Secret,
         timeout: Duration,
     ) -> anyhow::Result<OctocrabGitHub> {
-        let client = octocrab::Octocrab::builder()
-            // octocrab would re-send a POST at once on 5xx/429 and ignore Retry-After: the policy is ours.
-            .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
-            .set_connect_timeout(Some(timeout))
-            .set_read_timeout(Some(timeout))
-            .set_write_timeout(Some(timeout))
-            .base_uri(api_url)
-            .map_err(|e| anyhow::anyhow!("invalid GitHub API URL `{api_url}`: {e}"))?
+        let client = builder(api_url, timeout)?
             .personal_token(token.expose().to_owned())
             .build()
             .map_err(|e| anyhow::anyhow!("building the GitHub client: {e}"))?;
-        Ok(OctocrabGitHub { client })
+        Ok(OctocrabGitHub { auth: Auth::Token(Arc::new(client)) })
     }
 
-    /// Sends a request and returns the JSON answer, or the classified failure.
-    async fn call(&self, method: http::Method, route: &str, body: Option<&Value>) -> Result<Value, GitHubError> {
-        let response = match method {
-            http::Method::POST => self.client._post(route, body).await,
-            http::Method::PATCH => self.client._patch(route, body).await,
-            http::Method::DELETE => self.client._delete(route, body).await,
-            _ => self.client._get(route).await,
-        }
-        .map_err(|e| GitHubError::Transport(e.to_string()))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = self.client.body_to_string(response).await.map_err(|e| GitHubError::Transport(e.to_string()))?;
-        if !status.is_success() {
-            return Err(classify(status, &headers, &text));
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    /// Signs in as a GitHub App: each repository's calls use an installation token of the App's installation there.
+    ///
+    /// # Errors
+    /// When `api_url` is not a URL or the private key is not an RSA key in PEM.
+    pub fn app(api_url: &str, app: &AppCredentials, timeout: Duration) -> anyhow::Result<OctocrabGitHub> {
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(app.private_key_pem.expose().as_bytes()).map_err(|e| {
+            anyhow::anyhow!("the GitHub App private key is not an RSA private key in PEM form ({e}); use the .pem file GitHub gave when the key was generated")
+        })?;
+        let client = builder(api_url, timeout)?
+            .app(octocrab::models::AppId(app.app_id), key)
+            .build()
+            .map_err(|e| anyhow::anyhow!("building the GitHub client: {e}"))?;
+        Ok(OctocrabGitHub { auth: Auth::App { app: client, installations: tokio::sync::Mutex::new(HashMap::new()) } })
     }
+
+    /// The client for calls about `repo`: the token's, or the App's installation on the repository (looked up
+    /// once per repository with the App's JWT, `GET /repos/{owner}/{name}/installation`).
+    async fn client(&self, repo: &str) -> Result<Arc<octocrab::Octocrab>, GitHubError> {
+        let (app, installations) = match &self.auth {
+            Auth::Token(client) => return Ok(client.clone()),
+            Auth::App { app, installations } => (app, installations),
+        };
+        let key = repo.to_ascii_lowercase();
+        let mut installations = installations.lock().await;
+        if let Some(client) = installations.get(&key) {
+            return Ok(client.clone());
+        }
+        let (owner, name) = split(repo)?;
+        let answer = send(app, http::Method::GET, &format!("/repos/{owner}/{name}/installation"), None)
+            .await
+            .map_err(|e| match e {
+                GitHubError::Rejected { status: 404, .. } => GitHubError::Rejected {
+                    status: 404,
+                    message: format!("the GitHub App is not installed on {repo} (or cannot see it): install it on the repository in the App's settings"),
+                },
+                other => other,
+            })?;
+        let id = answer.get("id").and_then(Value::as_u64).ok_or_else(|| GitHubError::Rejected {
+            status: 0,
+            message: format!("GitHub's answer for the App's installation on {repo} has no id"),
+        })?;
+        let client =
+            Arc::new(app.installation(octocrab::models::InstallationId(id)).map_err(|e| GitHubError::Rejected {
+                status: 0,
+                message: format!("GitHub App installation {id}: {}", without_backtrace(&e.to_string())),
+            })?);
+        installations.insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// The GitHub App's installation token for `repo` (fresh for at least 30 s), for fetching it with git; `None`
+    /// when signed in with a personal token (then `--git-token` is what fetches).
+    ///
+    /// # Errors
+    /// When the App is not installed on `repo` or GitHub refused or did not answer.
+    pub async fn installation_token(&self, repo: &str) -> Result<Option<crate::config::Secret>, GitHubError> {
+        if matches!(self.auth, Auth::Token(_)) {
+            return Ok(None);
+        }
+        let client = self.client(repo).await?;
+        let token = client.installation_token().await.map_err(|e| GitHubError::Rejected {
+            status: 0,
+            message: format!("getting the GitHub App's token for {repo}: {}", without_backtrace(&e.to_string())),
+        })?;
+        Ok(Some(crate::config::Secret::new(secrecy::ExposeSecret::expose_secret(&token))))
+    }
+
+    /// Sends a request about `repo` and returns the JSON answer, or the classified failure.
+    async fn call(
+        &self,
+        repo: &str,
+        method: http::Method,
+        route: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, GitHubError> {
+        let client = self.client(repo).await?;
+        send(&client, method, route, body).await
+    }
+}
+
+fn builder(
+    api_url: &str,
+    timeout: Duration,
+) -> anyhow::Result<
+    octocrab::OctocrabBuilder<
+        octocrab::NoSvc,
+        octocrab::DefaultOctocrabBuilderConfig,
+        octocrab::NoAuth,
+        octocrab::NotLayerReady,
+    >,
+> {
+    octocrab::Octocrab::builder()
+        // octocrab would re-send a POST at once on 5xx/429 and ignore Retry-After: the policy is ours.
+        .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
+        .set_connect_timeout(Some(timeout))
+        .set_read_timeout(Some(timeout))
+        .set_write_timeout(Some(timeout))
+        .base_uri(api_url)
+        .map_err(|e| anyhow::anyhow!("invalid GitHub API URL `{api_url}`: {e}"))
+}
+
+async fn send(
+    client: &octocrab::Octocrab,
+    method: http::Method,
+    route: &str,
+    body: Option<&Value>,
+) -> Result<Value, GitHubError> {
+    let response = match method {
+        http::Method::POST => client._post(route, body).await,
+        http::Method::PATCH => client._patch(route, body).await,
+        http::Method::DELETE => client._delete(route, body).await,
+        _ => client._get(route).await,
+    }
+    .map_err(|e| match e {
+        // Signing in failed before the request went out: the App's JWT or its installation token was refused.
+        octocrab::Error::GitHub { source, .. } => GitHubError::Rejected {
+            status: source.status_code.as_u16(),
+            message: format!("signing in as the GitHub App: {}", source.message),
+        },
+        other => GitHubError::Transport(without_backtrace(&other.to_string())),
+    })?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text =
+        client.body_to_string(response).await.map_err(|e| GitHubError::Transport(without_backtrace(&e.to_string())))?;
+    if !status.is_success() {
+        return Err(classify(status, &headers, &text));
+    }
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// octocrab's error text, without the backtrace it appends (`last_error` and logs want one line).
+fn without_backtrace(text: &str) -> String {
+    text.split("\nFound at").next().unwrap_or(text).trim().to_owned()
 }
 
 fn split(repo: &str) -> Result<(&str, &str), GitHubError> {
@@ -221,7 +352,7 @@ impl GitHub for OctocrabGitHub {
         let (owner, name) = split(repo)?;
         // Only `author.login` is needed, and the model's required fields differ between github.com and older
         // Enterprise servers: read the raw JSON.
-        match self.call(http::Method::GET, &format!("/repos/{owner}/{name}/commits/{sha}"), None).await {
+        match self.call(repo, http::Method::GET, &format!("/repos/{owner}/{name}/commits/{sha}"), None).await {
             Ok(v) => Ok(v.get("author").and_then(|a| a.get("login")).and_then(Value::as_str).map(str::to_owned)),
             Err(GitHubError::Rejected { status: 404 | 422, .. }) => Ok(None),
             Err(e) => Err(anyhow::anyhow!("GitHub commit look-up for {repo}@{sha} failed: {e}")),
@@ -246,7 +377,7 @@ impl GitHub for OctocrabGitHub {
                 "/repos/{owner}/{name}/issues?labels={}&state=all{since}&per_page=100&page={page}",
                 encode(label)
             );
-            let v = self.call(http::Method::GET, &route, None).await?;
+            let v = self.call(repo, http::Method::GET, &route, None).await?;
             let items = v.as_array().cloned().unwrap_or_default();
             out.extend(items.iter().filter_map(|i| {
                 Some(IssueInfo {
@@ -266,7 +397,7 @@ impl GitHub for OctocrabGitHub {
         let (owner, name) = split(repo)?;
         let body =
             json!({ "title": issue.title, "body": issue.body, "labels": issue.labels, "assignees": issue.assignees });
-        let v = self.call(http::Method::POST, &format!("/repos/{owner}/{name}/issues"), Some(&body)).await?;
+        let v = self.call(repo, http::Method::POST, &format!("/repos/{owner}/{name}/issues"), Some(&body)).await?;
         v.get("number")
             .and_then(Value::as_i64)
             .ok_or_else(|| GitHubError::Transport("created issue without a number".into()))
@@ -275,32 +406,38 @@ impl GitHub for OctocrabGitHub {
     async fn set_issue_open(&self, repo: &str, number: i64, open: bool) -> Result<(), GitHubError> {
         let (owner, name) = split(repo)?;
         let body = json!({ "state": if open { "open" } else { "closed" } });
-        self.call(http::Method::PATCH, &format!("/repos/{owner}/{name}/issues/{number}"), Some(&body)).await.map(|_| ())
+        self.call(repo, http::Method::PATCH, &format!("/repos/{owner}/{name}/issues/{number}"), Some(&body))
+            .await
+            .map(|_| ())
     }
 
     async fn reopen_assigned(&self, repo: &str, number: i64, assignees: &[String]) -> Result<(), GitHubError> {
         let (owner, name) = split(repo)?;
         let body = json!({ "state": "open", "assignees": assignees });
-        self.call(http::Method::PATCH, &format!("/repos/{owner}/{name}/issues/{number}"), Some(&body)).await.map(|_| ())
+        self.call(repo, http::Method::PATCH, &format!("/repos/{owner}/{name}/issues/{number}"), Some(&body))
+            .await
+            .map(|_| ())
     }
 
     async fn set_assignees(&self, repo: &str, number: i64, assignees: &[String]) -> Result<(), GitHubError> {
         let (owner, name) = split(repo)?;
         let body = json!({ "assignees": assignees });
-        self.call(http::Method::PATCH, &format!("/repos/{owner}/{name}/issues/{number}"), Some(&body)).await.map(|_| ())
+        self.call(repo, http::Method::PATCH, &format!("/repos/{owner}/{name}/issues/{number}"), Some(&body))
+            .await
+            .map(|_| ())
     }
 
     async fn add_labels(&self, repo: &str, number: i64, labels: &[String]) -> Result<(), GitHubError> {
         let (owner, name) = split(repo)?;
         let body = json!({ "labels": labels });
         let route = format!("/repos/{owner}/{name}/issues/{number}/labels");
-        self.call(http::Method::POST, &route, Some(&body)).await.map(|_| ())
+        self.call(repo, http::Method::POST, &route, Some(&body)).await.map(|_| ())
     }
 
     async fn remove_label(&self, repo: &str, number: i64, label: &str) -> Result<(), GitHubError> {
         let (owner, name) = split(repo)?;
         let route = format!("/repos/{owner}/{name}/issues/{number}/labels/{}", encode(label));
-        match self.call(http::Method::DELETE, &route, None).await {
+        match self.call(repo, http::Method::DELETE, &route, None).await {
             Ok(_) | Err(GitHubError::Rejected { status: 404, .. }) => Ok(()),
             Err(e) => Err(e),
         }
@@ -311,7 +448,7 @@ impl GitHub for OctocrabGitHub {
         let mut out = Vec::new();
         for page in 1..=5 {
             let route = format!("/repos/{owner}/{name}/issues/{number}/comments?per_page=100&page={page}");
-            let items = self.call(http::Method::GET, &route, None).await?.as_array().cloned().unwrap_or_default();
+            let items = self.call(repo, http::Method::GET, &route, None).await?.as_array().cloned().unwrap_or_default();
             out.extend(items.iter().filter_map(|c| c.get("body").and_then(Value::as_str).map(str::to_owned)));
             if items.len() < 100 {
                 break;
@@ -323,7 +460,7 @@ impl GitHub for OctocrabGitHub {
     async fn comment(&self, repo: &str, number: i64, body: &str) -> Result<(), GitHubError> {
         let (owner, name) = split(repo)?;
         let body = json!({ "body": body });
-        self.call(http::Method::POST, &format!("/repos/{owner}/{name}/issues/{number}/comments"), Some(&body))
+        self.call(repo, http::Method::POST, &format!("/repos/{owner}/{name}/issues/{number}/comments"), Some(&body))
             .await
             .map(|_| ())
     }

@@ -12,6 +12,7 @@ mod corpus_cases;
 mod crash;
 mod diskfull;
 mod github;
+mod github_app;
 mod ingest;
 mod kill;
 mod limits;

@@ -220,6 +220,8 @@ pub fn app_args(data_dir: &Path, git_program: Option<PathBuf>) -> (DataArgs, Git
             blame_cache_lines: 200_000,
             tree_cache_trees: 64,
             github_token: None,
+            github_app_id: None,
+            github_app_key: None,
             github_api_url: "https://api.github.com".into(),
             git_token_hosts: Vec::new(),
             allow_insecure_github_api: false,
