@@ -160,7 +160,7 @@ enum Auth {
     /// one when it has less than 30 s left or GitHub refused it (401). Shared, never cloned: a cloned `Octocrab`
     /// gets its own copy of the cached token.
     App {
-        app: octocrab::Octocrab,
+        app: Box<octocrab::Octocrab>,
         installations: tokio::sync::Mutex<HashMap<String, Arc<octocrab::Octocrab>>>,
     },
 }
@@ -204,7 +204,9 @@ impl OctocrabGitHub {
             .app(octocrab::models::AppId(app.app_id), key)
             .build()
             .map_err(|e| anyhow::anyhow!("building the GitHub client: {e}"))?;
-        Ok(OctocrabGitHub { auth: Auth::App { app: client, installations: tokio::sync::Mutex::new(HashMap::new()) } })
+        Ok(OctocrabGitHub {
+            auth: Auth::App { app: Box::new(client), installations: tokio::sync::Mutex::new(HashMap::new()) },
+        })
     }
 
     /// The client for calls about `repo`: the token's, or the App's installation on the repository (looked up
