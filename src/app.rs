@@ -137,13 +137,16 @@ impl App {
         let assign = Arc::new(AssignService::new(store.clone(), mirrors.clone(), assigner.clone(), github_writes));
         let regressions = Arc::new(Regressions::new(store.clone(), mirrors.clone(), assign.clone(), github_writes));
         let public_url = worker_args.public_url.clone().unwrap_or_else(|| "http://127.0.0.1:8080".into());
-        let issues = Arc::new(IssueSync::new(
-            store.clone(),
-            github,
-            public_url,
-            web_url(&git.github_api_url),
-            worker_args.github_write_interval_ms as i64,
-        ));
+        let issues = Arc::new(
+            IssueSync::new(
+                store.clone(),
+                github,
+                public_url,
+                web_url(&git.github_api_url),
+                worker_args.github_write_interval_ms as i64,
+            )
+            .with_answer_timeout(git.github_timeout_ms as i64),
+        );
         let releases = Arc::new(Releases::new(
             store.clone(),
             mirrors.clone(),

@@ -13,10 +13,10 @@ use tracing::{info, instrument, warn};
 
 use crate::assign::service::GroupAssignment;
 use crate::github::{GitHub, GitHubError, NewIssue};
-use crate::jobs::{IssueReason, Later};
+use crate::jobs::{IssueReason, Later, Work};
 use crate::markdown;
 use crate::releases::RangeStatus;
-use crate::store::{Deploy, DynStore, Group};
+use crate::store::{Deploy, DynStore, Group, PullComment, PullRef};
 
 /// Default labels of created issues; the first is also how shipwatch finds its own issues again.
 /// The label of an issue for an error first seen in a release, unless the project names another.
@@ -41,6 +41,9 @@ pub struct IssueSync {
     /// `https://github.com`, or a GitHub Enterprise server's web root.
     web_url: String,
     interval_ms: i64,
+    /// How long a sent write may still be on its way (GitHub's answer timeout and some slack): until then another
+    /// job does not take over a pull-request comment whose create has no answer yet.
+    in_flight_ms: i64,
 }
 
 /// The write pacing has no slot before `until_ms`: the job comes back then (not an attempt, its last error kept).
@@ -52,6 +55,8 @@ fn waiting_for_slot(until_ms: i64) -> anyhow::Error {
 const STEP_CREATE_SENT: &str = "create:sent";
 /// Recorded when GitHub refused the owner as assignee: later tries create without assignees and mention them.
 const STEP_ASSIGNEE_REFUSED: &str = "create:assignee-refused";
+/// Recorded once a new group's pull-request comment job is queued (queued again only if a crash came between).
+const STEP_PULL_COMMENT_QUEUED: &str = "pull-comment:queued";
 /// How far before a recorded create the look-up starts: room for the difference between this clock and GitHub's.
 const CLOCK_SLACK_MS: i64 = 10 * 60 * 1000;
 
@@ -78,7 +83,13 @@ impl IssueSync {
         web_url: String,
         interval_ms: i64,
     ) -> IssueSync {
-        IssueSync { store, github, public_url, web_url, interval_ms }
+        IssueSync { store, github, public_url, web_url, interval_ms, in_flight_ms: 60_000 }
+    }
+
+    /// A write unanswered after `timeout_ms` has failed (the client gave up on it).
+    pub fn with_answer_timeout(mut self, timeout_ms: i64) -> IssueSync {
+        self.in_flight_ms = timeout_ms.max(0) + 30_000;
+        self
     }
 
     /// Claims the next write slot — shared by every process on this database — or says when it opens.
@@ -225,9 +236,16 @@ impl IssueSync {
                     detail: Some(format!("#{number} in {repo}")),
                 })
                 .await?;
-            if reason == IssueReason::New {
-                return Ok(());
+        }
+        if reason == IssueReason::New {
+            // The pull request the suspect came from hears about it too, when the project asks for that.
+            if settings.pull_request_comments
+                && self.store.github_step(group.id, STEP_PULL_COMMENT_QUEUED).await?.is_none()
+            {
+                self.store.enqueue_job(Work::GithubPullComment { group: group.id }.job(), now()).await?;
+                self.store.record_github_step(group.id, STEP_PULL_COMMENT_QUEUED, now()).await?;
             }
+            return Ok(());
         }
         if reason != IssueReason::Regressed {
             return Ok(());
@@ -243,7 +261,7 @@ impl IssueSync {
             // Only a comment sent before (its answer lost) can be there already: then look for its marker.
             let already = match self.store.github_step(group.id, &sent).await? {
                 Some(_) => match self.github.comments(&repo, number).await {
-                    Ok(comments) => comments.iter().any(|c| c.contains(&comment_marker)),
+                    Ok(comments) => comments.iter().any(|c| c.body.contains(&comment_marker)),
                     Err(e) => return Err(self.wait(e, now()).await),
                 },
                 None => false,
@@ -504,5 +522,192 @@ impl IssueSync {
         }
         let _ = writeln!(b, "{marker}");
         b
+    }
+}
+/// The hidden marker of a project's comment on pull request `number`.
+pub fn pull_marker(project_id: i64, number: i64) -> String {
+    format!("<!-- shipwatch:pull:{project_id}:{number} -->")
+}
+
+/// Pull-request comments: one per pull request, listing the errors whose suspect commit it brought in.
+impl IssueSync {
+    /// Runs the `github_pull_comment` job of group `group_id`: finds the pull request of its suspect commit
+    /// (GitHub's answer kept per commit), attributes the group to it, and creates or edits shipwatch's one
+    /// comment there so it lists every error attributed to the pull request.
+    ///
+    /// # Errors
+    /// [`Later`] when the write pacing has no slot yet or another job's create may still be on its way;
+    /// [`RetryAt`] when GitHub asks to wait; other errors are retried with backoff.
+    #[instrument(skip_all, fields(group_id = group_id))]
+    pub async fn comment_on_pull(&self, group_id: i64, now: impl Fn() -> i64) -> anyhow::Result<()> {
+        let Some(group) = self.store.group(group_id).await? else { return Ok(()) };
+        let project =
+            self.store.project_by_id(group.project_id).await?.ok_or_else(|| anyhow::anyhow!("project gone"))?;
+        let Some(repo) = project.github_repo.clone() else { return Ok(()) };
+        if !crate::assign::Settings::of_project(project.id, &project.settings).pull_request_comments {
+            info!("pull-request comments are off for the project");
+            return Ok(());
+        }
+        let assignment: Option<GroupAssignment> =
+            group.assignment.as_deref().and_then(|a| serde_json::from_str(a).ok());
+        let Some(sha) = assignment.as_ref().and_then(|a| a.suspect.as_ref()).map(|s| s.commit.clone()) else {
+            return Ok(());
+        };
+        let pull = match self.store.commit_pull(project.id, &sha).await? {
+            Some(known) => known,
+            None => {
+                let pulls = match self.github.commit_pulls(&repo, &sha).await {
+                    Ok(p) => p,
+                    Err(e) => return Err(self.wait(e, now()).await),
+                };
+                let first =
+                    pulls.into_iter().next().map(|p| PullRef { pull_number: p.number, title: p.title, url: p.url });
+                self.store.set_commit_pull(project.id, &sha, first.as_ref(), now()).await?;
+                first
+            }
+        };
+        let Some(pull) = pull else {
+            info!(commit = %sha, "the suspect commit belongs to no pull request");
+            return Ok(());
+        };
+        let number = pull.pull_number;
+        self.store.add_pull_group(project.id, number, group.id).await?;
+        let marker = pull_marker(project.id, number);
+        let body = self.pull_comment_body(&repo, project.id, number, &marker).await?;
+        let written = match self.store.pull_comment(project.id, number).await? {
+            Some(PullComment { comment_id: Some(id), body: old, .. }) => {
+                if old.as_deref() == Some(body.as_str()) {
+                    return Ok(());
+                }
+                self.edit_pull_comment(&repo, project.id, number, id, &body, &now).await?;
+                body
+            }
+            unanswered => {
+                let previous = unanswered.map(|c| c.sent_at);
+                self.slot_open(now()).await?;
+                if let Some(sent_at) = previous {
+                    // Another job's create may still be on its way: its answer (or its timeout) comes first.
+                    if now() < sent_at + self.in_flight_ms {
+                        return Err(anyhow::Error::new(Later {
+                            until_ms: sent_at + self.in_flight_ms,
+                            why: "the pull request's comment is being created by another job".into(),
+                        }));
+                    }
+                    // Sent before without an answer: it may be there. Its marker says.
+                    let found = match self.github.comments(&repo, number).await {
+                        Ok(comments) => comments.into_iter().find(|c| c.body.contains(&marker)),
+                        Err(e) => return Err(self.wait(e, now()).await),
+                    };
+                    if let Some(c) = found {
+                        info!(
+                            pull = number,
+                            comment = c.id,
+                            "found the pull request's comment from an earlier attempt"
+                        );
+                        self.store.set_pull_comment(project.id, number, c.id, &c.body).await?;
+                        if c.body != body {
+                            self.edit_pull_comment(&repo, project.id, number, c.id, &body, &now).await?;
+                        }
+                        return self.again_if_grown(project.id, number, &marker, &body, &repo, &now).await;
+                    }
+                }
+                self.pace(now()).await?;
+                if !self.store.claim_pull_comment(project.id, number, previous, now()).await? {
+                    return Err(anyhow::Error::new(Later {
+                        until_ms: now() + 1_000,
+                        why: "another job took the pull request's comment".into(),
+                    }));
+                }
+                let id = match self.github.comment(&repo, number, &body).await {
+                    Ok(id) => id,
+                    Err(e) => return Err(self.wait(e, now()).await),
+                };
+                self.store.set_pull_comment(project.id, number, id, &body).await?;
+                info!(pull = number, comment = id, "pull request commented");
+                body
+            }
+        };
+        self.again_if_grown(project.id, number, &marker, &written, &repo, &now).await
+    }
+
+    async fn edit_pull_comment(
+        &self,
+        repo: &str,
+        project_id: i64,
+        number: i64,
+        id: i64,
+        body: &str,
+        now: &impl Fn() -> i64,
+    ) -> anyhow::Result<()> {
+        self.pace(now()).await?;
+        match self.github.edit_comment(repo, id, body).await {
+            Ok(()) => info!(pull = number, comment = id, "pull request comment edited"),
+            // Someone deleted it: it stays deleted (recorded as written so it is not tried again).
+            Err(GitHubError::Rejected { status: 404, .. }) => {
+                warn!(pull = number, comment = id, "the pull request's comment was deleted on GitHub; not recreated");
+            }
+            Err(e) => return Err(self.wait(e, now()).await),
+        }
+        self.store.set_pull_comment(project_id, number, id, body).await?;
+        Ok(())
+    }
+
+    /// Another group may have been attributed to the pull request while this job wrote (another worker, another
+    /// process): then the job runs again to write the longer list, so the comment never ends shorter than the
+    /// attributions.
+    async fn again_if_grown(
+        &self,
+        project_id: i64,
+        number: i64,
+        marker: &str,
+        written: &str,
+        repo: &str,
+        now: &impl Fn() -> i64,
+    ) -> anyhow::Result<()> {
+        let latest = self.pull_comment_body(repo, project_id, number, marker).await?;
+        if latest == written {
+            return Ok(());
+        }
+        Err(anyhow::Error::new(Later {
+            until_ms: now(),
+            why: "more errors were attributed to the pull request".into(),
+        }))
+    }
+
+    async fn pull_comment_body(
+        &self,
+        repo: &str,
+        project_id: i64,
+        number: i64,
+        marker: &str,
+    ) -> anyhow::Result<String> {
+        let groups = self.store.pull_groups(project_id, number).await?;
+        let base = self.public_url.trim_end_matches('/');
+        let mut b = String::new();
+        let count = groups.len();
+        let errors = if count == 1 { "1 new error".to_owned() } else { format!("{count} new errors") };
+        let _ = writeln!(b, "**shipwatch** traced {errors} after deploys to commits of this pull request.\n");
+        let _ = writeln!(b, "| Error | First seen | Suspect commit | Owner |\n|---|---|---|---|");
+        for g in &groups {
+            let assignment: Option<GroupAssignment> =
+                g.assignment.as_deref().and_then(|a| serde_json::from_str(a).ok());
+            let suspect = assignment.as_ref().and_then(|a| a.suspect.as_ref());
+            let commit = suspect.map_or_else(String::new, |s| {
+                format!("[`{}`]({}/{repo}/commit/{})", s.commit.get(..7).unwrap_or(&s.commit), self.web_url, s.commit)
+            });
+            let seen = match (&g.new_in_release, assignment.as_ref().and_then(|a| a.deploy.as_ref())) {
+                (Some(v), Some(d)) => format!("{} ({})", markdown::escape(v), markdown::escape(&d.environment)),
+                (Some(v), None) => markdown::escape(v),
+                (None, Some(d)) => format!("{} ({})", markdown::escape(&d.version), markdown::escape(&d.environment)),
+                (None, None) => String::new(),
+            };
+            // Named without an @: the issue assigns them; the pull request is not the place to page them again.
+            let owner = g.assignee.as_deref().map(markdown::code).unwrap_or_default();
+            let title = markdown::untrusted(&g.title).replace('|', "\\|");
+            let _ = writeln!(b, "| [{title}]({base}/groups/{}) | {seen} | {commit} | {owner} |", g.id);
+        }
+        let _ = writeln!(b, "\nThis comment is kept up to date as more errors are attributed to this pull request.\n");
+        let _ = writeln!(b, "{marker}");
+        Ok(b)
     }
 }

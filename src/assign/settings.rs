@@ -31,6 +31,10 @@ pub struct Settings {
     /// The label for an error that came back after being resolved (default `regression`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub regression_label: Option<String>,
+    /// Comment on the pull request a new error's suspect commit came from, listing the errors attributed to it
+    /// (one comment per pull request, edited as more arrive). Off by default.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pull_request_comments: bool,
 }
 
 /// What is wrong with settings: the field (a JSON path such as `code_mappings[0].stack_prefix`) and why.

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{GitHub, GitHubError, IssueInfo, NewIssue};
+use super::{Comment, GitHub, GitHubError, IssueInfo, NewIssue, PullInfo};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemoryIssue {
@@ -24,6 +24,8 @@ pub struct MemoryGitHub {
     /// Logins GitHub would refuse as assignees (no access to the repository).
     pub unassignable: Mutex<Vec<String>>,
     pub calls: Mutex<Vec<String>>,
+    /// Pull requests by commit sha.
+    pub pulls: Mutex<HashMap<String, Vec<PullInfo>>>,
 }
 
 impl MemoryGitHub {
@@ -136,12 +138,18 @@ impl GitHub for MemoryGitHub {
         Ok(())
     }
 
-    async fn comments(&self, _repo: &str, number: i64) -> Result<Vec<String>, GitHubError> {
+    async fn comments(&self, _repo: &str, number: i64) -> Result<Vec<Comment>, GitHubError> {
         let issues = self.issues.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(issues.iter().find(|i| i.number == number).map(|i| i.comments.clone()).unwrap_or_default())
+        let Some(issue) = issues.iter().find(|i| i.number == number) else { return Ok(Vec::new()) };
+        Ok(issue
+            .comments
+            .iter()
+            .enumerate()
+            .map(|(i, body)| Comment { id: comment_id(number, i), body: body.clone() })
+            .collect())
     }
 
-    async fn comment(&self, repo: &str, number: i64, body: &str) -> Result<(), GitHubError> {
+    async fn comment(&self, repo: &str, number: i64, body: &str) -> Result<i64, GitHubError> {
         self.record(format!("comment {repo} #{number}"));
         let mut issues = self.issues.lock().unwrap_or_else(|p| p.into_inner());
         let issue = issues
@@ -149,6 +157,28 @@ impl GitHub for MemoryGitHub {
             .find(|i| i.number == number)
             .ok_or_else(|| GitHubError::Rejected { status: 404, message: "Not Found".into() })?;
         issue.comments.push(body.to_owned());
+        Ok(comment_id(number, issue.comments.len() - 1))
+    }
+
+    async fn edit_comment(&self, repo: &str, id: i64, body: &str) -> Result<(), GitHubError> {
+        self.record(format!("edit comment {repo} {id}"));
+        let mut issues = self.issues.lock().unwrap_or_else(|p| p.into_inner());
+        let (number, index) = (id / 1_000_000, (id % 1_000_000) as usize);
+        let comment = issues
+            .iter_mut()
+            .find(|i| i.number == number)
+            .and_then(|i| i.comments.get_mut(index))
+            .ok_or_else(|| GitHubError::Rejected { status: 404, message: "Not Found".into() })?;
+        body.clone_into(comment);
         Ok(())
     }
+
+    async fn commit_pulls(&self, _repo: &str, sha: &str) -> Result<Vec<PullInfo>, GitHubError> {
+        Ok(self.pulls.lock().unwrap_or_else(|p| p.into_inner()).get(sha).cloned().unwrap_or_default())
+    }
+}
+
+/// Comment ids of the in-memory GitHub: the issue's number and the comment's place in it.
+fn comment_id(number: i64, index: usize) -> i64 {
+    number * 1_000_000 + index as i64
 }

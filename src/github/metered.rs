@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use std::sync::Arc;
 
-use super::{GitHub, GitHubError, IssueInfo, NewIssue};
+use super::{Comment, GitHub, GitHubError, IssueInfo, NewIssue, PullInfo};
 use crate::metrics::Metrics;
 
 pub struct MeteredGitHub {
@@ -83,15 +83,27 @@ impl GitHub for MeteredGitHub {
         r
     }
 
-    async fn comments(&self, repo: &str, number: i64) -> Result<Vec<String>, GitHubError> {
+    async fn comments(&self, repo: &str, number: i64) -> Result<Vec<Comment>, GitHubError> {
         let r = self.inner.comments(repo, number).await;
         self.count("comments", &r);
         r
     }
 
-    async fn comment(&self, repo: &str, number: i64, body: &str) -> Result<(), GitHubError> {
+    async fn comment(&self, repo: &str, number: i64, body: &str) -> Result<i64, GitHubError> {
         let r = self.inner.comment(repo, number, body).await;
         self.count("comment", &r);
+        r
+    }
+
+    async fn edit_comment(&self, repo: &str, id: i64, body: &str) -> Result<(), GitHubError> {
+        let r = self.inner.edit_comment(repo, id, body).await;
+        self.count("edit_comment", &r);
+        r
+    }
+
+    async fn commit_pulls(&self, repo: &str, sha: &str) -> Result<Vec<PullInfo>, GitHubError> {
+        let r = self.inner.commit_pulls(repo, sha).await;
+        self.count("commit_pulls", &r);
         r
     }
 }

@@ -75,9 +75,30 @@ pub trait GitHub: Send + Sync {
     async fn add_labels(&self, repo: &str, number: i64, labels: &[String]) -> Result<(), GitHubError>;
     /// Takes a label off an issue; a label it does not have is no error.
     async fn remove_label(&self, repo: &str, number: i64, label: &str) -> Result<(), GitHubError>;
-    /// Bodies of an issue's comments, oldest first (up to a few hundred).
-    async fn comments(&self, repo: &str, number: i64) -> Result<Vec<String>, GitHubError>;
-    async fn comment(&self, repo: &str, number: i64, body: &str) -> Result<(), GitHubError>;
+    /// An issue's (or pull request's) comments, oldest first (up to a few hundred).
+    async fn comments(&self, repo: &str, number: i64) -> Result<Vec<Comment>, GitHubError>;
+    /// Comments on an issue or a pull request; returns the comment's id.
+    async fn comment(&self, repo: &str, number: i64, body: &str) -> Result<i64, GitHubError>;
+    /// Replaces the text of comment `id`.
+    async fn edit_comment(&self, repo: &str, id: i64, body: &str) -> Result<(), GitHubError>;
+    /// The pull requests a commit belongs to (`GET /repos/{repo}/commits/{sha}/pulls`), merged ones first.
+    async fn commit_pulls(&self, repo: &str, sha: &str) -> Result<Vec<PullInfo>, GitHubError>;
+}
+
+/// A comment on an issue or pull request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    pub id: i64,
+    pub body: String,
+}
+
+/// A pull request, as far as shipwatch cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullInfo {
+    pub number: i64,
+    pub title: String,
+    pub url: String,
+    pub merged: bool,
 }
 
 /// No GitHub connection configured: look-ups find nothing and writes are refused (nothing queues them).
@@ -113,11 +134,17 @@ impl GitHub for NoGitHub {
     async fn remove_label(&self, _: &str, _: i64, _: &str) -> Result<(), GitHubError> {
         Err(not_configured())
     }
-    async fn comments(&self, _: &str, _: i64) -> Result<Vec<String>, GitHubError> {
+    async fn comments(&self, _: &str, _: i64) -> Result<Vec<Comment>, GitHubError> {
         Err(not_configured())
     }
-    async fn comment(&self, _: &str, _: i64, _: &str) -> Result<(), GitHubError> {
+    async fn comment(&self, _: &str, _: i64, _: &str) -> Result<i64, GitHubError> {
         Err(not_configured())
+    }
+    async fn edit_comment(&self, _: &str, _: i64, _: &str) -> Result<(), GitHubError> {
+        Err(not_configured())
+    }
+    async fn commit_pulls(&self, _: &str, _: &str) -> Result<Vec<PullInfo>, GitHubError> {
+        Ok(Vec::new())
     }
 }
 
@@ -445,13 +472,18 @@ impl GitHub for OctocrabGitHub {
         }
     }
 
-    async fn comments(&self, repo: &str, number: i64) -> Result<Vec<String>, GitHubError> {
+    async fn comments(&self, repo: &str, number: i64) -> Result<Vec<Comment>, GitHubError> {
         let (owner, name) = split(repo)?;
         let mut out = Vec::new();
         for page in 1..=5 {
             let route = format!("/repos/{owner}/{name}/issues/{number}/comments?per_page=100&page={page}");
             let items = self.call(repo, http::Method::GET, &route, None).await?.as_array().cloned().unwrap_or_default();
-            out.extend(items.iter().filter_map(|c| c.get("body").and_then(Value::as_str).map(str::to_owned)));
+            out.extend(items.iter().filter_map(|c| {
+                Some(Comment {
+                    id: c.get("id")?.as_i64()?,
+                    body: c.get("body").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                })
+            }));
             if items.len() < 100 {
                 break;
             }
@@ -459,12 +491,45 @@ impl GitHub for OctocrabGitHub {
         Ok(out)
     }
 
-    async fn comment(&self, repo: &str, number: i64, body: &str) -> Result<(), GitHubError> {
+    async fn comment(&self, repo: &str, number: i64, body: &str) -> Result<i64, GitHubError> {
         let (owner, name) = split(repo)?;
         let body = json!({ "body": body });
-        self.call(repo, http::Method::POST, &format!("/repos/{owner}/{name}/issues/{number}/comments"), Some(&body))
-            .await
-            .map(|_| ())
+        let route = format!("/repos/{owner}/{name}/issues/{number}/comments");
+        let v = self.call(repo, http::Method::POST, &route, Some(&body)).await?;
+        v.get("id")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| GitHubError::Transport("created comment without an id".into()))
+    }
+
+    async fn edit_comment(&self, repo: &str, id: i64, body: &str) -> Result<(), GitHubError> {
+        let (owner, name) = split(repo)?;
+        let body = json!({ "body": body });
+        let route = format!("/repos/{owner}/{name}/issues/comments/{id}");
+        self.call(repo, http::Method::PATCH, &route, Some(&body)).await.map(|_| ())
+    }
+
+    async fn commit_pulls(&self, repo: &str, sha: &str) -> Result<Vec<PullInfo>, GitHubError> {
+        let (owner, name) = split(repo)?;
+        let route = format!("/repos/{owner}/{name}/commits/{sha}/pulls?per_page=100");
+        let items = match self.call(repo, http::Method::GET, &route, None).await {
+            Ok(v) => v.as_array().cloned().unwrap_or_default(),
+            // A commit GitHub does not have (not pushed, or force-pushed away) belongs to no pull request.
+            Err(GitHubError::Rejected { status: 404 | 422, .. }) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let mut pulls: Vec<PullInfo> = items
+            .iter()
+            .filter_map(|p| {
+                Some(PullInfo {
+                    number: p.get("number")?.as_i64()?,
+                    title: p.get("title").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                    url: p.get("html_url").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                    merged: p.get("merged_at").is_some_and(|m| !m.is_null()),
+                })
+            })
+            .collect();
+        pulls.sort_by_key(|p| !p.merged);
+        Ok(pulls)
     }
 }
 

@@ -118,6 +118,8 @@ pub(super) struct SettingsBody {
     labels: Option<Vec<String>>,
     new_label: Option<String>,
     regression_label: Option<String>,
+    #[serde(default)]
+    pull_request_comments: bool,
 }
 
 /// Replaces the project's assignment settings (admin).
@@ -142,6 +144,7 @@ pub(super) async fn put_settings(
         labels: body.labels,
         new_label: body.new_label,
         regression_label: body.regression_label,
+        pull_request_comments: body.pull_request_comments,
     };
     state.projects.set_settings(&p, &settings).await.map_err(project_error)?;
     Ok(Json(settings))

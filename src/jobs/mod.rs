@@ -33,6 +33,8 @@ pub enum Work {
     GithubIssue { group: i64, reason: IssueReason, deploy: Option<i64> },
     /// Handle a stored GitHub webhook delivery.
     GithubWebhook { delivery: String },
+    /// Create or edit the comment on the pull request a new group's suspect commit came from.
+    GithubPullComment { group: i64 },
 }
 
 /// Why a group's GitHub issue is being written.
@@ -74,6 +76,7 @@ impl Work {
             Work::CheckRegression { .. } => "check_regression",
             Work::GithubIssue { .. } => "github_issue",
             Work::GithubWebhook { .. } => "github_webhook",
+            Work::GithubPullComment { .. } => "github_pull_comment",
         }
     }
 
@@ -89,7 +92,7 @@ impl Work {
             | Work::ReleaseReady { .. } => 10,
             Work::AssignGroup { .. } => 6,
             // GitHub writes are kept queued through outages, retried with backoff, rather than given up.
-            Work::GithubIssue { .. } => 1000,
+            Work::GithubIssue { .. } | Work::GithubPullComment { .. } => 1000,
         }
     }
 
@@ -98,7 +101,7 @@ impl Work {
     /// this); other work backs off to ten minutes.
     pub fn max_backoff(kind: &str) -> std::time::Duration {
         match kind {
-            "github_issue" => std::time::Duration::from_secs(60),
+            "github_issue" | "github_pull_comment" => std::time::Duration::from_secs(60),
             _ => std::time::Duration::from_secs(600),
         }
     }
@@ -155,6 +158,7 @@ mod tests {
                 Work::GithubIssue { group: 2, reason: IssueReason::Regressed, deploy: None },
             ),
             ("github_webhook", r#"{"delivery":"d-1"}"#, Work::GithubWebhook { delivery: "d-1".into() }),
+            ("github_pull_comment", r#"{"group":2}"#, Work::GithubPullComment { group: 2 }),
         ];
         for (kind, payload, work) in rows {
             assert_eq!(Work::from_row(kind, payload).expect(kind), work);

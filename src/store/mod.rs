@@ -171,6 +171,22 @@ pub struct RangeOutcome {
     pub removed: Vec<CommitRecord>,
 }
 
+/// A pull request a commit belongs to, as GitHub said.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct PullRef {
+    pub pull_number: i64,
+    pub title: String,
+    pub url: String,
+}
+
+/// shipwatch's comment on a pull request: sent at `sent_at`; `comment_id` and `body` once GitHub answered.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PullComment {
+    pub comment_id: Option<i64>,
+    pub body: Option<String>,
+    pub sent_at: i64,
+}
+
 /// One line of a group's history: something that happened to it, where, and why.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
 pub struct HistoryEntry {
@@ -661,6 +677,30 @@ pub trait GithubStore: Send + Sync {
     async fn github_step(&self, group_id: i64, step: &str) -> StoreResult<Option<i64>>;
     /// Records that a group's GitHub job did (or is about to do) `step`; the first record stands.
     async fn record_github_step(&self, group_id: i64, step: &str, at: i64) -> StoreResult<()>;
+    /// The pull request GitHub links commit `sha` to: `None` when GitHub was never asked, `Some(None)` when the
+    /// commit belongs to none.
+    async fn commit_pull(&self, project_id: i64, sha: &str) -> StoreResult<Option<Option<PullRef>>>;
+    /// Records GitHub's answer for commit `sha` (the first answer stands).
+    async fn set_commit_pull(&self, project_id: i64, sha: &str, pull: Option<&PullRef>, now: i64) -> StoreResult<()>;
+    /// The pull requests of commits GitHub was asked about, by sha, among `shas`.
+    async fn commit_pulls(&self, project_id: i64, shas: &[String]) -> StoreResult<Vec<(String, PullRef)>>;
+    /// Attributes a group to a pull request (once).
+    async fn add_pull_group(&self, project_id: i64, pull_number: i64, group_id: i64) -> StoreResult<()>;
+    /// The groups attributed to a pull request, oldest first.
+    async fn pull_groups(&self, project_id: i64, pull_number: i64) -> StoreResult<Vec<Group>>;
+    async fn pull_comment(&self, project_id: i64, pull_number: i64) -> StoreResult<Option<PullComment>>;
+    /// Claims the sending of a pull request's comment at `now`: when there is no record (`previous` None), or
+    /// taking over a send made at `previous` that was never answered. `false` when another job got there first.
+    async fn claim_pull_comment(
+        &self,
+        project_id: i64,
+        pull_number: i64,
+        previous: Option<i64>,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Records the comment GitHub created (or that was found by its marker) and the text it now has.
+    async fn set_pull_comment(&self, project_id: i64, pull_number: i64, comment_id: i64, body: &str)
+        -> StoreResult<()>;
 }
 
 /// GitHub webhook deliveries, stored before they are handled.

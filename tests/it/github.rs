@@ -49,6 +49,10 @@ struct FakeState {
     injected: usize,
     /// Logins GitHub refuses as assignees (422), as it does for people without access to the repository.
     unassignable: Vec<String>,
+    /// Pull requests by commit sha, as `GET /repos/{o}/{r}/commits/{sha}/pulls` answers.
+    pulls: HashMap<String, Vec<Value>>,
+    /// Faults for comment creates only, before the general ones.
+    comment_faults: VecDeque<Fault>,
 }
 
 #[derive(Clone)]
@@ -70,6 +74,8 @@ impl FakeGitHub {
                 "/repos/{o}/{r}/commits/{sha}",
                 get(|| async { (StatusCode::NOT_FOUND, Json(json!({ "message": "Not Found" }))) }),
             )
+            .route("/repos/{o}/{r}/commits/{sha}/pulls", get(commit_pulls))
+            .route("/repos/{o}/{r}/issues/comments/{id}", patch(edit_comment))
             .with_state(fake.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -271,11 +277,18 @@ async fn remove_label(
     .await
 }
 
+/// Comment ids: the issue's number times 1,000 plus the comment's place (from 1).
+fn comment_id(n: i64, place: usize) -> i64 {
+    n * 1000 + place as i64
+}
+
 async fn comments(State(f): State<FakeGitHub>, Path((_, _, n)): Path<(String, String, i64)>) -> Json<Value> {
     f.record("GET", format!("comments #{n}"));
     let issues = f.issues();
     let list = issues[(n - 1) as usize]["comments_list"].as_array().cloned().unwrap_or_default();
-    Json(Value::Array(list.into_iter().map(|b| json!({ "body": b })).collect()))
+    Json(Value::Array(
+        list.into_iter().enumerate().map(|(i, b)| json!({ "id": comment_id(n, i + 1), "body": b })).collect(),
+    ))
 }
 
 async fn comment(
@@ -284,15 +297,36 @@ async fn comment(
     Json(body): Json<Value>,
 ) -> Response {
     f.record("POST", format!("/repos/{o}/{r}/issues/{n}/comments"));
-    let fault = f.fault();
+    let queued = f.lock().comment_faults.pop_front();
+    let fault = queued.or_else(|| f.fault());
     f.write(fault, move |s| {
-        let list = s.issues[(n - 1) as usize]["comments_list"].as_array_mut().map(|l| {
+        let place = s.issues[(n - 1) as usize]["comments_list"].as_array_mut().map_or(0, |l| {
             l.push(body["body"].clone());
             l.len()
         });
-        json!({ "id": list })
+        json!({ "id": comment_id(n, place) })
     })
     .await
+}
+
+async fn edit_comment(
+    State(f): State<FakeGitHub>,
+    Path((o, r, id)): Path<(String, String, i64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    f.record("PATCH", format!("/repos/{o}/{r}/issues/comments/{id}"));
+    let fault = f.fault();
+    f.write(fault, move |s| {
+        let (n, place) = (id / 1000, (id % 1000) as usize);
+        s.issues[(n - 1) as usize]["comments_list"][place - 1] = body["body"].clone();
+        json!({ "id": id })
+    })
+    .await
+}
+
+async fn commit_pulls(State(f): State<FakeGitHub>, Path((o, r, sha)): Path<(String, String, String)>) -> Json<Value> {
+    f.record("GET", format!("/repos/{o}/{r}/commits/{sha}/pulls"));
+    Json(Value::Array(f.lock().pulls.get(&sha).cloned().unwrap_or_default()))
 }
 
 fn sign(body: &[u8]) -> String {
@@ -335,10 +369,22 @@ async fn deploy(app: &TestApp, p: &Project, sha: &str, version: &str) {
 }
 
 async fn error(app: &TestApp, p: &Project, n: u32, release: &str, ty: &str) {
+    error_at(app, p, n, release, ty, ("app/pay.py", "pay", 2)).await;
+}
+
+/// An error whose one frame is `function` at `path:line` of the repository.
+async fn error_at(
+    app: &TestApp,
+    p: &Project,
+    n: u32,
+    release: &str,
+    ty: &str,
+    (path, function, line): (&str, &str, u32),
+) {
     let event = json!({
         "event_id": format!("{n:032x}"), "release": release, "environment": "production", "platform": "python",
         "exception": {"values": [{"type": ty, "value": "boom", "stacktrace": {"frames": [
-            {"abs_path": "/srv/app/app/pay.py", "function": "pay", "lineno": 2, "in_app": true}]}}]}
+            {"abs_path": format!("/srv/app/{path}"), "function": function, "lineno": line, "in_app": true}]}}]}
     })
     .to_string();
     let body = format!("{{}}\n{{\"type\":\"event\"}}\n{event}\n");
@@ -980,5 +1026,103 @@ async fn assignees_and_the_ignore_label_changed_on_github_come_back_without_echo
     assert!(texts.contains(&"assigned: to @octocat on GitHub"), "{texts:?}");
     assert!(texts.contains(&"assigned: to @mona through the API"), "{texts:?}");
     assert!(texts.contains(&"ignored: on GitHub") && texts.contains(&"unresolved: on GitHub"), "{texts:?}");
+    app.stop().await;
+}
+
+/// With pull-request comments on, the pull request that brought in a new error's suspect commit gets one comment
+/// listing it — created once even when GitHub's answer to the create is lost — and the same comment is edited
+/// when a second error is attributed to the same pull request. Default pacing, controllable clock.
+#[tokio::test]
+async fn a_pull_request_comment_is_created_once_and_edited_in_place_as_errors_are_attributed_to_it() {
+    let t0: i64 = 1_800_000_000_000;
+    let clock = Arc::new(AtomicI64::new(t0));
+    let (fake, api) = FakeGitHub::start(clock.clone()).await;
+    let db = sqlite_db().await;
+    let app = TestApp::spawn_github(db.store.clone(), &api, 1_000).await;
+    let worker = app.app.worker_with_clock({
+        let clock = clock.clone();
+        Arc::new(move || clock.load(Ordering::SeqCst))
+    });
+    let settle = || async {
+        for _ in 0..120 {
+            while worker.run_once().await.expect("worker") {}
+            let waiting = db.store.job_states().await.expect("jobs").iter().any(|j| j.status == JobStatus::Queued);
+            if !waiting {
+                return;
+            }
+            clock.fetch_add(1_000, Ordering::SeqCst);
+        }
+        let jobs = db.store.job_states().await.expect("jobs");
+        panic!("jobs still waiting after two minutes of clock time: {jobs:?}");
+    };
+    // Pull request #1 (GitHub numbers pull requests and issues together).
+    fake.lock().issues.push(json!({ "number": 1, "title": "Simplify payments and the cart", "body": "",
+        "labels": [], "assignees": [], "state": "closed", "comments_list": [], "updated_ms": t0, "pull_request": {} }));
+    let repo = TestRepo::new();
+    let v1 = repo.commit(
+        &ALICE,
+        &[
+            ("app/pay.py", "def pay(a, b):\n    return a / (b + 1)\n"),
+            ("app/cart.py", "def total(items):\n    return sum(items)\n"),
+        ],
+        "pay and cart",
+    );
+    let p = project(&app, &repo).await;
+    let (status, settings) = app
+        .call(
+            Method::PUT,
+            "/api/v1/projects/web/settings",
+            Some(ADMIN_TOKEN),
+            Some(json!({ "pull_request_comments": true })),
+        )
+        .await;
+    assert_eq!(status, 200, "{settings}");
+    assert_eq!(settings["pull_request_comments"], json!(true));
+    deploy(&app, &p, &v1, "v1").await;
+    settle().await;
+    // Two commits of Bobby's pull request, squashed or not: GitHub links both to #1.
+    let c1 = repo.commit(&BOBBY, &[("app/pay.py", "def pay(a, b):\n    return a / b\n")], "simplify pay");
+    let c2 = repo.commit(&BOBBY, &[("app/cart.py", "def total(items):\n    return sum(items) / len(items)\n")], "mean");
+    let pr = vec![json!({ "number": 1, "title": "Simplify payments and the cart",
+                          "html_url": "https://github.com/acme/web/pull/1", "merged_at": "2027-01-15T10:00:00Z" })];
+    fake.lock().pulls.insert(c1.clone(), pr.clone());
+    fake.lock().pulls.insert(c2.clone(), pr);
+    deploy(&app, &p, &c2, "v2").await;
+    settle().await;
+    // The first error: its pull-request comment is created, but GitHub's answer never arrives.
+    fake.lock().comment_faults.push_back(Fault::EffectThenTimeout);
+    error(&app, &p, 1, "v2", "ZeroDivisionError").await;
+    settle().await;
+    let comments_on_pr = || fake.issues()[0]["comments_list"].as_array().cloned().unwrap_or_default();
+    let first = comments_on_pr();
+    assert_eq!(first.len(), 1, "{first:?}");
+    let text = first[0].as_str().expect("text").to_owned();
+    assert!(text.contains("1 new error") && text.contains("ZeroDivisionError: boom"), "{text}");
+    assert!(text.contains(&format!("/commit/{c1}")), "the suspect commit is linked: {text}");
+    assert!(!text.contains('@'), "nobody is paged from the pull request: {text}");
+    // A second error, from the other commit of the same pull request: the same comment now lists both.
+    error_at(&app, &p, 2, "v2", "ZeroDivisionError in total", ("app/cart.py", "total", 2)).await;
+    settle().await;
+    let second = comments_on_pr();
+    assert_eq!(second.len(), 1, "still one comment: {second:?}");
+    let text = second[0].as_str().expect("text").to_owned();
+    assert!(text.contains("2 new errors"), "{text}");
+    assert!(text.contains("ZeroDivisionError: boom") && text.contains("ZeroDivisionError in total: boom"), "{text}");
+    assert!(text.contains(&format!("/commit/{c2}")), "{text}");
+    eprintln!("the pull request's comment:\n{text}");
+
+    let requests = fake.lock().requests.clone();
+    let count = |method: &str, path: &str| requests.iter().filter(|(m, p, _)| m == method && p == path).count();
+    assert_eq!(count("POST", "/repos/acme/web/issues/1/comments"), 1, "created once: {requests:?}");
+    assert_eq!(count("GET", "comments #1"), 1, "looked for once, after the lost answer: {requests:?}");
+    assert_eq!(count("PATCH", "/repos/acme/web/issues/comments/1001"), 1, "edited in place: {requests:?}");
+    assert_eq!(count("GET", &format!("/repos/acme/web/commits/{c1}/pulls")), 1);
+    assert_eq!(count("GET", &format!("/repos/acme/web/commits/{c2}/pulls")), 1);
+    assert_eq!(fake.issues().len(), 3, "the pull request and one issue per error");
+    let jobs = db.store.job_states().await.expect("jobs");
+    assert!(jobs.iter().all(|j| j.status == JobStatus::Done), "{jobs:?}");
+    assert_eq!(jobs.iter().filter(|j| j.kind == "github_pull_comment").count(), 2);
+    let writes: Vec<i64> = requests.iter().filter(|(m, _, _)| m != "GET").map(|(_, _, t)| *t).collect();
+    assert!(writes.windows(2).all(|w| w[1] - w[0] >= 1_000), "writes at least a second apart: {writes:?}");
     app.stop().await;
 }

@@ -1,4 +1,4 @@
-//! The link between groups and their GitHub issues.
+//! The link between groups and their GitHub issues and pull requests.
 //!
 //! Shared by both backends: compiled once inside each with `Db` and `Backend` its own (see `store/mod.rs`).
 
@@ -85,6 +85,146 @@ impl crate::store::GithubStore for Backend {
         .bind(at)
         .execute(&self.write)
         .await?;
+        Ok(())
+    }
+
+    async fn commit_pull(&self, project_id: i64, sha: &str) -> StoreResult<Option<Option<PullRef>>> {
+        let row: Option<(Option<i64>, Option<String>, Option<String>)> =
+            sqlx::query_as("select pull_number, title, url from commit_pulls where project_id = $1 and sha = $2")
+                .bind(project_id)
+                .bind(sha)
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(row.map(|(number, title, url)| {
+            number.map(|pull_number| PullRef {
+                pull_number,
+                title: title.unwrap_or_default(),
+                url: url.unwrap_or_default(),
+            })
+        }))
+    }
+
+    async fn set_commit_pull(&self, project_id: i64, sha: &str, pull: Option<&PullRef>, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "insert into commit_pulls (project_id, sha, pull_number, title, url, fetched_at) \
+             values ($1, $2, $3, $4, $5, $6) on conflict (project_id, sha) do nothing",
+        )
+        .bind(project_id)
+        .bind(sha)
+        .bind(pull.map(|p| p.pull_number))
+        .bind(pull.map(|p| p.title.as_str()))
+        .bind(pull.map(|p| p.url.as_str()))
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn commit_pulls(&self, project_id: i64, shas: &[String]) -> StoreResult<Vec<(String, PullRef)>> {
+        let mut out = Vec::new();
+        // Bounded batches: SQLite allows a limited number of bound values per statement.
+        for chunk in shas.chunks(500) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "select sha, pull_number, title, url from commit_pulls \
+                 where project_id = $1 and pull_number is not null and sha in ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query_as::<Db, (String, i64, Option<String>, Option<String>)>(&sql).bind(project_id);
+            for sha in chunk {
+                q = q.bind(sha);
+            }
+            for (sha, pull_number, title, url) in q.fetch_all(&self.read).await? {
+                out.push((
+                    sha,
+                    PullRef { pull_number, title: title.unwrap_or_default(), url: url.unwrap_or_default() },
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn add_pull_group(&self, project_id: i64, pull_number: i64, group_id: i64) -> StoreResult<()> {
+        sqlx::query(
+            "insert into pull_groups (project_id, pull_number, group_id) values ($1, $2, $3) \
+             on conflict (project_id, pull_number, group_id) do nothing",
+        )
+        .bind(project_id)
+        .bind(pull_number)
+        .bind(group_id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn pull_groups(&self, project_id: i64, pull_number: i64) -> StoreResult<Vec<Group>> {
+        Ok(sqlx::query_as::<Db, Group>(
+            "select g.* from error_groups g join pull_groups p on p.group_id = g.id \
+             where p.project_id = $1 and p.pull_number = $2 order by g.first_seen, g.id",
+        )
+        .bind(project_id)
+        .bind(pull_number)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn pull_comment(&self, project_id: i64, pull_number: i64) -> StoreResult<Option<PullComment>> {
+        Ok(sqlx::query_as::<Db, PullComment>(
+            "select comment_id, body, sent_at from pull_comments where project_id = $1 and pull_number = $2",
+        )
+        .bind(project_id)
+        .bind(pull_number)
+        .fetch_optional(&self.write)
+        .await?)
+    }
+
+    async fn claim_pull_comment(
+        &self,
+        project_id: i64,
+        pull_number: i64,
+        previous: Option<i64>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let claimed = match previous {
+            None => sqlx::query(
+                "insert into pull_comments (project_id, pull_number, sent_at) values ($1, $2, $3) \
+                 on conflict (project_id, pull_number) do nothing",
+            )
+            .bind(project_id)
+            .bind(pull_number)
+            .bind(now)
+            .execute(&self.write)
+            .await?
+            .rows_affected(),
+            Some(previous) => sqlx::query(
+                "update pull_comments set sent_at = $1 \
+                 where project_id = $2 and pull_number = $3 and sent_at = $4 and comment_id is null",
+            )
+            .bind(now)
+            .bind(project_id)
+            .bind(pull_number)
+            .bind(previous)
+            .execute(&self.write)
+            .await?
+            .rows_affected(),
+        };
+        Ok(claimed == 1)
+    }
+
+    async fn set_pull_comment(
+        &self,
+        project_id: i64,
+        pull_number: i64,
+        comment_id: i64,
+        body: &str,
+    ) -> StoreResult<()> {
+        sqlx::query("update pull_comments set comment_id = $1, body = $2 where project_id = $3 and pull_number = $4")
+            .bind(comment_id)
+            .bind(body)
+            .bind(project_id)
+            .bind(pull_number)
+            .execute(&self.write)
+            .await?;
         Ok(())
     }
 }
