@@ -147,12 +147,10 @@ impl App {
             )
             .with_answer_timeout(git.github_timeout_ms as i64),
         );
-        let releases = Arc::new(Releases::new(
-            store.clone(),
-            mirrors.clone(),
-            git.max_range_commits.max(1),
-            web_url(&git.github_api_url),
-        ));
+        let releases = Arc::new(
+            Releases::new(store.clone(), mirrors.clone(), git.max_range_commits.max(1), web_url(&git.github_api_url))
+                .with_pull_lookups(github_writes),
+        );
         let retention =
             Arc::new(Retention::new(store.clone(), mirrors.clone(), crate::retention::Ages::from(worker_args)));
         let groups = Arc::new(Groups::new(store.clone(), github_writes));

@@ -57,6 +57,9 @@ const STEP_CREATE_SENT: &str = "create:sent";
 const STEP_ASSIGNEE_REFUSED: &str = "create:assignee-refused";
 /// Recorded once a new group's pull-request comment job is queued (queued again only if a crash came between).
 const STEP_PULL_COMMENT_QUEUED: &str = "pull-comment:queued";
+/// Most commits of one deploy whose pull request GitHub is asked for (one read each; a report lists the
+/// pull requests of a range's newest commits, and older ones were asked about at their own deploys).
+pub const PULL_LOOKUPS_PER_DEPLOY: usize = 100;
 /// How far before a recorded create the look-up starts: room for the difference between this clock and GitHub's.
 const CLOCK_SLACK_MS: i64 = 10 * 60 * 1000;
 
@@ -628,6 +631,35 @@ impl IssueSync {
             }
         };
         self.again_if_grown(project.id, number, &marker, &written, &repo, &now).await
+    }
+
+    /// Runs the `github_pull_titles` job of deploy `deploy_id`: asks GitHub which pull request each of the
+    /// range's first [`PULL_LOOKUPS_PER_DEPLOY`] commits came from, once per commit ever (the answers are kept).
+    /// Reads only: no write slot is taken.
+    ///
+    /// # Errors
+    /// [`RetryAt`] when GitHub asks to wait; other errors are retried with backoff.
+    #[instrument(skip_all, fields(deploy_id = deploy_id))]
+    pub async fn pull_titles(&self, deploy_id: i64, now: impl Fn() -> i64) -> anyhow::Result<()> {
+        let Some(deploy) = self.store.deploy(deploy_id).await? else { return Ok(()) };
+        let Some(project) = self.store.project_by_id(deploy.project_id).await? else { return Ok(()) };
+        let Some(repo) = project.github_repo.clone() else { return Ok(()) };
+        let commits = self.store.deploy_commits(deploy_id).await?;
+        let mut asked = 0;
+        for c in commits.iter().take(PULL_LOOKUPS_PER_DEPLOY) {
+            if self.store.commit_pull(project.id, &c.sha).await?.is_some() {
+                continue;
+            }
+            let pulls = match self.github.commit_pulls(&repo, &c.sha).await {
+                Ok(p) => p,
+                Err(e) => return Err(self.wait(e, now()).await),
+            };
+            let first = pulls.into_iter().next().map(|p| PullRef { pull_number: p.number, title: p.title, url: p.url });
+            self.store.set_commit_pull(project.id, &c.sha, first.as_ref(), now()).await?;
+            asked += 1;
+        }
+        info!(asked, commits = commits.len(), "pull requests of the range looked up");
+        Ok(())
     }
 
     async fn edit_pull_comment(

@@ -274,6 +274,7 @@ impl Worker {
             Work::GithubWebhook { delivery } => self.services.webhooks.handle(&delivery, now).await.map(|_| ()),
             Work::GithubIssue { group, reason, deploy } => self.services.issues.sync(group, reason, deploy, now).await,
             Work::GithubPullComment { group } => self.services.issues.comment_on_pull(group, now).await,
+            Work::GithubPullTitles { deploy_id } => self.services.issues.pull_titles(deploy_id, now).await,
         }
     }
 }

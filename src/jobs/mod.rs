@@ -35,6 +35,8 @@ pub enum Work {
     GithubWebhook { delivery: String },
     /// Create or edit the comment on the pull request a new group's suspect commit came from.
     GithubPullComment { group: i64 },
+    /// Ask GitHub which pull requests the commits of a deploy's range came from (numbers and titles for reports).
+    GithubPullTitles { deploy_id: i64 },
 }
 
 /// Why a group's GitHub issue is being written.
@@ -77,6 +79,7 @@ impl Work {
             Work::GithubIssue { .. } => "github_issue",
             Work::GithubWebhook { .. } => "github_webhook",
             Work::GithubPullComment { .. } => "github_pull_comment",
+            Work::GithubPullTitles { .. } => "github_pull_titles",
         }
     }
 
@@ -89,7 +92,8 @@ impl Work {
             Work::ProcessEvent { .. }
             | Work::CheckRegression { .. }
             | Work::GithubWebhook { .. }
-            | Work::ReleaseReady { .. } => 10,
+            | Work::ReleaseReady { .. }
+            | Work::GithubPullTitles { .. } => 10,
             Work::AssignGroup { .. } => 6,
             // GitHub writes are kept queued through outages, retried with backoff, rather than given up.
             Work::GithubIssue { .. } | Work::GithubPullComment { .. } => 1000,
@@ -159,6 +163,7 @@ mod tests {
             ),
             ("github_webhook", r#"{"delivery":"d-1"}"#, Work::GithubWebhook { delivery: "d-1".into() }),
             ("github_pull_comment", r#"{"group":2}"#, Work::GithubPullComment { group: 2 }),
+            ("github_pull_titles", r#"{"deploy_id":7}"#, Work::GithubPullTitles { deploy_id: 7 }),
         ];
         for (kind, payload, work) in rows {
             assert_eq!(Work::from_row(kind, payload).expect(kind), work);

@@ -59,6 +59,8 @@ pub struct Releases {
     max_range_commits: usize,
     /// GitHub's web root, for links in reports: `https://github.com` or an Enterprise server's.
     github_web: String,
+    /// Whether GitHub can be asked which pull request each commit of a range belongs to (a token or App is set).
+    pull_lookups: bool,
     /// Files read from the mirror at a commit, by (project, commit, path); `None` when the file is not there.
     sources: crate::cache::Bounded<SourceKey, Option<Arc<Vec<String>>>>,
 }
@@ -71,7 +73,20 @@ pub type SourceLines = Vec<(u32, String)>;
 
 impl Releases {
     pub fn new(store: DynStore, mirrors: Arc<Mirrors>, max_range_commits: usize, github_web: String) -> Releases {
-        Releases { store, mirrors, max_range_commits, github_web, sources: crate::cache::Bounded::new(512) }
+        Releases {
+            store,
+            mirrors,
+            max_range_commits,
+            github_web,
+            pull_lookups: false,
+            sources: crate::cache::Bounded::new(512),
+        }
+    }
+
+    /// Asks GitHub, after each range, which pull requests its commits came from (titles for the reports).
+    pub fn with_pull_lookups(mut self, on: bool) -> Releases {
+        self.pull_lookups = on;
+        self
     }
 
     /// For each (path, line) asked, the lines around it in the file at commit `sha` of the project's mirror: what the
@@ -291,7 +306,9 @@ impl Releases {
             },
         };
         let removed = self.store.deploy_removed_commits(deploy.id).await?;
-        Ok(report::Report::build(project, deploy, &commits, &removed, facts, &self.github_web))
+        let shas: Vec<String> = commits.iter().map(|c| c.sha.clone()).collect();
+        let pulls = self.store.commit_pulls(project.id, &shas).await?.into_iter().collect();
+        Ok(report::Report::build(project, deploy, &commits, &removed, facts, &self.github_web, &pulls))
     }
 
     /// The range job: fetches what the mirror lacks, works out how the deploy relates to the previous one and
@@ -318,7 +335,11 @@ impl Releases {
             Ok(Ok(outcome)) => {
                 info!(range_status = %outcome.range_status, commits = outcome.commit_count, "range recorded");
                 // Groups waiting for the next release of this environment follow, in the same transaction.
-                let then = [Work::ReleaseReady { deploy_id }.job()];
+                let mut then = vec![Work::ReleaseReady { deploy_id }.job()];
+                // And the pull requests of its commits, from GitHub, when it can be asked.
+                if self.pull_lookups && project.github_repo.is_some() && outcome.commit_count > 0 {
+                    then.push(Work::GithubPullTitles { deploy_id }.job());
+                }
                 self.store.finish_deploy_range(deploy_id, &outcome, &then, now()).await?;
                 Ok(())
             }

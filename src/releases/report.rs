@@ -1,12 +1,12 @@
 //! The release report of one deploy: one model, rendered as JSON (serde) and Markdown.
 
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use super::status::{DeployStatus, RangeStatus};
 use crate::markdown::escape;
-use crate::store::{CommitRecord, Deploy, IssueRef, Person, Project};
+use crate::store::{CommitRecord, Deploy, IssueRef, Person, Project, PullRef};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -185,6 +185,7 @@ impl Report {
         removed: &[CommitRecord],
         errors: ErrorFacts,
         web: &str,
+        pulls: &HashMap<String, PullRef>,
     ) -> Report {
         let repo_web = project.github_repo.as_deref().map(|r| format!("{}/{r}", web.trim_end_matches('/')));
         let gh = repo_web.as_deref();
@@ -209,21 +210,31 @@ impl Report {
                 email: c.author.email.clone(),
                 commits: Vec::new(),
             });
+            // GitHub's word on the commit's pull request (asked when a token or App is configured) covers what the
+            // message cannot: a rebase merge names no pull request, a bare merge commit no title.
+            let known = pulls.get(&c.sha);
+            let pr_number = c.pr_number.or(known.map(|p| p.pull_number));
             entry.commits.push(CommitLine {
                 sha: c.sha.clone(),
                 summary: c.summary.clone(),
-                pr_number: c.pr_number,
+                pr_number,
                 co_authors: c.co_authors.clone(),
                 url: gh.map(|r| format!("{r}/commit/{}", c.sha)),
             });
-            if let Some(n) = c.pr_number {
+            if let Some(n) = pr_number {
+                let title = || {
+                    known
+                        .filter(|p| p.pull_number == n && !p.title.is_empty())
+                        .map(|p| p.title.clone())
+                        .or_else(|| pr_title(c, n))
+                };
                 match prs.iter_mut().find(|(p, _)| *p == n) {
-                    Some((_, title)) => {
-                        if title.is_none() {
-                            *title = pr_title(c, n);
+                    Some((_, t)) => {
+                        if t.is_none() {
+                            *t = title();
                         }
                     }
-                    None => prs.push((n, pr_title(c, n))),
+                    None => prs.push((n, title())),
                 }
             }
             for i in &c.closes {
@@ -586,7 +597,15 @@ mod tests {
             closes: vec![IssueRef { repo: Some("acme/other".into()), number: 9 }],
             files: vec![],
         };
-        let r = Report::build(&project, &deploy, &[commit], &[], ErrorFacts::default(), "https://ghe.example.com/");
+        let r = Report::build(
+            &project,
+            &deploy,
+            &[commit],
+            &[],
+            ErrorFacts::default(),
+            "https://ghe.example.com/",
+            &HashMap::new(),
+        );
         let md = r.to_markdown();
         for link in [
             format!("https://ghe.example.com/acme/web/compare/{}...{}", "a".repeat(40), "b".repeat(40)),
@@ -622,8 +641,16 @@ mod tests {
                 }
             })
             .collect();
-        let md =
-            Report::build(&project, &deploy, &commits, &[], ErrorFacts::default(), "https://github.com/").to_markdown();
+        let md = Report::build(
+            &project,
+            &deploy,
+            &commits,
+            &[],
+            ErrorFacts::default(),
+            "https://github.com/",
+            &HashMap::new(),
+        )
+        .to_markdown();
         assert!(md.len() < 64 * 1024, "{} bytes", md.len());
         assert!(md.contains("- … and 75 more"), "per author");
         assert!(md.contains("… and 35 more authors with"), "{md}");

@@ -886,7 +886,7 @@ async fn with_the_default_pacing_regressions_are_commented_reopened_and_the_queu
     let requests = fake.lock().requests.clone();
     let writes: Vec<&(String, String, i64)> = requests.iter().filter(|(m, _, _)| m != "GET").collect();
     // 2 creates, 2 comments, 2 refused reassigning reopens, 2 plain reopens and 2 × 2 label writes (regression on,
-    // new off), and no reads: nothing was ever sent without its answer, so there is nothing to look for, and a job
+    // new off), and no issue or comment look-ups: nothing was ever sent without its answer, so there is nothing to look for, and a job
     // that waited for a slot knows from its recorded steps what it did already.
     assert_eq!(writes.len(), 12, "{writes:?}");
     for issue in fake.issues() {
@@ -894,8 +894,11 @@ async fn with_the_default_pacing_regressions_are_commented_reopened_and_the_queu
             issue["labels"].as_array().expect("labels").iter().filter_map(|l| l["name"].as_str()).collect();
         assert!(labels.contains(&"regression") && !labels.contains(&"new"), "relabelled: {labels:?}");
     }
-    let reads = requests.len() - writes.len();
-    assert_eq!(reads, 0, "{requests:?}");
+    // The only reads: which pull request each deployed commit (v2's, v3's) came from, asked once each for the
+    // release reports.
+    let reads: Vec<&(String, String, i64)> = requests.iter().filter(|(m, _, _)| m == "GET").collect();
+    assert_eq!(reads.len(), 2, "{reads:?}");
+    assert!(reads.iter().all(|(_, path, _)| path.ends_with("/pulls")), "{reads:?}");
     let times: Vec<i64> = writes.iter().map(|(_, _, t)| *t).collect();
     assert!(times.windows(2).all(|w| w[1] - w[0] >= 1_000), "writes at least a second apart: {times:?}");
     app.stop().await;
@@ -1031,7 +1034,8 @@ async fn assignees_and_the_ignore_label_changed_on_github_come_back_without_echo
 
 /// With pull-request comments on, the pull request that brought in a new error's suspect commit gets one comment
 /// listing it — created once even when GitHub's answer to the create is lost — and the same comment is edited
-/// when a second error is attributed to the same pull request. Default pacing, controllable clock.
+/// when a second error is attributed to the same pull request. Default pacing, controllable clock. The release
+/// report takes the pull request's number and title from GitHub too.
 #[tokio::test]
 async fn a_pull_request_comment_is_created_once_and_edited_in_place_as_errors_are_attributed_to_it() {
     let t0: i64 = 1_800_000_000_000;
@@ -1089,6 +1093,13 @@ async fn a_pull_request_comment_is_created_once_and_edited_in_place_as_errors_ar
     fake.lock().pulls.insert(c2.clone(), pr);
     deploy(&app, &p, &c2, "v2").await;
     settle().await;
+    // The commits name no pull request (a rebase merge): the release report has it from GitHub, asked once per
+    // commit after the range was recorded.
+    let (status, report) = app.call(Method::GET, "/api/v1/deploys/2/report", Some(&p.token), None).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["pull_requests"][0]["number"], json!(1), "{report}");
+    assert_eq!(report["pull_requests"][0]["title"], json!("Simplify payments and the cart"), "{report}");
+    assert!(report["authors"][0]["commits"].as_array().expect("commits").iter().all(|c| c["pr_number"] == json!(1)));
     // The first error: its pull-request comment is created, but GitHub's answer never arrives.
     fake.lock().comment_faults.push_back(Fault::EffectThenTimeout);
     error(&app, &p, 1, "v2", "ZeroDivisionError").await;
@@ -1116,6 +1127,7 @@ async fn a_pull_request_comment_is_created_once_and_edited_in_place_as_errors_ar
     assert_eq!(count("POST", "/repos/acme/web/issues/1/comments"), 1, "created once: {requests:?}");
     assert_eq!(count("GET", "comments #1"), 1, "looked for once, after the lost answer: {requests:?}");
     assert_eq!(count("PATCH", "/repos/acme/web/issues/comments/1001"), 1, "edited in place: {requests:?}");
+    // Each commit's pull request asked for once, by the range's look-up; the comments reused the answers.
     assert_eq!(count("GET", &format!("/repos/acme/web/commits/{c1}/pulls")), 1);
     assert_eq!(count("GET", &format!("/repos/acme/web/commits/{c2}/pulls")), 1);
     assert_eq!(fake.issues().len(), 3, "the pull request and one issue per error");
