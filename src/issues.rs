@@ -41,9 +41,25 @@ pub struct IssueSync {
     /// `https://github.com`, or a GitHub Enterprise server's web root.
     web_url: String,
     interval_ms: i64,
+    /// The last marker look-up of each repository (in this process), reused by jobs whose unanswered create
+    /// failed before it started.
+    lookups: std::sync::Mutex<std::collections::HashMap<String, Lookup>>,
+    /// When each group's last create went unanswered (in this process): a look-up that started later sees it.
+    unanswered: std::sync::Mutex<std::collections::HashMap<i64, i64>>,
     /// How long a sent write may still be on its way (GitHub's answer timeout and some slack): until then another
     /// job does not take over a pull-request comment whose create has no answer yet.
     in_flight_ms: i64,
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A look-up of a repository's shipwatch issues: those updated since `since`, as listed from `started_at` on.
+struct Lookup {
+    since: i64,
+    started_at: i64,
+    issues: Vec<crate::github::IssueInfo>,
 }
 
 /// The write pacing has no slot before `until_ms`: the job comes back then (not an attempt, its last error kept).
@@ -86,7 +102,16 @@ impl IssueSync {
         web_url: String,
         interval_ms: i64,
     ) -> IssueSync {
-        IssueSync { store, github, public_url, web_url, interval_ms, in_flight_ms: 60_000 }
+        IssueSync {
+            store,
+            github,
+            public_url,
+            web_url,
+            interval_ms,
+            lookups: std::sync::Mutex::default(),
+            unanswered: std::sync::Mutex::default(),
+            in_flight_ms: 60_000,
+        }
     }
 
     /// A write unanswered after `timeout_ms` has failed (the client gave up on it).
@@ -124,6 +149,26 @@ impl IssueSync {
                 anyhow::Error::new(RetryAt { until_ms: until, cause: e })
             }
             _ => anyhow::Error::new(e),
+        }
+    }
+
+    /// The answer of an earlier look-up, when it can be trusted for this group: it covered the issues updated
+    /// since `since` and started after the group's last create went unanswered (so an issue that create made was
+    /// there to be listed). `Some(None)`: listed, and not there. `None`: a look-up is needed.
+    fn reused_lookup(&self, repo: &str, group_id: i64, since: i64, marker: &str) -> Option<Option<i64>> {
+        let unanswered_at = *lock(&self.unanswered).get(&group_id)?;
+        let lookups = lock(&self.lookups);
+        let l = lookups.get(repo).filter(|l| l.since <= since && l.started_at > unanswered_at)?;
+        info!("reusing the marker look-up of another job");
+        Some(l.issues.iter().find(|i| i.body.contains(marker)).map(|i| i.number))
+    }
+
+    fn keep_lookup(&self, repo: &str, lookup: Lookup) {
+        let mut lookups = lock(&self.lookups);
+        // The newest look-up serves the most jobs (every create that went unanswered before it started).
+        let newer = lookups.get(repo).is_none_or(|old| lookup.started_at >= old.started_at);
+        if newer {
+            lookups.insert(repo.to_owned(), lookup);
         }
     }
 
@@ -208,9 +253,19 @@ impl IssueSync {
                 let found = match self.store.github_step(group.id, STEP_CREATE_SENT).await? {
                     Some(sent_at) => {
                         let since = sent_at - CLOCK_SLACK_MS;
-                        match self.github.issues_with_label(&repo, MARKER_LABEL, Some(since)).await {
-                            Ok(issues) => issues.into_iter().find(|i| i.body.contains(&marker)).map(|i| i.number),
-                            Err(e) => return Err(self.wait(e, now()).await),
+                        match self.reused_lookup(&repo, group.id, since, &marker) {
+                            Some(found) => found,
+                            None => {
+                                let started_at = now();
+                                match self.github.issues_with_label(&repo, MARKER_LABEL, Some(since)).await {
+                                    Ok(issues) => {
+                                        let found = issues.iter().find(|i| i.body.contains(&marker)).map(|i| i.number);
+                                        self.keep_lookup(&repo, Lookup { since, started_at, issues });
+                                        found
+                                    }
+                                    Err(e) => return Err(self.wait(e, now()).await),
+                                }
+                            }
                         }
                     }
                     None => None,
@@ -228,6 +283,7 @@ impl IssueSync {
         };
         if group.github_issue != Some(number) {
             self.store.set_github_issue(group.id, number).await?;
+            lock(&self.unanswered).remove(&group.id);
             self.store
                 .add_history(&crate::store::HistoryEntry {
                     group_id: group.id,
@@ -382,7 +438,13 @@ impl IssueSync {
         };
         let number = match created {
             Ok(n) => n,
-            Err(e) => return Err(self.wait(e, now()).await),
+            Err(e) => {
+                // It may have taken effect: only a look-up started after now can tell.
+                if matches!(e, GitHubError::Transport(_) | GitHubError::Server { .. }) {
+                    lock(&self.unanswered).insert(group.id, now());
+                }
+                return Err(self.wait(e, now()).await);
+            }
         };
         info!(issue = number, "issue created");
         Ok(number)
