@@ -45,15 +45,21 @@ async fn headless(browser: &Path, profile: &Path, args: &[String]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[tokio::test]
-async fn deploy_and_group_pages_in_headless_chromium() {
-    let Some(browser) = chromium() else {
+/// Chromium, or `None` after saying why the test is skipped (a failure where the browser is required).
+fn chromium_or_skip() -> Option<PathBuf> {
+    let found = chromium();
+    if found.is_none() {
         if std::env::var("SHIPWATCH_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
             panic!("Chromium is required (SHIPWATCH_REQUIRE_BROWSER=1) but not installed");
         }
         eprintln!("SKIPPED (browser): no chromium; `bash .ci/run` installs Debian's package");
-        return;
-    };
+    }
+    found
+}
+
+#[tokio::test]
+async fn deploy_and_group_pages_in_headless_chromium() {
+    let Some(browser) = chromium_or_skip() else { return };
     let db = sqlite_db().await;
     let app = TestApp::spawn(db.store.clone(), false).await;
     let repo = TestRepo::new();
@@ -240,6 +246,74 @@ async fn deploy_and_group_pages_in_headless_chromium() {
     assert!(project.contains("1 new · 0 regressed") && project.contains("href=\"/deploys/2\""), "v2: {project}");
     assert!(project.contains("0 new · 1 regressed") && project.contains("takes out 3 commits"), "v3, v1.1: {project}");
     shoot("/projects/web", "project.png").await;
+    app.stop().await;
+}
+
+/// The group page's forms used as a person uses them: in Chromium, the write token typed into the resolve form and
+/// its button clicked — the browser sends the page's hidden CSRF field with its `SameSite=Strict` cookie, follows
+/// the redirect, and the page shows the group resolved. The same click with the CSRF field emptied (what a forged
+/// form from another site amounts to) is refused and changes nothing.
+#[tokio::test]
+async fn a_resolve_form_clicked_in_chromium_resolves_the_group_and_is_refused_without_its_csrf_token() {
+    let Some(chromium) = chromium_or_skip() else { return };
+    let db = sqlite_db().await;
+    let app = TestApp::spawn(db.store.clone(), false).await;
+    let repo = TestRepo::new();
+    let c1 = repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / b\n")], "Payments");
+    let (_, token) = app.project("web", &repo).await;
+    app.deploy(&token, json!({ "project": "web", "environment": "production", "sha": c1, "version": "v1" })).await;
+    app.drain().await;
+    let (_, p) = app.call(Method::GET, "/api/v1/projects/web", Some(ADMIN_TOKEN), None).await;
+    let key =
+        p["dsn"].as_str().and_then(|d| d.split("//").nth(1)).and_then(|r| r.split('@').next()).expect("key").to_owned();
+    let event =
+        json!({ "event_id": format!("{:032x}", 7), "release": "v1", "environment": "production", "platform": "python",
+        "exception": {"values": [{"type": "ZeroDivisionError", "value": "division by zero", "stacktrace": {"frames": [
+            {"abs_path": "/srv/app/app/pay.py", "function": "pay", "lineno": 2, "in_app": true}]}}]}})
+        .to_string();
+    let url = format!("{}/api/{}/envelope/?sentry_key={key}", app.base, p["id"]);
+    let body = format!("{{}}\n{{\"type\":\"event\"}}\n{event}\n");
+    assert_eq!(app.http.post(&url).body(body).send().await.expect("sent").status().as_u16(), 200);
+    app.drain().await;
+    let status_of = || async {
+        let (_, g) = app.call(Method::GET, "/api/v1/groups/1", Some(&token), None).await;
+        g["group"]["status"].as_str().unwrap_or_else(|| panic!("{g}")).to_owned()
+    };
+    assert_eq!(status_of().await, "unresolved");
+
+    let browser = crate::cdp::Browser::launch(&chromium).await;
+    let mut page = browser.page().await;
+    let group_url = format!("{}/groups/1", app.base);
+    page.goto(&group_url).await;
+    let fill = format!(
+        "document.querySelectorAll('details.actions form')[0].querySelector('input[name=token]').value = {}",
+        json!(token)
+    );
+    let click_resolve = "document.querySelector('details.actions button[value=resolve]').click()";
+
+    // Forged: the CSRF field emptied before the click. The browser still sends the cookie; the server refuses.
+    page.eval("document.querySelector('details.actions').open = true").await;
+    page.eval(&fill).await;
+    page.eval("document.querySelectorAll('details.actions input[name=csrf]').forEach(i => i.value = '')").await;
+    page.submit(click_resolve).await;
+    let refused = page.eval("document.body.innerText").await;
+    assert!(refused.as_str().is_some_and(|t| t.contains("security token is missing")), "says why: {refused}");
+    let status = page.eval("performance.getEntriesByType('navigation')[0].responseStatus").await;
+    assert_eq!(status, json!(403), "{refused}");
+    assert_eq!(status_of().await, "unresolved", "the forged form changed nothing");
+
+    // As a person does it: open the group page, type the token, click "Resolve now".
+    page.goto(&group_url).await;
+    page.eval("document.querySelector('details.actions').open = true").await;
+    page.eval(&fill).await;
+    page.submit(click_resolve).await;
+    assert_eq!(page.eval("location.href").await, json!(group_url), "redirected back to the group");
+    assert_eq!(status_of().await, "resolved", "the click resolved the group");
+    let text = page.eval("document.body.innerText").await.as_str().unwrap_or_default().to_owned();
+    assert!(text.contains("resolved: on its page"), "the page shows it in the history: {text}");
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    page.screenshot(&shots.join("group-resolved-by-click.png")).await;
     app.stop().await;
 }
 

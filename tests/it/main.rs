@@ -7,6 +7,7 @@ mod architecture;
 mod assign;
 mod bombs;
 mod browser;
+mod cdp;
 mod corpus;
 mod corpus_cases;
 mod crash;
