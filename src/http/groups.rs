@@ -259,7 +259,11 @@ pub(super) async fn resolve(
         if body.iter().all(u8::is_ascii_whitespace) { ResolveBody::default() } else { super::parse_json(&body)? };
     let fixed = match body.fixed_in_commit.as_deref() {
         Some(c) => Some(
-            crate::domain::Sha::parse(c)
+            state
+                .releases
+                .commit_named(group.project_id, c)
+                .await
+                .map_err(ApiError::Internal)?
                 .map_err(|e| ApiError::Unprocessable { field: "fixed_in_commit".into(), reason: e.0 })?,
         ),
         None => None,

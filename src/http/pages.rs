@@ -613,7 +613,7 @@ fn action_forms(g: &crate::store::Group, csrf: &str) -> Markup {
             form method="post" action=(action) {
                 input type="hidden" name="csrf" value=(csrf);
                 (token)
-                " " input name="commit" placeholder="full commit sha" required pattern="[0-9a-fA-F]{40}";
+                " " input name="commit" placeholder="commit sha (7 or more characters)" required pattern="[0-9a-fA-F]{7,64}";
                 " " button name="action" value="resolve_commit" { "Resolved by this commit" }
             }
             form method="post" action=(action) {
@@ -844,7 +844,8 @@ pub(super) async fn group_action(
             state.groups.change_status(&g, StatusRequest::Resolve { fixed_in_commit: None }, by, now).await?;
         }
         "resolve_commit" => {
-            let sha = match crate::domain::Sha::parse(&text(&form.commit).unwrap_or_default()) {
+            let given = text(&form.commit).unwrap_or_default();
+            let sha = match state.releases.commit_named(g.project_id, &given).await.map_err(ApiError::Internal)? {
                 Ok(s) => s,
                 Err(e) => return Ok(invalid(e)),
             };

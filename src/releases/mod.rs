@@ -89,6 +89,42 @@ impl Releases {
         self
     }
 
+    /// The commit `given` names: a full id, or an abbreviation (7 or more hexadecimal characters) that names
+    /// exactly one commit of the project's mirror.
+    ///
+    /// # Errors
+    /// When git cannot be run; a name that fits no single commit is `Ok(Err(..))`, saying why.
+    pub async fn commit_named(
+        &self,
+        project_id: i64,
+        given: &str,
+    ) -> anyhow::Result<Result<crate::domain::Sha, crate::domain::Invalid>> {
+        use crate::domain::{Invalid, Sha};
+        let given = given.trim();
+        let abbreviated = (7..40).contains(&given.len()) && given.bytes().all(|b| b.is_ascii_hexdigit());
+        if !abbreviated {
+            return Ok(Sha::parse(given));
+        }
+        let path = self.mirrors.path(project_id);
+        if !path.join("HEAD").exists() {
+            return Ok(Err(Invalid(format!(
+                "`{given}` is abbreviated and the repository has not been fetched yet: give all 40 characters"
+            ))));
+        }
+        let out = self
+            .mirrors
+            .git()
+            .output(Some(&path), ["rev-parse", "--verify", "--quiet", &format!("{given}^{{commit}}")])
+            .await?;
+        let full = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if out.code == Some(0) {
+            return Ok(Sha::parse(&full));
+        }
+        Ok(Err(Invalid(format!(
+            "`{given}` names no single commit of the repository (unknown, or shared by several): give more of it, or all 40 characters"
+        ))))
+    }
+
     /// For each (path, line) asked, the lines around it in the file at commit `sha` of the project's mirror: what the
     /// frame ran, as deployed. Spots whose file the mirror does not have (yet) are left out; git is not fetched for a
     /// page. Files are read in one `git cat-file --batch` and cached.

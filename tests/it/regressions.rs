@@ -165,6 +165,27 @@ async fn resolved_groups_reopen_only_for_builds_that_contain_the_resolution() {
             )
             .await;
         assert_eq!((status, body["field"].clone()), (422, json!("fixed_in_commit")));
+        // An abbreviation the repository knows (as `git log --oneline` prints it) names the commit in full; one it
+        // does not know is refused, saying so.
+        let (status, body) = app
+            .call(
+                Method::POST,
+                &format!("/api/v1/groups/{}/resolve", g["id"]),
+                Some(&shop.token),
+                Some(json!({ "fixed_in_commit": &v4[..7] })),
+            )
+            .await;
+        assert_eq!((status, body["fixed_in_commit"].clone()), (200, json!(v4)), "{backend}: {body}");
+        let (status, body) = app
+            .call(
+                Method::POST,
+                &format!("/api/v1/groups/{}/resolve", g["id"]),
+                Some(&shop.token),
+                Some(json!({ "fixed_in_commit": "0000000" })),
+            )
+            .await;
+        assert_eq!((status, body["field"].clone()), (422, json!("fixed_in_commit")), "{backend}: {body}");
+        assert!(body["detail"].as_str().is_some_and(|e| e.contains("names no single commit")), "{body}");
         let (status, _) =
             app.call(Method::POST, &format!("/api/v1/groups/{}/resolve", g["id"]), Some("wrong"), None).await;
         assert_eq!(status, 401);
