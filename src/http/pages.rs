@@ -539,34 +539,76 @@ fn csrf_cookie(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-/// Events per release as a small bar chart, drawn on the server: one bar per release, oldest first.
+/// One bar of the release chart: the release, when it was first seen, its events per environment.
+type ReleaseBar = (String, i64, Vec<(String, i64)>);
+
+/// Events per release as a small bar chart, drawn on the server: one bar per release, oldest first, stacked by
+/// environment (one colour each, named in the legend), so a staging-only release looks like one.
 fn release_chart(counts: &[crate::store::GroupCount]) -> Markup {
-    let mut per_release: Vec<(String, i64, i64)> = Vec::new();
+    const COLOURS: [&str; 6] = ["#cf222e", "#0969da", "#8250df", "#bf8700", "#1a7f37", "#57606a"];
+    let mut per_release: Vec<ReleaseBar> = Vec::new();
+    let mut environments: Vec<(String, i64)> = Vec::new();
     for c in counts {
         let name = if c.release.is_empty() { "(none)".to_owned() } else { c.release.clone() };
-        match per_release.iter_mut().find(|(r, _, _)| *r == name) {
-            Some(entry) => {
-                entry.1 += c.count;
-                entry.2 = entry.2.min(c.first_seen);
+        let env = if c.environment.is_empty() { "(none)".to_owned() } else { c.environment.clone() };
+        let entry = match per_release.iter_mut().position(|(r, _, _)| *r == name) {
+            Some(i) => &mut per_release[i],
+            None => {
+                per_release.push((name, c.first_seen, Vec::new()));
+                let last = per_release.len() - 1;
+                &mut per_release[last]
             }
-            None => per_release.push((name, c.count, c.first_seen)),
+        };
+        entry.1 = entry.1.min(c.first_seen);
+        match entry.2.iter_mut().find(|(e, _)| *e == env) {
+            Some(e) => e.1 += c.count,
+            None => entry.2.push((env.clone(), c.count)),
+        }
+        match environments.iter_mut().find(|(e, _)| *e == env) {
+            Some(e) => e.1 += c.count,
+            None => environments.push((env, c.count)),
         }
     }
-    per_release.sort_by_key(|(_, _, first)| *first);
-    let shown: Vec<&(String, i64, i64)> = per_release.iter().rev().take(24).rev().collect();
-    let max = shown.iter().map(|(_, n, _)| *n).max().unwrap_or(1).max(1);
+    environments.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let colour = |env: &str| {
+        let i = environments.iter().position(|(e, _)| e == env).unwrap_or(COLOURS.len() - 1);
+        COLOURS[i.min(COLOURS.len() - 1)]
+    };
+    per_release.sort_by_key(|(_, first, _)| *first);
+    for (_, _, envs) in &mut per_release {
+        envs.sort_by_key(|(e, _)| environments.iter().position(|(x, _)| x == e));
+    }
+    let shown: Vec<&ReleaseBar> = per_release.iter().rev().take(24).rev().collect();
+    let total = |envs: &[(String, i64)]| envs.iter().map(|(_, n)| *n).sum::<i64>();
+    let max = shown.iter().map(|(_, _, envs)| total(envs)).max().unwrap_or(1).max(1);
     let (bar, gap, height) = (36i64, 12i64, 90i64);
-    let width = (shown.len() as i64 * (bar + gap)).max(bar + gap);
+    let width = (shown.len() as i64 * (bar + gap)).max(bar + gap).max(160);
     html! {
         svg.chart width=(width) height=(height + 40) viewBox={ "0 0 " (width) " " (height + 40) } role="img"
-            aria-label="Events per release" {
-            @for (i, (release, n, _)) in shown.iter().enumerate() {
+            aria-label="Events per release, by environment" {
+            @for (i, (release, _, envs)) in shown.iter().enumerate() {
+                @let n = total(envs);
                 @let h = (n * height / max).max(2);
                 @let x = i as i64 * (bar + gap);
-                rect x=(x) y=(height - h + 14) width=(bar) height=(h) fill="#cf222e" { title { (release) ": " (n) } }
+                // Segments from the bottom up, in the legend's order.
+                @let mut y = height + 14;
+                @for (env, count) in envs {
+                    @let seg = if n == 0 { 0 } else { (count * h / n).max(1) };
+                    @let top = { y -= seg; y };
+                    rect x=(x) y=(top) width=(bar) height=(seg) fill=(colour(env)) {
+                        title { (release) " in " (env) ": " (count) }
+                    }
+                }
                 text x=(x + bar / 2) y=(height - h + 10) text-anchor="middle" font-size="11" { (n) }
                 text x=(x + bar / 2) y=(height + 30) text-anchor="middle" font-size="11" {
                     (release.chars().take(8).collect::<String>())
+                }
+            }
+        }
+        @if environments.len() > 1 {
+            p.muted {
+                @for (env, n) in &environments {
+                    span style={ "color:" (colour(env)) } { "■ " } (env) " (" (n) ")  "
                 }
             }
         }
@@ -886,6 +928,34 @@ pub(super) async fn group_action(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_release_chart_stacks_environments_and_names_them() {
+        let count = |release: &str, environment: &str, count: i64, first_seen: i64| crate::store::GroupCount {
+            release: release.into(),
+            environment: environment.into(),
+            count,
+            first_seen,
+            last_seen: first_seen,
+        };
+        let svg = release_chart(&[
+            count("v2", "production", 30, 20),
+            count("v1", "staging", 5, 10),
+            count("v2", "staging", 10, 21),
+        ])
+        .0;
+        // v1 first (seen first); v2's bar is 40 events: 30 in production (the larger, first colour), 10 in staging.
+        let v1 = svg.find("<title>v1 in staging: 5</title>").expect("v1's segment");
+        let v2 = svg.find("<title>v2 in production: 30</title>").expect("v2's production segment");
+        assert!(v1 < v2, "{svg}");
+        assert!(svg.contains("<title>v2 in staging: 10</title>"), "{svg}");
+        assert!(svg.contains(">40</text>"), "v2's total over its bar: {svg}");
+        assert!(svg.contains("fill=\"#cf222e\"><title>v2 in production"), "{svg}");
+        assert!(svg.contains("production (30)") && svg.contains("staging (15)"), "the legend: {svg}");
+        // One environment: no legend.
+        let one = release_chart(&[count("v1", "production", 3, 1)]).0;
+        assert!(!one.contains("(3)"), "{one}");
+    }
 
     #[test]
     fn every_inserted_value_is_escaped() {
