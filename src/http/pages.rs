@@ -16,7 +16,7 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use super::{same_secret, ApiError, ApiResult, AppState};
 use crate::assign::service::GroupAssignment;
 use crate::groups::{GroupStatus, StatusRequest};
-use crate::releases::report::{plural, short, ErrorLine, Report};
+use crate::releases::report::{plural, short, ErrorTag, Report};
 use crate::releases::DeployStatus;
 use crate::store::Project;
 
@@ -358,14 +358,11 @@ fn with_code(s: &str) -> Markup {
 /// A deploy's errors, each once, tagged with what makes it this release's: new in it, regressed in it, its suspect
 /// commit in its range.
 fn error_rows(r: &Report) -> Markup {
-    let mut seen = std::collections::HashSet::new();
-    let all: Vec<&ErrorLine> =
-        r.new_errors.iter().chain(&r.regressions).chain(&r.suspects_in_range).filter(|e| seen.insert(e.id)).collect();
-    let has = |lines: &[ErrorLine], id: i64| lines.iter().any(|e| e.id == id);
+    let all = r.errors_once();
     html! {
         @if !all.is_empty() {
             ul {
-                @for e in all {
+                @for (e, tags) in all {
                     li {
                         a href={ "/groups/" (e.id) } { (e.title) } " — " (plural(e.count, "event")) " in this release"
                         @if let Some(a) = &e.assignee { " → @" (a) }
@@ -373,9 +370,10 @@ fn error_rows(r: &Report) -> Markup {
                             " · " @if let Some(u) = &l.url { a href=(u) { "issue " (l.label) } } @else { "issue " (l.label) }
                         }
                         " "
-                        @if has(&r.new_errors, e.id) { span.tag.bad { "New in this release" } " " }
-                        @if has(&r.regressions, e.id) { span.tag.bad { "Regressed in this release" } " " }
-                        @if has(&r.suspects_in_range, e.id) { span.tag { "Suspect commit in this release" } }
+                        @for tag in tags {
+                            @let bad = tag != ErrorTag::SuspectInRange;
+                            span.tag.bad[bad] { (capitalised(tag.label())) } " "
+                        }
                         @if let Some(s) = &e.suspect { br; span.muted { "suspect: " (with_code(s)) } }
                     }
                 }
@@ -923,6 +921,12 @@ pub(super) async fn group_action(
         }
     }
     Ok(Redirect::to(&back).into_response())
+}
+
+/// `text` with its first letter upper-case (tags read as labels on a page).
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 #[cfg(test)]

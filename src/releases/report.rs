@@ -103,6 +103,24 @@ pub struct CommitLine {
     pub url: Option<String>,
 }
 
+/// Why an error is in a release's report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorTag {
+    New,
+    Regressed,
+    SuspectInRange,
+}
+
+impl ErrorTag {
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorTag::New => "new in this release",
+            ErrorTag::Regressed => "regressed in this release",
+            ErrorTag::SuspectInRange => "suspect commit in this release",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PullRequest {
     pub number: i64,
@@ -319,36 +337,46 @@ impl Report {
             let _ = writeln!(md, "{}\n", Self::NO_ERRORS);
             return;
         }
-        for (title, lines) in [
-            ("New in this release", &self.new_errors),
-            ("Regressions", &self.regressions),
-            ("Suspect commit in this release", &self.suspects_in_range),
-        ] {
-            if lines.is_empty() {
-                continue;
+        for (e, tags) in self.errors_once() {
+            let who = e.assignee.as_deref().map(|a| format!(" → @{a}")).unwrap_or_default();
+            let issue = e.github_issue.as_ref().map(|l| match &l.url {
+                Some(u) => format!(" ([{}]({u}))", l.label),
+                None => format!(" ({})", l.label),
+            });
+            let culprit = e.culprit.as_deref().map(|c| format!(" in `{}`", c.replace('`', "'"))).unwrap_or_default();
+            let tags: Vec<String> = tags.iter().map(|t| format!("**{}**", t.label())).collect();
+            let _ = writeln!(
+                md,
+                "- {}{culprit}: {} in this release{who}{} — {}",
+                escape(&e.title),
+                plural(e.count, "event"),
+                issue.unwrap_or_default(),
+                tags.join(", ")
+            );
+            if let Some(x) = &e.suspect {
+                let _ = writeln!(md, "  - suspect: {x}");
             }
-            let _ = writeln!(md, "**{title}**\n");
+        }
+        let _ = writeln!(md);
+    }
+
+    /// Each error of the report once, with what makes it this release's: new here, regressed here, its suspect
+    /// commit in this deploy's range.
+    pub fn errors_once(&self) -> Vec<(&ErrorLine, Vec<ErrorTag>)> {
+        let mut out: Vec<(&ErrorLine, Vec<ErrorTag>)> = Vec::new();
+        for (tag, lines) in [
+            (ErrorTag::New, &self.new_errors),
+            (ErrorTag::Regressed, &self.regressions),
+            (ErrorTag::SuspectInRange, &self.suspects_in_range),
+        ] {
             for e in lines {
-                let who = e.assignee.as_deref().map(|a| format!(" → @{a}")).unwrap_or_default();
-                let issue = e.github_issue.as_ref().map(|l| match &l.url {
-                    Some(u) => format!(" ([{}]({u}))", l.label),
-                    None => format!(" ({})", l.label),
-                });
-                let culprit =
-                    e.culprit.as_deref().map(|c| format!(" in `{}`", c.replace('`', "'"))).unwrap_or_default();
-                let _ = writeln!(
-                    md,
-                    "- {}{culprit}: {} in this release{who}{}",
-                    escape(&e.title),
-                    plural(e.count, "event"),
-                    issue.unwrap_or_default()
-                );
-                if let Some(x) = &e.suspect {
-                    let _ = writeln!(md, "  - suspect: {x}");
+                match out.iter_mut().find(|(seen, _)| seen.id == e.id) {
+                    Some((_, tags)) => tags.push(tag),
+                    None => out.push((e, vec![tag])),
                 }
             }
-            let _ = writeln!(md);
         }
+        out
     }
 
     /// The report as GitHub-flavoured Markdown (the Action's job summary, `?format=md`).

@@ -330,7 +330,7 @@ async fn the_demo_shows_the_whole_product_working() {
         "REGRESSED in v2",
         "issue #1 \"ZeroDivisionError: division by zero\" assigned to [\"bobby\"]",
         "## shop v2 → production",
-        "**Regressions**",
+        "**regressed in this release**",
         "Simplify pay (#7) (with Carol Poe)",
     ] {
         assert!(stdout.contains(text), "the demo's output lacks {text:?}:\n{stdout}");

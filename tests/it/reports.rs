@@ -268,9 +268,9 @@ async fn reports_per_environment_and_a_rollback() {
 
     let staging_md = report(&app, &token, staging_v3, "md").await;
     let production_md = report(&app, &token, production_v3, "md").await;
-    assert!(!staging_md.contains("Regressions") && !staging_md.contains("ZeroDivisionError"), "{staging_md}");
+    assert!(!staging_md.contains("regressed in") && !staging_md.contains("ZeroDivisionError"), "{staging_md}");
     assert!(
-        production_md.contains("**Regressions**") && production_md.contains("ZeroDivisionError"),
+        production_md.contains("**regressed in this release**") && production_md.contains("ZeroDivisionError"),
         "{production_md}"
     );
     let rollback_md = report(&app, &token, rollback, "md").await;
@@ -344,5 +344,42 @@ async fn a_five_thousand_commit_range_makes_a_short_report() {
     settings.add_filter(r"127\.0\.0\.1:\d+", "[server]");
     settings.set_snapshot_path("snapshots");
     settings.bind(|| insta::assert_snapshot!("range_of_5000_commits.md", md));
+    app.stop().await;
+}
+
+/// A regression re-runs assignment at the regressing deploy; that must not rewrite the earlier release's report.
+/// Bobby's v2 breaks `pay`, the error is resolved, Carol rewrites the same line in v3 and it fails again: v3's
+/// report names Carol's commit, and v2's report — Markdown and JSON — is byte for byte what it was before.
+#[tokio::test]
+async fn a_regression_leaves_the_earlier_release_report_as_it_was() {
+    let db = sqlite_db().await;
+    let app = TestApp::spawn(db.store.clone(), false).await;
+    let repo = TestRepo::new();
+    let (c1, token, url) = shop(&app, &repo).await;
+    let deploy = |sha: String, version: &'static str, at: i64| deploy_at(&app, &token, "production", sha, version, at);
+    let day = 86_400;
+    deploy(c1, "v1", T0).await;
+    let v2sha = repo.commit(&BOBBY, &[("app/pay.py", "def pay(a, b):\n    return a / b\n")], "Simplify pay (#21)");
+    let v2 = deploy(v2sha.clone(), "v2", T0 + day).await;
+    send_error(&app, &url, 1, "production", "v2", T0 + day + 600, "ZeroDivisionError", ("app/pay.py", 2)).await;
+    let before_md = report(&app, &token, v2, "md").await;
+    let before_json = report(&app, &token, v2, "json").await;
+    assert!(before_md.contains(&v2sha[..7]), "v2 names Bobby's commit: {before_md}");
+
+    resolve_titled(&app, &token, "ZeroDivisionError: boom").await;
+    let v3sha = repo.commit(&CAROL, &[("app/pay.py", "def pay(a, b):\n    return (a / b)\n")], "Parenthesise (#22)");
+    let v3 = deploy(v3sha.clone(), "v3", T0 + 2 * day).await;
+    send_error(&app, &url, 2, "production", "v3", T0 + 2 * day + 600, "ZeroDivisionError", ("app/pay.py", 2)).await;
+    let (_, groups) = app.call(Method::GET, "/api/v1/projects/web/groups", Some(&token), None).await;
+    assert_eq!(groups["groups"][0]["regressed_in"], json!("v3"), "{groups}");
+    let v3_md = report(&app, &token, v3, "md").await;
+    assert!(v3_md.contains(&v3sha[..7]) && v3_md.contains("regressed in this release"), "v3 names Carol's: {v3_md}");
+
+    assert_eq!(report(&app, &token, v2, "md").await, before_md, "v2's Markdown report is unchanged");
+    assert_eq!(report(&app, &token, v2, "json").await, before_json, "v2's JSON report is unchanged");
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"127\.0\.0\.1:\d+", "[server]");
+    settings.set_snapshot_path("snapshots");
+    settings.bind(|| insta::assert_snapshot!("v2_before_and_after_a_v3_regression.md", before_md));
     app.stop().await;
 }
