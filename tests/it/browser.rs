@@ -23,17 +23,7 @@ fn chromium() -> Option<PathBuf> {
 
 async fn headless(browser: &Path, profile: &Path, args: &[String]) -> String {
     let run = tokio::process::Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-        ])
+        .args(crate::cdp::HEADLESS)
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
         .output();
@@ -57,6 +47,24 @@ fn chromium_or_skip() -> Option<PathBuf> {
     found
 }
 
+/// Sends event `n` of release `release` — a ZeroDivisionError at app/pay.py:2 — to project `web`, and handles it;
+/// returns the project's envelope URL and the event's JSON.
+async fn send_division_by_zero(app: &TestApp, n: u32, release: &str) -> (String, String) {
+    let (_, p) = app.call(Method::GET, "/api/v1/projects/web", Some(ADMIN_TOKEN), None).await;
+    let key =
+        p["dsn"].as_str().and_then(|d| d.split("//").nth(1)).and_then(|r| r.split('@').next()).expect("key").to_owned();
+    let event = json!({ "event_id": format!("{n:032x}"), "release": release, "environment": "production",
+        "platform": "python",
+        "exception": {"values": [{"type": "ZeroDivisionError", "value": "division by zero", "stacktrace": {"frames": [
+            {"abs_path": "/srv/app/app/pay.py", "function": "pay", "lineno": 2, "in_app": true}]}}]}})
+    .to_string();
+    let url = format!("{}/api/{}/envelope/?sentry_key={key}", app.base, p["id"]);
+    let body = format!("{{}}\n{{\"type\":\"event\"}}\n{event}\n");
+    assert_eq!(app.http.post(&url).body(body).send().await.expect("sent").status().as_u16(), 200);
+    app.drain().await;
+    (url, event)
+}
+
 #[tokio::test]
 async fn deploy_and_group_pages_in_headless_chromium() {
     let Some(browser) = chromium_or_skip() else { return };
@@ -71,18 +79,7 @@ async fn deploy_and_group_pages_in_headless_chromium() {
     let v2 = repo.commit(&CAROL, &[("README.md", "shop <b>bold</b>\n")], "Readme <script>alert(1)</script>");
     app.deploy(&token, json!({ "project": "web", "environment": "production", "sha": v2, "version": "v2" })).await;
     app.drain().await;
-    let (_, p) = app.call(Method::GET, "/api/v1/projects/web", Some(ADMIN_TOKEN), None).await;
-    let key =
-        p["dsn"].as_str().and_then(|d| d.split("//").nth(1)).and_then(|r| r.split('@').next()).expect("key").to_owned();
-    let event =
-        json!({ "event_id": format!("{:032x}", 1), "release": "v2", "environment": "production", "platform": "python",
-        "exception": {"values": [{"type": "ZeroDivisionError", "value": "division by zero", "stacktrace": {"frames": [
-            {"abs_path": "/srv/app/app/pay.py", "function": "pay", "lineno": 2, "in_app": true}]}}]}})
-        .to_string();
-    let body = format!("{{}}\n{{\"type\":\"event\"}}\n{event}\n");
-    let url = format!("{}/api/{}/envelope/?sentry_key={key}", app.base, p["id"]);
-    assert_eq!(app.http.post(&url).body(body).send().await.expect("sent").status().as_u16(), 200);
-    app.drain().await;
+    let (url, event) = send_division_by_zero(&app, 1, "v2").await;
 
     let profile = tempfile::tempdir().expect("profile dir");
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
@@ -263,18 +260,7 @@ async fn a_resolve_form_clicked_in_chromium_resolves_the_group_and_is_refused_wi
     let (_, token) = app.project("web", &repo).await;
     app.deploy(&token, json!({ "project": "web", "environment": "production", "sha": c1, "version": "v1" })).await;
     app.drain().await;
-    let (_, p) = app.call(Method::GET, "/api/v1/projects/web", Some(ADMIN_TOKEN), None).await;
-    let key =
-        p["dsn"].as_str().and_then(|d| d.split("//").nth(1)).and_then(|r| r.split('@').next()).expect("key").to_owned();
-    let event =
-        json!({ "event_id": format!("{:032x}", 7), "release": "v1", "environment": "production", "platform": "python",
-        "exception": {"values": [{"type": "ZeroDivisionError", "value": "division by zero", "stacktrace": {"frames": [
-            {"abs_path": "/srv/app/app/pay.py", "function": "pay", "lineno": 2, "in_app": true}]}}]}})
-        .to_string();
-    let url = format!("{}/api/{}/envelope/?sentry_key={key}", app.base, p["id"]);
-    let body = format!("{{}}\n{{\"type\":\"event\"}}\n{event}\n");
-    assert_eq!(app.http.post(&url).body(body).send().await.expect("sent").status().as_u16(), 200);
-    app.drain().await;
+    send_division_by_zero(&app, 7, "v1").await;
     let status_of = || async {
         let (_, g) = app.call(Method::GET, "/api/v1/groups/1", Some(&token), None).await;
         g["group"]["status"].as_str().unwrap_or_else(|| panic!("{g}")).to_owned()

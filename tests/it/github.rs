@@ -818,6 +818,26 @@ async fn an_assignee_github_refuses_is_mentioned_instead() {
     app.stop().await;
 }
 
+/// Runs every due job; while jobs wait (for a write slot), moves the clock a second at a time, for at most
+/// `seconds` of clock time.
+async fn settle_within(
+    worker: &shipwatch::worker::Worker,
+    store: &shipwatch::store::DynStore,
+    clock: &AtomicI64,
+    seconds: usize,
+) {
+    for _ in 0..seconds {
+        while worker.run_once().await.expect("worker") {}
+        let waiting = store.job_states().await.expect("jobs").iter().any(|j| j.status == JobStatus::Queued);
+        if !waiting {
+            return;
+        }
+        clock.fetch_add(1_000, Ordering::SeqCst);
+    }
+    let jobs = store.job_states().await.expect("jobs");
+    panic!("jobs still waiting after {seconds} s of clock time: {jobs:?}");
+}
+
 /// The default write pacing (one write a second) on a controllable clock: two groups get their issues, both are
 /// closed on GitHub, both regress in v3 at the same instant — each issue gets exactly one comment and is reopened,
 /// the second job queued behind the first completes too, waiting for a slot never counts as an attempt, and the calls
@@ -833,18 +853,7 @@ async fn with_the_default_pacing_regressions_are_commented_reopened_and_the_queu
         let clock = clock.clone();
         Arc::new(move || clock.load(Ordering::SeqCst))
     });
-    // Runs every due job; while jobs wait (for a write slot), moves the clock a second at a time (bounded).
-    let settle = || async {
-        for _ in 0..60 {
-            while worker.run_once().await.expect("worker") {}
-            let waiting = db.store.job_states().await.expect("jobs").iter().any(|j| j.status == JobStatus::Queued);
-            if !waiting {
-                return;
-            }
-            clock.fetch_add(1_000, Ordering::SeqCst);
-        }
-        panic!("jobs still waiting after a minute of clock time");
-    };
+    let settle = || settle_within(&worker, &db.store, &clock, 60);
     let repo = TestRepo::new();
     let v1 = repo.commit(&ALICE, &[("app/pay.py", "def pay(a, b):\n    return a / (b + 1)\n")], "pay");
     let p = project(&app, &repo).await;
@@ -1050,18 +1059,7 @@ async fn a_pull_request_comment_is_created_once_and_edited_in_place_as_errors_ar
         let clock = clock.clone();
         Arc::new(move || clock.load(Ordering::SeqCst))
     });
-    let settle = || async {
-        for _ in 0..120 {
-            while worker.run_once().await.expect("worker") {}
-            let waiting = db.store.job_states().await.expect("jobs").iter().any(|j| j.status == JobStatus::Queued);
-            if !waiting {
-                return;
-            }
-            clock.fetch_add(1_000, Ordering::SeqCst);
-        }
-        let jobs = db.store.job_states().await.expect("jobs");
-        panic!("jobs still waiting after two minutes of clock time: {jobs:?}");
-    };
+    let settle = || settle_within(&worker, &db.store, &clock, 120);
     // Pull request #1 (GitHub numbers pull requests and issues together).
     fake.lock().issues.push(json!({ "number": 1, "title": "Simplify payments and the cart", "body": "",
         "labels": [], "assignees": [], "state": "closed", "comments_list": [], "updated_ms": t0, "pull_request": {} }));
