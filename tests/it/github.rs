@@ -622,7 +622,7 @@ async fn end_to_end_one_issue_resolved_by_webhook_reopened_by_a_regression_not_b
 }
 
 #[tokio::test]
-async fn faults_after_the_write_never_make_a_second_issue() {
+async fn faults_after_the_write_never_make_a_second_issue_or_comment() {
     // Ahead of the real time at which the HTTP handlers queue jobs, so they are due for this clock.
     let t0: i64 = 1_800_000_000_000;
     let clock = Arc::new(AtomicI64::new(t0));
@@ -711,6 +711,67 @@ async fn faults_after_the_write_never_make_a_second_issue() {
         .filter(|j| j.kind == "github_issue" && j.status != shipwatch::store::JobStatus::Done)
         .collect();
     assert!(pending.is_empty(), "{pending:?}");
+
+    // Then every issue is closed on GitHub and every error comes back in v3, under faults again: half the writes
+    // (comments, reopens, label changes) take effect and lose their answer, and GitHub rate-limits three times
+    // (429 with Retry-After, a secondary 403, an exhausted quota with its reset time).
+    let numbers: Vec<i64> = fake.issues().iter().filter_map(|i| i["number"].as_i64()).filter(|n| *n > 1_200).collect();
+    assert_eq!(numbers.len(), types.len());
+    for n in &numbers {
+        fake.lock().issues[(*n - 1) as usize]["state"] = json!("closed");
+        close_on_github(&app, *n).await;
+    }
+    run_all().await;
+    let v3 = repo.commit(&CAROL, &[("app/pay.py", "def pay(a, b):\n    return (a / b)\n")], "parenthesise");
+    deploy(&app, &p, &v3, "v3").await;
+    run_all().await;
+    let injected_before = fake.lock().injected;
+    {
+        let mut s = fake.lock();
+        s.faults.extend([
+            Fault::RateLimit429 { retry_after_s: 30 },
+            Fault::Secondary403,
+            Fault::RateLimitReset { reset_in_s: 20 },
+        ]);
+        s.random = Some((0x9E37_79B9_7F4A_7C15, 50));
+    }
+    for (i, ty) in types.iter().enumerate() {
+        error(&app, &p, 100 + i as u32, "v3", ty).await;
+    }
+    // Three minutes of that: the rate limits hold every write for about two, the rest go out under the faults.
+    for _ in 0..180 {
+        run_all().await;
+        clock.fetch_add(1_000, Ordering::SeqCst);
+    }
+    fake.lock().random = None;
+    let faults_ended = clock.load(Ordering::SeqCst);
+    let regressed = |issue: &Value| {
+        let labels: Vec<&str> =
+            issue["labels"].as_array().into_iter().flatten().filter_map(|l| l["name"].as_str()).collect();
+        issue["state"] == json!("open") && labels.contains(&"regression") && !labels.contains(&"new")
+    };
+    let done = || fake.issues().iter().filter(|i| i["number"].as_i64().is_some_and(|n| n > 1_200)).all(&regressed);
+    while !done() {
+        assert!(clock.load(Ordering::SeqCst) - faults_ended <= 300_000, "not all reopened 5 minutes after the faults");
+        run_all().await;
+        clock.fetch_add(1_000, Ordering::SeqCst);
+    }
+    let took_s = (clock.load(Ordering::SeqCst) - faults_ended) / 1000;
+    for issue in fake.issues().iter().filter(|i| i["number"].as_i64().is_some_and(|n| n > 1_200)) {
+        let comments = issue["comments_list"].as_array().expect("comments");
+        assert_eq!(comments.len(), 1, "exactly one regression comment on #{}: {comments:?}", issue["number"]);
+        assert!(comments[0].as_str().is_some_and(|c| c.contains("Regressed in v3")), "{comments:?}");
+    }
+    let injected = fake.lock().injected - injected_before;
+    let requests = fake.lock().requests.clone();
+    let comment_posts = requests.iter().filter(|(m, path, _)| m == "POST" && path.ends_with("/comments")).count();
+    eprintln!(
+        "regressions: {injected} faults after writes and 3 rate limits; {comment_posts} comment posts for {} issues; \
+         all reopened and relabelled {took_s} s after the faults ended",
+        numbers.len()
+    );
+    assert!(injected >= 10, "faults happened: {injected}");
+    assert_eq!(fake.issues().len(), 1_200 + types.len(), "still one issue per group");
     app.stop().await;
 }
 
