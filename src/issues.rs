@@ -44,8 +44,9 @@ pub struct IssueSync {
     /// The last marker look-up of each repository (in this process), reused by jobs whose unanswered create
     /// failed before it started.
     lookups: std::sync::Mutex<std::collections::HashMap<String, Lookup>>,
-    /// When each group's last create went unanswered (in this process): a look-up that started later sees it.
-    unanswered: std::sync::Mutex<std::collections::HashMap<i64, i64>>,
+    /// How each group's last create ended, when it ended in this process: `Some(t)` unanswered at `t` (a look-up
+    /// that started later sees what it made), `None` answered without effect (refused, rate-limited).
+    unanswered: std::sync::Mutex<std::collections::HashMap<i64, Option<i64>>>,
     /// How long a sent write may still be on its way (GitHub's answer timeout and some slack): until then another
     /// job does not take over a pull-request comment whose create has no answer yet.
     in_flight_ms: i64,
@@ -76,6 +77,8 @@ const STEP_PULL_COMMENT_QUEUED: &str = "pull-comment:queued";
 /// Most commits of one deploy whose pull request GitHub is asked for (one read each; a report lists the
 /// pull requests of a range's newest commits, and older ones were asked about at their own deploys).
 pub const PULL_LOOKUPS_PER_DEPLOY: usize = 100;
+/// How long GitHub may still act on a write after the client stopped waiting for its answer.
+const IN_FLIGHT_SLACK_MS: i64 = 30_000;
 /// How far before a recorded create the look-up starts: room for the difference between this clock and GitHub's.
 const CLOCK_SLACK_MS: i64 = 10 * 60 * 1000;
 
@@ -110,13 +113,13 @@ impl IssueSync {
             interval_ms,
             lookups: std::sync::Mutex::default(),
             unanswered: std::sync::Mutex::default(),
-            in_flight_ms: 60_000,
+            in_flight_ms: 30_000 + IN_FLIGHT_SLACK_MS,
         }
     }
 
     /// A write unanswered after `timeout_ms` has failed (the client gave up on it).
     pub fn with_answer_timeout(mut self, timeout_ms: i64) -> IssueSync {
-        self.in_flight_ms = timeout_ms.max(0) + 30_000;
+        self.in_flight_ms = timeout_ms.max(0) + IN_FLIGHT_SLACK_MS;
         self
     }
 
@@ -156,7 +159,7 @@ impl IssueSync {
     /// since `since` and started after the group's last create went unanswered (so an issue that create made was
     /// there to be listed). `Some(None)`: listed, and not there. `None`: a look-up is needed.
     fn reused_lookup(&self, repo: &str, group_id: i64, since: i64, marker: &str) -> Option<Option<i64>> {
-        let unanswered_at = *lock(&self.unanswered).get(&group_id)?;
+        let unanswered_at = (*lock(&self.unanswered).get(&group_id)?)?;
         let lookups = lock(&self.lookups);
         let l = lookups.get(repo).filter(|l| l.since <= since && l.started_at > unanswered_at)?;
         info!("reusing the marker look-up of another job");
@@ -252,6 +255,22 @@ impl IssueSync {
                 // among the issues changed since then (exact on any repository size). Never sent: nothing to find.
                 let found = match self.store.github_step(group.id, STEP_CREATE_SENT).await? {
                     Some(sent_at) => {
+                        // GitHub may still be working on a create the client gave up on: look only once it cannot
+                        // be (the answer timeout and some slack after the send, or slack after the give-up).
+                        let settled_at = match lock(&self.unanswered).get(&group.id) {
+                            // Given up on here: GitHub may still act on it for a while.
+                            Some(Some(gave_up)) => gave_up + IN_FLIGHT_SLACK_MS,
+                            // Answered here, without effect: nothing can be on its way.
+                            Some(None) => 0,
+                            // Sent by another process, or before a restart: until the answer timeout has passed.
+                            None => sent_at + self.in_flight_ms,
+                        };
+                        if now() < settled_at {
+                            return Err(anyhow::Error::new(Later {
+                                until_ms: settled_at,
+                                why: "an earlier create may still be on its way to GitHub".into(),
+                            }));
+                        }
                         let since = sent_at - CLOCK_SLACK_MS;
                         match self.reused_lookup(&repo, group.id, since, &marker) {
                             Some(found) => found,
@@ -427,6 +446,7 @@ impl IssueSync {
             // GitHub refuses assignees without access: mention them instead. Nothing was created.
             Err(GitHubError::Rejected { status: 422, .. }) if !issue.assignees.is_empty() => {
                 self.store.record_github_step(group.id, STEP_ASSIGNEE_REFUSED, now()).await?;
+                lock(&self.unanswered).insert(group.id, None);
                 issue.assignees.clear();
                 issue.body = self.issue_body(repo, group, assignment, deploy, owner.as_deref(), marker);
                 // A second write: it waits for its own slot too (nothing was created by the refused one); if it
@@ -439,10 +459,10 @@ impl IssueSync {
         let number = match created {
             Ok(n) => n,
             Err(e) => {
-                // It may have taken effect: only a look-up started after now can tell.
-                if matches!(e, GitHubError::Transport(_) | GitHubError::Server { .. }) {
-                    lock(&self.unanswered).insert(group.id, now());
-                }
+                // Unanswered, it may have taken effect: only a look-up started after now can tell. Any other
+                // answer (refused, rate-limited) says it did not.
+                let unanswered = matches!(e, GitHubError::Transport(_) | GitHubError::Server { .. });
+                lock(&self.unanswered).insert(group.id, unanswered.then(now));
                 return Err(self.wait(e, now()).await);
             }
         };
