@@ -47,6 +47,8 @@ pub struct IssueSync {
     /// How each group's last create ended, when it ended in this process: `Some(t)` unanswered at `t` (a look-up
     /// that started later sees what it made), `None` answered without effect (refused, rate-limited).
     unanswered: std::sync::Mutex<std::collections::HashMap<i64, Option<i64>>>,
+    /// The same for each regression comment, by (group, deploy).
+    comment_outcomes: std::sync::Mutex<std::collections::HashMap<(i64, i64), Option<i64>>>,
     /// How long a sent write may still be on its way (GitHub's answer timeout and some slack): until then another
     /// job does not take over a pull-request comment whose create has no answer yet.
     in_flight_ms: i64,
@@ -113,6 +115,7 @@ impl IssueSync {
             interval_ms,
             lookups: std::sync::Mutex::default(),
             unanswered: std::sync::Mutex::default(),
+            comment_outcomes: std::sync::Mutex::default(),
             in_flight_ms: 30_000 + IN_FLIGHT_SLACK_MS,
         }
     }
@@ -152,6 +155,19 @@ impl IssueSync {
                 anyhow::Error::new(RetryAt { until_ms: until, cause: e })
             }
             _ => anyhow::Error::new(e),
+        }
+    }
+
+    /// From when a write recorded as sent at `sent_at` can no longer be in GitHub's hands: `outcome` is how its last
+    /// try ended in this process, if it did here — `Some(t)` given up on at `t`, `None` answered without effect.
+    fn settled_at(&self, outcome: Option<Option<i64>>, sent_at: i64) -> i64 {
+        match outcome {
+            // Given up on here: GitHub may still act on it for a while.
+            Some(Some(gave_up)) => gave_up + IN_FLIGHT_SLACK_MS,
+            // Answered here, without effect: nothing can be on its way.
+            Some(None) => 0,
+            // Sent by another process, or before a restart: until the answer timeout has passed.
+            None => sent_at + self.in_flight_ms,
         }
     }
 
@@ -257,14 +273,8 @@ impl IssueSync {
                     Some(sent_at) => {
                         // GitHub may still be working on a create the client gave up on: look only once it cannot
                         // be (the answer timeout and some slack after the send, or slack after the give-up).
-                        let settled_at = match lock(&self.unanswered).get(&group.id) {
-                            // Given up on here: GitHub may still act on it for a while.
-                            Some(Some(gave_up)) => gave_up + IN_FLIGHT_SLACK_MS,
-                            // Answered here, without effect: nothing can be on its way.
-                            Some(None) => 0,
-                            // Sent by another process, or before a restart: until the answer timeout has passed.
-                            None => sent_at + self.in_flight_ms,
-                        };
+                        let outcome = lock(&self.unanswered).get(&group.id).copied();
+                        let settled_at = self.settled_at(outcome, sent_at);
                         if now() < settled_at {
                             return Err(anyhow::Error::new(Later {
                                 until_ms: settled_at,
@@ -338,10 +348,21 @@ impl IssueSync {
             let comment_marker = format!("<!-- shipwatch:regression:{}:{deploy_key} -->", group.id);
             // Only a comment sent before (its answer lost) can be there already: then look for its marker.
             let already = match self.store.github_step(group.id, &sent).await? {
-                Some(_) => match self.github.comments(&repo, number).await {
-                    Ok(comments) => comments.iter().any(|c| c.body.contains(&comment_marker)),
-                    Err(e) => return Err(self.wait(e, now()).await),
-                },
+                Some(sent_at) => {
+                    // Not while GitHub may still be acting on the lost send.
+                    let outcome = lock(&self.comment_outcomes).get(&(group.id, deploy_key)).copied();
+                    let settled_at = self.settled_at(outcome, sent_at);
+                    if now() < settled_at {
+                        return Err(anyhow::Error::new(Later {
+                            until_ms: settled_at,
+                            why: "an earlier comment may still be on its way to GitHub".into(),
+                        }));
+                    }
+                    match self.github.comments(&repo, number).await {
+                        Ok(comments) => comments.iter().any(|c| c.body.contains(&comment_marker)),
+                        Err(e) => return Err(self.wait(e, now()).await),
+                    }
+                }
                 None => false,
             };
             if !already {
@@ -349,8 +370,11 @@ impl IssueSync {
                 self.store.record_github_step(group.id, &sent, now()).await?;
                 let body = self.regression_comment(&group, assignment.as_ref(), deploy.as_ref(), &comment_marker);
                 if let Err(e) = self.github.comment(&repo, number, &body).await {
+                    let unanswered = matches!(e, GitHubError::Transport(_) | GitHubError::Server { .. });
+                    lock(&self.comment_outcomes).insert((group.id, deploy_key), unanswered.then_some(now()));
                     return Err(self.wait(e, now()).await);
                 }
+                lock(&self.comment_outcomes).remove(&(group.id, deploy_key));
                 info!(issue = number, "regression commented");
             }
             self.store.record_github_step(group.id, &done, now()).await?;
