@@ -17,7 +17,8 @@ use tracing::warn;
 
 use crate::cache::Bounded;
 use crate::git::blame::{BlameEngine, BlameLine, CachedBlame, GitCliBlame};
-use crate::git::tree::{read_files, TreeCache, TreeFiles};
+use crate::git::objects::ObjectReader;
+use crate::git::tree::{TreeCache, TreeFiles};
 use crate::git::Git;
 use crate::github::GitHub;
 use owners::{CodeOwners, CODEOWNERS_PATHS};
@@ -178,26 +179,15 @@ impl Assigner {
         self.blame.engine_calls()
     }
 
-    /// Resolves `rev` to its commit and that commit's tree in one git process.
-    async fn resolve_with_tree(&self, repo: &Path, rev: &str) -> anyhow::Result<(String, String)> {
-        let out = self
-            .git
-            .output(
-                Some(repo),
-                ["rev-parse", "--end-of-options", &format!("{rev}^{{commit}}"), &format!("{rev}^{{tree}}")],
-            )
-            .await?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut ids = text.lines().map(str::trim).filter(|l| l.len() >= 40 && l.bytes().all(|b| b.is_ascii_hexdigit()));
-        match (out.code, ids.next(), ids.next()) {
-            (Some(0), Some(commit), Some(tree)) => Ok((commit.to_owned(), tree.to_owned())),
-            _ => anyhow::bail!("`{rev}` is not a commit of {}", repo.display()),
-        }
-    }
-
     /// The manifests, CODEOWNERS and `.git-blame-ignore-revs` of a tree, read in one git process (and the ignored
     /// revisions resolved in one more, when there are any).
-    async fn tree_info(&self, repo: &Path, sha: &str, tree: &TreeFiles) -> anyhow::Result<Arc<TreeInfo>> {
+    async fn tree_info(
+        &self,
+        objects: &SharedObjects,
+        repo: &Path,
+        sha: &str,
+        tree: &TreeFiles,
+    ) -> anyhow::Result<Arc<TreeInfo>> {
         let key = (repo.to_owned(), tree.tree_id.clone());
         if let Some(info) = self.tree_info.get(&key) {
             return Ok(info);
@@ -208,10 +198,19 @@ impl Assigner {
         if tree.contains(IGNORE_REVS) {
             wanted.push(IGNORE_REVS.to_owned());
         }
-        let mut files = read_files(&self.git, repo, sha, &wanted).await?;
+        let mut files = if wanted.is_empty() {
+            HashMap::new()
+        } else {
+            objects.lock().await.get()?.read_files(sha, &wanted).await?
+        };
         let codeowners = codeowners_path.and_then(|p| files.get(*p).map(|text| Arc::new(CodeOwners::parse(p, text))));
+        if let Some(co) = &codeowners {
+            // Its patterns are compiled on the side while the lines are blamed, rather than before or after.
+            let co = co.clone();
+            tokio::task::spawn_blocking(move || co.compile());
+        }
         let ignore_revs = match files.remove(IGNORE_REVS) {
-            Some(text) => self.resolve_ignored(repo, &text).await,
+            Some(text) => resolve_ignored(objects, &text).await,
             None => Vec::new(),
         };
         let info = Arc::new(TreeInfo {
@@ -221,43 +220,6 @@ impl Assigner {
         });
         self.tree_info.insert(key, info.clone());
         Ok(info)
-    }
-
-    /// The commits a `.git-blame-ignore-revs` lists that exist in `repo` (git refuses unknown ones), in one
-    /// `git cat-file --batch-check`. A failure ignores nothing.
-    async fn resolve_ignored(&self, repo: &Path, text: &str) -> Vec<String> {
-        let entries: Vec<&str> = text
-            .lines()
-            .map(|l| l.split('#').next().unwrap_or_default().trim())
-            .filter(|e| e.len() >= 7 && e.bytes().all(|b| b.is_ascii_hexdigit()))
-            .collect();
-        if entries.is_empty() {
-            return Vec::new();
-        }
-        let input: String = entries.iter().map(|e| format!("{e}^{{commit}}\n")).collect();
-        match self
-            .git
-            .run_with_input(
-                Some(repo),
-                "resolving ignored revisions",
-                ["cat-file", "--batch-check"],
-                input.into_bytes(),
-            )
-            .await
-        {
-            Ok(out) => String::from_utf8_lossy(&out)
-                .lines()
-                .filter_map(|l| {
-                    let mut f = l.split(' ');
-                    let (sha, kind) = (f.next()?, f.next()?);
-                    (kind == "commit").then(|| sha.to_owned())
-                })
-                .collect(),
-            Err(e) => {
-                warn!(error = %format!("{e:#}"), "could not resolve .git-blame-ignore-revs");
-                Vec::new()
-            }
-        }
     }
 
     /// The GitHub login of an author: configured mapping, then noreply address, then GitHub's commit API.
@@ -306,20 +268,27 @@ impl Assigner {
         settings: &Settings,
         deploy: Option<&DeployContext>,
     ) -> anyhow::Result<Assignment> {
-        // A deploy's commit is a full id already: list its tree straight away (git refuses it if it is no commit).
+        // A deploy's commit is a full id already: its tree may be known. Otherwise it is listed through the
+        // assignment's `cat-file` (which needs no process of its own), started now.
         let full_id = matches!(rev.len(), 40 | 64) && rev.bytes().all(|b| b.is_ascii_hexdigit());
-        let (sha, tree) = if full_id {
-            let tree = self
-                .trees
-                .files_of_commit(&self.git, repo, rev)
-                .await
-                .map_err(|e| anyhow::anyhow!("`{rev}` is not a commit of {}: {e:#}", repo.display()))?;
-            (rev.to_ascii_lowercase(), tree)
-        } else {
-            let (sha, tree_id) = self.resolve_with_tree(repo, rev).await?;
-            (sha.clone(), self.trees.files_of_tree(&self.git, repo, &tree_id).await?)
+        let listed = full_id.then(|| self.trees.get(&rev.to_ascii_lowercase())).flatten();
+        // Files are read through that `cat-file` too. When this tree's manifests are not known yet it is needed at
+        // once; otherwise only if a blamed line needs its move check.
+        let known =
+            listed.as_ref().is_some_and(|t| self.tree_info.get(&(repo.to_owned(), t.tree_id.clone())).is_some());
+        let objects = LazyObjects::shared(&self.git, repo, !known);
+        let (sha, tree) = match listed {
+            Some(tree) => (rev.to_ascii_lowercase(), tree),
+            None => {
+                let mut o = objects.lock().await;
+                let listed = o.get()?.list_files(rev).await.with_context(|| format!("listing `{rev}`"))?;
+                let Some((sha, files)) = listed else {
+                    anyhow::bail!("`{rev}` is not a commit of {}", repo.display());
+                };
+                (sha.clone(), self.trees.insert(&sha, files))
+            }
         };
-        let info = self.tree_info(repo, &sha, &tree).await?;
+        let info = self.tree_info(&objects, repo, &sha, &tree).await?;
         let mapper = PathMapper {
             tree: &tree,
             packages: &info.packages,
@@ -341,7 +310,7 @@ impl Assigner {
             .iter()
             .find_map(|&i| Some((mapped.get(i)?.repo_path().filter(|p| !vendored(p))?, frames[i].line?)));
         let (blamed, early_writer) =
-            blame_files(&self.blame, &self.git, repo, &sha, wanted, &ignore, crash_frame).await?;
+            blame_files(&self.blame, &self.git, &objects, repo, &sha, wanted, &ignore, crash_frame).await?;
         if let Some((key, writer)) = early_writer {
             self.writer_cache.insert(key, writer);
         }
@@ -413,7 +382,7 @@ impl Assigner {
             if writers.contains_key(&i) {
                 break;
             }
-            let writer = self.writer(repo, &sha, plain, &ignore).await;
+            let writer = self.writer(&objects, repo, &sha, plain, &ignore).await;
             writers.insert(i, writer.filter(|w| w.commit != plain.commit && eligible(w)));
         }
         let mut candidates: Vec<Suspect> = Vec::new();
@@ -487,12 +456,19 @@ impl Assigner {
     }
 
     /// Who wrote the line `plain` blamed (see [`GitCliBlame::writer`]), cached; a failure keeps plain blame.
-    async fn writer(&self, repo: &Path, sha: &str, plain: &BlameLine, ignore: &[String]) -> Option<BlameLine> {
+    async fn writer(
+        &self,
+        objects: &SharedObjects,
+        repo: &Path,
+        sha: &str,
+        plain: &BlameLine,
+        ignore: &[String],
+    ) -> Option<BlameLine> {
         let key = (plain.commit.clone(), plain.orig_path.clone(), plain.orig_line);
         if let Some(w) = self.writer_cache.get(&key) {
             return w;
         }
-        let w = match find_writer(&self.git, repo, sha, plain, ignore).await {
+        let w = match find_writer(&self.git, objects, repo, sha, plain, ignore).await {
             Ok(w) => w,
             Err(e) => {
                 warn!(error = %format!("{e:#}"), path = plain.orig_path, "blame -w -M -C failed; keeping plain blame");
@@ -564,67 +540,251 @@ struct TreeInfo {
 
 const IGNORE_REVS: &str = ".git-blame-ignore-revs";
 
-/// How many `git blame` processes one assignment runs at once.
-const BLAME_CONCURRENCY: usize = 8;
+/// The commits a `.git-blame-ignore-revs` lists that exist in the repository (git refuses unknown ones), asked of the
+/// assignment's `cat-file`. A failure ignores nothing.
+async fn resolve_ignored(objects: &SharedObjects, text: &str) -> Vec<String> {
+    let entries: Vec<&str> = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .filter(|e| e.len() >= 7 && e.bytes().all(|b| b.is_ascii_hexdigit()))
+        .collect();
+    if entries.is_empty() {
+        return Vec::new();
+    }
+    let mut objects = objects.lock().await;
+    let mut found = Vec::new();
+    for e in entries {
+        let info = match objects.get() {
+            Ok(reader) => reader.info(&format!("{e}^{{commit}}")).await,
+            Err(e) => Err(e),
+        };
+        match info {
+            Ok(Some(info)) if info.kind == "commit" => found.push(info.oid),
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "could not resolve .git-blame-ignore-revs");
+                return Vec::new();
+            }
+        }
+    }
+    found
+}
+
+/// The assignment's `git cat-file`, started on first use (or early, when it will surely be needed) and shared by
+/// the tasks of one assignment.
+type SharedObjects = Arc<tokio::sync::Mutex<LazyObjects>>;
+
+/// A [`ObjectReader`] of one repository, started when first asked for.
+struct LazyObjects {
+    git: Git,
+    repo: std::path::PathBuf,
+    reader: Option<ObjectReader>,
+}
+
+impl LazyObjects {
+    fn shared(git: &Git, repo: &Path, start_now: bool) -> SharedObjects {
+        let mut lazy = LazyObjects { git: git.clone(), repo: repo.to_owned(), reader: None };
+        if start_now {
+            // A failure to start is reported by the first use.
+            lazy.reader = ObjectReader::spawn(git, repo).ok();
+        }
+        Arc::new(tokio::sync::Mutex::new(lazy))
+    }
+
+    fn get(&mut self) -> anyhow::Result<&mut ObjectReader> {
+        match &mut self.reader {
+            Some(r) => Ok(r),
+            slot => Ok(slot.insert(ObjectReader::spawn(&self.git, &self.repo)?)),
+        }
+    }
+}
+
+/// How many `git blame` processes one assignment runs at once: one per core. More only share the cores and delay
+/// the crash's own file, whose writer is asked as soon as it is blamed.
+fn blame_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get).clamp(2, 8)
+}
 
 /// Who wrote the line that plain blame gave to `plain.commit`, when that commit only moved or reformatted it. First
-/// the cheap question, from that commit's diff of this one file: did it remove a line with the same text (white space
+/// the cheap question, from that commit's version of this one file and its first parent's (read through the
+/// assignment's `cat-file`, no process of its own): did the commit remove a line with the same text (white space
 /// aside: a reformat or a move within the file), or add a block of at least [`MOVED_BLOCK_LINES`] lines (which may
 /// have come from another file)? Only then `git blame -w -M -C` from that commit ([`GitCliBlame::writer`]).
 /// `None`: the commit wrote the line.
 async fn find_writer(
     git: &Git,
+    objects: &SharedObjects,
     repo: &Path,
     sha: &str,
     plain: &BlameLine,
     ignore: &[String],
 ) -> anyhow::Result<Option<BlameLine>> {
-    let diff = git
-        .run(
-            Some(repo),
-            "reading the blamed commit",
-            [
-                "show",
-                "--format=",
-                "--no-color",
-                "--no-ext-diff",
-                "--no-renames",
-                "--diff-merges=first-parent",
-                "-U0",
-                "--end-of-options",
-                &plain.commit,
-                "--",
-                &format!(":(literal){}", plain.orig_path),
-            ],
-        )
-        .await?;
-    if !may_have_moved(&String::from_utf8_lossy(&diff), &plain.content) {
+    if !writer_needed(objects, plain).await? {
         return Ok(None);
     }
     GitCliBlame::new(git.clone()).writer(repo, &plain.commit, sha, &plain.orig_path, plain.orig_line, ignore).await
 }
 
+/// Whether `git blame -w -M -C` could give the line `plain` blamed to another commit than `plain.commit` (see
+/// [`find_writer`]).
+async fn writer_needed(objects: &SharedObjects, plain: &BlameLine) -> anyhow::Result<bool> {
+    anyhow::ensure!(plain.commit.bytes().all(|b| b.is_ascii_hexdigit()), "not a commit id: {}", plain.commit);
+    let wanted: String = plain.content.split_whitespace().collect();
+    let mut objects = objects.lock().await;
+    let reader = objects.get()?;
+    // As `git show --no-renames --diff-merges=first-parent` would compare: a file renamed, new, or in a root commit
+    // has no earlier version.
+    let before = blob_text(reader.contents(&format!("{}^:{}", plain.commit, plain.orig_path)).await?);
+    let after = blob_text(reader.contents(&format!("{}:{}", plain.commit, plain.orig_path)).await?);
+    Ok(match may_have_moved(&before, &after, &plain.content) {
+        Change::Written => false,
+        Change::MovedOrReformatted => true,
+        // A block that may have come from elsewhere: `blame -M -C` can only give the line to a line of the same text
+        // (white space aside) in the parent's version of this file or of another file the commit changed (`-C`
+        // given once looks no further). Where there is none, it would keep the commit.
+        Change::Block => {
+            has_line(&before, &wanted)
+                || copy_source(reader, &plain.commit, &plain.orig_path, &wanted).await?.unwrap_or(true)
+        }
+    })
+}
+
+/// The text of a blob `cat-file` gave (empty for none, or for anything but a file).
+fn blob_text(object: Option<(crate::git::objects::ObjectInfo, Vec<u8>)>) -> String {
+    object.filter(|(i, _)| i.kind == "blob").map(|(_, c)| String::from_utf8_lossy(&c).into_owned()).unwrap_or_default()
+}
+
+/// Whether `text` has a line that reads `wanted` with all white space taken out.
+fn has_line(text: &str, wanted: &str) -> bool {
+    text.lines().any(|l| l.split_whitespace().collect::<String>() == wanted)
+}
+
+/// How much of a commit's change [`copy_source`] reads before it gives up and lets git decide.
+const COPY_SOURCE_TREES: usize = 100;
+const COPY_SOURCE_FILES: usize = 24;
+const COPY_SOURCE_BYTES: usize = 256 << 10;
+
+/// Whether a file other than `path` that `commit` changed or deleted had, in the commit's parent, a line reading
+/// `wanted` (white space taken out): where `git blame -C` could have found the line. Compares the commit's tree with
+/// its parent's through the running `cat-file`, descending only into subtrees that differ. `None` when it cannot
+/// tell cheaply (a merge, a change too large).
+async fn copy_source(
+    reader: &mut ObjectReader,
+    commit: &str,
+    path: &str,
+    wanted: &str,
+) -> anyhow::Result<Option<bool>> {
+    use crate::git::objects::{parse_commit, parse_tree};
+    let Some((_, raw)) = reader.contents(commit).await? else { return Ok(None) };
+    let (Some(tree), parents) = parse_commit(&raw) else { return Ok(None) };
+    let parent_tree = match parents.as_slice() {
+        [] => return Ok(Some(false)), // a root commit copies from nowhere
+        [p] => match reader.contents(p).await? {
+            Some((_, raw)) => match parse_commit(&raw).0 {
+                Some(t) => t,
+                None => return Ok(None),
+            },
+            None => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    let id_len = tree.len() / 2;
+    let mut sources: Vec<String> = Vec::new();
+    // (directory, the tree there in the commit if any, the tree there in the parent)
+    let mut todo: Vec<(String, Option<String>, String)> = vec![(String::new(), Some(tree), parent_tree)];
+    let mut reads = 0;
+    while let Some((dir, new, old)) = todo.pop() {
+        reads += 2;
+        if reads > COPY_SOURCE_TREES {
+            return Ok(None);
+        }
+        let entries = |o: Option<(crate::git::objects::ObjectInfo, Vec<u8>)>| -> anyhow::Result<_> {
+            match o {
+                Some((i, raw)) if i.kind == "tree" => parse_tree(&raw, id_len),
+                _ => Ok(Vec::new()),
+            }
+        };
+        let old_entries = entries(reader.contents(&old).await?)?;
+        let new_entries: HashMap<String, crate::git::objects::TreeEntry> = match &new {
+            Some(n) => entries(reader.contents(n).await?)?.into_iter().map(|e| (e.name.clone(), e)).collect(),
+            None => HashMap::new(),
+        };
+        for e in old_entries {
+            let now = new_entries.get(&e.name);
+            if now.is_some_and(|n| n.oid == e.oid) {
+                continue;
+            }
+            let full = format!("{dir}{}", e.name);
+            if e.is_tree() {
+                let inside = now.filter(|n| n.is_tree()).map(|n| n.oid.clone());
+                todo.push((format!("{full}/"), inside, e.oid));
+            } else if e.mode != "160000" && full != path {
+                sources.push(e.oid);
+            }
+        }
+    }
+    if sources.len() > COPY_SOURCE_FILES {
+        return Ok(None);
+    }
+    let mut bytes = 0;
+    for oid in sources {
+        let text = blob_text(reader.contents(&oid).await?);
+        bytes += text.len();
+        if bytes > COPY_SOURCE_BYTES {
+            return Ok(None);
+        }
+        if has_line(&text, wanted) {
+            return Ok(Some(true));
+        }
+    }
+    Ok(Some(false))
+}
+
+/// What a commit did to a line, as far as its diff of the line's file tells.
+#[derive(Debug, PartialEq, Eq)]
+enum Change {
+    /// It wrote the line.
+    Written,
+    /// It removed a line with the same text (white space aside): a move within the file or a reformat.
+    MovedOrReformatted,
+    /// It added a block of at least [`MOVED_BLOCK_LINES`] lines, which may have come from elsewhere.
+    Block,
+}
+
 /// A block this long, added in one commit, may have been moved there from another file.
 const MOVED_BLOCK_LINES: usize = 20;
 
-/// Whether a one-file `-U0` diff shows `line` moved or reformatted rather than written: a removed line with the same
-/// text (white space aside), or a block of [`MOVED_BLOCK_LINES`] added lines.
-fn may_have_moved(diff: &str, line: &str) -> bool {
+/// How long the line diff of one file may take before the check gives up and lets `git blame -w -M -C` decide.
+const DIFF_DEADLINE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// What the change from `before` to `after` (one file's text) shows of `line`: a removed line with the same text
+/// (white space aside) is a move or reformat; a block of [`MOVED_BLOCK_LINES`] added lines may be a move from
+/// elsewhere; otherwise the line was written.
+fn may_have_moved(before: &str, after: &str, line: &str) -> Change {
+    use similar::{Algorithm, DiffOp};
     let wanted: String = line.split_whitespace().collect();
+    let old: Vec<&str> = before.lines().collect();
+    let new: Vec<&str> = after.lines().collect();
+    let deadline = std::time::Instant::now() + DIFF_DEADLINE;
+    let ops = similar::capture_diff_slices_deadline(Algorithm::Myers, &old, &new, Some(deadline));
     let mut added = 0;
-    for l in diff.lines() {
-        if l.starts_with("+++") || l.starts_with("---") {
-            continue;
+    for op in ops {
+        let (removed, inserted) = match op {
+            DiffOp::Equal { .. } => continue,
+            DiffOp::Delete { old_index, old_len, .. } => (old_index..old_index + old_len, 0),
+            DiffOp::Insert { new_len, .. } => (0..0, new_len),
+            DiffOp::Replace { old_index, old_len, new_len, .. } => (old_index..old_index + old_len, new_len),
+        };
+        if old[removed].iter().any(|o| o.split_whitespace().collect::<String>() == wanted) {
+            return Change::MovedOrReformatted;
         }
-        if let Some(old) = l.strip_prefix('-') {
-            if old.split_whitespace().collect::<String>() == wanted {
-                return true;
-            }
-        } else if l.starts_with('+') {
-            added += 1;
-        }
+        added += inserted;
     }
-    added >= MOVED_BLOCK_LINES
+    if added >= MOVED_BLOCK_LINES {
+        Change::Block
+    } else {
+        Change::Written
+    }
 }
 
 /// A writer blame's cache key (the plain commit, path and line there) and its answer.
@@ -637,9 +797,11 @@ enum BlameDone {
 
 /// Blames the wanted lines of every file, several files at once — `first`'s file first, and as soon as its line is
 /// blamed, that line's writer (see [`GitCliBlame::writer`]) alongside the rest.
+#[allow(clippy::too_many_arguments)]
 async fn blame_files(
     engine: &Arc<CachedBlame>,
     git: &Git,
+    objects: &SharedObjects,
     repo: &Path,
     sha: &str,
     wanted: BTreeMap<&str, Vec<u32>>,
@@ -654,8 +816,9 @@ async fn blame_files(
         order.sort_by_key(|(p, _)| *p != path);
     }
     let mut pending = order.into_iter();
+    let concurrency = blame_concurrency();
     loop {
-        while tasks.len() < BLAME_CONCURRENCY {
+        while tasks.len() < concurrency {
             let Some((path, lines)) = pending.next() else { break };
             let (engine, repo, sha, path, ignore) =
                 (engine.clone(), repo.to_owned(), sha.to_owned(), path.to_owned(), ignore.clone());
@@ -670,10 +833,10 @@ async fn blame_files(
                 let got = got.with_context(|| format!("blaming {path}"))?;
                 if let Some(plain) = first.filter(|(p, _)| *p == path).and_then(|(_, l)| got.get(&l)) {
                     let key = (plain.commit.clone(), plain.orig_path.clone(), plain.orig_line);
-                    let (git, repo, sha, ignore, plain) =
-                        (git.clone(), repo.to_owned(), sha.to_owned(), ignore.clone(), plain.clone());
+                    let (git, objects, repo, sha, ignore, plain) =
+                        (git.clone(), objects.clone(), repo.to_owned(), sha.to_owned(), ignore.clone(), plain.clone());
                     tasks.spawn(async move {
-                        let w = find_writer(&git, &repo, &sha, &plain, &ignore).await;
+                        let w = find_writer(&git, &objects, &repo, &sha, &plain, &ignore).await;
                         if let Err(e) = &w {
                             warn!(error = %format!("{e:#}"), path = key.1, "blame -w -M -C failed; keeping plain blame");
                         }
@@ -744,16 +907,61 @@ mod tests {
 
     #[test]
     fn a_diff_tells_a_written_line_from_a_moved_or_reformatted_one() {
+        let file = |body: &str| format!("def f(a, b):\n{body}\n    pass\n");
         // Written: the old line differs.
-        let edit = "diff --git a/p.py b/p.py\n--- a/p.py\n+++ b/p.py\n@@ -2 +2 @@\n-    return a / (b + 1)\n+    return a / b\n";
-        assert!(!may_have_moved(edit, "    return a / b"));
+        let edit = may_have_moved(&file("    return a / (b + 1)"), &file("    return a / b"), "    return a / b");
+        assert_eq!(edit, Change::Written);
         // A formatter re-indented it (black, gofmt, prettier runs).
-        let indent = "--- a/p.py\n+++ b/p.py\n@@ -2 +2 @@\n-  return a / b\n+    return a / b\n";
-        assert!(may_have_moved(indent, "    return a / b"));
-        // A big block arrived at once: maybe from another file of the same commit.
-        let block: String = (0..25).map(|i| format!("+line {i}\n")).collect();
-        assert!(may_have_moved(&format!("--- /dev/null\n+++ b/new.py\n@@ -0,0 +1,25 @@\n{block}"), "line 3"));
-        // The `---` header is not a removed line.
-        assert!(!may_have_moved("--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+x\n", "-- a/x"));
+        let indent = may_have_moved(&file("  return a / b"), &file("    return a / b"), "    return a / b");
+        assert_eq!(indent, Change::MovedOrReformatted);
+        // Moved within the file: removed above, added below.
+        let before = "import os\nx = compute()\n\ndef g():\n    pass\n";
+        let after = "import os\n\ndef g():\n    pass\nx = compute()\n";
+        assert_eq!(may_have_moved(before, after, "x = compute()"), Change::MovedOrReformatted);
+        // A copy of a line that stays where it was is no move.
+        let copied = format!("{before}y = 1\nx = compute()\n");
+        assert_eq!(may_have_moved(before, &copied, "x = compute()"), Change::Written);
+        // A big block arrived at once (here a new file): maybe from another file of the same commit.
+        let block: String = (0..25).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(may_have_moved("", &block, "line 3"), Change::Block);
+        assert_eq!(may_have_moved("", "one\ntwo\n", "two"), Change::Written);
+        assert!(has_line("a\n  x  =  1\n", "x=1") && !has_line("a\nx = 2\n", "x=1"));
+    }
+
+    #[tokio::test]
+    async fn a_block_counts_as_a_possible_move_only_where_the_commit_changed_a_file_with_that_line() {
+        let dir = tempfile::tempdir().expect("test set-up");
+        let run = |args: &[&str]| {
+            let ok = std::process::Command::new("git").arg("-C").arg(dir.path()).args(args).output().expect("test set-up");
+            assert!(ok.status.success(), "{args:?}: {}", String::from_utf8_lossy(&ok.stderr));
+            String::from_utf8_lossy(&ok.stdout).trim().to_owned()
+        };
+        let commit = |files: &[(&str, Option<&str>)]| {
+            for (path, text) in files {
+                let at = dir.path().join(path);
+                match text {
+                    Some(t) => {
+                        std::fs::create_dir_all(at.parent().expect("test set-up")).expect("test set-up");
+                        std::fs::write(&at, t).expect("test set-up");
+                    }
+                    None => std::fs::remove_file(&at).expect("test set-up"),
+                }
+            }
+            run(&["add", "-A"]);
+            run(&["-c", "user.name=A", "-c", "user.email=a@x", "commit", "-qm", "c"]);
+            run(&["rev-parse", "HEAD"])
+        };
+        run(&["init", "-q"]);
+        let root =
+            commit(&[("lib/util.py", Some("def helper():\n    return total / count\n")), ("README", Some("r\n"))]);
+        // A commit that moves the helper's body into a new file (deleting it from lib/util.py).
+        let moved = commit(&[("lib/util.py", None), ("app/new.py", Some("def helper():\n    return total / count\n"))]);
+        // A commit that changes another file without that line, and writes the line anew.
+        let written = commit(&[("README", Some("s\n")), ("app/other.py", Some("return total / count\n"))]);
+        let git = Git::new("git", std::time::Duration::from_secs(10), None, true);
+        let mut reader = ObjectReader::spawn(&git, dir.path()).expect("test set-up");
+        assert_eq!(copy_source(&mut reader, &root, "README", "x").await.expect("test set-up"), Some(false), "a root commit");
+        assert_eq!(copy_source(&mut reader, &moved, "app/new.py", "returntotal/count").await.expect("test set-up"), Some(true));
+        assert_eq!(copy_source(&mut reader, &written, "app/other.py", "returntotal/count").await.expect("test set-up"), Some(false));
     }
 }

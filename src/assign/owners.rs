@@ -3,7 +3,7 @@
 
 use globset::{GlobBuilder, GlobMatcher};
 use regex::Regex;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 static NOREPLY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^(?:\d+\+)?([a-z0-9](?:[a-z0-9-]{0,38}))@users\.noreply\.github\.com$")
@@ -32,8 +32,15 @@ pub const CODEOWNERS_PATHS: [&str; 3] = [".github/CODEOWNERS", "CODEOWNERS", "do
 struct Rule {
     line: usize,
     pattern: String,
-    matcher: Vec<GlobMatcher>,
+    /// Compiled on first use (a glob becomes a regular expression, which is most of a parse's cost).
+    matcher: OnceLock<Vec<GlobMatcher>>,
     owners: Vec<String>,
+}
+
+impl Rule {
+    fn matcher(&self) -> &[GlobMatcher] {
+        self.matcher.get_or_init(|| globs(&self.pattern))
+    }
 }
 
 /// A parsed CODEOWNERS file.
@@ -90,14 +97,21 @@ impl CodeOwners {
             let mut parts = line.split_whitespace();
             let Some(pattern) = parts.next() else { continue };
             let owners: Vec<String> = parts.map(|o| o.trim_start_matches('@').to_owned()).collect();
-            rules.push(Rule { line: i + 1, pattern: pattern.to_owned(), matcher: globs(pattern), owners });
+            rules.push(Rule { line: i + 1, pattern: pattern.to_owned(), matcher: OnceLock::new(), owners });
         }
         CodeOwners { file: file.to_owned(), rules }
     }
 
+    /// Compiles every rule's patterns now (parsing leaves that to first use), so that a later look-up is quick.
+    pub fn compile(&self) {
+        for r in &self.rules {
+            r.matcher();
+        }
+    }
+
     /// The first owner of the last rule matching `path` (a rule with no owners un-owns the path).
     pub fn owner_of(&self, path: &str) -> Option<CodeOwner> {
-        let rule = self.rules.iter().rev().find(|r| r.matcher.iter().any(|m| m.is_match(path)))?;
+        let rule = self.rules.iter().rev().find(|r| r.matcher().iter().any(|m| m.is_match(path)))?;
         let owner = rule.owners.first()?;
         Some(CodeOwner {
             owner: owner.clone(),

@@ -6,6 +6,7 @@
 
 pub mod blame;
 pub mod mirror;
+pub mod objects;
 pub mod range;
 pub mod tree;
 
@@ -124,6 +125,26 @@ impl Git {
             }
         }
         cmd
+    }
+
+    /// How long one git call may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Starts git with `args` in `repo` with its standard input and output as pipes, for a process that answers
+    /// requests as they come (it is killed when dropped).
+    ///
+    /// # Errors
+    /// When git cannot be started.
+    pub fn spawn_piped<I, S>(&self, repo: &Path, args: I) -> anyhow::Result<tokio::process::Child>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = self.command(Some(repo));
+        cmd.args(args).stdin(Stdio::piped()).stderr(Stdio::null());
+        cmd.spawn().context("could not start `git`: is it installed and on PATH?")
     }
 
     /// Runs git with `args` in `repo` and returns its output whatever the exit code.

@@ -1,4 +1,4 @@
-//! Reading a commit's tree without checking anything out: the file list (cached per tree id) and single files.
+//! Reading a commit's tree without checking anything out: the file list (cached per commit) and single files.
 
 use anyhow::Context as _;
 use std::collections::HashMap;
@@ -43,7 +43,12 @@ impl TreeFiles {
     }
 }
 
-/// File lists per tree id, so repeated frames at one commit list the tree once.
+/// The key a commit's listing is kept under (its [`TreeFiles::tree_id`]).
+pub fn commit_key(sha: &str) -> String {
+    format!("commit:{sha}")
+}
+
+/// File lists per commit, so repeated frames at one commit list the tree once.
 pub struct TreeCache {
     trees: Bounded<String, Arc<TreeFiles>>,
 }
@@ -53,40 +58,16 @@ impl TreeCache {
         TreeCache { trees: Bounded::new(max_trees) }
     }
 
-    /// The files of the commit `sha` (a full commit id), listed in one git process and cached under that id.
-    ///
-    /// # Errors
-    /// When `sha` is not a commit of the repository or git fails.
-    pub async fn files_of_commit(&self, git: &Git, repo: &Path, sha: &str) -> anyhow::Result<Arc<TreeFiles>> {
-        self.list(git, repo, &format!("commit:{sha}"), &format!("{sha}^{{commit}}")).await
+    /// The files of the commit `sha` (a full commit id), when listed before.
+    pub fn get(&self, sha: &str) -> Option<Arc<TreeFiles>> {
+        self.trees.get(&commit_key(sha))
     }
 
-    /// The files of the tree `tree_id` (a resolved tree id).
-    ///
-    /// # Errors
-    /// When git fails.
-    pub async fn files_of_tree(&self, git: &Git, repo: &Path, tree_id: &str) -> anyhow::Result<Arc<TreeFiles>> {
-        self.list(git, repo, tree_id, tree_id).await
-    }
-
-    /// Lists `tree_ish` once and keeps it under `key`.
-    async fn list(&self, git: &Git, repo: &Path, key: &str, tree_ish: &str) -> anyhow::Result<Arc<TreeFiles>> {
-        let tree_id = key.to_owned();
-        if let Some(t) = self.trees.get(&tree_id) {
-            return Ok(t);
-        }
-        let out = git
-            .run(
-                Some(repo),
-                "listing the tree",
-                ["ls-tree", "-r", "-z", "--name-only", "--full-tree", "--end-of-options", tree_ish],
-            )
-            .await?;
-        let paths: Vec<String> =
-            out.split(|&b| b == 0).filter(|p| !p.is_empty()).map(|p| String::from_utf8_lossy(p).into_owned()).collect();
-        let files = Arc::new(TreeFiles::new(tree_id.clone(), paths));
-        self.trees.insert(tree_id, files.clone());
-        Ok(files)
+    /// Keeps the listing of the commit `sha`.
+    pub fn insert(&self, sha: &str, paths: Vec<String>) -> Arc<TreeFiles> {
+        let files = Arc::new(TreeFiles::new(commit_key(sha), paths));
+        self.trees.insert(commit_key(sha), files.clone());
+        files
     }
 }
 

@@ -1,0 +1,313 @@
+//! A running `git cat-file --batch-command` of one repository: objects read by name one after another without
+//! starting a git process for each, so a question that would have been a process of its own (a file at a commit, a
+//! commit's parent version of it, whether an id names a commit) costs a round trip on a pipe.
+
+use anyhow::{bail, Context as _};
+use std::path::Path;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+
+use super::Git;
+
+/// One object as `cat-file` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub oid: String,
+    pub kind: String,
+}
+
+/// A `git cat-file --batch-command` process answering one request at a time. Started before it is needed (its
+/// start-up overlaps other work); killed when dropped.
+pub struct ObjectReader {
+    // Kept so the process is killed (`kill_on_drop`) when the reader goes.
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    timeout: Duration,
+}
+
+impl ObjectReader {
+    /// Starts the process in `repo`; it waits for requests.
+    ///
+    /// # Errors
+    /// When git cannot be started.
+    pub fn spawn(git: &Git, repo: &Path) -> anyhow::Result<ObjectReader> {
+        let mut child = git.spawn_piped(repo, ["cat-file", "--batch-command"])?;
+        let stdin = child.stdin.take().context("cat-file's standard input")?;
+        let stdout = BufReader::new(child.stdout.take().context("cat-file's standard output")?);
+        Ok(ObjectReader { _child: child, stdin, stdout, timeout: git.timeout() })
+    }
+
+    /// The content of the object `name` (`<rev>:<path>`, `<rev>^:<path>`, an id…), or `None` when there is no such
+    /// object. Anything but a blob is returned as git prints it.
+    ///
+    /// # Errors
+    /// When the name cannot be asked for on one line, or git fails, stops or does not answer within the timeout.
+    pub async fn contents(&mut self, name: &str) -> anyhow::Result<Option<(ObjectInfo, Vec<u8>)>> {
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.ask("contents", name, true)).await {
+            Ok(answer) => answer,
+            Err(_) => bail!("git cat-file did not answer within {} s", timeout.as_secs()),
+        }
+    }
+
+    /// The id and type of the object `name`, or `None` when there is none.
+    ///
+    /// # Errors
+    /// As for [`ObjectReader::contents`].
+    pub async fn info(&mut self, name: &str) -> anyhow::Result<Option<ObjectInfo>> {
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.ask("info", name, false)).await {
+            Ok(answer) => Ok(answer?.map(|(info, _)| info)),
+            Err(_) => bail!("git cat-file did not answer within {} s", timeout.as_secs()),
+        }
+    }
+
+    /// The contents of several objects, in the order asked (`None` for one that does not exist). The requests go
+    /// out together, a bounded number at a time, so the answers come back without a round trip each.
+    ///
+    /// # Errors
+    /// As for [`ObjectReader::contents`].
+    pub async fn contents_of(&mut self, names: &[String]) -> anyhow::Result<Vec<Option<(ObjectInfo, Vec<u8>)>>> {
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.ask_many(names)).await {
+            Ok(answer) => answer,
+            Err(_) => bail!("git cat-file did not answer within {} s", timeout.as_secs()),
+        }
+    }
+
+    async fn ask_many(&mut self, names: &[String]) -> anyhow::Result<Vec<Option<(ObjectInfo, Vec<u8>)>>> {
+        let mut answers = Vec::with_capacity(names.len());
+        let mut rest = names;
+        while !rest.is_empty() {
+            // Few enough requests at once that git's standard input never fills while git waits for its answers to
+            // be read (a pipe holds 64 KiB).
+            let mut request = Vec::new();
+            let mut taken = 0;
+            for name in rest.iter().take(REQUESTS_AT_ONCE) {
+                if taken > 0 && request.len() + name.len() + 10 > REQUEST_BYTES_AT_ONCE {
+                    break;
+                }
+                taken += 1;
+                if !name.contains(['\n', '\r']) {
+                    request.extend_from_slice(format!("contents {name}\n").as_bytes());
+                }
+            }
+            self.stdin.write_all(&request).await.context("writing to git cat-file")?;
+            self.stdin.flush().await.context("writing to git cat-file")?;
+            for name in &rest[..taken] {
+                answers.push(if name.contains(['\n', '\r']) { None } else { self.answer(true).await? });
+            }
+            rest = &rest[taken..];
+        }
+        Ok(answers)
+    }
+
+    /// The text of several files at `rev`; files that do not exist there (or are not files) are left out.
+    ///
+    /// # Errors
+    /// As for [`ObjectReader::contents`].
+    pub async fn read_files(
+        &mut self,
+        rev: &str,
+        paths: &[String],
+    ) -> anyhow::Result<std::collections::HashMap<String, String>> {
+        let names: Vec<String> = paths.iter().map(|p| format!("{rev}:{p}")).collect();
+        let answers = self.contents_of(&names).await?;
+        Ok(paths
+            .iter()
+            .zip(answers)
+            .filter_map(|(p, a)| {
+                let (info, content) = a?;
+                (info.kind == "blob").then(|| (p.clone(), String::from_utf8_lossy(&content).into_owned()))
+            })
+            .collect())
+    }
+
+    /// The commit `rev` names and every file path of its tree (as `git ls-tree -r --name-only` lists them, in that
+    /// order, submodules included), read level by level: one batch of requests per directory depth.
+    ///
+    /// `None` when `rev` names no commit.
+    ///
+    /// # Errors
+    /// As for [`ObjectReader::contents`], or when the repository is damaged.
+    pub async fn list_files(&mut self, rev: &str) -> anyhow::Result<Option<(String, Vec<String>)>> {
+        let Some((info, raw)) = self.contents(&format!("{rev}^{{commit}}")).await? else {
+            return Ok(None);
+        };
+        if info.kind != "commit" {
+            return Ok(None);
+        }
+        let oid = info.oid;
+        let tree = parse_commit(&raw).0.context("a commit without a tree")?;
+        let id_len = tree.len() / 2;
+        let mut files = Vec::new();
+        let mut level: Vec<(String, String)> = vec![(String::new(), tree)];
+        while !level.is_empty() {
+            let names: Vec<String> = level.iter().map(|(_, oid)| oid.clone()).collect();
+            let answers = self.contents_of(&names).await?;
+            let mut next = Vec::new();
+            for ((dir, _), answer) in level.into_iter().zip(answers) {
+                let (info, raw) = answer.context("a tree named by its parent is missing")?;
+                anyhow::ensure!(info.kind == "tree", "a tree entry names a {}", info.kind);
+                for e in parse_tree(&raw, id_len)? {
+                    let path = format!("{dir}{}", e.name);
+                    if e.is_tree() {
+                        next.push((format!("{path}/"), e.oid));
+                    } else {
+                        files.push(path);
+                    }
+                }
+            }
+            level = next;
+        }
+        // Byte order of the whole path is git's own tree order (a directory sorts as its name and a slash).
+        files.sort_unstable();
+        Ok(Some((oid, files)))
+    }
+
+    async fn ask(
+        &mut self,
+        command: &str,
+        name: &str,
+        with_content: bool,
+    ) -> anyhow::Result<Option<(ObjectInfo, Vec<u8>)>> {
+        // One request per line: a name with a line break cannot be asked for, and has no object.
+        if name.contains('\n') || name.contains('\r') {
+            return Ok(None);
+        }
+        self.stdin.write_all(format!("{command} {name}\n").as_bytes()).await.context("writing to git cat-file")?;
+        self.stdin.flush().await.context("writing to git cat-file")?;
+        self.answer(with_content).await
+    }
+
+    /// Reads one answer: `<oid> <type> <size>` and, when asked for, the content; `<name> missing` or
+    /// `<name> ambiguous` for no object (the name may hold spaces).
+    async fn answer(&mut self, with_content: bool) -> anyhow::Result<Option<(ObjectInfo, Vec<u8>)>> {
+        let mut header = String::new();
+        if self.stdout.read_line(&mut header).await.context("reading from git cat-file")? == 0 {
+            bail!("git cat-file stopped");
+        }
+        let header = header.trim_end_matches('\n');
+        if header.ends_with(" missing") || header.ends_with(" ambiguous") {
+            return Ok(None);
+        }
+        let mut fields = header.splitn(3, ' ');
+        let (Some(oid), Some(kind), Some(size)) = (fields.next(), fields.next(), fields.next()) else {
+            bail!("an unexpected answer from git cat-file: {header}");
+        };
+        let info = ObjectInfo { oid: oid.to_owned(), kind: kind.to_owned() };
+        if !with_content {
+            return Ok(Some((info, Vec::new())));
+        }
+        let size: usize = size.parse().with_context(|| format!("an unexpected answer from git cat-file: {header}"))?;
+        // The content and the line feed after it.
+        let mut content = vec![0; size + 1];
+        self.stdout.read_exact(&mut content).await.context("reading from git cat-file")?;
+        content.pop();
+        Ok(Some((info, content)))
+    }
+}
+
+/// How many requests go to `cat-file` before their answers are read.
+const REQUESTS_AT_ONCE: usize = 256;
+const REQUEST_BYTES_AT_ONCE: usize = 32 << 10;
+
+/// One entry of a tree object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeEntry {
+    pub mode: String,
+    pub name: String,
+    pub oid: String,
+}
+
+impl TreeEntry {
+    pub fn is_tree(&self) -> bool {
+        self.mode == "40000"
+    }
+}
+
+/// Parses a raw tree object: `<mode> <name>\0<binary id>` per entry; `id_len` is 20 (SHA-1) or 32 (SHA-256).
+pub fn parse_tree(raw: &[u8], id_len: usize) -> anyhow::Result<Vec<TreeEntry>> {
+    let mut entries = Vec::new();
+    let mut at = 0;
+    while at < raw.len() {
+        let space = raw[at..].iter().position(|&b| b == b' ').context("a malformed tree object")? + at;
+        let nul = raw[space..].iter().position(|&b| b == 0).context("a malformed tree object")? + space;
+        let id = raw.get(nul + 1..nul + 1 + id_len).context("a truncated tree object")?;
+        entries.push(TreeEntry {
+            mode: String::from_utf8_lossy(&raw[at..space]).into_owned(),
+            name: String::from_utf8_lossy(&raw[space + 1..nul]).into_owned(),
+            oid: hex::encode(id),
+        });
+        at = nul + 1 + id_len;
+    }
+    Ok(entries)
+}
+
+/// The tree and parents a raw commit object names.
+pub fn parse_commit(raw: &[u8]) -> (Option<String>, Vec<String>) {
+    let text = String::from_utf8_lossy(raw);
+    let mut tree = None;
+    let mut parents = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() {
+            break; // the headers end here
+        }
+        if let Some(t) = line.strip_prefix("tree ") {
+            tree = Some(t.to_owned());
+        } else if let Some(p) = line.strip_prefix("parent ") {
+            parents.push(p.to_owned());
+        }
+    }
+    (tree, parents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_trees_and_commits_are_read() {
+        let mut raw = b"100644 a file.txt\0".to_vec();
+        raw.extend([0xab; 20]);
+        raw.extend(b"40000 src\0");
+        raw.extend([0x01; 20]);
+        let entries = parse_tree(&raw, 20).expect("test set-up");
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].name, "a file.txt");
+        assert_eq!(entries[0].oid, "ab".repeat(20));
+        assert!(!entries[0].is_tree() && entries[1].is_tree());
+        assert!(parse_tree(b"100644 x\0abc", 20).is_err());
+        let commit = b"tree 1111\nparent 2222\nparent 3333\nauthor A <a@x> 1 +0000\n\nparent 4444 in the message\n";
+        assert_eq!(parse_commit(commit), (Some("1111".into()), vec!["2222".into(), "3333".into()]));
+    }
+
+    #[tokio::test]
+    async fn a_running_cat_file_answers_one_request_after_another() {
+        let dir = tempfile::tempdir().expect("test set-up");
+        let run = |args: &[&str]| {
+            let ok = std::process::Command::new("git").arg("-C").arg(dir.path()).args(args).output().expect("test set-up");
+            assert!(ok.status.success(), "{args:?}: {}", String::from_utf8_lossy(&ok.stderr));
+            String::from_utf8_lossy(&ok.stdout).trim().to_owned()
+        };
+        run(&["init", "-q"]);
+        std::fs::write(dir.path().join("a b.txt"), "one\ntwo\n").expect("test set-up");
+        run(&["add", "."]);
+        run(&["-c", "user.name=A", "-c", "user.email=a@x", "commit", "-qm", "first"]);
+        let head = run(&["rev-parse", "HEAD"]);
+        let git = Git::new("git", Duration::from_secs(10), None, true);
+        let mut reader = ObjectReader::spawn(&git, dir.path()).expect("test set-up");
+        let (info, content) = reader.contents(&format!("{head}:a b.txt")).await.expect("test set-up").expect("test set-up");
+        assert_eq!((info.kind.as_str(), content.as_slice()), ("blob", b"one\ntwo\n".as_slice()));
+        assert_eq!(reader.contents(&format!("{head}^:a b.txt")).await.expect("test set-up"), None, "a root commit has no parent");
+        assert_eq!(reader.info(&format!("{head}^{{commit}}")).await.expect("test set-up").expect("test set-up").oid, head);
+        assert_eq!(reader.info("no\nsuch").await.expect("test set-up"), None);
+        let (_, raw) = reader.contents(&head).await.expect("test set-up").expect("test set-up");
+        let (tree, parents) = parse_commit(&raw);
+        assert!(parents.is_empty());
+        let (_, raw) = reader.contents(&tree.expect("test set-up")).await.expect("test set-up").expect("test set-up");
+        assert_eq!(parse_tree(&raw, 20).expect("test set-up")[0].name, "a b.txt");
+    }
+}
