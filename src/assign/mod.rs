@@ -930,28 +930,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_block_counts_as_a_possible_move_only_where_the_commit_changed_a_file_with_that_line() {
-        let dir = tempfile::tempdir().expect("test set-up");
-        let run = |args: &[&str]| {
-            let ok = std::process::Command::new("git").arg("-C").arg(dir.path()).args(args).output().expect("test set-up");
-            assert!(ok.status.success(), "{args:?}: {}", String::from_utf8_lossy(&ok.stderr));
-            String::from_utf8_lossy(&ok.stdout).trim().to_owned()
-        };
-        let commit = |files: &[(&str, Option<&str>)]| {
-            for (path, text) in files {
-                let at = dir.path().join(path);
-                match text {
-                    Some(t) => {
-                        std::fs::create_dir_all(at.parent().expect("test set-up")).expect("test set-up");
-                        std::fs::write(&at, t).expect("test set-up");
-                    }
-                    None => std::fs::remove_file(&at).expect("test set-up"),
-                }
-            }
-            run(&["add", "-A"]);
-            run(&["-c", "user.name=A", "-c", "user.email=a@x", "commit", "-qm", "c"]);
-            run(&["rev-parse", "HEAD"])
-        };
-        run(&["init", "-q"]);
+        let repo = crate::git::ScratchRepo::new();
+        let commit = |files: &[(&str, Option<&str>)]| repo.commit(files);
         let root =
             commit(&[("lib/util.py", Some("def helper():\n    return total / count\n")), ("README", Some("r\n"))]);
         // A commit that moves the helper's body into a new file (deleting it from lib/util.py).
@@ -959,9 +939,19 @@ mod tests {
         // A commit that changes another file without that line, and writes the line anew.
         let written = commit(&[("README", Some("s\n")), ("app/other.py", Some("return total / count\n"))]);
         let git = Git::new("git", std::time::Duration::from_secs(10), None, true);
-        let mut reader = ObjectReader::spawn(&git, dir.path()).expect("test set-up");
-        assert_eq!(copy_source(&mut reader, &root, "README", "x").await.expect("test set-up"), Some(false), "a root commit");
-        assert_eq!(copy_source(&mut reader, &moved, "app/new.py", "returntotal/count").await.expect("test set-up"), Some(true));
-        assert_eq!(copy_source(&mut reader, &written, "app/other.py", "returntotal/count").await.expect("test set-up"), Some(false));
+        let mut reader = ObjectReader::spawn(&git, repo.dir.path()).expect("test set-up");
+        assert_eq!(
+            copy_source(&mut reader, &root, "README", "x").await.expect("test set-up"),
+            Some(false),
+            "a root commit"
+        );
+        assert_eq!(
+            copy_source(&mut reader, &moved, "app/new.py", "returntotal/count").await.expect("test set-up"),
+            Some(true)
+        );
+        assert_eq!(
+            copy_source(&mut reader, &written, "app/other.py", "returntotal/count").await.expect("test set-up"),
+            Some(false)
+        );
     }
 }

@@ -222,6 +222,45 @@ impl Git {
     }
 }
 
+/// A throw-away repository for tests: runs git in it and commits files.
+#[cfg(test)]
+pub(crate) struct ScratchRepo {
+    pub dir: tempfile::TempDir,
+}
+
+#[cfg(test)]
+impl ScratchRepo {
+    pub fn new() -> ScratchRepo {
+        let repo = ScratchRepo { dir: tempfile::tempdir().expect("a temporary directory") };
+        repo.run(&["init", "-q"]);
+        repo
+    }
+
+    /// Runs git and returns its trimmed output, insisting on success.
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("git").arg("-C").arg(self.dir.path()).args(args).output().expect("git");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Writes (`Some`) or deletes (`None`) files, commits everything and returns the commit.
+    pub fn commit(&self, files: &[(&str, Option<&str>)]) -> String {
+        for (path, text) in files {
+            let at = self.dir.path().join(path);
+            match text {
+                Some(t) => {
+                    std::fs::create_dir_all(at.parent().expect("a file in a directory")).expect("a directory");
+                    std::fs::write(&at, t).expect("a file");
+                }
+                None => std::fs::remove_file(&at).expect("a file to delete"),
+            }
+        }
+        self.run(&["add", "-A"]);
+        self.run(&["-c", "user.name=A", "-c", "user.email=a@x", "commit", "-qm", "c"]);
+        self.run(&["rev-parse", "HEAD"])
+    }
+}
+
 /// The last `n` lines of git's complaint: the part that says what went wrong.
 fn last_lines(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();

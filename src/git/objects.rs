@@ -286,28 +286,40 @@ mod tests {
 
     #[tokio::test]
     async fn a_running_cat_file_answers_one_request_after_another() {
-        let dir = tempfile::tempdir().expect("test set-up");
-        let run = |args: &[&str]| {
-            let ok = std::process::Command::new("git").arg("-C").arg(dir.path()).args(args).output().expect("test set-up");
-            assert!(ok.status.success(), "{args:?}: {}", String::from_utf8_lossy(&ok.stderr));
-            String::from_utf8_lossy(&ok.stdout).trim().to_owned()
-        };
-        run(&["init", "-q"]);
-        std::fs::write(dir.path().join("a b.txt"), "one\ntwo\n").expect("test set-up");
-        run(&["add", "."]);
-        run(&["-c", "user.name=A", "-c", "user.email=a@x", "commit", "-qm", "first"]);
-        let head = run(&["rev-parse", "HEAD"]);
+        let repo = crate::git::ScratchRepo::new();
+        repo.commit(&[("a-b/x", Some("x\n")), ("a.txt", Some("a\n")), ("a/b/c", Some("c\n"))]);
+        let head = repo.commit(&[("a b.txt", Some("one\ntwo\n"))]);
         let git = Git::new("git", Duration::from_secs(10), None, true);
-        let mut reader = ObjectReader::spawn(&git, dir.path()).expect("test set-up");
-        let (info, content) = reader.contents(&format!("{head}:a b.txt")).await.expect("test set-up").expect("test set-up");
+        let mut reader = ObjectReader::spawn(&git, repo.dir.path()).expect("test set-up");
+        let (info, content) =
+            reader.contents(&format!("{head}:a b.txt")).await.expect("test set-up").expect("test set-up");
         assert_eq!((info.kind.as_str(), content.as_slice()), ("blob", b"one\ntwo\n".as_slice()));
-        assert_eq!(reader.contents(&format!("{head}^:a b.txt")).await.expect("test set-up"), None, "a root commit has no parent");
-        assert_eq!(reader.info(&format!("{head}^{{commit}}")).await.expect("test set-up").expect("test set-up").oid, head);
+        assert_eq!(
+            reader.contents(&format!("{head}^:a b.txt")).await.expect("test set-up"),
+            None,
+            "the file is new in this commit"
+        );
+        assert_eq!(
+            reader.info(&format!("{head}^{{commit}}")).await.expect("test set-up").expect("test set-up").oid,
+            head
+        );
         assert_eq!(reader.info("no\nsuch").await.expect("test set-up"), None);
         let (_, raw) = reader.contents(&head).await.expect("test set-up").expect("test set-up");
         let (tree, parents) = parse_commit(&raw);
-        assert!(parents.is_empty());
+        assert_eq!(parents.len(), 1);
         let (_, raw) = reader.contents(&tree.expect("test set-up")).await.expect("test set-up").expect("test set-up");
         assert_eq!(parse_tree(&raw, 20).expect("test set-up")[0].name, "a b.txt");
+        // The whole tree, in `git ls-tree -r` order.
+        let (commit, files) = reader.list_files("HEAD").await.expect("test set-up").expect("a commit");
+        assert_eq!(commit, head);
+        let listed = repo.run(&["ls-tree", "-r", "--name-only", "HEAD"]);
+        assert_eq!(files, listed.lines().collect::<Vec<_>>());
+        assert_eq!(reader.list_files("no-such-rev").await.expect("test set-up"), None);
+        let names = [format!("{head}:a.txt"), "nothing".to_owned(), format!("{head}:a/b/c")];
+        let many = reader.contents_of(&names).await.expect("test set-up");
+        assert_eq!(
+            many.iter().map(|a| a.as_ref().map(|(_, c)| c.clone())).collect::<Vec<_>>(),
+            vec![Some(b"a\n".to_vec()), None, Some(b"c\n".to_vec())]
+        );
     }
 }
