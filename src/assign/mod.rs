@@ -310,7 +310,8 @@ impl Assigner {
             .iter()
             .find_map(|&i| Some((mapped.get(i)?.repo_path().filter(|p| !vendored(p))?, frames[i].line?)));
         let (blamed, early_writer) =
-            blame_files(&self.blame, &self.git, &objects, repo, &sha, wanted, &ignore, crash_frame).await?;
+            blame_files(&self.blame, &self.writer_cache, &self.git, &objects, repo, &sha, wanted, &ignore, crash_frame)
+                .await?;
         if let Some((key, writer)) = early_writer {
             self.writer_cache.insert(key, writer);
         }
@@ -800,6 +801,7 @@ enum BlameDone {
 #[allow(clippy::too_many_arguments)]
 async fn blame_files(
     engine: &Arc<CachedBlame>,
+    writers: &Bounded<(String, String, u32), Option<BlameLine>>,
     git: &Git,
     objects: &SharedObjects,
     repo: &Path,
@@ -831,8 +833,10 @@ async fn blame_files(
         match done.context("a blame task failed")? {
             BlameDone::Plain(path, got) => {
                 let got = got.with_context(|| format!("blaming {path}"))?;
-                if let Some(plain) = first.filter(|(p, _)| *p == path).and_then(|(_, l)| got.get(&l)) {
-                    let key = (plain.commit.clone(), plain.orig_path.clone(), plain.orig_line);
+                let plain = first.filter(|(p, _)| *p == path).and_then(|(_, l)| got.get(&l));
+                let key = plain.map(|plain| (plain.commit.clone(), plain.orig_path.clone(), plain.orig_line));
+                // Asked before (another group with the same crash line): the cache answers later, without git.
+                if let (Some(plain), Some(key)) = (plain, key.filter(|k| writers.get(k).is_none())) {
                     let (git, objects, repo, sha, ignore, plain) =
                         (git.clone(), objects.clone(), repo.to_owned(), sha.to_owned(), ignore.clone(), plain.clone());
                     tasks.spawn(async move {

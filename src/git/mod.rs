@@ -15,6 +15,8 @@ use base64::Engine as _;
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::process::Command;
 
@@ -29,6 +31,8 @@ pub struct Git {
     /// The hosts the token is sent to (`https://<host>/…` only).
     token_hosts: Vec<String>,
     allow_local: bool,
+    /// git processes started by this `Git` and its clones.
+    started: Arc<AtomicU64>,
 }
 
 /// The host a token goes to unless the configuration names others.
@@ -54,7 +58,14 @@ impl Git {
     /// remotes only (see [`Git::with_token_hosts`]). `allow_local` permits fetching from local paths and `file://`
     /// URLs.
     pub fn new(program: impl Into<OsString>, timeout: Duration, token: Option<Secret>, allow_local: bool) -> Git {
-        Git { program: program.into(), timeout, token, token_hosts: vec![DEFAULT_TOKEN_HOST.into()], allow_local }
+        Git {
+            program: program.into(),
+            timeout,
+            token,
+            token_hosts: vec![DEFAULT_TOKEN_HOST.into()],
+            allow_local,
+            started: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     /// Sends the token to `https://<host>/` remotes of these hosts only (a GitHub Enterprise server, a host a
@@ -96,7 +107,14 @@ impl Git {
         self.allow_local
     }
 
+    /// How many git processes this `Git` and its clones have started.
+    pub fn processes_started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+
     fn command(&self, repo: Option<&Path>) -> Command {
+        // Every command built here is started right away.
+        self.started.fetch_add(1, Ordering::Relaxed);
         let mut cmd = Command::new(&self.program);
         if let Some(repo) = repo {
             cmd.arg("-C").arg(repo);

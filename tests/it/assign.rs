@@ -504,7 +504,8 @@ async fn a_move_commit_in_the_deploy_range_does_not_take_the_blame() {
         range: shipwatch::assign::range_commits(&git(), repo.path(), &base, &moved).await.expect("range"),
     };
     assert!(deploy.range.contains(&moved), "the move is inside the deploy");
-    let assigner = Assigner::new(git(), Arc::new(NoGitHub));
+    let git = git();
+    let assigner = Assigner::new(git.clone(), Arc::new(NoGitHub));
     let a = explain_with(&assigner, &repo, &moved, &trace, &Settings::default(), Some(&deploy)).await;
     let frame = a.frames.iter().find(|f| f.repo_path.as_deref() == Some("app/billing.py")).expect("mapped frame");
     assert_eq!(frame.blame.as_ref().map(|b| b.commit.as_str()), Some(moved.as_str()), "plain blame is the record");
@@ -519,6 +520,12 @@ async fn a_move_commit_in_the_deploy_range_does_not_take_the_blame() {
         "{}",
         s.reason
     );
+    // Another group with the same crash line (a burst of new errors) is answered from the caches, writer included:
+    // not one git process.
+    let before = git.processes_started();
+    let again = explain_with(&assigner, &repo, &moved, &trace, &Settings::default(), Some(&deploy)).await;
+    assert_eq!(git.processes_started(), before, "a warm assignment starts no git process");
+    assert_eq!(again.suspect.map(|s| s.commit), Some(wrote));
 }
 
 /// A commit that only re-indented the line (a formatter run) does not take the blame either.
