@@ -10,7 +10,7 @@ use crate::events::Event;
 use crate::git::mirror::Mirrors;
 use crate::jobs::{IssueReason, Work};
 use crate::releases::RangeStatus;
-use crate::store::{Deploy, DynStore};
+use crate::store::{Deploy, DynStore, ReleaseFlags};
 
 /// What is stored on a group, and shown by the group API.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,7 +108,8 @@ impl AssignService {
                 frames: Vec::new(),
             };
             let fallback = settings.default_assignee.as_deref().map(|d| d.trim_start_matches('@'));
-            self.store.set_group_assignment(group_id, None, &serde_json::to_string(&result)?, fallback, now()).await?;
+            let json = serde_json::to_string(&result)?;
+            self.store.set_group_assignment(group_id, None, &json, fallback, None, now()).await?;
             return Ok(());
         };
         self.mirrors.ensure_commits(project.id, &project.repo_url, &[deploy.sha.as_str()]).await?;
@@ -122,10 +123,12 @@ impl AssignService {
             .await?;
         // "New in" only when the event's own release is the newest deploy of its environment; a guessed deploy
         // says nothing about where the error first appeared.
+        // A new group's release flags are stored with its assignment, in one transaction.
+        let (mut new_in, mut introduced_by, mut job) = (None, None, None);
         if first {
             let latest = self.store.latest_ready_deploy(project.id, Some(&deploy.environment)).await?;
-            let new_in = (!guessed && latest.map(|l| l.id) == Some(deploy.id)).then(|| deploy.version.clone());
-            let introduced_by =
+            new_in = (!guessed && latest.map(|l| l.id) == Some(deploy.id)).then(|| deploy.version.clone());
+            introduced_by =
                 a.suspect.as_ref().filter(|s| s.in_range == Some(true) && !guessed).map(|_| deploy.version.clone());
             // An issue for errors new in a release with a range: the first deploy's errors were there before
             // shipwatch watched, and are not news.
@@ -133,13 +136,15 @@ impl AssignService {
                 && project.github_repo.is_some()
                 && new_in.is_some()
                 && deploy.range_status.as_deref().and_then(RangeStatus::parse) != Some(RangeStatus::Initial);
-            let job = announce.then(|| {
+            job = announce.then(|| {
                 Work::GithubIssue { group: group_id, reason: IssueReason::New, deploy: Some(deploy.id) }.job()
             });
-            self.store
-                .set_release_flags(group_id, new_in.as_deref(), introduced_by.as_deref(), job.as_ref(), now())
-                .await?;
         }
+        let flags = first.then_some(ReleaseFlags {
+            new_in: new_in.as_deref(),
+            introduced_by: introduced_by.as_deref(),
+            github_job: job.as_ref(),
+        });
         // When the suspect's author has no GitHub login, the owner came from elsewhere (CODEOWNERS, the project's
         // default): the explanation says who and why, not only that the author could not be reached.
         let explanation = match (&a.suspect, &a.owner.github_login) {
@@ -173,7 +178,9 @@ impl AssignService {
             frames: a.frames,
         };
         let json = serde_json::to_string(&result)?;
-        self.store.set_group_assignment(group_id, Some(deploy.id), &json, assignee.as_deref(), now()).await?;
+        self.store
+            .set_group_assignment(group_id, Some(deploy.id), &json, assignee.as_deref(), flags.as_ref(), now())
+            .await?;
         Ok(())
     }
 }

@@ -584,13 +584,16 @@ pub trait GroupStore: Send + Sync {
     ) -> StoreResult<BatchGrouped>;
     async fn list_groups(&self, project_id: i64, filter: &GroupFilter) -> StoreResult<Vec<Group>>;
     /// Stores the assignment of a group (JSON) and its assignee as the group's current one, and, made at a deploy,
-    /// as that deploy's (kept when a later deploy re-assigns the group).
+    /// as that deploy's (kept when a later deploy re-assigns the group); with `flags`, a new group's "new in" /
+    /// "introduced by" and its GitHub job, in the same transaction (the job never sees a group without its
+    /// assignment).
     async fn set_group_assignment(
         &self,
         group_id: i64,
         deploy_id: Option<i64>,
         assignment: &str,
         assignee: Option<&str>,
+        flags: Option<&ReleaseFlags<'_>>,
         now: i64,
     ) -> StoreResult<()>;
     /// The assignments made at a deploy: group id → (assignment JSON, assignee).
@@ -640,21 +643,21 @@ pub trait GroupStore: Send + Sync {
     async fn build_summary(&self, project_id: i64, release: &str, environment: &str) -> StoreResult<(i64, i64, i64)>;
     /// The groups of a project that regressed with an event from `release` in `environment`.
     async fn regressed_in_build(&self, project_id: i64, release: &str, environment: &str) -> StoreResult<Vec<i64>>;
-    /// Sets "new in" / "introduced by", queueing `github_job` in the same transaction.
-    async fn set_release_flags(
-        &self,
-        group_id: i64,
-        new_in: Option<&str>,
-        introduced_by: Option<&str>,
-        github_job: Option<&NewJob>,
-        now: i64,
-    ) -> StoreResult<()>;
     async fn group(&self, id: i64) -> StoreResult<Option<Group>>;
     /// A project's groups resolved "in the next release" of `environment` or of any environment.
     async fn groups_waiting_for_release(&self, project_id: i64, environment: &str) -> StoreResult<Vec<Group>>;
     /// Groups new in, introduced by or regressed in `version` (a release of the project).
     async fn groups_of_release(&self, project_id: i64, version: &str) -> StoreResult<Vec<Group>>;
     async fn group_counts(&self, group_id: i64) -> StoreResult<Vec<GroupCount>>;
+}
+
+/// What a new group's first assignment says about releases: the release it is new in, the release whose range holds
+/// its suspect, and the GitHub job that announces it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReleaseFlags<'a> {
+    pub new_in: Option<&'a str>,
+    pub introduced_by: Option<&'a str>,
+    pub github_job: Option<&'a NewJob>,
 }
 
 /// The link between groups and their GitHub issues.

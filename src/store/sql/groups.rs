@@ -162,6 +162,7 @@ impl crate::store::GroupStore for Backend {
         deploy_id: Option<i64>,
         assignment: &str,
         assignee: Option<&str>,
+        flags: Option<&ReleaseFlags<'_>>,
         now: i64,
     ) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
@@ -172,6 +173,17 @@ impl crate::store::GroupStore for Backend {
             .bind(group_id)
             .execute(&mut *tx)
             .await?;
+        if let Some(flags) = flags {
+            sqlx::query("update error_groups set new_in_release = $1, introduced_by = $2 where id = $3")
+                .bind(flags.new_in)
+                .bind(flags.introduced_by)
+                .bind(group_id)
+                .execute(&mut *tx)
+                .await?;
+            if let Some(job) = flags.github_job {
+                enqueue_in(&mut tx, job, now).await?;
+            }
+        }
         if let Some(deploy_id) = deploy_id {
             sqlx::query(
                 "insert into group_assignments (group_id, deploy_id, assignment, assignee, assigned_at) \
@@ -373,28 +385,6 @@ impl crate::store::GroupStore for Backend {
         .bind(environment)
         .fetch_all(&self.read)
         .await?)
-    }
-
-    async fn set_release_flags(
-        &self,
-        group_id: i64,
-        new_in: Option<&str>,
-        introduced_by: Option<&str>,
-        github_job: Option<&NewJob>,
-        now: i64,
-    ) -> StoreResult<()> {
-        let mut tx = self.write.begin().await?;
-        sqlx::query("update error_groups set new_in_release = $1, introduced_by = $2 where id = $3")
-            .bind(new_in)
-            .bind(introduced_by)
-            .bind(group_id)
-            .execute(&mut *tx)
-            .await?;
-        if let Some(job) = github_job {
-            enqueue_in(&mut tx, job, now).await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     async fn groups_of_release(&self, project_id: i64, version: &str) -> StoreResult<Vec<Group>> {
