@@ -58,6 +58,11 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Whether a failed write went unanswered (the connection broke, or GitHub failed): it may have taken effect.
+fn unanswered(e: &GitHubError) -> bool {
+    matches!(e, GitHubError::Transport(_) | GitHubError::Server { .. })
+}
+
 /// A look-up of a repository's shipwatch issues: those updated since `since`, as listed from `started_at` on.
 struct Lookup {
     since: i64,
@@ -171,6 +176,19 @@ impl IssueSync {
         }
     }
 
+    /// `Ok` once the write `what` (see [`IssueSync::settled_at`]) can no longer be in GitHub's hands; otherwise the
+    /// job comes back then.
+    fn settled(&self, outcome: Option<Option<i64>>, sent_at: i64, now: i64, what: &str) -> anyhow::Result<()> {
+        let settled_at = self.settled_at(outcome, sent_at);
+        if now < settled_at {
+            return Err(anyhow::Error::new(Later {
+                until_ms: settled_at,
+                why: format!("{what} may still be on its way to GitHub"),
+            }));
+        }
+        Ok(())
+    }
+
     /// The answer of an earlier look-up, when it can be trusted for this group: it covered the issues updated
     /// since `since` and started after the group's last create went unanswered (so an issue that create made was
     /// there to be listed). `Some(None)`: listed, and not there. `None`: a look-up is needed.
@@ -274,13 +292,7 @@ impl IssueSync {
                         // GitHub may still be working on a create the client gave up on: look only once it cannot
                         // be (the answer timeout and some slack after the send, or slack after the give-up).
                         let outcome = lock(&self.unanswered).get(&group.id).copied();
-                        let settled_at = self.settled_at(outcome, sent_at);
-                        if now() < settled_at {
-                            return Err(anyhow::Error::new(Later {
-                                until_ms: settled_at,
-                                why: "an earlier create may still be on its way to GitHub".into(),
-                            }));
-                        }
+                        self.settled(outcome, sent_at, now(), "an earlier create")?;
                         let since = sent_at - CLOCK_SLACK_MS;
                         match self.reused_lookup(&repo, group.id, since, &marker) {
                             Some(found) => found,
@@ -351,13 +363,7 @@ impl IssueSync {
                 Some(sent_at) => {
                     // Not while GitHub may still be acting on the lost send.
                     let outcome = lock(&self.comment_outcomes).get(&(group.id, deploy_key)).copied();
-                    let settled_at = self.settled_at(outcome, sent_at);
-                    if now() < settled_at {
-                        return Err(anyhow::Error::new(Later {
-                            until_ms: settled_at,
-                            why: "an earlier comment may still be on its way to GitHub".into(),
-                        }));
-                    }
+                    self.settled(outcome, sent_at, now(), "an earlier comment")?;
                     match self.github.comments(&repo, number).await {
                         Ok(comments) => comments.iter().any(|c| c.body.contains(&comment_marker)),
                         Err(e) => return Err(self.wait(e, now()).await),
@@ -370,7 +376,7 @@ impl IssueSync {
                 self.store.record_github_step(group.id, &sent, now()).await?;
                 let body = self.regression_comment(&group, assignment.as_ref(), deploy.as_ref(), &comment_marker);
                 if let Err(e) = self.github.comment(&repo, number, &body).await {
-                    let unanswered = matches!(e, GitHubError::Transport(_) | GitHubError::Server { .. });
+                    let unanswered = unanswered(&e);
                     lock(&self.comment_outcomes).insert((group.id, deploy_key), unanswered.then_some(now()));
                     return Err(self.wait(e, now()).await);
                 }
@@ -485,7 +491,7 @@ impl IssueSync {
             Err(e) => {
                 // Unanswered, it may have taken effect: only a look-up started after now can tell. Any other
                 // answer (refused, rate-limited) says it did not.
-                let unanswered = matches!(e, GitHubError::Transport(_) | GitHubError::Server { .. });
+                let unanswered = unanswered(&e);
                 lock(&self.unanswered).insert(group.id, unanswered.then(now));
                 return Err(self.wait(e, now()).await);
             }

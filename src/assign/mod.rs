@@ -17,7 +17,7 @@ use tracing::warn;
 
 use crate::cache::Bounded;
 use crate::git::blame::{BlameEngine, BlameLine, CachedBlame, GitCliBlame};
-use crate::git::objects::ObjectReader;
+use crate::git::objects::{parse_commit, parse_tree, ObjectInfo, ObjectReader, TreeEntry};
 use crate::git::tree::{TreeCache, TreeFiles};
 use crate::git::Git;
 use crate::github::GitHub;
@@ -179,8 +179,8 @@ impl Assigner {
         self.blame.engine_calls()
     }
 
-    /// The manifests, CODEOWNERS and `.git-blame-ignore-revs` of a tree, read in one git process (and the ignored
-    /// revisions resolved in one more, when there are any).
+    /// The manifests, CODEOWNERS and `.git-blame-ignore-revs` of a tree (and the ignored revisions resolved), read
+    /// through the assignment's `cat-file`.
     async fn tree_info(
         &self,
         objects: &SharedObjects,
@@ -651,7 +651,7 @@ async fn writer_needed(objects: &SharedObjects, plain: &BlameLine) -> anyhow::Re
 }
 
 /// The text of a blob `cat-file` gave (empty for none, or for anything but a file).
-fn blob_text(object: Option<(crate::git::objects::ObjectInfo, Vec<u8>)>) -> String {
+fn blob_text(object: Option<(ObjectInfo, Vec<u8>)>) -> String {
     object.filter(|(i, _)| i.kind == "blob").map(|(_, c)| String::from_utf8_lossy(&c).into_owned()).unwrap_or_default()
 }
 
@@ -675,7 +675,6 @@ async fn copy_source(
     path: &str,
     wanted: &str,
 ) -> anyhow::Result<Option<bool>> {
-    use crate::git::objects::{parse_commit, parse_tree};
     let Some((_, raw)) = reader.contents(commit).await? else { return Ok(None) };
     let (Some(tree), parents) = parse_commit(&raw) else { return Ok(None) };
     let parent_tree = match parents.as_slice() {
@@ -699,14 +698,14 @@ async fn copy_source(
         if reads > COPY_SOURCE_TREES {
             return Ok(None);
         }
-        let entries = |o: Option<(crate::git::objects::ObjectInfo, Vec<u8>)>| -> anyhow::Result<_> {
+        let entries = |o: Option<(ObjectInfo, Vec<u8>)>| -> anyhow::Result<_> {
             match o {
                 Some((i, raw)) if i.kind == "tree" => parse_tree(&raw, id_len),
                 _ => Ok(Vec::new()),
             }
         };
         let old_entries = entries(reader.contents(&old).await?)?;
-        let new_entries: HashMap<String, crate::git::objects::TreeEntry> = match &new {
+        let new_entries: HashMap<String, TreeEntry> = match &new {
             Some(n) => entries(reader.contents(n).await?)?.into_iter().map(|e| (e.name.clone(), e)).collect(),
             None => HashMap::new(),
         };

@@ -188,41 +188,6 @@ impl Git {
         })
     }
 
-    /// Runs git with `args` in `repo`, writing `input` to its standard input, and insists on success.
-    ///
-    /// # Errors
-    /// When git cannot be started, fails, or does not finish within the timeout.
-    pub async fn run_with_input<I, S>(
-        &self,
-        repo: Option<&Path>,
-        what: &str,
-        args: I,
-        input: Vec<u8>,
-    ) -> anyhow::Result<Vec<u8>>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<std::ffi::OsStr>,
-    {
-        use tokio::io::AsyncWriteExt as _;
-        let mut cmd = self.command(repo);
-        cmd.args(args).stdin(Stdio::piped());
-        let mut child = cmd.spawn().context("could not start `git`: is it installed and on PATH?")?;
-        let mut stdin = child.stdin.take().context("git's standard input")?;
-        // Write while git reads and answers, so neither side blocks on a full pipe.
-        let writer = tokio::spawn(async move {
-            let _ = stdin.write_all(&input).await;
-        });
-        let out = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
-            Ok(out) => out.context("waiting for git")?,
-            Err(_) => bail!("git did not finish within {} s and was stopped", self.timeout.as_secs()),
-        };
-        let _ = writer.await;
-        if !out.status.success() {
-            bail!("{what} failed: {}", last_lines(&String::from_utf8_lossy(&out.stderr), 5));
-        }
-        Ok(out.stdout)
-    }
-
     /// Runs git and insists on success, returning standard output.
     ///
     /// # Errors

@@ -1,10 +1,10 @@
 //! Reading a commit's tree without checking anything out: the file list (cached per commit) and single files.
 
-use anyhow::Context as _;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::objects::ObjectReader;
 use super::Git;
 use crate::cache::Bounded;
 
@@ -71,8 +71,8 @@ impl TreeCache {
     }
 }
 
-/// The contents of several files at `rev` in one `git cat-file --batch` process; files that do not exist there are
-/// left out of the answer.
+/// The contents of several files at `rev`, read by one `git cat-file` (see [`ObjectReader::read_files`]); files
+/// that do not exist there are left out of the answer.
 ///
 /// # Errors
 /// When git cannot be run or its answer cannot be read.
@@ -85,39 +85,7 @@ pub async fn read_files(
     if paths.is_empty() {
         return Ok(HashMap::new());
     }
-    let mut input = Vec::new();
-    for p in paths {
-        // One object name per line: a path with a newline cannot be asked for this way.
-        if !p.contains('\n') {
-            input.extend_from_slice(format!("{rev}:{p}\n").as_bytes());
-        }
-    }
-    let asked: Vec<&String> = paths.iter().filter(|p| !p.contains('\n')).collect();
-    let out = git.run_with_input(Some(repo), "reading files", ["cat-file", "--batch"], input).await?;
-    parse_batch(&out, &asked)
-}
-
-/// Parses `git cat-file --batch` output for the objects asked, in order: `<oid> <type> <size>\n<content>\n`, or
-/// `<name> missing\n`.
-fn parse_batch(out: &[u8], asked: &[&String]) -> anyhow::Result<HashMap<String, String>> {
-    let mut files = HashMap::new();
-    let mut at = 0;
-    for path in asked {
-        let end = out[at..].iter().position(|&b| b == b'\n').context("a truncated cat-file answer")? + at;
-        let header = String::from_utf8_lossy(&out[at..end]).into_owned();
-        at = end + 1;
-        let mut fields = header.split(' ');
-        let (Some(_oid), Some(kind), Some(size)) = (fields.next(), fields.next(), fields.next()) else {
-            continue; // `<name> missing` (or ambiguous): not there.
-        };
-        let size: usize = size.parse().context("a cat-file size")?;
-        let content = out.get(at..at + size).context("a truncated cat-file answer")?;
-        at += size + 1;
-        if kind == "blob" {
-            files.insert((*path).clone(), String::from_utf8_lossy(content).into_owned());
-        }
-    }
-    Ok(files)
+    ObjectReader::spawn(git, repo)?.read_files(rev, paths).await
 }
 
 #[cfg(test)]
@@ -131,15 +99,5 @@ mod tests {
         assert!(!t.contains("b.py"));
         assert_eq!(t.named("b.py").collect::<Vec<_>>(), vec!["a/b.py", "c/b.py"]);
         assert_eq!(t.with_suffix(".py").count(), 3);
-    }
-
-    #[test]
-    fn batch_answers_with_missing_objects() {
-        let out = b"1111 blob 3\nabc\nHEAD:nope missing\n2222 blob 0\n\n";
-        let (a, b, c) = ("a".to_owned(), "nope".to_owned(), "c".to_owned());
-        let got = parse_batch(out, &[&a, &b, &c]).expect("parses");
-        assert_eq!(got.get("a").map(String::as_str), Some("abc"));
-        assert!(!got.contains_key("nope"));
-        assert_eq!(got.get("c").map(String::as_str), Some(""));
     }
 }
