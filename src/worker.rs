@@ -21,6 +21,10 @@ use crate::webhooks::Webhooks;
 /// Events per grouping batch: one transaction files them all, writing each group's counters once.
 pub const GROUP_BATCH: i64 = 500;
 
+/// How long the grouping loop waits after a part batch before it takes the next (as the spool's forwarder does):
+/// under load, batches of many events for at most this delay before an event is grouped.
+const GROUP_GATHER: Duration = Duration::from_millis(10);
+
 /// Milliseconds since the Unix epoch; replaceable in tests to drive leases without sleeping.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
@@ -112,6 +116,11 @@ impl Worker {
                         let grouped = worker.group_once().await?;
                         if grouped.new_groups > 0 || grouped.groups > 0 {
                             jobs_wake.notify_one();
+                        }
+                        // A part batch: let more events arrive before the next, rather than paying a transaction for
+                        // every few events.
+                        if grouped.events > 0 && grouped.events < GROUP_BATCH as u64 {
+                            tokio::time::sleep(GROUP_GATHER).await;
                         }
                         Ok(grouped.events + grouped.failed > 0)
                     })

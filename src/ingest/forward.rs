@@ -16,6 +16,10 @@ use crate::store::{DynStore, NewEvent, StoreResult};
 /// Spooled requests forwarded per batch.
 const BATCH: i64 = 200;
 
+/// How long the forwarder, after a part batch, lets spooled requests gather before it forwards again (the grouping
+/// loop does the same): under load, batches of many requests instead of one or two, for at most this delay.
+const GATHER: Duration = Duration::from_millis(10);
+
 pub struct Spooler {
     path: PathBuf,
     max_bytes: u64,
@@ -135,6 +139,14 @@ impl Spooler {
                         info!("the main store takes events again; forwarding the spool");
                     }
                     failures = 0;
+                    // A part batch: let more arrive before the next, rather than paying a main-store transaction
+                    // and a wake of the worker for every request or two.
+                    if n < BATCH as usize {
+                        tokio::select! {
+                            () = shutdown.cancelled() => break,
+                            () = tokio::time::sleep(GATHER) => {}
+                        }
+                    }
                     continue;
                 }
                 Ok(_) => Duration::from_secs(1),
