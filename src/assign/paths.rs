@@ -250,7 +250,7 @@ fn installed(parts: &[String]) -> Option<Installed> {
         }
     }
     let first = parts.first().map(String::as_str).unwrap_or_default();
-    if first == "rustc" || parts.windows(2).any(|w| w[0] == "lib" && w[1].starts_with("python")) {
+    if first == "rustc" || parts.windows(2).any(|w| is_python_stdlib_dir(&w[0], &w[1])) {
         return Some(Installed::Runtime(if first == "rustc" {
             "the Rust standard library"
         } else {
@@ -266,6 +266,19 @@ fn installed(parts: &[String]) -> Option<Installed> {
         return Some(Installed::Runtime("the Ruby standard library"));
     }
     None
+}
+
+/// Two path components that hold CPython's own library: `lib/python3.11` (Unix; `lib64/python3.8` where the OS keeps
+/// 64-bit libraries apart, as Fedora, RHEL and openSUSE do) and `Python311/Lib` (the Windows installer's directory).
+/// `site-packages` inside them was taken for an installed package before this is asked.
+fn is_python_stdlib_dir(parent: &str, dir: &str) -> bool {
+    let versioned_python = |c: &str| {
+        c.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("python"))
+            && c.len() > 6
+            && c[6..].bytes().all(|b| b.is_ascii_digit())
+    };
+    ((parent == "lib" || parent == "lib64") && dir.starts_with("python"))
+        || (versioned_python(parent) && dir.eq_ignore_ascii_case("lib"))
 }
 
 /// A path component that is the domain of a Go import path: `github.com`, `gitlab.com`, `golang.org`, `gopkg.in`,
@@ -719,6 +732,32 @@ mod tests {
         }
         // A vendored copy used from the application's own tree maps by suffix.
         assert_eq!(m.map("/srv/app/vendor/requests/api.py", None).repo_path(), Some("vendor/requests/api.py"));
+    }
+
+    /// CPython's own library is left out as such wherever the OS or the installer keeps it, even when the
+    /// repository has a file of the same name.
+    #[test]
+    fn the_python_standard_library_in_each_layout_is_left_out_as_such() {
+        let t = tree(&["http/client.py", "threading.py", "unittest/mock.py", "src/shop/cart.py"]);
+        let p = Packages::from_manifests(&t, &HashMap::new());
+        let m = PathMapper { tree: &t, packages: &p, mappings: &[], repo_name: None };
+        for raw in [
+            // Fedora/RHEL/openSUSE x86_64: a python3.8 traceback pasted in urllib3/urllib3#2534.
+            "/usr/lib64/python3.8/http/client.py",
+            // Debian and Ubuntu.
+            "/usr/lib/python3.11/json/__init__.py",
+            // The Windows installer's per-user install, from a thread's traceback pasted on GitHub.
+            r"C:\Users\Thuis\AppData\Local\Programs\Python\Python311\Lib\threading.py",
+            // pytest on Windows prints paths relative to the working directory.
+            r"..\..\Programs\Python\Python311\Lib\unittest\mock.py",
+        ] {
+            let got = m.map(raw, None);
+            assert_eq!(got.repo_path(), None, "{raw}: {got:?}");
+            assert!(got.description().contains("the Python standard library"), "{raw}: {got:?}");
+        }
+        // Packages installed beside it are still packages, and one's own code is still mapped.
+        let own = m.map(r"C:\Python311\Lib\site-packages\shop\cart.py", None);
+        assert_eq!(own.repo_path(), Some("src/shop/cart.py"), "{own:?}");
     }
 
     fn mapper_test(paths: &[&str], repo: &str, cases: &[(&str, Option<&str>)]) {
