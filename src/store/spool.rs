@@ -288,6 +288,7 @@ async fn write_loop(
 /// Writes `batch` in one transaction; returns, per write, the bytes it freed.
 async fn commit(conn: &mut SqliteConnection, batch: &[Write]) -> StoreResult<Vec<i64>> {
     let pushes: Vec<&Write> = batch.iter().filter(|w| matches!(w, Write::Push { .. })).collect();
+    let only_pushes = pushes.len() == batch.len();
     // Every request's rows in one statement (5 values each, far under SQLite's limit).
     let insert = (!pushes.is_empty()).then(|| {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
@@ -306,7 +307,7 @@ async fn commit(conn: &mut SqliteConnection, batch: &[Write]) -> StoreResult<Vec
     });
     // Only requests' rows: one statement is its own transaction, so the commit is one call to the connection's
     // thread instead of three (begin, insert, commit), each a hand-off between threads.
-    if batch.iter().all(|w| matches!(w, Write::Push { .. })) {
+    if only_pushes {
         if let Some(mut q) = insert {
             q.build().execute(&mut *conn).await?;
         }
