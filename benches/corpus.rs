@@ -3,8 +3,9 @@
 //! corpus' expected repository path and `git blame` commit of each in-repository frame, and against the time of one
 //! `git blame --porcelain -L n,n` per such frame, measured side by side in the same run. Nothing is asserted.
 //!
-//! `cargo bench --bench corpus -- MIRRORS_DIR` (or `SHIPWATCH_MIRRORS=MIRRORS_DIR`), where `MIRRORS_DIR` holds a
-//! bare mirror per repository at `<owner>+<name>/repo` (the corpus README names them). See docs/benchmarks.md.
+//! `cargo bench --bench corpus -- MIRRORS_DIR [--repeat N]` (or `SHIPWATCH_MIRRORS=MIRRORS_DIR`), where `MIRRORS_DIR`
+//! holds a bare mirror per repository at `<owner>+<name>/repo` (the corpus README names them); `--repeat N` times
+//! both sides N times per case, alternately. See docs/benchmarks.md.
 
 #[path = "../tests/it/corpus_cases.rs"]
 mod corpus_cases;
@@ -17,7 +18,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() {
     let Some(dir) = corpus_cases::corpus_dir() else {
         println!("corpus benchmark SKIPPED: no ../shared/corpus (set SHIPWATCH_CORPUS)");
@@ -25,6 +26,11 @@ async fn main() {
     };
     let mirrors = std::env::args()
         .skip(1)
+        .scan(false, |after_flag, a| {
+            let value_of_flag = std::mem::replace(after_flag, a == "--repeat");
+            Some((!value_of_flag).then_some(a))
+        })
+        .flatten()
         .find(|a| !a.starts_with("--"))
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("SHIPWATCH_MIRRORS").map(PathBuf::from));
@@ -32,6 +38,9 @@ async fn main() {
         println!("corpus benchmark SKIPPED: give the mirrors folder: cargo bench --bench corpus -- MIRRORS_DIR");
         return;
     };
+    // `--repeat N`: each case's two sides are timed N times, alternately, to even out a busy machine's noise.
+    let repeat: u32 =
+        std::env::args().skip_while(|a| a != "--repeat").nth(1).and_then(|n| n.parse().ok()).unwrap_or(1).max(1);
     let git = Git::new("git", Duration::from_secs(300), None, true);
     let (mut frames_total, mut path_right, mut blame_right, mut out_total, mut out_left_out) = (0, 0, 0, 0, 0);
     let (mut unrecognised, mut missing) = (0, 0);
@@ -70,23 +79,29 @@ async fn main() {
         // Once untimed, so that both sides below find the same objects in the operating system's cache rather than
         // the first one measured paying for reading them from disk.
         naive_blames();
-        // Our pipeline, cold: a new assigner (empty caches) per case.
-        let started = Instant::now();
-        let assigner = Assigner::new(git.clone(), Arc::new(NoGitHub));
-        let parsed = shipwatch::explain::frames_from_input(&case.raw);
-        let assignment = match &parsed {
-            Ok((_, frames, crash)) => Some(
-                assigner
-                    .assign(&repo, &case.commit, Some(&case.repo), frames, crash, &Default::default(), None)
-                    .await
-                    .unwrap_or_else(|e| panic!("{name}: {e:#}")),
-            ),
-            Err(_) => None,
+        // Our pipeline, cold: a new assigner (empty caches) each time.
+        let explain_once = || async {
+            let assigner = Assigner::new(git.clone(), Arc::new(NoGitHub));
+            let parsed = shipwatch::explain::frames_from_input(&case.raw);
+            match &parsed {
+                Ok((_, frames, crash)) => Some(
+                    assigner
+                        .assign(&repo, &case.commit, Some(&case.repo), frames, crash, &Default::default(), None)
+                        .await
+                        .unwrap_or_else(|e| panic!("{name}: {e:#}")),
+                ),
+                Err(_) => None,
+            }
         };
-        let took = started.elapsed();
-        let started = Instant::now();
-        naive_blames();
-        let naive_took = started.elapsed();
+        let (mut took, mut naive_took, mut assignment) = (Duration::ZERO, Duration::ZERO, None);
+        for _ in 0..repeat {
+            let started = Instant::now();
+            assignment = explain_once().await;
+            took += started.elapsed();
+            let started = Instant::now();
+            naive_blames();
+            naive_took += started.elapsed();
+        }
         ours += took;
         naive += naive_took;
 
@@ -121,7 +136,8 @@ async fn main() {
         println!("cases without a mirror (not counted):          {missing}");
     }
     println!(
-        "time: ours {:.0} ms, one git blame -L per frame {:.0} ms: ratio {:.2}",
+        "time{}: ours {:.0} ms, one git blame -L per frame {:.0} ms: ratio {:.2}",
+        if repeat > 1 { format!(" (each case {repeat} times)") } else { String::new() },
         ours.as_secs_f64() * 1000.0,
         naive.as_secs_f64() * 1000.0,
         ours.as_secs_f64() / naive.as_secs_f64().max(f64::EPSILON)
