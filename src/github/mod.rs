@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::warn;
 
 pub use memory::MemoryGitHub;
 
@@ -281,10 +282,28 @@ impl OctocrabGitHub {
             return Ok(None);
         }
         let client = self.client(repo).await?;
-        let token = client.installation_token().await.map_err(|e| GitHubError::Rejected {
-            status: 0,
-            message: format!("getting the GitHub App's token for {repo}: {}", without_backtrace(&e.to_string())),
-        })?;
+        let token = match client.installation_token().await {
+            Ok(token) => token,
+            // As in `call`: the installation may have been replaced; look it up again, once.
+            Err(_) if self.forget_installation(repo).await => {
+                self.client(repo).await?.installation_token().await.map_err(|e| GitHubError::Rejected {
+                    status: 0,
+                    message: format!(
+                        "getting the GitHub App's token for {repo}: {}",
+                        without_backtrace(&e.to_string())
+                    ),
+                })?
+            }
+            Err(e) => {
+                return Err(GitHubError::Rejected {
+                    status: 0,
+                    message: format!(
+                        "getting the GitHub App's token for {repo}: {}",
+                        without_backtrace(&e.to_string())
+                    ),
+                })
+            }
+        };
         Ok(Some(crate::config::Secret::new(secrecy::ExposeSecret::expose_secret(&token))))
     }
 
@@ -297,7 +316,26 @@ impl OctocrabGitHub {
         body: Option<&Value>,
     ) -> Result<Value, GitHubError> {
         let client = self.client(repo).await?;
-        send(&client, method, route, body).await
+        match send_detailed(&client, method.clone(), route, body).await {
+            // The installation refused to give a token (the request itself never went out): the App may have been
+            // uninstalled and installed again, which gives the repository a new installation. Look it up again,
+            // once.
+            Err(Failure { signing_in: true, .. }) if self.forget_installation(repo).await => {
+                let client = self.client(repo).await?;
+                send(&client, method, route, body).await
+            }
+            other => other.map_err(|f| f.error),
+        }
+    }
+
+    /// Drops the installation kept for `repo` (an App's; nothing for a personal token); whether there was one.
+    async fn forget_installation(&self, repo: &str) -> bool {
+        let Auth::App { installations, .. } = &self.auth else { return false };
+        let forgotten = installations.lock().await.remove(&repo.to_ascii_lowercase()).is_some();
+        if forgotten {
+            warn!(repo, "the GitHub App installation refused a token; looking the installation up again");
+        }
+        forgotten
     }
 }
 
@@ -328,6 +366,27 @@ async fn send(
     route: &str,
     body: Option<&Value>,
 ) -> Result<Value, GitHubError> {
+    send_detailed(client, method, route, body).await.map_err(|f| f.error)
+}
+
+/// Why a request failed, and whether it failed while signing in, before it was sent.
+struct Failure {
+    signing_in: bool,
+    error: GitHubError,
+}
+
+impl From<GitHubError> for Failure {
+    fn from(error: GitHubError) -> Failure {
+        Failure { signing_in: false, error }
+    }
+}
+
+async fn send_detailed(
+    client: &octocrab::Octocrab,
+    method: http::Method,
+    route: &str,
+    body: Option<&Value>,
+) -> Result<Value, Failure> {
     let response = match method {
         http::Method::POST => client._post(route, body).await,
         http::Method::PATCH => client._patch(route, body).await,
@@ -336,18 +395,21 @@ async fn send(
     }
     .map_err(|e| match e {
         // Signing in failed before the request went out: the App's JWT or its installation token was refused.
-        octocrab::Error::GitHub { source, .. } => GitHubError::Rejected {
-            status: source.status_code.as_u16(),
-            message: format!("signing in as the GitHub App: {}", source.message),
+        octocrab::Error::GitHub { source, .. } => Failure {
+            signing_in: true,
+            error: GitHubError::Rejected {
+                status: source.status_code.as_u16(),
+                message: format!("signing in as the GitHub App: {}", source.message),
+            },
         },
-        other => GitHubError::Transport(without_backtrace(&other.to_string())),
+        other => GitHubError::Transport(without_backtrace(&other.to_string())).into(),
     })?;
     let status = response.status();
     let headers = response.headers().clone();
     let text =
         client.body_to_string(response).await.map_err(|e| GitHubError::Transport(without_backtrace(&e.to_string())))?;
     if !status.is_success() {
-        return Err(classify(status, &headers, &text));
+        return Err(classify(status, &headers, &text).into());
     }
     Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
 }

@@ -1,6 +1,7 @@
 //! Signing in as a GitHub App through the real octocrab client, against a local fake of GitHub's App endpoints: the
 //! JWT is checked with the App's public key, each repository's installation is looked up once, and the installation
-//! token is reused while it is fresh, replaced before it expires and replaced after GitHub refuses it.
+//! token is reused while it is fresh, replaced before it expires and replaced after GitHub refuses it; an
+//! installation that no longer exists (the App installed again) is looked up again.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -30,6 +31,14 @@ struct AppState {
     creates: Vec<String>,
     /// Requests whose JWT or token was refused.
     refused: Vec<String>,
+    /// The App's installation on every repository: `INSTALLATION` until the App is installed again.
+    installation: Option<u64>,
+}
+
+impl AppState {
+    fn installation(&self) -> u64 {
+        self.installation.unwrap_or(INSTALLATION)
+    }
 }
 
 type Shared = Arc<Mutex<AppState>>;
@@ -75,12 +84,18 @@ async fn installation(State(s): State<Shared>, Path((o, r)): Path<(String, Strin
     if r == "not-installed" {
         return (StatusCode::NOT_FOUND, Json(json!({ "message": "Not Found" }))).into_response();
     }
-    Json(json!({ "id": INSTALLATION, "app_id": APP_ID })).into_response()
+    let id = s.lock().expect("state").installation();
+    Json(json!({ "id": id, "app_id": APP_ID })).into_response()
 }
 
 async fn access_token(State(s): State<Shared>, Path(id): Path<u64>, h: HeaderMap) -> Response {
-    if !valid_jwt(&h) || id != INSTALLATION {
+    if !valid_jwt(&h) {
         return refused(&s, "access token");
+    }
+    if id != s.lock().expect("state").installation() {
+        // What GitHub answers for an installation that was removed.
+        s.lock().expect("state").refused.push(format!("access token of installation {id}"));
+        return (StatusCode::NOT_FOUND, Json(json!({ "message": "Not Found" }))).into_response();
     }
     let mut st = s.lock().expect("state");
     let lifetime = if st.lifetimes.is_empty() { 3600 } else { st.lifetimes.remove(0) };
@@ -168,6 +183,40 @@ async fn an_app_gets_installation_tokens_with_its_jwt_and_refreshes_them_before_
     // A repository the App is not installed on says so.
     let err = github.create_issue("acme/not-installed", &issue(7)).await.expect_err("not installed");
     assert!(err.to_string().contains("GitHub App is not installed on acme/not-installed"), "{err}");
+}
+
+#[tokio::test]
+async fn an_app_installed_again_on_a_repository_is_looked_up_again_when_the_old_installation_refuses_a_token() {
+    let (state, api) = start().await;
+    let github = client(&api);
+    github.create_issue("acme/web", &issue(1)).await.expect("create");
+    // The App is uninstalled and installed again: a new installation id, and the old one's token stops working.
+    {
+        let mut st = state.lock().expect("state");
+        st.installation = Some(INSTALLATION + 1);
+        let old = st.tokens.clone();
+        st.revoked.extend(old);
+    }
+    // The call that finds the token revoked fails as any refused call does; the next one asks the old installation
+    // for a token, is told it does not exist, looks the repository's installation up again and goes through (with a
+    // token that has 20 s left: the next use asks for another).
+    let err = github.create_issue("acme/web", &issue(2)).await.expect_err("revoked token refused");
+    assert!(matches!(err, GitHubError::Rejected { status: 401, .. }), "{err:?}");
+    state.lock().expect("state").lifetimes = vec![20];
+    github.create_issue("acme/web", &issue(3)).await.expect("create through the new installation");
+    {
+        let st = state.lock().expect("state");
+        assert_eq!(st.installation_lookups, ["acme/web", "acme/web"], "looked up again once");
+        assert!(st.refused.contains(&format!("access token of installation {INSTALLATION}")), "{:?}", st.refused);
+        assert_eq!(st.creates.len(), 2);
+    }
+    // Installed once more before a fetch: the fetch's token comes from the newest installation too.
+    state.lock().expect("state").installation = Some(INSTALLATION + 2);
+    let token = github.installation_token("acme/web").await.expect("fetch token").expect("an App has one");
+    let st = state.lock().expect("state");
+    assert_eq!(st.installation_lookups.len(), 3);
+    assert_eq!(Some(token.expose()), st.tokens.last().map(String::as_str));
+    assert!(st.refused.contains(&format!("access token of installation {}", INSTALLATION + 1)), "{:?}", st.refused);
 }
 
 #[tokio::test]
