@@ -252,7 +252,7 @@ impl OctocrabGitHub {
         let (owner, name) = split(repo)?;
         let answer = send(app, http::Method::GET, &format!("/repos/{owner}/{name}/installation"), None)
             .await
-            .map_err(|e| match e {
+            .map_err(|f| match f.error {
                 GitHubError::Rejected { status: 404, .. } => GitHubError::Rejected {
                     status: 404,
                     message: format!("the GitHub App is not installed on {repo} (or cannot see it): install it on the repository in the App's settings"),
@@ -316,13 +316,13 @@ impl OctocrabGitHub {
         body: Option<&Value>,
     ) -> Result<Value, GitHubError> {
         let client = self.client(repo).await?;
-        match send_detailed(&client, method.clone(), route, body).await {
+        match send(&client, method.clone(), route, body).await {
             // The installation refused to give a token (the request itself never went out): the App may have been
             // uninstalled and installed again, which gives the repository a new installation. Look it up again,
             // once.
             Err(Failure { signing_in: true, .. }) if self.forget_installation(repo).await => {
                 let client = self.client(repo).await?;
-                send(&client, method, route, body).await
+                send(&client, method, route, body).await.map_err(|f| f.error)
             }
             other => other.map_err(|f| f.error),
         }
@@ -360,15 +360,6 @@ fn builder(
         .map_err(|e| anyhow::anyhow!("invalid GitHub API URL `{api_url}`: {e}"))
 }
 
-async fn send(
-    client: &octocrab::Octocrab,
-    method: http::Method,
-    route: &str,
-    body: Option<&Value>,
-) -> Result<Value, GitHubError> {
-    send_detailed(client, method, route, body).await.map_err(|f| f.error)
-}
-
 /// Why a request failed, and whether it failed while signing in, before it was sent.
 struct Failure {
     signing_in: bool,
@@ -381,7 +372,7 @@ impl From<GitHubError> for Failure {
     }
 }
 
-async fn send_detailed(
+async fn send(
     client: &octocrab::Octocrab,
     method: http::Method,
     route: &str,
