@@ -610,7 +610,9 @@ fn blame_concurrency() -> usize {
 /// the cheap question, from that commit's version of this one file and its first parent's (read through the
 /// assignment's `cat-file`, no process of its own): did the commit remove a line with the same text (white space
 /// aside: a reformat or a move within the file), or add a block of at least [`MOVED_BLOCK_LINES`] lines (which may
-/// have come from another file)? Only then `git blame -w -M -C` from that commit ([`GitCliBlame::writer`]).
+/// have come from another file)? Only then `git blame -w -M -C` from that commit ([`GitCliBlame::writer`]). A line
+/// a formatter only restyled (its quotes, a trailing `;` or `,`: see [`same_but_style`]) is git's change all the
+/// same, so its writer is asked from the commit's parent, at the line it replaced.
 /// `None`: the commit wrote the line.
 async fn find_writer(
     git: &Git,
@@ -620,15 +622,28 @@ async fn find_writer(
     plain: &BlameLine,
     ignore: &[String],
 ) -> anyhow::Result<Option<BlameLine>> {
-    if !writer_needed(objects, plain).await? {
-        return Ok(None);
-    }
-    GitCliBlame::new(git.clone()).writer(repo, &plain.commit, sha, &plain.orig_path, plain.orig_line, ignore).await
+    let (from, line) = match writer_needed(objects, plain).await? {
+        Needed::No => return Ok(None),
+        Needed::FromCommit => (plain.commit.clone(), plain.orig_line),
+        Needed::FromParent { parent, line } => (parent, line),
+    };
+    GitCliBlame::new(git.clone()).writer(repo, &from, sha, &plain.orig_path, line, ignore).await
+}
+
+/// Whether, and from where, to ask `git blame -w -M -C` who wrote a line (see [`find_writer`]).
+#[derive(Debug, PartialEq, Eq)]
+enum Needed {
+    /// The commit wrote the line.
+    No,
+    /// From the commit itself: it may have moved the line, or changed only its white space.
+    FromCommit,
+    /// From the commit's parent, at `line` there: the commit only restyled that line.
+    FromParent { parent: String, line: u32 },
 }
 
 /// Whether `git blame -w -M -C` could give the line `plain` blamed to another commit than `plain.commit` (see
 /// [`find_writer`]).
-async fn writer_needed(objects: &SharedObjects, plain: &BlameLine) -> anyhow::Result<bool> {
+async fn writer_needed(objects: &SharedObjects, plain: &BlameLine) -> anyhow::Result<Needed> {
     anyhow::ensure!(plain.commit.bytes().all(|b| b.is_ascii_hexdigit()), "not a commit id: {}", plain.commit);
     let wanted: String = plain.content.split_whitespace().collect();
     let mut objects = objects.lock().await;
@@ -637,15 +652,30 @@ async fn writer_needed(objects: &SharedObjects, plain: &BlameLine) -> anyhow::Re
     // has no earlier version.
     let before = blob_text(reader.contents(&format!("{}^:{}", plain.commit, plain.orig_path)).await?);
     let after = blob_text(reader.contents(&format!("{}:{}", plain.commit, plain.orig_path)).await?);
-    Ok(match may_have_moved(&before, &after, &plain.content) {
-        Change::Written => false,
-        Change::MovedOrReformatted => true,
+    Ok(match may_have_moved(&before, &after, &plain.content, &plain.orig_path) {
+        Change::Written => Needed::No,
+        Change::MovedOrReformatted => Needed::FromCommit,
+        Change::Restyled(line) => {
+            let parent = match reader.contents(&plain.commit).await? {
+                Some((_, raw)) => parse_commit(&raw).1.into_iter().next(),
+                None => None,
+            };
+            match parent {
+                Some(parent) => Needed::FromParent { parent, line },
+                None => Needed::No,
+            }
+        }
         // A block that may have come from elsewhere: `blame -M -C` can only give the line to a line of the same text
         // (white space aside) in the parent's version of this file or of another file the commit changed (`-C`
         // given once looks no further). Where there is none, it would keep the commit.
         Change::Block => {
-            has_line(&before, &wanted)
+            if has_line(&before, &wanted)
                 || copy_source(reader, &plain.commit, &plain.orig_path, &wanted).await?.unwrap_or(true)
+            {
+                Needed::FromCommit
+            } else {
+                Needed::No
+            }
         }
     })
 }
@@ -749,6 +779,8 @@ enum Change {
     MovedOrReformatted,
     /// It added a block of at least [`MOVED_BLOCK_LINES`] lines, which may have come from elsewhere.
     Block,
+    /// It replaced this line (1-based in the earlier version) by the same code in another style.
+    Restyled(u32),
 }
 
 /// A block this long, added in one commit, may have been moved there from another file.
@@ -757,10 +789,11 @@ const MOVED_BLOCK_LINES: usize = 20;
 /// How long the line diff of one file may take before the check gives up and lets `git blame -w -M -C` decide.
 const DIFF_DEADLINE: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// What the change from `before` to `after` (one file's text) shows of `line`: a removed line with the same text
-/// (white space aside) is a move or reformat; a block of [`MOVED_BLOCK_LINES`] added lines may be a move from
-/// elsewhere; otherwise the line was written.
-fn may_have_moved(before: &str, after: &str, line: &str) -> Change {
+/// What the change from `before` to `after` (one file's text, at `path`) shows of `line`: a removed line with the
+/// same text (white space aside) is a move or reformat; a removed line with the same code in another style (see
+/// [`same_but_style`]) was restyled; a block of [`MOVED_BLOCK_LINES`] added lines may be a move from elsewhere;
+/// otherwise the line was written.
+fn may_have_moved(before: &str, after: &str, line: &str, path: &str) -> Change {
     use similar::{Algorithm, DiffOp};
     let wanted: String = line.split_whitespace().collect();
     let old: Vec<&str> = before.lines().collect();
@@ -768,6 +801,7 @@ fn may_have_moved(before: &str, after: &str, line: &str) -> Change {
     let deadline = std::time::Instant::now() + DIFF_DEADLINE;
     let ops = similar::capture_diff_slices_deadline(Algorithm::Myers, &old, &new, Some(deadline));
     let mut added = 0;
+    let mut restyled = None;
     for op in ops {
         let (removed, inserted) = match op {
             DiffOp::Equal { .. } => continue,
@@ -775,16 +809,41 @@ fn may_have_moved(before: &str, after: &str, line: &str) -> Change {
             DiffOp::Insert { new_len, .. } => (0..0, new_len),
             DiffOp::Replace { old_index, old_len, new_len, .. } => (old_index..old_index + old_len, new_len),
         };
-        if old[removed].iter().any(|o| o.split_whitespace().collect::<String>() == wanted) {
+        if old[removed.clone()].iter().any(|o| o.split_whitespace().collect::<String>() == wanted) {
             return Change::MovedOrReformatted;
+        }
+        if restyled.is_none() {
+            restyled = removed.clone().find(|&i| same_but_style(old[i], line, path)).map(|i| i as u32 + 1);
         }
         added += inserted;
     }
-    if added >= MOVED_BLOCK_LINES {
-        Change::Block
-    } else {
-        Change::Written
+    match restyled {
+        Some(at) => Change::Restyled(at),
+        None if added >= MOVED_BLOCK_LINES => Change::Block,
+        None => Change::Written,
     }
+}
+
+/// Whether two versions of a line of the file `path` are the same code in another style, as formatters rewrite it
+/// (black, prettier, standardrb, php-cs-fixer): white space aside, single quotes for double ones, and a trailing `;`
+/// or `,`. Only in languages where the two quotes mean the same, and only for lines without interpolation or escapes
+/// (`#{`, `$`, `\`, `` ` ``), where in Ruby and PHP they do not.
+fn same_but_style(a: &str, b: &str, path: &str) -> bool {
+    const QUOTES_ALIKE: [&str; 11] = ["py", "pyi", "js", "jsx", "mjs", "cjs", "ts", "tsx", "rb", "php", "rake"];
+    let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    if !QUOTES_ALIKE.contains(&ext.as_str()) {
+        return false;
+    }
+    let plain = |l: &str| !l.contains("#{") && !l.contains(['$', '\\', '`']);
+    if !plain(a) || !plain(b) {
+        return false;
+    }
+    let norm = |l: &str| {
+        let s: String = l.split_whitespace().collect::<String>().replace('\'', "\"");
+        s.trim_end_matches([';', ',']).to_owned()
+    };
+    let (a, b) = (norm(a), norm(b));
+    !a.is_empty() && a == b
 }
 
 /// A writer blame's cache key (the plain commit, path and line there) and its answer.
@@ -912,23 +971,52 @@ mod tests {
     fn a_diff_tells_a_written_line_from_a_moved_or_reformatted_one() {
         let file = |body: &str| format!("def f(a, b):\n{body}\n    pass\n");
         // Written: the old line differs.
-        let edit = may_have_moved(&file("    return a / (b + 1)"), &file("    return a / b"), "    return a / b");
+        let edit = may_have_moved(
+            &file("    return a / (b + 1)"),
+            &file("    return a / b"),
+            "    return a / b",
+            "app/calc.py",
+        );
         assert_eq!(edit, Change::Written);
         // A formatter re-indented it (black, gofmt, prettier runs).
-        let indent = may_have_moved(&file("  return a / b"), &file("    return a / b"), "    return a / b");
+        let indent =
+            may_have_moved(&file("  return a / b"), &file("    return a / b"), "    return a / b", "app/calc.py");
         assert_eq!(indent, Change::MovedOrReformatted);
         // Moved within the file: removed above, added below.
         let before = "import os\nx = compute()\n\ndef g():\n    pass\n";
         let after = "import os\n\ndef g():\n    pass\nx = compute()\n";
-        assert_eq!(may_have_moved(before, after, "x = compute()"), Change::MovedOrReformatted);
+        assert_eq!(may_have_moved(before, after, "x = compute()", "app/calc.py"), Change::MovedOrReformatted);
         // A copy of a line that stays where it was is no move.
         let copied = format!("{before}y = 1\nx = compute()\n");
-        assert_eq!(may_have_moved(before, &copied, "x = compute()"), Change::Written);
+        assert_eq!(may_have_moved(before, &copied, "x = compute()", "app/calc.py"), Change::Written);
         // A big block arrived at once (here a new file): maybe from another file of the same commit.
         let block: String = (0..25).map(|i| format!("line {i}\n")).collect();
-        assert_eq!(may_have_moved("", &block, "line 3"), Change::Block);
-        assert_eq!(may_have_moved("", "one\ntwo\n", "two"), Change::Written);
+        assert_eq!(may_have_moved("", &block, "line 3", "app/calc.py"), Change::Block);
+        assert_eq!(may_have_moved("", "one\ntwo\n", "two", "app/calc.py"), Change::Written);
         assert!(has_line("a\n  x  =  1\n", "x=1") && !has_line("a\nx = 2\n", "x=1"));
+    }
+
+    #[test]
+    fn a_line_a_formatter_only_restyled_is_found_at_its_place_before() {
+        // sidekiq's 32c55e3 "Use standardrb for source styling" (lib/sidekiq/processor.rb): single quotes became
+        // double ones. git sees a change; the code is the same.
+        let before = "def dispatch\n  worker.jid = job_hash['jid']\n  yield\nend\n";
+        let after = "def dispatch\n  worker.jid = job_hash[\"jid\"]\n  yield\nend\n";
+        let line = "  worker.jid = job_hash[\"jid\"]";
+        assert_eq!(may_have_moved(before, after, line, "lib/sidekiq/processor.rb"), Change::Restyled(2));
+        // prettier adding semicolons and double quotes (koa's lib/context.js shape).
+        let js = "this.res.end('ok')";
+        assert!(same_but_style(js, "    this.res.end(\"ok\");", "lib/context.js"));
+        // black's quotes and trailing comma (a Python call's argument line).
+        assert!(same_but_style("    'retries': 3", "    \"retries\": 3,", "src/urllib3/util/retry.py"));
+        // Where quotes differ in meaning, or the line interpolates, escapes or templates: a real change.
+        assert!(!same_but_style("r := 'a'", "r := \"a\"", "command.go"));
+        assert!(!same_but_style("puts '#{x}'", "puts \"#{x}\"", "lib/rack/lint.rb"));
+        assert!(!same_but_style("echo '$a';", "echo \"$a\";", "src/Client.php"));
+        assert!(!same_but_style("s = 'a\\n'", "s = \"a\\n\"", "app/calc.py"));
+        // A different value is no restyle.
+        assert!(!same_but_style("x = d['a']", "x = d[\"b\"]", "app/calc.py"));
+        assert_eq!(may_have_moved("x = d['a']\n", "x = d[\"b\"]\n", "x = d[\"b\"]", "app/calc.py"), Change::Written);
     }
 
     #[tokio::test]

@@ -548,6 +548,36 @@ async fn a_reformatting_commit_does_not_take_the_blame() {
     assert!(s.reason.contains(&format!("skipped {} by Bob Roe", &fmt[..7])), "{}", s.reason);
 }
 
+/// A formatter that only changed the line's quotes and added a trailing comma (black) is git's change, but not the
+/// commit that wrote the code: the suspect is who wrote it, and the explanation names the restyle it skipped.
+#[tokio::test]
+async fn a_commit_that_only_restyled_the_line_does_not_take_the_blame() {
+    let repo = TestRepo::new();
+    let wrote = repo.commit(
+        &ALICE,
+        &[("app/cfg.py", "def load(d):\n    return d['retries'] / d['window']\n\ndef other():\n    return 1\n")],
+        "Load retry settings",
+    );
+    let fmt = repo.commit(
+        &BOB,
+        &[("app/cfg.py", "def load(d):\n    return d[\"retries\"] / d[\"window\"]\n\n\ndef other():\n    return 1\n")],
+        "Run black",
+    );
+    let a = explain(&repo, &fmt, &py(&[("/srv/app/app/cfg.py", 2, "load")])).await;
+    assert_eq!(a.frames[0].blame.as_ref().map(|b| b.commit.as_str()), Some(fmt.as_str()), "plain blame is the record");
+    let s = a.suspect.as_ref().expect("suspect");
+    assert_eq!(s.commit, wrote, "{}", s.reason);
+    assert!(s.reason.contains(&format!("skipped {} by Bob Roe", &fmt[..7])), "{}", s.reason);
+    // A commit that changed what the line does keeps the blame.
+    let changed = repo.commit(
+        &BOB,
+        &[("app/cfg.py", "def load(d):\n    return d[\"retries\"] / d[\"period\"]\n\n\ndef other():\n    return 1\n")],
+        "Divide by the period",
+    );
+    let a = explain(&repo, &changed, &py(&[("/srv/app/app/cfg.py", 2, "load")])).await;
+    assert_eq!(a.suspect.expect("suspect").commit, changed);
+}
+
 #[tokio::test]
 async fn explain_says_a_frame_is_ambiguous_and_names_the_candidates_instead_of_calling_it_foreign() {
     let repo = TestRepo::new();
