@@ -10,6 +10,7 @@ mod java;
 mod javascript;
 mod php;
 pub mod prepare;
+mod pytest;
 mod python;
 mod ruby;
 mod rust;
@@ -92,8 +93,17 @@ pub enum ParseError {
 type Parser = fn(&str) -> Option<ParsedTrace>;
 
 /// Most specific first: several languages print `at …` lines, and Ruby's reversed traces open like Python's.
-const PARSERS: [Parser; 8] =
-    [python::parse, go::parse, rust::parse, php::parse, dotnet::parse, java::parse, ruby::parse, javascript::parse];
+const PARSERS: [Parser; 9] = [
+    python::parse,
+    pytest::parse,
+    go::parse,
+    rust::parse,
+    php::parse,
+    dotnet::parse,
+    java::parse,
+    ruby::parse,
+    javascript::parse,
+];
 
 /// Parses a trace in any supported language.
 ///
