@@ -52,7 +52,8 @@ pub struct ExplainArgs {
     #[arg(long, default_value_t = 5)]
     pub max_frames: usize,
     /// `OWNER/NAME` on GitHub: a package named like the repository (an npm or Go module path ending in it) is this
-    /// repository's even where no manifest says so.
+    /// repository's even where no manifest says so. Default: the repository's `origin` remote, when it is on
+    /// github.com.
     #[arg(long, value_name = "OWNER/NAME")]
     pub github_repo: Option<String>,
     /// `BASE..REV`: the deploy's range; a suspect commit inside it is "introduced by this deploy".
@@ -166,12 +167,19 @@ pub async fn run(args: &ExplainArgs) -> anyhow::Result<String> {
         }
         None => None,
     };
-    if let Some(r) = &args.github_repo {
-        let ok = r.split_once('/').is_some_and(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'));
-        anyhow::ensure!(ok, "--github-repo `{r}`: expected OWNER/NAME");
-    }
+    let github_repo = match &args.github_repo {
+        Some(r) => {
+            let ok = r.split_once('/').is_some_and(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'));
+            anyhow::ensure!(ok, "--github-repo `{r}`: expected OWNER/NAME");
+            Some(r.clone())
+        }
+        None => {
+            let origin = git.output(Some(&args.repo), ["config", "--get", "remote.origin.url"]).await?;
+            (origin.code == Some(0)).then(|| github_name(&String::from_utf8_lossy(&origin.stdout))).flatten()
+        }
+    };
     let a = assigner
-        .assign(&args.repo, &args.rev, args.github_repo.as_deref(), &frames, &crash_order, &settings, deploy.as_ref())
+        .assign(&args.repo, &args.rev, github_repo.as_deref(), &frames, &crash_order, &settings, deploy.as_ref())
         .await?;
     Ok(match args.format {
         Format::Json => {
@@ -244,4 +252,44 @@ fn text_report(language: &str, a: &Assignment) -> String {
         .unwrap_or_else(|| "nobody".into());
     let _ = writeln!(out, "Owner: {who} [{}] — {}", a.owner.kind, a.owner.reason);
     out
+}
+
+/// `OWNER/NAME` of a github.com remote URL (`https://github.com/o/n.git`, `git@github.com:o/n.git`,
+/// `ssh://git@github.com/o/n`); `None` for any other host.
+fn github_name(url: &str) -> Option<String> {
+    let url = url.trim();
+    let rest =
+        ["https://github.com/", "http://github.com/", "ssh://git@github.com/", "git@github.com:", "git://github.com/"]
+            .iter()
+            .find_map(|p| url.strip_prefix(p))?;
+    let rest = rest.trim_end_matches('/');
+    let rest = rest.strip_suffix(".git").unwrap_or(rest);
+    let (owner, name) = rest.split_once('/')?;
+    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    (plain(owner) && plain(name)).then(|| format!("{owner}/{name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_origin_remote_names_the_github_repository() {
+        // The remote URLs `git clone` leaves behind, over https and ssh.
+        for url in [
+            "https://github.com/spf13/cobra.git\n",
+            "git@github.com:spf13/cobra.git",
+            "ssh://git@github.com/spf13/cobra",
+        ] {
+            assert_eq!(github_name(url).as_deref(), Some("spf13/cobra"), "{url}");
+        }
+        for other in [
+            "https://gitlab.com/spf13/cobra.git",
+            "https://github.com/spf13",
+            "https://github.com/a/b/c",
+            "/srv/git/cobra",
+        ] {
+            assert_eq!(github_name(other), None, "{other}");
+        }
+    }
 }

@@ -578,6 +578,23 @@ async fn a_commit_that_only_restyled_the_line_does_not_take_the_blame() {
     assert_eq!(a.suspect.expect("suspect").commit, changed);
 }
 
+/// A Go module without a `go.mod` (cobra before modules, as in k1LoW/sheer-heart-attack#19's panic) is known by its
+/// GitHub name: `explain` reads it from the work tree's `origin` remote when `--github-repo` is not given.
+#[tokio::test]
+async fn explain_knows_the_repository_by_its_origin_remote() {
+    let repo = TestRepo::new();
+    let rev = repo.commit(&ALICE, &[("command.go", "package cobra\n\nfunc run() {\n\tpanic(\"boom\")\n}\n")], "cmd");
+    let trace = "panic: boom\n\ngoroutine 1 [running]:\ngithub.com/acme/cobra.run(...)\n\t/home/u/go/pkg/mod/github.com/acme/cobra@v0.0.3/command.go:4 +0x2ae\nmain.main()\n\t/home/u/src/app/main.go:9 +0x20\n";
+    let (ok, out, err) = explain_binary(repo.path(), &rev, trace, &[]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("0 in the repository"), "without a name the module is another's: {out}");
+    repo.git_as(&ALICE, &["remote", "add", "origin", "https://github.com/acme/cobra.git"]);
+    let (ok, out, err) = explain_binary(repo.path(), &rev, trace, &[]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("→ command.go"), "{out}");
+    assert!(out.contains("Suspect: command.go:4"), "{out}");
+}
+
 #[tokio::test]
 async fn explain_says_a_frame_is_ambiguous_and_names_the_candidates_instead_of_calling_it_foreign() {
     let repo = TestRepo::new();
