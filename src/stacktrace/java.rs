@@ -7,9 +7,21 @@ use std::sync::LazyLock;
 use super::{number, Language, ParsedTrace, TextException, TextFrame};
 
 static FRAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s*at (?:[\w.$-]+(?:@[\w.$-]+)?/)*(?P<class>[\w$.]+)\.(?P<method><?[\w$-]+>?) ?\((?P<src>[^()]*)\)(?:\s+~?\[[^\]]*\])?\s*$")
+    Regex::new(r"^\s*at (?:[\w.$-]+(?:@[\w.$-]+)?/)*(?P<class>[\w$.]+)\.(?P<method><?[\w$-]+>?)\s*\((?P<src>[^()]*)\)(?:\s+~?\[[^\]]*\])?\s*$")
         .expect("valid regex literal")
 });
+/// A frame without the `at`, as some test reporters lay them out in columns (speekha/httpmocker#48:
+/// `org.junit.runners.ParentRunner.runLeaf      (ParentRunner.java:325)`). Without the `at`, code such as
+/// `foo.bar(baz)` would look the same, so only a JVM source file and line count.
+static BARE_FRAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*(?P<class>[\w$]+(?:\.[\w$]+)+)\.(?P<method><?[\w$-]+>?)\s*\((?P<src>[\w$-]+\.(?:java|kt|kts|scala|groovy):\d+)\)\s*$")
+        .expect("valid regex literal")
+});
+
+/// A frame line's class, method and parenthesised source, with or without the `at`.
+fn frame(line: &str) -> Option<regex::Captures<'_>> {
+    FRAME.captures(line).filter(|c| jvm_source(&c["src"])).or_else(|| BARE_FRAME.captures(line))
+}
 static HEADER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"^(?:Exception in thread "[^"]*" |Caused by: |FATAL EXCEPTION: \S+ *)?(?P<ty>[a-zA-Z_$][\w$]*(?:\.[\w$]+)+)(?:: (?P<value>.*))?$"#)
         .expect("valid regex literal")
@@ -32,7 +44,7 @@ fn jvm_source(src: &str) -> bool {
 pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
     let lines: Vec<String> = text.lines().map(|l| LOGCAT.replace(l, "").into_owned()).collect();
     // A JVM frame names a file, never a path: `(Foo.java:12)`; `(/app/x.js:3:1)` is V8's.
-    if !lines.iter().any(|l| FRAME.captures(l).is_some_and(|c| jvm_source(&c["src"]))) {
+    if !lines.iter().any(|l| frame(l).is_some()) {
         return None;
     }
     // Printed outermost first, then its causes; the chain is causes first.
@@ -40,7 +52,7 @@ pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
     let mut in_suppressed = false;
     for line in &lines {
         let trimmed = line.trim();
-        if let Some(c) = FRAME.captures(line).filter(|c| jvm_source(&c["src"])) {
+        if let Some(c) = frame(line) {
             if in_suppressed {
                 continue;
             }
@@ -109,6 +121,21 @@ mod tests {
         assert_eq!(f.module.as_deref(), Some("com.acme.web.CheckoutController"));
         assert_eq!(f.function.as_deref(), Some("checkout"));
         assert_eq!(raised.frames[2].module.as_deref(), Some("java.lang.Thread"), "module prefix dropped");
+    }
+
+    /// A test reporter's columns (speekha/httpmocker#48): no `at`, the class and method padded to the source.
+    #[test]
+    fn frames_laid_out_in_columns_without_at() {
+        let text = "   org.junit.runners.ParentRunner.runLeaf                (ParentRunner.java:325)          \n   org.junit.runners.ParentRunner$3.run                  (ParentRunner.java:290)\n";
+        let t = parse_any(text).expect("parses");
+        assert_eq!(t.language, Language::Java);
+        let f = &t.exceptions[0].frames;
+        assert_eq!(f.len(), 2);
+        assert_eq!((f[0].path.as_deref(), f[0].line), (Some("ParentRunner.java"), Some(325)));
+        assert_eq!(f[1].module.as_deref(), Some("org.junit.runners.ParentRunner$3"));
+        // Code that calls a method is not a frame: Node prints the failing line above its stack.
+        let node = "/app/index.js:3\n    foo.bar(baz)\n        ^\n\nTypeError: foo.bar is not a function\n    at Object.<anonymous> (/app/index.js:3:9)\n";
+        assert_eq!(parse_any(node).expect("parses").language, Language::Javascript);
     }
 
     #[test]
