@@ -20,7 +20,34 @@ static ENTRY: LazyLock<Regex> = LazyLock::new(|| {
     .expect("valid regex literal")
 });
 
+/// Where a trace flattened onto one line (newlines lost in a chat or an inline-code paste) starts its next part.
+static FLAT_BREAK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\s+(?:Stack trace:\s+)?(?P<entry>#\d+ (?:/|[A-Za-z]:\\|\[internal function\]|\{main\}))")
+        .expect("valid regex literal")
+});
+
+/// A trace flattened onto one line (guzzle/guzzle#2847: `… in /app/x.php:211 Stack trace: #0 /app/x.php(158): …
+/// #1 …`, in backticks) back into its lines; other text is left as it is.
+fn unflatten(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.lines().any(|l| l.contains("Stack trace: #0 ")) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.contains("Stack trace: #0 ") {
+                FLAT_BREAK.replace_all(l.trim().trim_matches('`'), "\n$entry").into_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    std::borrow::Cow::Owned(lines.join("\n"))
+}
+
 pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
+    let text = unflatten(text);
+    let text = text.as_ref();
     // A stack-trace entry, or at least a message line naming a `.php` file (a paste cut after its first line).
     let php_header = |l: &str| HEADER.captures(l.trim()).is_some_and(|c| c["path"].ends_with(".php"));
     if !text.lines().any(|l| ENTRY.is_match(l.trim()) || php_header(l)) {
@@ -103,6 +130,19 @@ fn split_call(call: Option<&str>) -> (Option<String>, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::super::{corpus, parse as parse_any, Language};
+
+    /// guzzle/guzzle#2847: the whole trace on one line, in backticks.
+    #[test]
+    fn a_trace_flattened_onto_one_line() {
+        let text = "`Fatal error: Uncaught GuzzleHttp\\Exception\\RequestException: cURL error 2: (see https://curl.haxx.se/libcurl/c/libcurl-errors.html) for https://oauth.example/token in /Users/u/site/vendor/guzzlehttp/guzzle/src/Handler/CurlFactory.php:211 Stack trace: #0 /Users/u/site/vendor/guzzlehttp/guzzle/src/Handler/CurlFactory.php(158): GuzzleHttp\\Handler\\CurlFactory::createRejection(Object(GuzzleHttp\\Handler\\EasyHandle), Array) #1 /Users/u/site/vendor/guzzlehttp/guzzle/src/Handler/CurlFactory.php(110): GuzzleHttp\\Handler\\CurlFactory::finishError(Object(GuzzleHttp\\Handler\\CurlMultiHandler)) #2 {main}`";
+        let t = parse_any(text).expect("parses");
+        assert_eq!(t.language, Language::Php);
+        let e = &t.exceptions[0];
+        assert_eq!(e.ty.as_deref(), Some("GuzzleHttp\\Exception\\RequestException"));
+        let got: Vec<(Option<u32>, Option<&str>)> = e.frames.iter().map(|f| (f.line, f.function.as_deref())).collect();
+        assert_eq!(got[..2], [(Some(211), Some("createRejection")), (Some(158), Some("finishError"))]);
+        assert_eq!(got[2].0, Some(110));
+    }
 
     #[test]
     fn uncaught_with_shifted_functions() {
