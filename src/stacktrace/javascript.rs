@@ -13,8 +13,31 @@ static HEADER: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex literal")
 });
 
+/// A location alone on its line, in parentheses: the second half of a frame a terminal wrapped.
+static WRAPPED_LOCATION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\s*\(\S+:\d+(?::\d+)?\)\s*$").expect("valid regex literal"));
+
+/// Frames whose location went to the next line (knex/knex#6302, from wrangler's terminal: `at Client_PG.connect`,
+/// then `(node_modules/knex/lib/dialects/postgres/index.js:82:24)`) joined back into one line each.
+fn join_wrapped(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let wraps = WRAPPED_LOCATION.is_match(line)
+            && out.last().is_some_and(|prev| prev.trim_start().starts_with("at ") && !prev.trim_end().ends_with(')'));
+        match out.last_mut() {
+            Some(prev) if wraps => {
+                prev.push(' ');
+                prev.push_str(line.trim());
+            }
+            _ => out.push(line.to_owned()),
+        }
+    }
+    out
+}
+
 pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
-    let lines: Vec<&str> = text.lines().collect();
+    let joined = join_wrapped(text);
+    let lines: Vec<&str> = joined.iter().map(String::as_str).collect();
     let first = lines.iter().position(|l| FRAME.captures(l).is_some_and(|c| frame(&c).is_some()))?;
     let mut ex = TextException::default();
     // The message is the nearest non-empty line above the first frame (Node prints a source excerpt above it).
@@ -61,6 +84,32 @@ fn frame(c: &regex::Captures<'_>) -> Option<TextFrame> {
 #[cfg(test)]
 mod tests {
     use super::super::{corpus, parse as parse_any, Language};
+
+    /// knex/knex#6302: a terminal wrapped each frame before its location.
+    #[test]
+    fn frames_wrapped_before_their_location() {
+        let text = "`this.driver.Client is not a constructor`\n\n  at Client_PG._acquireOnlyConnection\n  (node_modules/knex/lib/dialects/postgres/index.js:82:24)\n      at Client_PG.acquireRawConnection\n  (node_modules/knex/lib/dialects/postgres/index.js:100:17)\n      at create (node_modules/knex/lib/client.js:266:39)\n";
+        let t = parse_any(text).expect("parses");
+        assert_eq!(t.language, Language::Javascript);
+        let got: Vec<(Option<&str>, Option<u32>, Option<&str>)> =
+            t.exceptions[0].frames.iter().map(|f| (f.path.as_deref(), f.line, f.function.as_deref())).collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    Some("node_modules/knex/lib/dialects/postgres/index.js"),
+                    Some(82),
+                    Some("Client_PG._acquireOnlyConnection")
+                ),
+                (
+                    Some("node_modules/knex/lib/dialects/postgres/index.js"),
+                    Some(100),
+                    Some("Client_PG.acquireRawConnection")
+                ),
+                (Some("node_modules/knex/lib/client.js"), Some(266), Some("create")),
+            ]
+        );
+    }
 
     #[test]
     fn node_stack_with_excerpt_urls_windows_and_odd_paths() {
