@@ -223,6 +223,12 @@ fn text_report(language: &str, a: &Assignment) -> String {
                     b.author_email,
                     b.summary
                 );
+                if b.content.trim().is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "        (a blank line at this revision: the trace may come from another version; not a suspect)"
+                    );
+                }
             }
             (Some(p), None) => {
                 let _ = writeln!(out, "      → {p} ({}); line not blamed", f.mapping);

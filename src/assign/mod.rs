@@ -348,7 +348,10 @@ impl Assigner {
             .iter()
             .copied()
             .filter(|&i| {
-                mapped.get(i).and_then(Mapped::repo_path).is_some_and(|p| !vendored(p)) && blame_of(i).is_some()
+                // A blank line cannot have run: there the trace is of another version than this commit, and its
+                // blame says nothing about the error.
+                mapped.get(i).and_then(Mapped::repo_path).is_some_and(|p| !vendored(p))
+                    && blame_of(i).is_some_and(|b| !b.content.trim().is_empty())
             })
             .take(max)
             .collect();

@@ -595,6 +595,22 @@ async fn explain_knows_the_repository_by_its_origin_remote() {
     assert!(out.contains("Suspect: command.go:4"), "{out}");
 }
 
+/// A frame whose line is blank at the revision (the trace came from another version, as knex/knex#6302's did) is
+/// no suspect: the next frame out is, and `explain` says why.
+#[tokio::test]
+async fn a_blank_line_is_no_suspect() {
+    let repo = TestRepo::new();
+    repo.commit(&ALICE, &[("app/jobs.py", "def run(job):\n    return job.go()\n")], "jobs");
+    let rev = repo.commit(&BOB, &[("app/jobs.py", "def run(job):\n\n    return job.go()\n")], "spacing");
+    let trace = py(&[("/srv/app/app/jobs.py", 3, "run"), ("/srv/app/app/jobs.py", 2, "go")]);
+    let a = explain(&repo, &rev, &trace).await;
+    let s = a.suspect.as_ref().expect("suspect");
+    assert_eq!(s.frame_index, 0, "the crash frame (line 2 is blank here) is skipped: {}", s.reason);
+    let (ok, out, err) = explain_binary(repo.path(), &rev, &trace, &[]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("a blank line at this revision"), "{out}");
+}
+
 #[tokio::test]
 async fn explain_says_a_frame_is_ambiguous_and_names_the_candidates_instead_of_calling_it_foreign() {
     let repo = TestRepo::new();
