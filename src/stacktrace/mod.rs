@@ -85,7 +85,9 @@ pub struct ParsedTrace {
 pub enum ParseError {
     #[error(
         "unrecognised stack trace: no file location (`path:line`) in the text; expected a Python, JavaScript, Go, \
-         Java/Kotlin, Ruby, Rust, .NET or PHP trace, or any text with `path:line` locations"
+         Java/Kotlin, Ruby, Rust, .NET or PHP trace, or any text with `path:line` locations. A trace that names \
+         functions but no files and lines comes from a build without debug information (.NET without PDBs, Mono's \
+         `in <…>:0`, minified JavaScript without source maps): there is no line to blame"
     )]
     Unrecognised,
 }
