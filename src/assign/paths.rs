@@ -188,9 +188,10 @@ enum Installed {
 }
 
 fn strip_version(s: &str) -> Option<&str> {
-    // `serde_json-1.0.100` → `serde_json`, `rack-3.0.8` → `rack`.
-    let (name, version) = s.rsplit_once('-')?;
-    version.starts_with(|c: char| c.is_ascii_digit()).then_some(name)
+    // `serde_json-1.0.100` → `serde_json`, `rack-3.0.8` → `rack`, and a gem built for a platform:
+    // `puma-6.4.2-java` (JRuby), `nokogiri-1.15.4-x86_64-linux` → the name before the last `-` and a digit.
+    let (at, _) = s.rmatch_indices('-').find(|(i, _)| s[i + 1..].starts_with(|c: char| c.is_ascii_digit()))?;
+    Some(&s[..at]).filter(|name| !name.is_empty())
 }
 
 fn installed(parts: &[String]) -> Option<Installed> {
@@ -767,6 +768,25 @@ mod tests {
         for (raw, expected) in cases {
             let got = m.map(raw, None);
             assert_eq!(got.repo_path(), *expected, "{raw}: {got:?}");
+        }
+    }
+
+    /// Installed directories named `<name>-<version>[-<platform>]`.
+    #[test]
+    fn a_package_directory_gives_its_name_whatever_its_platform() {
+        // JRuby's bundle (puma/puma#3331: `gems/puma-6.4.2-java/lib/rack/handler/puma.rb`), a native gem built for
+        // Linux, the cargo registry, and a crate whose name ends in a number.
+        for (dir, name) in [
+            ("puma-6.4.2-java", Some("puma")),
+            ("nokogiri-1.15.4-x86_64-linux", Some("nokogiri")),
+            ("rack-2.2.8", Some("rack")),
+            ("serde_json-1.0.100", Some("serde_json")),
+            ("sha-1-0.10.0", Some("sha-1")),
+            ("ruby-2.6.0@app", Some("ruby")),
+            ("lib", None),
+            ("-1.0", None),
+        ] {
+            assert_eq!(strip_version(dir), name, "{dir}");
         }
     }
 
