@@ -34,6 +34,7 @@ static PREFIXES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
 /// indentation that all lines share taken away.
 pub fn prepare(text: &str) -> String {
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let text = unescape_html(&text);
     let lines: Vec<String> = text.lines().map(strip_prefixes).collect();
     let indent = lines
         .iter()
@@ -49,6 +50,26 @@ pub fn prepare(text: &str) -> String {
     out
 }
 
+/// `<span …>` and `</span>`, as a trace copied from a web page's source keeps them.
+static SPAN_TAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"</?span\b[^>]*>").expect("valid regex literal"));
+
+/// A trace copied from a page's HTML (github-education-resources/classroom#2108: `<span class="l">…rb:22:in
+/// `call&#39;</span>`) back into text: its `<span>` tags removed and the entities HTML escapes decoded. Only when
+/// the text has such a tag or entity; `<main>` or `<init>` in a plain trace stay as they are.
+fn unescape_html(text: &str) -> std::borrow::Cow<'_, str> {
+    const ENTITIES: [(&str, &str); 6] =
+        [("&#39;", "'"), ("&#x27;", "'"), ("&quot;", "\""), ("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&")];
+    if !SPAN_TAG.is_match(text) && !ENTITIES.iter().any(|(e, _)| text.contains(e)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = SPAN_TAG.replace_all(text, "").into_owned();
+    // `&amp;` last, so that `&amp;lt;` becomes `&lt;` and not `<`.
+    for (entity, plain) in ENTITIES {
+        out = out.replace(entity, plain);
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn strip_prefixes(line: &str) -> String {
     let mut line = line.trim_end();
     // Collectors nest (a journald line quoting a logger's line): strip up to three layers.
@@ -62,6 +83,19 @@ fn strip_prefixes(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// github-education-resources/classroom#2108: a Rails backtrace copied from an error page's HTML.
+    #[test]
+    fn a_trace_copied_from_html_is_text_again() {
+        let html = "<span class=\"l\">/app/vendor/bundle/ruby/2.4.0/gems/rack-2.0.7/lib/rack/runtime.rb:22:in `call&#39;</span>\n";
+        assert_eq!(prepare(html), "/app/vendor/bundle/ruby/2.4.0/gems/rack-2.0.7/lib/rack/runtime.rb:22:in `call'\n");
+        let t = crate::stacktrace::parse(html).expect("parses");
+        assert_eq!(t.language, crate::stacktrace::Language::Ruby);
+        assert_eq!(t.exceptions[0].frames[0].function.as_deref(), Some("call"));
+        // A plain trace's `<main>` is no tag.
+        let ruby = "script/rails:7:in `<main>'\n";
+        assert_eq!(prepare(ruby), ruby);
+    }
 
     #[test]
     fn collector_prefixes_are_removed() {
