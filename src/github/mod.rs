@@ -282,27 +282,17 @@ impl OctocrabGitHub {
             return Ok(None);
         }
         let client = self.client(repo).await?;
+        let refused = |e: octocrab::Error| GitHubError::Rejected {
+            status: 0,
+            message: format!("getting the GitHub App's token for {repo}: {}", without_backtrace(&e.to_string())),
+        };
         let token = match client.installation_token().await {
             Ok(token) => token,
             // As in `call`: the installation may have been replaced; look it up again, once.
             Err(_) if self.forget_installation(repo).await => {
-                self.client(repo).await?.installation_token().await.map_err(|e| GitHubError::Rejected {
-                    status: 0,
-                    message: format!(
-                        "getting the GitHub App's token for {repo}: {}",
-                        without_backtrace(&e.to_string())
-                    ),
-                })?
+                self.client(repo).await?.installation_token().await.map_err(refused)?
             }
-            Err(e) => {
-                return Err(GitHubError::Rejected {
-                    status: 0,
-                    message: format!(
-                        "getting the GitHub App's token for {repo}: {}",
-                        without_backtrace(&e.to_string())
-                    ),
-                })
-            }
+            Err(e) => return Err(refused(e)),
         };
         Ok(Some(crate::config::Secret::new(secrecy::ExposeSecret::expose_secret(&token))))
     }
