@@ -797,12 +797,44 @@ const DIFF_DEADLINE: std::time::Duration = std::time::Duration::from_millis(200)
 /// [`same_but_style`]) was restyled; a block of [`MOVED_BLOCK_LINES`] added lines may be a move from elsewhere;
 /// otherwise the line was written.
 fn may_have_moved(before: &str, after: &str, line: &str, path: &str) -> Change {
-    use similar::{Algorithm, DiffOp};
     let wanted: String = line.split_whitespace().collect();
     let old: Vec<&str> = before.lines().collect();
     let new: Vec<&str> = after.lines().collect();
+    // Neither a move nor a restyle can have brought the line when the earlier version has no line of that text in
+    // any style; then only a block may have come from elsewhere, and enough lines of new text prove one without the
+    // diff, which took 4 ms where a commit rewrote most of a file (tokio's scheduler rewrite, #2273).
+    let plain = |l: &str| l.split_whitespace().collect::<String>();
+    if !old.iter().any(|o| plain(o) == wanted || same_but_style(o, line, path))
+        && new_lines(&old, &new) >= MOVED_BLOCK_LINES
+    {
+        return Change::Block;
+    }
+    diffed_change(&old, &new, &wanted, line, path)
+}
+
+/// How many lines of `new` have no line of the same text left in `old` to match (each line of `old` matches once):
+/// the fewest lines any diff from `old` to `new` inserts.
+fn new_lines(old: &[&str], new: &[&str]) -> usize {
+    let mut left: HashMap<&str, usize> = HashMap::with_capacity(old.len());
+    for o in old {
+        *left.entry(o).or_default() += 1;
+    }
+    new.iter()
+        .filter(|n| match left.get_mut(*n) {
+            Some(count) if *count > 0 => {
+                *count -= 1;
+                false
+            }
+            _ => true,
+        })
+        .count()
+}
+
+/// [`may_have_moved`] by the line diff of the two versions (`wanted`: `line` with its white space taken out).
+fn diffed_change(old: &[&str], new: &[&str], wanted: &str, line: &str, path: &str) -> Change {
+    use similar::{Algorithm, DiffOp};
     let deadline = std::time::Instant::now() + DIFF_DEADLINE;
-    let ops = similar::capture_diff_slices_deadline(Algorithm::Myers, &old, &new, Some(deadline));
+    let ops = similar::capture_diff_slices_deadline(Algorithm::Myers, old, new, Some(deadline));
     let mut added = 0;
     let mut restyled = None;
     for op in ops {
@@ -997,6 +1029,38 @@ mod tests {
         assert_eq!(may_have_moved("", &block, "line 3", "app/calc.py"), Change::Block);
         assert_eq!(may_have_moved("", "one\ntwo\n", "two", "app/calc.py"), Change::Written);
         assert!(has_line("a\n  x  =  1\n", "x=1") && !has_line("a\nx = 2\n", "x=1"));
+    }
+
+    /// The shortcut for a line with no earlier text (a file rewritten, as tokio's scheduler was in #2273: 563 lines
+    /// added, 470 removed) gives what the diff gives, on rewrites, moves and small edits alike.
+    #[test]
+    fn a_line_without_earlier_text_in_a_rewritten_file_is_a_block_as_the_diff_says() {
+        let old_body: Vec<String> = (0..60).map(|i| format!("    step_{i}(core);")).collect();
+        let mut rewritten: Vec<String> = (0..30).map(|i| format!("    core = self.step_{i}(core)?;")).collect();
+        rewritten.insert(12, "    core = self.run_task(task, core)?;".into());
+        let mut moved = old_body.clone();
+        moved.rotate_left(25); // 25 lines moved to the end, the new line above them
+        moved.insert(3, "    core = self.run_task(task, core)?;".into());
+        let mut small = old_body.clone();
+        small.insert(7, "    core = self.run_task(task, core)?;".into());
+        let mut kept_copy = old_body.clone();
+        kept_copy.push("    step_3(core);".into());
+        let (before, line) = (old_body.join("\n"), "    core = self.run_task(task, core)?;");
+        for (after, change) in [
+            (rewritten.join("\n"), Change::Block),
+            (moved.join("\n"), Change::Block),
+            (small.join("\n"), Change::Written),
+        ] {
+            let (old, new): (Vec<&str>, Vec<&str>) = (before.lines().collect(), after.lines().collect());
+            let wanted: String = line.split_whitespace().collect();
+            assert_eq!(may_have_moved(&before, &after, line, "src/worker.rs"), change);
+            assert_eq!(diffed_change(&old, &new, &wanted, line, "src/worker.rs"), change);
+        }
+        assert_eq!(
+            new_lines(&before.lines().collect::<Vec<_>>(), &kept_copy.iter().map(String::as_str).collect::<Vec<_>>()),
+            1,
+            "a second copy of a line is new text"
+        );
     }
 
     #[test]
