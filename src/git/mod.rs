@@ -1,13 +1,15 @@
 //! Everything shipwatch asks of git: running the `git` CLI safely, per-project mirrors, and commit ranges.
 //!
 //! The CLI rather than libgit2 for fetch and history walks: it is git's reference behaviour, and measured faster on
-//! large histories. Every call uses an argument list (never a shell), `--end-of-options` before anything that came
-//! from outside, a timeout, and credentials only through the environment.
+//! large histories. Objects by id are read in process where the store is a plain one ([`store`]), since starting a
+//! process costs more than most such reads. Every call uses an argument list (never a shell), `--end-of-options`
+//! before anything that came from outside, a timeout, and credentials only through the environment.
 
 pub mod blame;
 pub mod mirror;
 pub mod objects;
 pub mod range;
+pub mod store;
 pub mod tree;
 
 use anyhow::{bail, Context as _};

@@ -3,11 +3,13 @@
 //! commit's parent version of it, whether an id names a commit) costs a round trip on a pipe.
 
 use anyhow::{bail, Context as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
+use super::store::ObjectStore;
 use super::Git;
 
 /// One object as `cat-file` reports it.
@@ -17,26 +19,51 @@ pub struct ObjectInfo {
     pub kind: String,
 }
 
-/// A `git cat-file --batch-command` process answering one request at a time. Started before it is needed (its
-/// start-up overlaps other work); killed when dropped.
+/// Objects of one repository by name: read in process from its object store where [`ObjectStore`] can, otherwise
+/// from a `git cat-file --batch-command` process answering one request at a time, started when first needed (or at
+/// once when the store cannot be read here, so that its start-up overlaps other work) and killed when dropped.
 pub struct ObjectReader {
+    store: Option<ObjectStore>,
+    cat: Option<CatFile>,
+    git: Git,
+    repo: PathBuf,
+    timeout: Duration,
+}
+
+/// A running `git cat-file --batch-command`.
+struct CatFile {
     // Kept so the process is killed (`kill_on_drop`) when the reader goes.
     _child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
-    timeout: Duration,
 }
 
+/// An answer: the object's id and type, and its contents (`None`: no such object).
+type Answer = Option<(ObjectInfo, Vec<u8>)>;
+
 impl ObjectReader {
-    /// Starts the process in `repo`; it waits for requests.
+    /// A reader of `repo`'s objects.
     ///
     /// # Errors
-    /// When git cannot be started.
+    /// When the store cannot be read in process and git cannot be started.
     pub fn spawn(git: &Git, repo: &Path) -> anyhow::Result<ObjectReader> {
-        let mut child = git.spawn_piped(repo, ["cat-file", "--batch-command"])?;
-        let stdin = child.stdin.take().context("cat-file's standard input")?;
-        let stdout = BufReader::new(child.stdout.take().context("cat-file's standard output")?);
-        Ok(ObjectReader { _child: child, stdin, stdout, timeout: git.timeout() })
+        let store = ObjectStore::open(repo);
+        let cat = if store.is_none() { Some(CatFile::spawn(git, repo)?) } else { None };
+        Ok(ObjectReader { store, cat, git: git.clone(), repo: repo.to_owned(), timeout: git.timeout() })
+    }
+
+    /// A reader that asks git for everything (to compare the object store's answers with).
+    #[cfg(test)]
+    fn git_only(git: &Git, repo: &Path) -> anyhow::Result<ObjectReader> {
+        let cat = Some(CatFile::spawn(git, repo)?);
+        Ok(ObjectReader { store: None, cat, git: git.clone(), repo: repo.to_owned(), timeout: git.timeout() })
+    }
+
+    fn cat(&mut self) -> anyhow::Result<&mut CatFile> {
+        match &mut self.cat {
+            Some(c) => Ok(c),
+            slot => Ok(slot.insert(CatFile::spawn(&self.git, &self.repo)?)),
+        }
     }
 
     /// The content of the object `name` (`<rev>:<path>`, `<rev>^:<path>`, an id…), or `None` when there is no such
@@ -44,9 +71,13 @@ impl ObjectReader {
     ///
     /// # Errors
     /// When the name cannot be asked for on one line, or git fails, stops or does not answer within the timeout.
-    pub async fn contents(&mut self, name: &str) -> anyhow::Result<Option<(ObjectInfo, Vec<u8>)>> {
+    pub async fn contents(&mut self, name: &str) -> anyhow::Result<Answer> {
+        if let Some(answer) = self.local(name) {
+            return Ok(answer);
+        }
         let timeout = self.timeout;
-        match tokio::time::timeout(timeout, self.ask("contents", name, true)).await {
+        let cat = self.cat()?;
+        match tokio::time::timeout(timeout, cat.ask("contents", name, true)).await {
             Ok(answer) => answer,
             Err(_) => bail!("git cat-file did not answer within {} s", timeout.as_secs()),
         }
@@ -57,51 +88,51 @@ impl ObjectReader {
     /// # Errors
     /// As for [`ObjectReader::contents`].
     pub async fn info(&mut self, name: &str) -> anyhow::Result<Option<ObjectInfo>> {
+        if let Some(answer) = self.local(name) {
+            return Ok(answer.map(|(info, _)| info));
+        }
         let timeout = self.timeout;
-        match tokio::time::timeout(timeout, self.ask("info", name, false)).await {
+        let cat = self.cat()?;
+        match tokio::time::timeout(timeout, cat.ask("info", name, false)).await {
             Ok(answer) => Ok(answer?.map(|(info, _)| info)),
             Err(_) => bail!("git cat-file did not answer within {} s", timeout.as_secs()),
         }
     }
 
-    /// The contents of several objects, in the order asked (`None` for one that does not exist). The requests go
-    /// out together, a bounded number at a time, so the answers come back without a round trip each.
+    /// The contents of several objects, in the order asked (`None` for one that does not exist). Those git must
+    /// answer go out together, a bounded number at a time, so the answers come back without a round trip each.
     ///
     /// # Errors
     /// As for [`ObjectReader::contents`].
-    pub async fn contents_of(&mut self, names: &[String]) -> anyhow::Result<Vec<Option<(ObjectInfo, Vec<u8>)>>> {
-        let timeout = self.timeout;
-        match tokio::time::timeout(timeout, self.ask_many(names)).await {
-            Ok(answer) => answer,
-            Err(_) => bail!("git cat-file did not answer within {} s", timeout.as_secs()),
+    pub async fn contents_of(&mut self, names: &[String]) -> anyhow::Result<Vec<Answer>> {
+        let mut answers: Vec<Option<Answer>> = names.iter().map(|n| self.local(n)).collect();
+        let left: Vec<String> =
+            names.iter().zip(&answers).filter(|(_, a)| a.is_none()).map(|(n, _)| n.clone()).collect();
+        if !left.is_empty() {
+            let timeout = self.timeout;
+            let cat = self.cat()?;
+            let mut from_git = match tokio::time::timeout(timeout, cat.ask_many(&left)).await {
+                Ok(answer) => answer?.into_iter(),
+                Err(_) => bail!("git cat-file did not answer within {} s", timeout.as_secs()),
+            };
+            for a in answers.iter_mut().filter(|a| a.is_none()) {
+                *a = from_git.next();
+            }
         }
+        Ok(answers.into_iter().map(Option::flatten).collect())
     }
 
-    async fn ask_many(&mut self, names: &[String]) -> anyhow::Result<Vec<Option<(ObjectInfo, Vec<u8>)>>> {
-        let mut answers = Vec::with_capacity(names.len());
-        let mut rest = names;
-        while !rest.is_empty() {
-            // Few enough requests at once that git's standard input never fills while git waits for its answers to
-            // be read (a pipe holds 64 KiB).
-            let mut request = Vec::new();
-            let mut taken = 0;
-            for name in rest.iter().take(REQUESTS_AT_ONCE) {
-                if taken > 0 && request.len() + name.len() + 10 > REQUEST_BYTES_AT_ONCE {
-                    break;
-                }
-                taken += 1;
-                if !name.contains(['\n', '\r']) {
-                    request.extend_from_slice(format!("contents {name}\n").as_bytes());
-                }
+    /// The answer for `name` from the object store, when it can give it: `None` leaves the question to git (a name
+    /// this does not parse, an object the store lacks, anything it could not read).
+    fn local(&mut self, name: &str) -> Option<Answer> {
+        let store = self.store.as_mut()?;
+        match resolve(store, name) {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::debug!(error = %format!("{e:#}"), name, "object store read failed; asking git");
+                None
             }
-            self.stdin.write_all(&request).await.context("writing to git cat-file")?;
-            self.stdin.flush().await.context("writing to git cat-file")?;
-            for name in &rest[..taken] {
-                answers.push(if name.contains(['\n', '\r']) { None } else { self.answer(true).await? });
-            }
-            rest = &rest[taken..];
         }
-        Ok(answers)
     }
 
     /// The text of several files at `rev`; files that do not exist there (or are not files) are left out.
@@ -165,6 +196,114 @@ impl ObjectReader {
         // Byte order of the whole path is git's own tree order (a directory sorts as its name and a slash).
         files.sort_unstable();
         Ok(Some((oid, files)))
+    }
+}
+
+/// The answer to `name` from `store`, for the names assignment asks (`<id>`, `<id>^{commit}`, `<id>:<path>`,
+/// `<id>^:<path>`, with a full lower-case commit or tag id): `Ok(None)` for any other name, or when the store lacks
+/// an object on the way; `Ok(Some(None))` where git would answer "missing".
+fn resolve(store: &mut ObjectStore, name: &str) -> anyhow::Result<Option<Answer>> {
+    let is_id = |s: &str| s.len() == 40 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let read = |store: &mut ObjectStore, id: &str| -> anyhow::Result<Option<(&'static str, Vec<u8>)>> {
+        Ok(store.read(id)?.map(|(kind, content)| (kind, Arc::unwrap_or_clone(content))))
+    };
+    let answer = |id: &str, kind: &str, content: Vec<u8>| {
+        Some((ObjectInfo { oid: id.to_owned(), kind: kind.to_owned() }, content))
+    };
+    if is_id(name) {
+        return Ok(read(store, name)?.map(|(kind, content)| answer(name, kind, content)));
+    }
+    // The commit a name starts from: tags peeled, as git does for `^{commit}` and `:`.
+    // `None`: ask git; `Some(None)`: no commit there.
+    type Commit = Option<Option<(String, Vec<u8>)>>;
+    let commit = |store: &mut ObjectStore, id: &str| -> anyhow::Result<Commit> {
+        let mut id = id.to_owned();
+        for _ in 0..16 {
+            let Some((kind, content)) = read(store, &id)? else { return Ok(None) };
+            match kind {
+                "commit" => return Ok(Some(Some((id, content)))),
+                "tag" => {
+                    let target = content.strip_prefix(b"object ").and_then(|t| t.get(..40));
+                    let Some(target) = target.and_then(|t| std::str::from_utf8(t).ok()).filter(|t| is_id(t)) else {
+                        return Ok(None);
+                    };
+                    id = target.to_owned();
+                }
+                _ => return Ok(Some(None)),
+            }
+        }
+        Ok(None)
+    };
+    if let Some(id) = name.strip_suffix("^{commit}").filter(|id| is_id(id)) {
+        return Ok(commit(store, id)?.map(|c| c.and_then(|(id, content)| answer(&id, "commit", content))));
+    }
+    let Some((rev, path)) = name.split_once(':') else { return Ok(None) };
+    let (rev, parent) = match rev.strip_suffix('^') {
+        Some(r) => (r, true),
+        None => (rev, false),
+    };
+    // Only plain paths: git reads `./`, `../` and empty parts its own way.
+    if !is_id(rev) || path.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+        return Ok(None);
+    }
+    let Some(start) = commit(store, rev)? else { return Ok(None) };
+    let Some((_, mut raw)) = start else { return Ok(Some(None)) };
+    if parent {
+        let Some(first) = parse_commit(&raw).1.into_iter().next() else { return Ok(Some(None)) };
+        match commit(store, &first)? {
+            Some(Some((_, content))) => raw = content,
+            Some(None) => return Ok(Some(None)),
+            None => return Ok(None),
+        }
+    }
+    let Some(mut id) = parse_commit(&raw).0.filter(|t| is_id(t)) else { return Ok(None) };
+    for part in path.split('/') {
+        let Some((kind, tree)) = read(store, &id)? else { return Ok(None) };
+        if kind != "tree" {
+            return Ok(Some(None));
+        }
+        let Some(entry) = parse_tree(&tree, 20)?.into_iter().find(|e| e.name == part) else { return Ok(Some(None)) };
+        if entry.mode == "160000" {
+            return Ok(None); // a submodule's commit is not in this repository: git answers for it
+        }
+        id = entry.oid;
+    }
+    Ok(read(store, &id)?.map(|(kind, content)| answer(&id, kind, content)))
+}
+
+impl CatFile {
+    fn spawn(git: &Git, repo: &Path) -> anyhow::Result<CatFile> {
+        let mut child = git.spawn_piped(repo, ["cat-file", "--batch-command"])?;
+        let stdin = child.stdin.take().context("cat-file's standard input")?;
+        let stdout = BufReader::new(child.stdout.take().context("cat-file's standard output")?);
+        Ok(CatFile { _child: child, stdin, stdout })
+    }
+
+    async fn ask_many(&mut self, names: &[String]) -> anyhow::Result<Vec<Option<(ObjectInfo, Vec<u8>)>>> {
+        let mut answers = Vec::with_capacity(names.len());
+        let mut rest = names;
+        while !rest.is_empty() {
+            // Few enough requests at once that git's standard input never fills while git waits for its answers to
+            // be read (a pipe holds 64 KiB).
+            let mut request = Vec::new();
+            let mut taken = 0;
+            for name in rest.iter().take(REQUESTS_AT_ONCE) {
+                if taken > 0 && request.len() + name.len() + 10 > REQUEST_BYTES_AT_ONCE {
+                    break;
+                }
+                taken += 1;
+                if !name.contains(['\n', '\r']) {
+                    request.extend_from_slice(format!("contents {name}\n").as_bytes());
+                }
+            }
+            self.stdin.write_all(&request).await.context("writing to git cat-file")?;
+            self.stdin.flush().await.context("writing to git cat-file")?;
+            for name in &rest[..taken] {
+                answers.push(if name.contains(['\n', '\r']) { None } else { self.answer(true).await? });
+            }
+            rest = &rest[taken..];
+        }
+        Ok(answers)
     }
 
     async fn ask(
@@ -321,5 +460,54 @@ mod tests {
             many.iter().map(|a| a.as_ref().map(|(_, c)| c.clone())).collect::<Vec<_>>(),
             vec![Some(b"a\n".to_vec()), None, Some(b"c\n".to_vec())]
         );
+    }
+
+    #[tokio::test]
+    async fn names_read_in_process_are_answered_as_git_answers_them() {
+        let repo = crate::git::ScratchRepo::new();
+        let root = repo.commit(&[("README", Some("r\n")), ("a/file", Some("f\n"))]);
+        repo.commit(&[("a/b/c.py", Some("c\n")), ("x y/z", Some("z\n"))]);
+        repo.run(&["update-index", "--add", "--cacheinfo", &format!("160000,{root},vendor/sub")]);
+        repo.run(&["-c", "user.name=A", "-c", "user.email=a@x", "commit", "-qm", "a submodule"]);
+        let head = repo.run(&["rev-parse", "HEAD"]);
+        repo.run(&["-c", "user.name=A", "-c", "user.email=a@x", "tag", "-a", "v1", "-m", "one"]);
+        let tag = repo.run(&["rev-parse", "v1"]);
+        let git = Git::new("git", Duration::from_secs(10), None, true);
+        for packed in [false, true] {
+            if packed {
+                repo.run(&["repack", "-adq"]);
+            }
+            let mut ours = ObjectReader::spawn(&git, repo.dir.path()).expect("test set-up");
+            assert!(ours.store.is_some() && ours.cat.is_none(), "read in process, no git started");
+            let mut git_only = ObjectReader::git_only(&git, repo.dir.path()).expect("test set-up");
+            let mut names: Vec<String> = [&root, &head, &tag]
+                .iter()
+                .flat_map(|id| {
+                    ["", "^{commit}", ":README", "^:README", ":a/b/c.py", "^:a/b/c.py", ":a", ":a/file/x", ":nope"]
+                        .map(|s| format!("{id}{s}"))
+                })
+                .collect();
+            names.push(format!("{head}:x y/z"));
+            // Left to git: a submodule, an id the store lacks, paths git normalises, and names that are not ids.
+            names.extend([
+                format!("{head}:vendor/sub"),
+                "0".repeat(40),
+                format!("{head}:a//file"),
+                format!("{head}:./README"),
+            ]);
+            names.extend(["HEAD:README".into(), "v1^{commit}".into()]);
+            for name in &names {
+                if name.ends_with(":vendor/sub") {
+                    assert!(ours.cat.is_none(), "every name so far was read in process");
+                }
+                let answer = ours.contents(name).await.expect("test set-up");
+                assert_eq!(answer, git_only.contents(name).await.expect("test set-up"), "{name} (packed: {packed})");
+            }
+            // Names only git can answer started it; the others did not.
+            assert!(ours.cat.is_some());
+            let listed = ours.list_files(&head).await.expect("test set-up");
+            assert_eq!(listed, git_only.list_files(&head).await.expect("test set-up"));
+            assert_eq!(listed.map(|(_, f)| f.len()), Some(5));
+        }
     }
 }
