@@ -34,6 +34,7 @@ static PREFIXES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
 /// indentation that all lines share taken away.
 pub fn prepare(text: &str) -> String {
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let text = werkzeug_frames(&text);
     let text = unescape_html(&text);
     let lines: Vec<String> = text.lines().map(strip_prefixes).collect();
     let indent = lines
@@ -46,6 +47,30 @@ pub fn prepare(text: &str) -> String {
     for l in &lines {
         out.push_str(l.get(indent..).unwrap_or(l.trim_start_matches(' ')));
         out.push('\n');
+    }
+    out
+}
+
+/// A frame's heading on the Werkzeug debugger's page (Flask's and Werkzeug's error page in debug mode), as its HTML
+/// (bagarrattaa/email-nuker#11: `<h4>File <cite class="filename">"…/flask/app.py"</cite>,⏎ line <em
+/// class="line">1523</em>,⏎ in <code class="function">full_dispatch_request</code></h4>`) and as GitHub turns the
+/// page into Markdown when it is pasted (danmou/onenote_export#10: `- #### File "…/flask/app.py", line _2464_, in
+/// `__call__``).
+static WERKZEUG_FRAME: LazyLock<[Regex; 2]> = LazyLock::new(|| {
+    [
+        r#"(?:<h4>)?File <cite class="filename">"(?P<path>[^"<]+)"</cite>,\s*line <em class="line">(?P<line>\d+)</em>,\s*in <code class="function">(?P<func>[^<]*)</code>(?:</h4>)?"#,
+        r#"File "(?P<path>[^"]+)", line _(?P<line>\d+)_, in `(?P<func>[^`]*)`"#,
+    ]
+    .map(|p| Regex::new(p).expect("valid regex literal"))
+});
+
+/// The Werkzeug debugger's frame headings (see [`WERKZEUG_FRAME`]) as the lines of a Python traceback.
+fn werkzeug_frames(text: &str) -> std::borrow::Cow<'_, str> {
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for re in WERKZEUG_FRAME.iter() {
+        if re.is_match(&out) {
+            out = std::borrow::Cow::Owned(re.replace_all(&out, "File \"$path\", line $line, in $func").into_owned());
+        }
     }
     out
 }
@@ -83,6 +108,57 @@ fn strip_prefixes(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The Werkzeug debugger's page, pasted as its HTML (bagarrattaa/email-nuker#11) and as the Markdown GitHub makes
+    /// of it (danmou/onenote_export#10): the frames of a Python traceback, the most recent last.
+    #[test]
+    fn the_werkzeug_debugger_page_is_a_python_traceback() {
+        let html = concat!(
+            "<li><div class=\"frame\" id=\"frame-140185929449536\">\n",
+            "  <h4>File <cite class=\"filename\">\"/usr/local/lib/python3.10/dist-packages/flask/app.py\"</cite>,\n",
+            "      line <em class=\"line\">1523</em>,\n",
+            "      in <code class=\"function\">full_dispatch_request</code></h4>\n",
+            "  <div class=\"source library\"><pre class=\"line before\"><span class=\"ws\">        </span>try:</pre>\n",
+            "<pre class=\"line current\"><span class=\"ws\">                </span>rv = self.dispatch_request()</pre>\n",
+            "</div>\n</div>\n\n<li><div class=\"frame\" id=\"frame-140185929449648\">\n",
+            "  <h4>File <cite class=\"filename\">\"/home/user/app/main.py\"</cite>,\n",
+            "      line <em class=\"line\">55</em>,\n",
+            "      in <code class=\"function\">&lt;lambda&gt;</code></h4>\n",
+        );
+        let markdown = concat!(
+            "## Traceback _(most recent call last)_\n\n",
+            "- #### File \"/venv/lib/python3.8/site-packages/flask/app.py\", line _2464_, in `__call__`\n",
+            "        \n        def __call__(self, environ, start_response):\n        \n",
+            "        return self.wsgi_app(environ, start_response)\n        \n",
+            "- #### File \"/venv/lib/python3.8/site-packages/flask/app.py\", line _2450_, in `wsgi_app`\n",
+            "        \n        response = self.full_dispatch_request()\n",
+        );
+        for (text, expected) in [
+            (
+                html,
+                [
+                    ("/usr/local/lib/python3.10/dist-packages/flask/app.py", 1523, "full_dispatch_request"),
+                    ("/home/user/app/main.py", 55, "<lambda>"),
+                ],
+            ),
+            (
+                markdown,
+                [
+                    ("/venv/lib/python3.8/site-packages/flask/app.py", 2464, "__call__"),
+                    ("/venv/lib/python3.8/site-packages/flask/app.py", 2450, "wsgi_app"),
+                ],
+            ),
+        ] {
+            let t = crate::stacktrace::parse(text).expect("parses");
+            assert_eq!(t.language, crate::stacktrace::Language::Python);
+            let frames: Vec<(&str, u32, &str)> = t.exceptions[0]
+                .frames
+                .iter()
+                .map(|f| (f.path.as_deref().unwrap_or(""), f.line.unwrap_or(0), f.function.as_deref().unwrap_or("")))
+                .collect();
+            assert_eq!(frames, expected);
+        }
+    }
 
     /// github-education-resources/classroom#2108: a Rails backtrace copied from an error page's HTML.
     #[test]
