@@ -22,6 +22,8 @@ static PREFIXES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
         // Android logcat: `11-20 14:03:12.345  4242  4242 E AndroidRuntime: ` and `E/AndroidRuntime( 4242): `.
         r"^\d\d-\d\d \d\d:\d\d:\d\d\.\d+\s+\d+\s+\d+ [VDIWEF] [^:]+: ",
         r"^[VDIWEF]/[^(:]+\(\s*\d+\): ",
+        // openSUSE's Open Build Service logs, seconds since the build started: `[   28s] ` (kevin1024/vcrpy#427).
+        r"^\[\s*\d+s\] ",
         // A Markdown quote: `> `.
         r"^>+ ?",
     ]
@@ -195,6 +197,12 @@ mod tests {
             ),
             // Home Assistant's log header.
             ("2024-05-01 10:00:00.123 ERROR (MainThread) [homeassistant.core] Error doing job", "Error doing job"),
+            // An Open Build Service log around pytest's report, as in kevin1024/vcrpy#427.
+            (
+                "[   28s] /usr/lib/python3.9/site-packages/requests/sessions.py:542: in request",
+                "/usr/lib/python3.9/site-packages/requests/sessions.py:542: in request",
+            ),
+            ("[ 1234s]     resp = self.send(prep, **send_kwargs)", "    resp = self.send(prep, **send_kwargs)"),
             ("> \tat com.acme.A.b(A.java:3)", "\tat com.acme.A.b(A.java:3)"),
             ("    at f (/app/a.js:1:2)   ", "    at f (/app/a.js:1:2)"),
         ];
