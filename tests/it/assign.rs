@@ -629,3 +629,43 @@ async fn explain_says_a_frame_is_ambiguous_and_names_the_candidates_instead_of_c
     let v: serde_json::Value = serde_json::from_str(&json).expect("json");
     assert_eq!(v["frames"][0]["candidates"], serde_json::json!(["a/util.py", "b/util.py"]), "{v}");
 }
+
+/// Objects are read in process from a plain store, loose or packed, and by `git cat-file` from one git would read
+/// differently (here a `git clone --shared`, whose objects live in the original's store): the same frames, blame
+/// and suspect — past a commit that only moved the line — either way.
+#[tokio::test]
+async fn explain_gives_the_same_answer_from_loose_packed_and_borrowed_objects() {
+    let repo = TestRepo::new();
+    let body: String = (0..30).map(|i| format!("    step_{i}()\n")).collect();
+    repo.commit(
+        &ALICE,
+        &[("app/jobs.py", &format!("def run(job):\n    return job.go()\n\n\ndef helpers():\n{body}"))],
+        "jobs",
+    );
+    let rev = repo.commit(
+        &BOB,
+        &[("app/jobs.py", &format!("def helpers():\n{body}\n\ndef run(job):\n    return job.go()\n"))],
+        "move run below the helpers",
+    );
+    let trace = py(&[("/srv/app/app/jobs.py", 35, "run")]);
+    let (ok, loose, err) = explain_binary(repo.path(), &rev, &trace, &[]).await;
+    assert!(ok, "{err}");
+    assert!(loose.contains("Suspect: app/jobs.py:35 `return job.go()` written in"), "{loose}");
+    assert!(loose.contains("it only moved or reformatted this line"), "{loose}");
+    repo.git(&["repack", "-adq"]);
+    let (ok, packed, err) = explain_binary(repo.path(), &rev, &trace, &[]).await;
+    assert!(ok, "{err}");
+    let shared = tempfile::tempdir().expect("test set-up");
+    let out = std::process::Command::new("git")
+        .args(["clone", "-q", "--shared", "--bare"])
+        .arg(repo.path())
+        .arg(shared.path().join("r"))
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(shared.path().join("r/objects/info/alternates").exists(), "the clone borrows the original's objects");
+    let (ok, borrowed, err) = explain_binary(&shared.path().join("r"), &rev, &trace, &[]).await;
+    assert!(ok, "{err}");
+    assert_eq!(packed, loose);
+    assert_eq!(borrowed, loose);
+}
