@@ -366,7 +366,17 @@ impl PathMapper<'_> {
                 },
                 0 if dirs.is_empty() => Mapped::NotInRepo { why: format!("{what}: not a package of this repository") },
                 0 => {
-                    Mapped::NotInRepo { why: format!("{what}: this repository's copy has no `{rest}` at this commit") }
+                    let built = dirs.iter().find_map(|d| built_from(self.tree, d, rest));
+                    let why = format!("{what}: this repository's copy has no `{rest}` at this commit");
+                    Mapped::NotInRepo {
+                        why: match built {
+                            Some((out, source)) => format!(
+                                "{why} (`{out}/` is built output, not in git here; its source is `{source}`, whose \
+                                 lines are not the built file's)"
+                            ),
+                            None => why,
+                        },
+                    }
                 }
                 _ => Mapped::Ambiguous { why: format!("{what} is defined in several places"), candidates: hits },
             }
@@ -635,6 +645,25 @@ pub fn map_frames(mapper: &PathMapper<'_>, frames: &[crate::assign::FrameInput])
     mapped
 }
 
+/// Where a JavaScript package's built file (`lib/index.js`, `dist/…`) comes from, when the repository keeps only its
+/// source (knex/knex#1791: knex 0.12's npm package ran `lib/index.js`, Babel's output of `src/index.js`, which git
+/// never held): the output directory and the source file in the tree, to say why the frame is left out. Only said,
+/// never mapped: the built file's lines are not the source's.
+fn built_from(tree: &TreeFiles, dir: &str, rest: &str) -> Option<(String, String)> {
+    const OUTPUT_DIRS: [&str; 6] = ["lib", "dist", "build", "out", "cjs", "esm"];
+    const SOURCE_EXTENSIONS: [&str; 5] = ["js", "mjs", "cjs", "ts", "tsx"];
+    let (out, inside) = rest.split_once('/')?;
+    let (stem, ext) = inside.rsplit_once('.')?;
+    if !OUTPUT_DIRS.contains(&out) || !SOURCE_EXTENSIONS[..3].contains(&ext) {
+        return None;
+    }
+    SOURCE_EXTENSIONS
+        .iter()
+        .map(|e| join(dir, &format!("src/{stem}.{e}")))
+        .find(|p| tree.contains(p))
+        .map(|source| (out.to_owned(), source))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -680,6 +709,29 @@ mod tests {
         let got = m.map("/srv/app/app.py", None);
         assert_eq!(got.repo_path(), Some("services/web/app.py"));
         assert!(got.description().contains("code mapping"));
+    }
+
+    /// knex/knex#1791: knex 0.12's npm package ran `lib/index.js`, Babel's output of `src/index.js`; git held only
+    /// the source. The frame is left out (the lines differ), and the reason names the source.
+    #[test]
+    fn a_built_file_of_a_package_is_left_out_naming_its_source() {
+        let t = tree(&["package.json", "src/index.js", "src/dialects/postgres/index.js", "bin/cli.js", "lib/x.txt"]);
+        let manifests: HashMap<String, String> =
+            [("package.json".to_owned(), r#"{"name": "knex", "main": "knex.js"}"#.to_owned())].into_iter().collect();
+        let p = Packages::from_manifests(&t, &manifests);
+        let m = PathMapper { tree: &t, packages: &p, mappings: &[], repo_name: None };
+        let why = |raw: &str| match m.map(raw, None) {
+            Mapped::NotInRepo { why } => why,
+            other => panic!("{raw}: {other:?}"),
+        };
+        let lib = why("~/Projects/homebot/api/v2/node_modules/knex/lib/index.js");
+        assert!(lib.contains("`lib/` is built output") && lib.contains("its source is `src/index.js`"), "{lib}");
+        let deep = why("/home/vcap/app/node_modules/knex/lib/dialects/postgres/index.js");
+        assert!(deep.contains("`src/dialects/postgres/index.js`"), "{deep}");
+        // No source of that name, or not a built directory: only that the file is missing.
+        assert!(!why("/app/node_modules/knex/lib/other.js").contains("built output"));
+        assert!(!why("/app/node_modules/knex/docs/index.js").contains("built output"));
+        assert_eq!(m.map("/app/node_modules/knex/bin/cli.js", None).repo_path(), Some("bin/cli.js"));
     }
 
     #[test]
