@@ -21,8 +21,12 @@ pub type Object = (&'static str, Arc<Vec<u8>>);
 const OID_LEN: usize = 20;
 /// Resolved objects kept for later deltas against them (bases are shared between versions of a tree or file).
 const CACHE_BYTES: usize = 32 << 20;
-/// Deltas on deltas: git writes chains of at most 50 (`pack.depth`); a longer one is taken for a malformed pack.
-const MAX_CHAIN: usize = 10_000;
+/// Deltas on deltas: git writes chains of 50 by default and refuses `pack.depth` above 4095; a longer one is taken
+/// for a malformed pack.
+const MAX_CHAIN: usize = 4096;
+/// Deltas whose base is named by id, resolved one inside another (a recursion, unlike offset deltas): rare in
+/// practice, and bounded well below what a thread's stack holds, so that a cycle in a damaged pack is an error.
+const MAX_REF_DEPTH: usize = 64;
 /// The largest object (or delta) read here, on the caller's thread; a larger one is left to git.
 const MAX_OBJECT: usize = 8 << 20;
 
@@ -177,7 +181,7 @@ impl ObjectStore {
     }
 
     fn read_id(&mut self, id: &[u8; OID_LEN], depth: usize) -> anyhow::Result<Option<Object>> {
-        ensure!(depth < MAX_CHAIN, "a delta chain too long");
+        ensure!(depth < MAX_REF_DEPTH, "deltas by id nested too deep");
         for p in 0..self.packs.len() {
             if let Some(offset) = self.packs[p].offset_of(id)? {
                 return self.read_packed(p, offset, depth).map(Some);
@@ -208,7 +212,7 @@ impl ObjectStore {
             if let Some((kind, content)) = self.cache.get(&(p, at)) {
                 break (*kind, content.clone());
             }
-            ensure!(deltas.len() + depth < MAX_CHAIN, "a delta chain too long");
+            ensure!(deltas.len() < MAX_CHAIN, "a delta chain too long");
             match self.entry(p, at)? {
                 Entry::Whole(kind, content) => {
                     let content = Arc::new(content);
@@ -220,8 +224,7 @@ impl ObjectStore {
                     at = base;
                 }
                 Entry::RefDelta(base, delta) => {
-                    let (kind, content) =
-                        self.read_id(&base, depth + deltas.len() + 1)?.context("a delta's base is missing")?;
+                    let (kind, content) = self.read_id(&base, depth + 1)?.context("a delta's base is missing")?;
                     let content = Arc::new(apply_delta(&content, &delta)?);
                     self.remember(p, at, kind, &content);
                     break (kind, content);
