@@ -213,15 +213,14 @@ fn resolve(store: &mut ObjectStore, name: &str) -> anyhow::Result<Option<Answer>
     if is_id(name) {
         return Ok(read(store, name)?.map(|(kind, content)| answer(name, kind, content)));
     }
-    // The commit a name starts from: tags peeled, as git does for `^{commit}` and `:`.
-    // `None`: ask git; `Some(None)`: no commit there.
-    type Commit = Option<Option<(String, Vec<u8>)>>;
-    let commit = |store: &mut ObjectStore, id: &str| -> anyhow::Result<Commit> {
+    // The commit a name starts from: tags peeled, as git does for `^{commit}` and `:`. `None`: ask git (also for a
+    // tree, which `<tree>:<path>` starts from, and a blob).
+    let commit = |store: &mut ObjectStore, id: &str| -> anyhow::Result<Option<(String, Vec<u8>)>> {
         let mut id = id.to_owned();
         for _ in 0..16 {
             let Some((kind, content)) = read(store, &id)? else { return Ok(None) };
             match kind {
-                "commit" => return Ok(Some(Some((id, content)))),
+                "commit" => return Ok(Some((id, content))),
                 "tag" => {
                     let target = content.strip_prefix(b"object ").and_then(|t| t.get(..40));
                     let Some(target) = target.and_then(|t| std::str::from_utf8(t).ok()).filter(|t| is_id(t)) else {
@@ -229,13 +228,13 @@ fn resolve(store: &mut ObjectStore, name: &str) -> anyhow::Result<Option<Answer>
                     };
                     id = target.to_owned();
                 }
-                _ => return Ok(Some(None)),
+                _ => return Ok(None),
             }
         }
         Ok(None)
     };
     if let Some(id) = name.strip_suffix("^{commit}").filter(|id| is_id(id)) {
-        return Ok(commit(store, id)?.map(|c| c.and_then(|(id, content)| answer(&id, "commit", content))));
+        return Ok(commit(store, id)?.map(|(id, content)| answer(&id, "commit", content)));
     }
     let Some((rev, path)) = name.split_once(':') else { return Ok(None) };
     let (rev, parent) = match rev.strip_suffix('^') {
@@ -246,15 +245,11 @@ fn resolve(store: &mut ObjectStore, name: &str) -> anyhow::Result<Option<Answer>
     if !is_id(rev) || path.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
         return Ok(None);
     }
-    let Some(start) = commit(store, rev)? else { return Ok(None) };
-    let Some((_, mut raw)) = start else { return Ok(Some(None)) };
+    let Some((_, mut raw)) = commit(store, rev)? else { return Ok(None) };
     if parent {
         let Some(first) = parse_commit(&raw).1.into_iter().next() else { return Ok(Some(None)) };
-        match commit(store, &first)? {
-            Some(Some((_, content))) => raw = content,
-            Some(None) => return Ok(Some(None)),
-            None => return Ok(None),
-        }
+        let Some((_, content)) = commit(store, &first)? else { return Ok(None) };
+        raw = content;
     }
     let Some(mut id) = parse_commit(&raw).0.filter(|t| is_id(t)) else { return Ok(None) };
     for part in path.split('/') {
@@ -488,6 +483,8 @@ mod tests {
                 })
                 .collect();
             names.push(format!("{head}:x y/z"));
+            let tree = repo.run(&["rev-parse", "HEAD^{tree}"]);
+            let blob = repo.run(&["rev-parse", "HEAD:README"]);
             // Left to git: a submodule, an id the store lacks, paths git normalises, and names that are not ids.
             names.extend([
                 format!("{head}:vendor/sub"),
@@ -496,6 +493,7 @@ mod tests {
                 format!("{head}:./README"),
             ]);
             names.extend(["HEAD:README".into(), "v1^{commit}".into()]);
+            names.extend([format!("{tree}:a/file"), format!("{tree}^{{commit}}"), format!("{blob}:x")]);
             for name in &names {
                 if name.ends_with(":vendor/sub") {
                     assert!(ours.cat.is_none(), "every name so far was read in process");
