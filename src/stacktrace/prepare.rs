@@ -24,6 +24,9 @@ static PREFIXES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
         r"^[VDIWEF]/[^(:]+\(\s*\d+\): ",
         // openSUSE's Open Build Service logs, seconds since the build started: `[   28s] ` (kevin1024/vcrpy#427).
         r"^\[\s*\d+s\] ",
+        // A web log viewer's line-number anchors, kept as Markdown links when its text is pasted into an issue:
+        // `[38](https://…/tasks/5f87…#line-38)` (pulumi/pulumi#13527).
+        r"^\[\d+\]\(\S*#line-\d+\)",
         // A Markdown quote: `> `.
         r"^>+ ?",
     ]
@@ -38,7 +41,7 @@ pub fn prepare(text: &str) -> String {
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
     let text = werkzeug_frames(&text);
     let text = unescape_html(&text);
-    let lines: Vec<String> = text.lines().map(strip_prefixes).collect();
+    let lines: Vec<String> = text.lines().map(|l| unwrap_autolinks(&strip_prefixes(l)).into_owned()).collect();
     let indent = lines
         .iter()
         .filter(|l| !l.trim().is_empty())
@@ -77,6 +80,46 @@ fn werkzeug_frames(text: &str) -> std::borrow::Cow<'_, str> {
     out
 }
 
+/// Links a page made of text that looked like an address, as they come out when the page is pasted into an issue
+/// as Markdown (pulumi/pulumi#13527: `/home/runner/go/pkg/mod/[github.com/spf13/cobra@v1.7.0/command.go:1068, Opens
+/// in a new window](http://github.com/spf13/cobra@v1.7.0/command.go:1068) +0x3bd`): their text again. Only a link
+/// whose address is its own text (behind `http://` or `https://`, a screen reader's ", Opens in a new window" aside)
+/// is unwrapped, so nothing is lost; a link to somewhere else stays as it is.
+fn unwrap_autolinks(line: &str) -> std::borrow::Cow<'_, str> {
+    const READER_LABEL: &str = ", Opens in a new window";
+    if !line.contains("](http") {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(open) = rest.find('[') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find("](") else { break };
+        let label = &after[..close];
+        let text = label.strip_suffix(READER_LABEL).unwrap_or(label);
+        let target = &after[close + 2..];
+        let tail = ["http://", "https://"]
+            .iter()
+            .find_map(|scheme| target.strip_prefix(scheme))
+            .and_then(|t| t.strip_prefix(text))
+            .and_then(|t| t.strip_prefix(')'))
+            .filter(|_| !text.is_empty());
+        match tail {
+            Some(tail) => {
+                out.push_str(&rest[..open]);
+                out.push_str(text);
+                rest = tail;
+            }
+            None => {
+                out.push_str(&rest[..=open]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
 /// `<span …>` and `</span>`, as a trace copied from a web page's source keeps them.
 static SPAN_TAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"</?span\b[^>]*>").expect("valid regex literal"));
 
@@ -110,6 +153,42 @@ fn strip_prefixes(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Asserts that `text` parses in `language` to these frames (path, line, function) in its first exception.
+    fn assert_frames(text: &str, language: crate::stacktrace::Language, expected: &[(&str, u32, &str)]) {
+        let t = crate::stacktrace::parse(text).expect("parses");
+        assert_eq!(t.language, language);
+        let got: Vec<(&str, u32, &str)> = t.exceptions[0]
+            .frames
+            .iter()
+            .map(|f| (f.path.as_deref().unwrap_or(""), f.line.unwrap_or(0), f.function.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    /// pulumi/pulumi#13527: a Go panic copied from a web log viewer into an issue, every line behind a line-number
+    /// link and every address-like text made a link (with the screen reader's label): the Go trace again.
+    #[test]
+    fn a_trace_pasted_from_a_log_viewer_loses_its_links() {
+        let pasted = concat!(
+            "[37](https://devtools-portal.example.net/create/tasks/5f87#line-37)panic: boom\n",
+            "[38](https://devtools-portal.example.net/create/tasks/5f87#line-38)[github.com/spf13/cobra.(*Command).ExecuteC, Opens in a new window](http://github.com/spf13/cobra.(*Command).ExecuteC)(0x8b1c240)\n",
+            "[39](https://devtools-portal.example.net/create/tasks/5f87#line-39)\t/home/runner/go/pkg/mod/[github.com/spf13/cobra@v1.7.0/command.go:1068, Opens in a new window](http://github.com/spf13/cobra@v1.7.0/command.go:1068) +0x3bd\n",
+            "[43](https://devtools-portal.example.net/create/tasks/5f87#line-43)main.main()\n",
+            "[44](https://devtools-portal.example.net/create/tasks/5f87#line-44)\t/home/runner/work/pulumi/pulumi/pkg/cmd/pulumi/main.go:56 +0x65\n",
+        );
+        assert_frames(
+            pasted,
+            crate::stacktrace::Language::Go,
+            &[
+                ("/home/runner/go/pkg/mod/github.com/spf13/cobra@v1.7.0/command.go", 1068, "(*Command).ExecuteC"),
+                ("/home/runner/work/pulumi/pulumi/pkg/cmd/pulumi/main.go", 56, "main"),
+            ],
+        );
+        // A link to somewhere else is text the trace keeps.
+        let other = "see [the docs](https://example.com/docs) and [x](http://y)";
+        assert_eq!(unwrap_autolinks(other), other);
+    }
 
     /// The Werkzeug debugger's page, pasted as its HTML (bagarrattaa/email-nuker#11) and as the Markdown GitHub makes
     /// of it (danmou/onenote_export#10): the frames of a Python traceback, the most recent last.
@@ -151,14 +230,7 @@ mod tests {
                 ],
             ),
         ] {
-            let t = crate::stacktrace::parse(text).expect("parses");
-            assert_eq!(t.language, crate::stacktrace::Language::Python);
-            let frames: Vec<(&str, u32, &str)> = t.exceptions[0]
-                .frames
-                .iter()
-                .map(|f| (f.path.as_deref().unwrap_or(""), f.line.unwrap_or(0), f.function.as_deref().unwrap_or("")))
-                .collect();
-            assert_eq!(frames, expected);
+            assert_frames(text, crate::stacktrace::Language::Python, &expected);
         }
     }
 
