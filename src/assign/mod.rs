@@ -180,7 +180,7 @@ impl Assigner {
     }
 
     /// The manifests, CODEOWNERS and `.git-blame-ignore-revs` of a tree (and the ignored revisions resolved), read
-    /// through the assignment's `cat-file`.
+    /// through the assignment's object reader.
     async fn tree_info(
         &self,
         objects: &SharedObjects,
@@ -269,11 +269,11 @@ impl Assigner {
         deploy: Option<&DeployContext>,
     ) -> anyhow::Result<Assignment> {
         // A deploy's commit is a full id already: its tree may be known. Otherwise it is listed through the
-        // assignment's `cat-file` (which needs no process of its own), started now.
+        // assignment's object reader (see [`ObjectReader`]), opened now.
         let full_id = matches!(rev.len(), 40 | 64) && rev.bytes().all(|b| b.is_ascii_hexdigit());
         let listed = full_id.then(|| self.trees.get(&rev.to_ascii_lowercase())).flatten();
-        // Files are read through that `cat-file` too. When this tree's manifests are not known yet it is needed at
-        // once; otherwise only if a blamed line needs its move check.
+        // Files are read through that reader too. When this tree's manifests are not known yet it is needed at once;
+        // otherwise only if a blamed line needs its move check.
         let known =
             listed.as_ref().is_some_and(|t| self.tree_info.get(&(repo.to_owned(), t.tree_id.clone())).is_some());
         let objects = LazyObjects::shared(&self.git, repo, !known);
@@ -545,7 +545,7 @@ struct TreeInfo {
 const IGNORE_REVS: &str = ".git-blame-ignore-revs";
 
 /// The commits a `.git-blame-ignore-revs` lists that exist in the repository (git refuses unknown ones), asked of the
-/// assignment's `cat-file`. A failure ignores nothing.
+/// assignment's object reader. A failure ignores nothing.
 async fn resolve_ignored(objects: &SharedObjects, text: &str) -> Vec<String> {
     let entries: Vec<&str> = text
         .lines()
@@ -574,8 +574,8 @@ async fn resolve_ignored(objects: &SharedObjects, text: &str) -> Vec<String> {
     found
 }
 
-/// The assignment's `git cat-file`, started on first use (or early, when it will surely be needed) and shared by
-/// the tasks of one assignment.
+/// The assignment's object reader ([`ObjectReader`]), opened on first use (or early, when it will surely be needed)
+/// and shared by the tasks of one assignment.
 type SharedObjects = Arc<tokio::sync::Mutex<LazyObjects>>;
 
 /// A [`ObjectReader`] of one repository, started when first asked for.
@@ -590,7 +590,7 @@ impl LazyObjects {
         let mut lazy = LazyObjects { git: git.clone(), repo: repo.to_owned(), reader: None };
         if start_now {
             // A failure to start is reported by the first use.
-            lazy.reader = ObjectReader::spawn(git, repo).ok();
+            lazy.reader = ObjectReader::open(git, repo).ok();
         }
         Arc::new(tokio::sync::Mutex::new(lazy))
     }
@@ -598,7 +598,7 @@ impl LazyObjects {
     fn get(&mut self) -> anyhow::Result<&mut ObjectReader> {
         match &mut self.reader {
             Some(r) => Ok(r),
-            slot => Ok(slot.insert(ObjectReader::spawn(&self.git, &self.repo)?)),
+            slot => Ok(slot.insert(ObjectReader::open(&self.git, &self.repo)?)),
         }
     }
 }
@@ -611,7 +611,7 @@ fn blame_concurrency() -> usize {
 
 /// Who wrote the line that plain blame gave to `plain.commit`, when that commit only moved or reformatted it. First
 /// the cheap question, from that commit's version of this one file and its first parent's (read through the
-/// assignment's `cat-file`, no process of its own): did the commit remove a line with the same text (white space
+/// assignment's object reader, no process of its own): did the commit remove a line with the same text (white space
 /// aside: a reformat or a move within the file), or add a block of at least [`MOVED_BLOCK_LINES`] lines (which may
 /// have come from another file)? Only then `git blame -w -M -C` from that commit ([`GitCliBlame::writer`]). A line
 /// a formatter only restyled (its quotes, a trailing `;` or `,`: see [`same_but_style`]) is git's change all the
@@ -683,7 +683,7 @@ async fn writer_needed(objects: &SharedObjects, plain: &BlameLine) -> anyhow::Re
     })
 }
 
-/// The text of a blob `cat-file` gave (empty for none, or for anything but a file).
+/// The text of a blob the object reader gave (empty for none, or for anything but a file).
 fn blob_text(object: Option<(ObjectInfo, Vec<u8>)>) -> String {
     object.filter(|(i, _)| i.kind == "blob").map(|(_, c)| String::from_utf8_lossy(&c).into_owned()).unwrap_or_default()
 }
@@ -700,7 +700,7 @@ const COPY_SOURCE_BYTES: usize = 256 << 10;
 
 /// Whether a file other than `path` that `commit` changed or deleted had, in the commit's parent, a line reading
 /// `wanted` (white space taken out): where `git blame -C` could have found the line. Compares the commit's tree with
-/// its parent's through the running `cat-file`, descending only into subtrees that differ. `None` when it cannot
+/// its parent's through the assignment's object reader, descending only into subtrees that differ. `None` when it cannot
 /// tell cheaply (a merge, a change too large).
 async fn copy_source(
     reader: &mut ObjectReader,
@@ -803,8 +803,8 @@ fn may_have_moved(before: &str, after: &str, line: &str, path: &str) -> Change {
     // Neither a move nor a restyle can have brought the line when the earlier version has no line of that text in
     // any style; then only a block may have come from elsewhere, and enough lines of new text prove one without the
     // diff, which took 4 ms where a commit rewrote most of a file (tokio's scheduler rewrite, #2273).
-    let plain = |l: &str| l.split_whitespace().collect::<String>();
-    if !old.iter().any(|o| plain(o) == wanted || same_but_style(o, line, path))
+    if !has_line(before, &wanted)
+        && !old.iter().any(|o| same_but_style(o, line, path))
         && new_lines(&old, &new) >= MOVED_BLOCK_LINES
     {
         return Change::Block;
@@ -1097,7 +1097,7 @@ mod tests {
         // A commit that changes another file without that line, and writes the line anew.
         let written = commit(&[("README", Some("s\n")), ("app/other.py", Some("return total / count\n"))]);
         let git = Git::new("git", std::time::Duration::from_secs(10), None, true);
-        let mut reader = ObjectReader::spawn(&git, repo.dir.path()).expect("test set-up");
+        let mut reader = ObjectReader::open(&git, repo.dir.path()).expect("test set-up");
         assert_eq!(
             copy_source(&mut reader, &root, "README", "x").await.expect("test set-up"),
             Some(false),

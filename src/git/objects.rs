@@ -46,7 +46,7 @@ impl ObjectReader {
     ///
     /// # Errors
     /// When the store cannot be read in process and git cannot be started.
-    pub fn spawn(git: &Git, repo: &Path) -> anyhow::Result<ObjectReader> {
+    pub fn open(git: &Git, repo: &Path) -> anyhow::Result<ObjectReader> {
         let store = ObjectStore::open(repo);
         let cat = if store.is_none() { Some(CatFile::spawn(git, repo)?) } else { None };
         Ok(ObjectReader { store, cat, git: git.clone(), repo: repo.to_owned(), timeout: git.timeout() })
@@ -253,7 +253,8 @@ fn resolve(store: &mut ObjectStore, name: &str) -> anyhow::Result<Option<Answer>
     }
     let Some(mut id) = parse_commit(&raw).0.filter(|t| is_id(t)) else { return Ok(None) };
     for part in path.split('/') {
-        let Some((kind, tree)) = read(store, &id)? else { return Ok(None) };
+        // Trees on the way are parsed where the store keeps them, not copied.
+        let Some((kind, tree)) = store.read(&id)? else { return Ok(None) };
         if kind != "tree" {
             return Ok(Some(None));
         }
@@ -424,7 +425,7 @@ mod tests {
         repo.commit(&[("a-b/x", Some("x\n")), ("a.txt", Some("a\n")), ("a/b/c", Some("c\n"))]);
         let head = repo.commit(&[("a b.txt", Some("one\ntwo\n"))]);
         let git = Git::new("git", Duration::from_secs(10), None, true);
-        let mut reader = ObjectReader::spawn(&git, repo.dir.path()).expect("test set-up");
+        let mut reader = ObjectReader::open(&git, repo.dir.path()).expect("test set-up");
         let (info, content) =
             reader.contents(&format!("{head}:a b.txt")).await.expect("test set-up").expect("test set-up");
         assert_eq!((info.kind.as_str(), content.as_slice()), ("blob", b"one\ntwo\n".as_slice()));
@@ -472,7 +473,7 @@ mod tests {
             if packed {
                 repo.run(&["repack", "-adq"]);
             }
-            let mut ours = ObjectReader::spawn(&git, repo.dir.path()).expect("test set-up");
+            let mut ours = ObjectReader::open(&git, repo.dir.path()).expect("test set-up");
             assert!(ours.store.is_some() && ours.cat.is_none(), "read in process, no git started");
             let mut git_only = ObjectReader::git_only(&git, repo.dir.path()).expect("test set-up");
             let mut names: Vec<String> = [&root, &head, &tag]

@@ -272,7 +272,8 @@ impl ObjectStore {
         }
         i += 1;
         ensure!(size <= MAX_OBJECT, "an object too large to read here");
-        let base = match kind {
+        // The entry's kind and base; its contents follow the header.
+        let mut entry = match kind {
             6 => {
                 let mut byte = *head.get(i).context("a truncated delta header")?;
                 let mut back = u64::from(byte & 0x7f);
@@ -284,23 +285,22 @@ impl ObjectStore {
                 }
                 i += 1;
                 ensure!(back > 0 && back <= offset, "a delta whose base is outside the pack");
-                Some(Err(offset - back))
+                Entry::OffsetDelta(offset - back, Vec::new())
             }
             7 => {
                 let id: [u8; OID_LEN] =
                     head.get(i..i + OID_LEN).context("a truncated delta header")?.try_into().context("an id")?;
                 i += OID_LEN;
-                Some(Ok(id))
+                Entry::RefDelta(id, Vec::new())
             }
-            1..=4 => None,
+            1..=4 => Entry::Whole(KINDS[usize::from(kind) - 1], Vec::new()),
             _ => bail!("a pack entry of an unknown type"),
         };
         let content = inflate_at(pack, offset + i as u64, size)?;
-        Ok(match base {
-            None => Entry::Whole(KINDS[usize::from(kind) - 1], content),
-            Some(Err(at)) => Entry::OffsetDelta(at, content),
-            Some(Ok(id)) => Entry::RefDelta(id, content),
-        })
+        match &mut entry {
+            Entry::Whole(_, c) | Entry::OffsetDelta(_, c) | Entry::RefDelta(_, c) => *c = content,
+        }
+        Ok(entry)
     }
 }
 

@@ -71,7 +71,7 @@ impl TreeCache {
     }
 }
 
-/// The contents of several files at `rev`, read by one `git cat-file` (see [`ObjectReader::read_files`]); files
+/// The contents of several files at `rev`, read by one [`ObjectReader`] (see [`ObjectReader::read_files`]); files
 /// that do not exist there are left out of the answer.
 ///
 /// # Errors
@@ -85,7 +85,7 @@ pub async fn read_files(
     if paths.is_empty() {
         return Ok(HashMap::new());
     }
-    ObjectReader::spawn(git, repo)?.read_files(rev, paths).await
+    ObjectReader::open(git, repo)?.read_files(rev, paths).await
 }
 
 #[cfg(test)]
