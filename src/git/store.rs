@@ -403,7 +403,8 @@ fn parse_oid(hex_id: &str) -> Option<[u8; OID_LEN]> {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    // A `packed-refs` of a repository with many tags and pull-request refs is hundreds of KiB, read at every open.
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 #[cfg(test)]
