@@ -122,6 +122,19 @@ impl ObjectReader {
         Ok(answers.into_iter().map(Option::flatten).collect())
     }
 
+    /// The tree `oid` from the object store, as it keeps it; `None` leaves the question to git (see
+    /// [`ObjectReader::local`]), also for an object that is not a tree, which git then names.
+    fn local_tree(&mut self, oid: &str) -> Option<Arc<Vec<u8>>> {
+        match self.store.as_mut()?.read(oid) {
+            Ok(Some(("tree", raw))) => Some(raw),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!(error = %format!("{e:#}"), oid, "object store read failed; asking git");
+                None
+            }
+        }
+    }
+
     /// The answer for `name` from the object store, when it can give it: `None` leaves the question to git (a name
     /// this does not parse, an object the store lacks, anything it could not read).
     fn local(&mut self, name: &str) -> Option<Answer> {
@@ -176,20 +189,29 @@ impl ObjectReader {
         let mut files = Vec::new();
         let mut level: Vec<(String, String)> = vec![(String::new(), tree)];
         while !level.is_empty() {
-            let names: Vec<String> = level.iter().map(|(_, oid)| oid.clone()).collect();
-            let answers = self.contents_of(&names).await?;
+            // Trees the store has are parsed where it keeps them; the others are asked of git together.
+            let mut raws: Vec<Option<Arc<Vec<u8>>>> = level.iter().map(|(_, oid)| self.local_tree(oid)).collect();
+            let missing: Vec<String> =
+                level.iter().zip(&raws).filter(|(_, r)| r.is_none()).map(|((_, oid), _)| oid.clone()).collect();
+            if !missing.is_empty() {
+                let mut answers = self.contents_of(&missing).await?.into_iter();
+                for slot in raws.iter_mut().filter(|r| r.is_none()) {
+                    let (info, raw) = answers.next().flatten().context("a tree named by its parent is missing")?;
+                    anyhow::ensure!(info.kind == "tree", "a tree entry names a {}", info.kind);
+                    *slot = Some(Arc::new(raw));
+                }
+            }
             let mut next = Vec::new();
-            for ((dir, _), answer) in level.into_iter().zip(answers) {
-                let (info, raw) = answer.context("a tree named by its parent is missing")?;
-                anyhow::ensure!(info.kind == "tree", "a tree entry names a {}", info.kind);
-                for e in parse_tree(&raw, id_len)? {
-                    let path = format!("{dir}{}", e.name);
-                    if e.is_tree() {
-                        next.push((format!("{path}/"), e.oid));
+            for ((dir, _), raw) in level.into_iter().zip(raws) {
+                let raw = raw.context("a tree named by its parent is missing")?;
+                tree_entries(&raw, id_len, |mode, name, id| {
+                    let path = format!("{dir}{}", String::from_utf8_lossy(name));
+                    if mode == TREE_MODE.as_bytes() {
+                        next.push((format!("{path}/"), hex::encode(id)));
                     } else {
                         files.push(path);
                     }
-                }
+                })?;
             }
             level = next;
         }
@@ -349,6 +371,9 @@ impl CatFile {
 const REQUESTS_AT_ONCE: usize = 256;
 const REQUEST_BYTES_AT_ONCE: usize = 32 << 10;
 
+/// The mode git writes for a tree inside a tree.
+const TREE_MODE: &str = "40000";
+
 /// One entry of a tree object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreeEntry {
@@ -359,26 +384,34 @@ pub struct TreeEntry {
 
 impl TreeEntry {
     pub fn is_tree(&self) -> bool {
-        self.mode == "40000"
+        self.mode == TREE_MODE
     }
 }
 
 /// Parses a raw tree object: `<mode> <name>\0<binary id>` per entry; `id_len` is 20 (SHA-1) or 32 (SHA-256).
 pub fn parse_tree(raw: &[u8], id_len: usize) -> anyhow::Result<Vec<TreeEntry>> {
     let mut entries = Vec::new();
-    let mut at = 0;
-    while at < raw.len() {
-        let space = raw[at..].iter().position(|&b| b == b' ').context("a malformed tree object")? + at;
-        let nul = raw[space..].iter().position(|&b| b == 0).context("a malformed tree object")? + space;
-        let id = raw.get(nul + 1..nul + 1 + id_len).context("a truncated tree object")?;
+    tree_entries(raw, id_len, |mode, name, id| {
         entries.push(TreeEntry {
-            mode: String::from_utf8_lossy(&raw[at..space]).into_owned(),
-            name: String::from_utf8_lossy(&raw[space + 1..nul]).into_owned(),
+            mode: String::from_utf8_lossy(mode).into_owned(),
+            name: String::from_utf8_lossy(name).into_owned(),
             oid: hex::encode(id),
         });
+    })?;
+    Ok(entries)
+}
+
+/// Calls `each` with the mode, name and binary id of every entry of a raw tree object, without copying them.
+fn tree_entries(raw: &[u8], id_len: usize, mut each: impl FnMut(&[u8], &[u8], &[u8])) -> anyhow::Result<()> {
+    let mut at = 0;
+    while at < raw.len() {
+        let space = memchr::memchr(b' ', &raw[at..]).context("a malformed tree object")? + at;
+        let nul = memchr::memchr(0, &raw[space..]).context("a malformed tree object")? + space;
+        let id = raw.get(nul + 1..nul + 1 + id_len).context("a truncated tree object")?;
+        each(&raw[at..space], &raw[space + 1..nul], id);
         at = nul + 1 + id_len;
     }
-    Ok(entries)
+    Ok(())
 }
 
 /// The tree and parents a raw commit object names.

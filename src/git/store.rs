@@ -27,6 +27,8 @@ const MAX_CHAIN: usize = 4096;
 /// Deltas whose base is named by id, resolved one inside another (a recursion, unlike offset deltas): rare in
 /// practice, and bounded well below what a thread's stack holds, so that a cycle in a damaged pack is an error.
 const MAX_REF_DEPTH: usize = 64;
+/// How much of an entry is read at first: its header and, for most entries, all of its compressed data.
+const FIRST_READ: usize = 4096;
 /// The largest object (or delta) read here, on the caller's thread; a larger one is left to git.
 const MAX_OBJECT: usize = 8 << 20;
 
@@ -73,23 +75,22 @@ impl Pack {
         if lo >= hi {
             return Ok(None);
         }
-        let table = 8 + 256 * 4;
-        let mut ids = vec![0; usize::try_from((hi - lo) * OID_LEN as u64)?];
-        self.idx.read_exact_at(&mut ids, table + lo * OID_LEN as u64)?;
-        let (mut left, mut right) = (0, ids.len() / OID_LEN);
-        let at = loop {
-            if left >= right {
-                return Ok(None);
-            }
-            let middle = left + (right - left) / 2;
-            match ids[middle * OID_LEN..(middle + 1) * OID_LEN].cmp(oid.as_slice()) {
-                std::cmp::Ordering::Equal => break middle,
-                std::cmp::Ordering::Less => left = middle + 1,
-                std::cmp::Ordering::Greater => right = middle,
-            }
+        // Ids are spread evenly, so an id's place among those with its first byte is close to what its next two
+        // bytes say: only the ids around there are read (a bucket of a large pack is tens of KiB), and the whole
+        // bucket only when the id lies outside them.
+        let estimate = lo + ((((u64::from(oid[1]) << 8) | u64::from(oid[2])) * (hi - lo)) >> 16);
+        let half = (2 * (hi - lo).isqrt()).max(16);
+        let near = (estimate.saturating_sub(half).max(lo), (estimate + half).min(hi));
+        let position = match self.search(near, (lo, hi), oid)? {
+            Search::Found(at) => at,
+            Search::Absent => return Ok(None),
+            Search::Outside => match self.search((lo, hi), (lo, hi), oid)? {
+                Search::Found(at) => at,
+                Search::Absent | Search::Outside => return Ok(None),
+            },
         };
+        let table = 8 + 256 * 4;
         let n = self.count();
-        let position = lo + at as u64;
         let mut small = [0; 4];
         // After the ids: a CRC32 per object, then a 4-byte offset per object, then 8-byte offsets for large packs.
         self.idx.read_exact_at(&mut small, table + n * OID_LEN as u64 + n * 4 + position * 4)?;
@@ -103,6 +104,35 @@ impl Pack {
         Ok(Some(u64::from_be_bytes(large)))
     }
 
+    /// Looks for `oid` among the ids at positions `from..to` of the index, which lie within its bucket
+    /// `bucket`.
+    fn search(&self, (from, to): (u64, u64), bucket: (u64, u64), oid: &[u8; OID_LEN]) -> anyhow::Result<Search> {
+        let table = 8 + 256 * 4;
+        let mut ids = vec![0; usize::try_from((to - from) * OID_LEN as u64)?];
+        self.idx.read_exact_at(&mut ids, table + from * OID_LEN as u64)?;
+        let id = |i: usize| &ids[i * OID_LEN..(i + 1) * OID_LEN];
+        let count = ids.len() / OID_LEN;
+        if count == 0 {
+            return Ok(Search::Absent);
+        }
+        if oid.as_slice() < id(0) {
+            return Ok(if from == bucket.0 { Search::Absent } else { Search::Outside });
+        }
+        if oid.as_slice() > id(count - 1) {
+            return Ok(if to == bucket.1 { Search::Absent } else { Search::Outside });
+        }
+        let (mut left, mut right) = (0, count);
+        while left < right {
+            let middle = left + (right - left) / 2;
+            match id(middle).cmp(oid.as_slice()) {
+                std::cmp::Ordering::Equal => return Ok(Search::Found(from + middle as u64)),
+                std::cmp::Ordering::Less => left = middle + 1,
+                std::cmp::Ordering::Greater => right = middle,
+            }
+        }
+        Ok(Search::Absent)
+    }
+
     /// The bytes of the pack from `offset`, at most `len` of them (fewer at the end of the pack).
     fn bytes(&self, offset: u64, len: usize) -> anyhow::Result<Vec<u8>> {
         // The pack ends with a 20-byte checksum, never part of an object.
@@ -113,6 +143,17 @@ impl Pack {
         self.data.read_exact_at(&mut buf, offset)?;
         Ok(buf)
     }
+}
+
+/// Where an id is among some of a pack index's ids.
+#[derive(Debug, PartialEq, Eq)]
+enum Search {
+    /// At this position of the index.
+    Found(u64),
+    /// Not in the pack.
+    Absent,
+    /// Not among these ids, but maybe among the others of its bucket.
+    Outside,
 }
 
 /// One entry of a pack as stored: a whole object, or a delta against another.
@@ -256,8 +297,9 @@ impl ObjectStore {
     /// The entry at `offset` of pack `p`, inflated.
     fn entry(&self, p: usize, offset: u64) -> anyhow::Result<Entry> {
         let pack = &self.packs[p];
-        // The header: a type and a size, then for a delta where its base is.
-        let head = pack.bytes(offset, 32)?;
+        // The header: a type and a size, then for a delta where its base is. Most entries (trees, deltas, small
+        // files) fit in the first read with their header, so one read is enough.
+        let head = pack.bytes(offset, FIRST_READ)?;
         let mut i = 0;
         let mut byte = *head.first().context("an empty pack entry")?;
         let kind = (byte >> 4) & 7;
@@ -296,7 +338,7 @@ impl ObjectStore {
             1..=4 => Entry::Whole(KINDS[usize::from(kind) - 1], Vec::new()),
             _ => bail!("a pack entry of an unknown type"),
         };
-        let content = inflate_at(pack, offset + i as u64, size)?;
+        let content = inflate_at(pack, offset + i as u64, size, head.get(i..).unwrap_or_default())?;
         match &mut entry {
             Entry::Whole(_, c) | Entry::OffsetDelta(_, c) | Entry::RefDelta(_, c) => *c = content,
         }
@@ -304,19 +346,28 @@ impl ObjectStore {
     }
 }
 
-/// Inflates the zlib stream at `offset` of the pack, which must give exactly `size` bytes.
-fn inflate_at(pack: &Pack, offset: u64, size: usize) -> anyhow::Result<Vec<u8>> {
+/// Inflates the zlib stream at `offset` of the pack, which must give exactly `size` bytes; `start` is what was read
+/// from `offset` already.
+fn inflate_at(pack: &Pack, offset: u64, size: usize, start: &[u8]) -> anyhow::Result<Vec<u8>> {
     let mut z = flate2::Decompress::new(true);
     // One byte more than expected, so that an entry longer than its header says is noticed rather than cut.
     let mut out = Vec::with_capacity(size + 1);
     // Compressed data is rarely much larger than the data; more is read only while the stream has not ended.
     let mut chunk = size + size / 8 + 64;
     let mut at = offset;
+    let mut read_already = Some(start).filter(|s| !s.is_empty());
     loop {
-        let input = pack.bytes(at, chunk)?;
+        let owned;
+        let input = match read_already.take() {
+            Some(s) => s,
+            None => {
+                owned = pack.bytes(at, chunk)?;
+                owned.as_slice()
+            }
+        };
         let (in_before, out_before) = (z.total_in(), z.total_out());
         let status =
-            z.decompress_vec(&input, &mut out, flate2::FlushDecompress::None).context("a corrupt pack entry")?;
+            z.decompress_vec(input, &mut out, flate2::FlushDecompress::None).context("a corrupt pack entry")?;
         ensure!(out.len() <= size, "a pack entry larger than its header says");
         if status == flate2::Status::StreamEnd {
             break;
@@ -478,6 +529,59 @@ mod tests {
         // A pack beside loose objects written after it.
         repo.commit(&[("src/app/new.py", Some("print('new')\n"))]);
         assert_same_as_git(&repo, "a pack and loose objects");
+    }
+
+    #[test]
+    fn an_id_is_found_wherever_it_lies_among_those_with_its_first_byte() {
+        // Enough objects that every first byte is shared by several ids, written as one pack.
+        let repo = ScratchRepo::new();
+        let stream: String = (0..3000).map(|i| format!("blob\ndata <<END\nobject {i}\nEND\n")).collect();
+        let mut child = std::process::Command::new("git")
+            .arg("-C")
+            .arg(repo.dir.path())
+            .args(["fast-import", "--quiet"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("git fast-import");
+        std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), stream.as_bytes()).expect("fast-import input");
+        drop(child.stdin.take());
+        assert!(child.wait().expect("fast-import").success());
+        let store = ObjectStore::open(repo.dir.path()).expect("a plain repository is read in process");
+        let pack = store.packs.iter().find(|p| p.count() >= 3000).expect("one pack holds them");
+        let ids: Vec<[u8; OID_LEN]> = repo
+            .run(&["cat-file", "--batch-all-objects", "--batch-check=%(objectname)"])
+            .lines()
+            .map(|id| parse_oid(id).expect("an id"))
+            .collect();
+        let mut narrow = 0;
+        for (k, id) in ids.iter().enumerate() {
+            let at = k as u64;
+            let first = usize::from(id[0]);
+            let (lo, hi) =
+                (if first == 0 { 0 } else { u64::from(pack.fanout[first - 1]) }, u64::from(pack.fanout[first]));
+            assert!((lo..hi).contains(&at), "git lists ids in index order");
+            let search_for = |id, window| pack.search(window, (lo, hi), id).expect("readable");
+            let search = |window| search_for(id, window);
+            assert_eq!(search((lo, hi)), Search::Found(at));
+            if hi - lo >= 3 {
+                narrow += 1;
+                // Windows at either end of the bucket: found there, or known to lie elsewhere in it.
+                let start = if at == lo { Search::Found(at) } else { Search::Outside };
+                let end = if at == hi - 1 { Search::Found(at) } else { Search::Outside };
+                assert_eq!((search((lo, lo + 1)), search((hi - 1, hi))), (start, end), "{}", hex::encode(id));
+            }
+            assert!(pack.offset_of(id).expect("readable").is_some(), "{}", hex::encode(id));
+            // An id next to one the pack has, which it does not have.
+            let mut other = *id;
+            other[OID_LEN - 1] ^= 1;
+            if !ids.contains(&other) {
+                assert_eq!(pack.offset_of(&other).expect("readable"), None);
+                for window in [(lo, lo + 1), (hi - 1, hi), (lo, hi)] {
+                    assert!(!matches!(search_for(&other, window), Search::Found(_)), "{}", hex::encode(other));
+                }
+            }
+        }
+        assert!(narrow > 2500, "most ids share their first byte with two or more others");
     }
 
     #[test]
