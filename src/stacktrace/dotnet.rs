@@ -11,7 +11,7 @@ use super::{number, Language, ParsedTrace, TextException, TextFrame};
 /// `line` (`Zeile`, `ligne`, `строка`, `Line number`, …) before the number.
 static FRAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"^\s*\S+ (?P<func>[^\s(]+(?:\[[^\]]*\])?\([^)]*\))(?: \S+ (?P<path>(?:[A-Za-z]:)?[^:\s][^:]*?\.(?:cs|vb|fs|cshtml|razor|xaml)):[^\d:]{0,24}?(?P<line>\d+)\.?)?\s*$",
+        r"^\s*\S+ (?P<func>[^\s(]+(?:\[[^\]]*\])?\([^)]*\))(?: \S+ (?P<path>(?:[A-Za-z]:)?[^:\s][^:]*?\.(?:cs|vb|fs|cshtml|razor|xaml)):[^0-9:]{0,24}?(?P<line>[0-9]+)\.?)?\s*$",
     )
     .expect("valid regex literal")
 });
@@ -20,7 +20,7 @@ static FRAME_HEAD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\s*\S+ [^\s(]+(?:\[[^\]]*\])?\([^)]*\)(?: \S+)?\s*$").expect("valid regex literal"));
 /// A location that a console wrapped onto the next line: `   C:\src\X.cs:Line number 273`.
 static WRAPPED_LOCATION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s*(?:[A-Za-z]:)?[^:\s][^:]*\.(?:cs|vb|fs|cshtml|razor|xaml):[^\d:]{0,24}?\d+\.?\s*$")
+    Regex::new(r"^\s*(?:[A-Za-z]:)?[^:\s][^:]*\.(?:cs|vb|fs|cshtml|razor|xaml):[^0-9:]{0,24}?[0-9]+\.?\s*$")
         .expect("valid regex literal")
 });
 static TYPE_AND_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {

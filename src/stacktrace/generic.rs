@@ -10,7 +10,7 @@ use super::{number, Language, ParsedTrace, TextException, TextFrame};
 /// `path", line 12`, `path line 12`, `path on line 12`, and Sentry's copied stack `path in func at line 12`.
 static LOCATION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r#"(?P<path>(?:[A-Za-z]:)?[\w.@~+\\/$-]*[\w$-]\.[A-Za-z][\w]{0,9})(?::(?P<a>\d+)(?::(?P<col>\d+))?|\((?P<b>\d+)(?:,\d+)?\)|"?,? (?:on )?line (?P<c>\d+)| in (?P<func>\S+) at line (?P<d>\d+))"#,
+        r#"(?P<path>(?:[A-Za-z]:)?[\w.@~+\\/$-]*[\w$-]\.[A-Za-z][\w]{0,9})(?::(?P<a>[0-9]+)(?::(?P<col>[0-9]+))?|\((?P<b>[0-9]+)(?:,[0-9]+)?\)|"?,? (?:on )?line (?P<c>[0-9]+)| in (?P<func>\S+) at line (?P<d>[0-9]+))"#,
     )
     .expect("valid regex literal")
 });

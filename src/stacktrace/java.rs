@@ -14,7 +14,7 @@ static FRAME: LazyLock<Regex> = LazyLock::new(|| {
 /// `org.junit.runners.ParentRunner.runLeaf      (ParentRunner.java:325)`). Without the `at`, code such as
 /// `foo.bar(baz)` would look the same, so only a JVM source file and line count.
 static BARE_FRAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s*(?P<class>[\w$]+(?:\.[\w$]+)+)\.(?P<method><?[\w$-]+>?)\s*\((?P<src>[\w$-]+\.(?:java|kt|kts|scala|groovy):\d+)\)\s*$")
+    Regex::new(r"^\s*(?P<class>[\w$]+(?:\.[\w$]+)+)\.(?P<method><?[\w$-]+>?)\s*\((?P<src>[\w$-]+\.(?:java|kt|kts|scala|groovy):[0-9]+)\)\s*$")
         .expect("valid regex literal")
 });
 
@@ -28,7 +28,7 @@ static HEADER: LazyLock<Regex> = LazyLock::new(|| {
 });
 /// `11-20 14:03:12.345  4242  4242 E AndroidRuntime: ` and `E/AndroidRuntime( 4242): `.
 static LOGCAT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?:\d\d-\d\d \d\d:\d\d:\d\d\.\d+\s+\d+\s+\d+ [VDIWEF] [^:]+: |[VDIWEF]/[^(:]+\(\s*\d+\): )")
+    Regex::new(r"^(?:[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9]+\s+[0-9]+\s+[0-9]+ [VDIWEF] [^:]+: |[VDIWEF]/[^(:]+\(\s*[0-9]+\): )")
         .expect("valid regex literal")
 });
 

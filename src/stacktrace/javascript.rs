@@ -15,7 +15,7 @@ static HEADER: LazyLock<Regex> = LazyLock::new(|| {
 
 /// A location alone on its line, in parentheses: the second half of a frame a terminal wrapped.
 static WRAPPED_LOCATION: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\s*\(\S+:\d+(?::\d+)?\)\s*$").expect("valid regex literal"));
+    LazyLock::new(|| Regex::new(r"^\s*\(\S+:[0-9]+(?::[0-9]+)?\)\s*$").expect("valid regex literal"));
 
 /// Frames whose location went to the next line (knex/knex#6302, from wrangler's terminal: `at Client_PG.connect`,
 /// then `(node_modules/knex/lib/dialects/postgres/index.js:82:24)`) joined back into one line each.

@@ -10,19 +10,19 @@ use std::sync::LazyLock;
 use super::{number, Language, ParsedTrace, TextException, TextFrame};
 
 static HEADER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?:PHP )?(?:Fatal error: +Uncaught |Next )?(?P<ty>[A-Za-z_\\][\w\\]*)(?:: (?P<value>.*?))? in (?P<path>.+?)(?::(?P<line>\d+)| on line (?P<line2>\d+))\s*$")
+    Regex::new(r"^(?:PHP )?(?:Fatal error: +Uncaught |Next )?(?P<ty>[A-Za-z_\\][\w\\]*)(?:: (?P<value>.*?))? in (?P<path>.+?)(?::(?P<line>[0-9]+)| on line (?P<line2>[0-9]+))\s*$")
         .expect("valid regex literal")
 });
 static ENTRY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"^#\d+ (?:(?P<path>.+?)\((?P<line>\d+)\): (?P<call>.+)|\[internal function\]: (?P<icall>.+)|\{main\})\s*$",
+        r"^#[0-9]+ (?:(?P<path>.+?)\((?P<line>[0-9]+)\): (?P<call>.+)|\[internal function\]: (?P<icall>.+)|\{main\})\s*$",
     )
     .expect("valid regex literal")
 });
 
 /// Where a trace flattened onto one line (newlines lost in a chat or an inline-code paste) starts its next part.
 static FLAT_BREAK: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\s+(?:Stack trace:\s+)?(?P<entry>#\d+ (?:/|[A-Za-z]:\\|\[internal function\]|\{main\}))")
+    Regex::new(r"\s+(?:Stack trace:\s+)?(?P<entry>#[0-9]+ (?:/|[A-Za-z]:\\|\[internal function\]|\{main\}))")
         .expect("valid regex literal")
 });
 

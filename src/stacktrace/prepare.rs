@@ -9,24 +9,24 @@ use std::sync::LazyLock;
 static PREFIXES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
     [
         // Kubernetes/containerd (CRI) log files: `2024-05-01T10:00:00.123456789Z stderr F `.
-        r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)? (?:stdout|stderr) [FP] ",
+        r"^[0-9]{4}-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9](?:\.[0-9]+)?(?:Z|[+-][0-9][0-9]:?[0-9][0-9])? (?:stdout|stderr) [FP] ",
         // journald / syslog: `Apr 30 20:07:15 myserver.com.br sidekiq[78538]: ` (sidekiq/sidekiq#4874 and the like).
-        r"^(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d\d:\d\d:\d\d \S+ [^\s:\[]+(?:\[\d+\])?: ",
+        r"^(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9] \S+ [^\s:\[]+(?:\[[0-9]+\])?: ",
         // docker compose: `web_1  | `, `api-1  | `.
         r"^[\w.-]+\s+\| ",
         // Celery and other `[timestamp: LEVEL/Process]` loggers: `[2023-01-31 09:22:12,015: WARNING/MainProcess] `.
-        r"^\[\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:: [\w/.-]+)?\] ",
+        r"^\[[0-9]{4}-[0-9][0-9]-[0-9][0-9][ T][0-9][0-9]:[0-9][0-9]:[0-9][0-9](?:[.,][0-9]+)?(?:: [\w/.-]+)?\] ",
         // Python `logging` / Home Assistant / Rails loggers that prefix each line with a timestamp and a level:
         // `2024-05-01 10:00:00.123 ERROR (MainThread) [homeassistant.core] `.
-        r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?\s+(?:\[?(?:TRACE|DEBUG|INFO|WARN|WARNING|ERROR|CRITICAL|FATAL)\]?\s+)?(?:\([\w-]+\)\s+)?(?:\[[^\]]+\]\s+)?",
+        r"^[0-9]{4}-[0-9][0-9]-[0-9][0-9][ T][0-9][0-9]:[0-9][0-9]:[0-9][0-9](?:[.,][0-9]+)?(?:Z|[+-][0-9][0-9]:?[0-9][0-9])?\s+(?:\[?(?:TRACE|DEBUG|INFO|WARN|WARNING|ERROR|CRITICAL|FATAL)\]?\s+)?(?:\([\w-]+\)\s+)?(?:\[[^\]]+\]\s+)?",
         // Android logcat: `11-20 14:03:12.345  4242  4242 E AndroidRuntime: ` and `E/AndroidRuntime( 4242): `.
-        r"^\d\d-\d\d \d\d:\d\d:\d\d\.\d+\s+\d+\s+\d+ [VDIWEF] [^:]+: ",
-        r"^[VDIWEF]/[^(:]+\(\s*\d+\): ",
+        r"^[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9]+\s+[0-9]+\s+[0-9]+ [VDIWEF] [^:]+: ",
+        r"^[VDIWEF]/[^(:]+\(\s*[0-9]+\): ",
         // openSUSE's Open Build Service logs, seconds since the build started: `[   28s] ` (kevin1024/vcrpy#427).
-        r"^\[\s*\d+s\] ",
+        r"^\[\s*[0-9]+s\] ",
         // A web log viewer's line-number anchors, kept as Markdown links when its text is pasted into an issue:
         // `[38](https://…/tasks/5f87…#line-38)` (pulumi/pulumi#13527).
-        r"^\[\d+\]\(\S*#line-\d+\)",
+        r"^\[[0-9]+\]\(\S*#line-[0-9]+\)",
         // A Markdown quote: `> `.
         r"^>+ ?",
     ]
@@ -63,8 +63,8 @@ pub fn prepare(text: &str) -> String {
 /// `__call__``).
 static WERKZEUG_FRAME: LazyLock<[Regex; 2]> = LazyLock::new(|| {
     [
-        r#"(?:<h4>)?File <cite class="filename">"(?P<path>[^"<]+)"</cite>,\s*line <em class="line">(?P<line>\d+)</em>,\s*in <code class="function">(?P<func>[^<]*)</code>(?:</h4>)?"#,
-        r#"File "(?P<path>[^"]+)", line _(?P<line>\d+)_, in `(?P<func>[^`]*)`"#,
+        r#"(?:<h4>)?File <cite class="filename">"(?P<path>[^"<]+)"</cite>,\s*line <em class="line">(?P<line>[0-9]+)</em>,\s*in <code class="function">(?P<func>[^<]*)</code>(?:</h4>)?"#,
+        r#"File "(?P<path>[^"]+)", line _(?P<line>[0-9]+)_, in `(?P<func>[^`]*)`"#,
     ]
     .map(|p| Regex::new(p).expect("valid regex literal"))
 });

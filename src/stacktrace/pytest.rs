@@ -9,7 +9,7 @@ use super::{number, Language, ParsedTrace, TextException, TextFrame};
 
 /// `src/pkg/mod.py:400: ` or `src/pkg/mod.py:734: ValueError` (long) and `tests/test_x.py:12: in test_f` (short).
 static LOCATION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?P<path>\S+\.pyx?):(?P<line>\d+):(?: in (?P<func>\S+)| (?P<ty>[A-Za-z_][\w.]*))?\s*$")
+    Regex::new(r"^(?P<path>\S+\.pyx?):(?P<line>[0-9]+):(?: in (?P<func>\S+)| (?P<ty>[A-Za-z_][\w.]*))?\s*$")
         .expect("valid regex literal")
 });
 /// `E       urllib3.exceptions.ProtocolError: ('Connection aborted.', …)`

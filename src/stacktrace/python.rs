@@ -7,12 +7,12 @@ use super::{number, Language, ParsedTrace, TextException, TextFrame};
 
 static FRAME: LazyLock<Regex> = LazyLock::new(|| {
     // Anchored at a word boundary, not the line start: a logger or IDE may put any prefix in front.
-    Regex::new(r#"(?:^|\s)File "(?P<path>.+)", line (?P<line>\d+)(?:, in (?P<func>.+?))?\s*$"#)
+    Regex::new(r#"(?:^|\s)File "(?P<path>.+)", line (?P<line>[0-9]+)(?:, in (?P<func>.+?))?\s*$"#)
         .expect("valid regex literal")
 });
 /// IPython and Jupyter: `File /srv/app/x.py:687, in func(self, a)`, no quotes.
 static IPYTHON_FRAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"^\s*File (?P<path>[^"\s][^:]*(?::\\[^:]*)?):(?P<line>\d+)(?:, in (?P<func>.+?))?\s*$"#)
+    Regex::new(r#"^\s*File (?P<path>[^"\s][^:]*(?::\\[^:]*)?):(?P<line>[0-9]+)(?:, in (?P<func>.+?))?\s*$"#)
         .expect("valid regex literal")
 });
 static EXCEPTION: LazyLock<Regex> = LazyLock::new(|| {

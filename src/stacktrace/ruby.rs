@@ -7,8 +7,10 @@ use std::sync::LazyLock;
 use super::{number, Language, ParsedTrace, TextException, TextFrame};
 
 static FRAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s*(?:(?P<n>\d+): )?(?:from )?(?P<path>\S.*?):(?P<line>\d+):in [`'](?P<func>.+?)'(?P<rest>: .*)?$")
-        .expect("valid regex literal")
+    Regex::new(
+        r"^\s*(?:(?P<n>[0-9]+): )?(?:from )?(?P<path>\S.*?):(?P<line>[0-9]+):in [`'](?P<func>.+?)'(?P<rest>: .*)?$",
+    )
+    .expect("valid regex literal")
 });
 static MESSAGE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^: (?P<value>.*) \((?P<ty>[A-Z][\w:]*)\)$").expect("valid regex literal"));

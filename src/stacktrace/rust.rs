@@ -6,17 +6,19 @@ use std::sync::LazyLock;
 
 use super::{split_location, Language, ParsedTrace, TextException, TextFrame};
 
-static PANIC_NEW: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^thread '[^']*' panicked at (?P<loc>.+:\d+:\d+):\s*$").expect("valid regex literal"));
+static PANIC_NEW: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^thread '[^']*' panicked at (?P<loc>.+:[0-9]+:[0-9]+):\s*$").expect("valid regex literal")
+});
 static PANIC_OLD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^thread '[^']*' panicked at '(?P<msg>.*)', (?P<loc>.+:\d+(?::\d+)?)\s*$").expect("valid regex literal")
+    Regex::new(r"^thread '[^']*' panicked at '(?P<msg>.*)', (?P<loc>.+:[0-9]+(?::[0-9]+)?)\s*$")
+        .expect("valid regex literal")
 });
 static FUNCTION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s*(?:\d+:\s+)?(?:0x[0-9a-f]+ - )?(?P<func>[^\s].*?)\s*$").expect("valid regex literal")
+    Regex::new(r"^\s*(?:[0-9]+:\s+)?(?:0x[0-9a-f]+ - )?(?P<func>[^\s].*?)\s*$").expect("valid regex literal")
 });
 static AT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\s+at (?P<loc>.+:\d+(?::\d+)?)\s*$").expect("valid regex literal"));
-static INDEXED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s*\d+:\s").expect("valid regex literal"));
+    LazyLock::new(|| Regex::new(r"^\s+at (?P<loc>.+:[0-9]+(?::[0-9]+)?)\s*$").expect("valid regex literal"));
+static INDEXED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s*[0-9]+:\s").expect("valid regex literal"));
 static HASH: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"::h[0-9a-f]{16}$").expect("valid regex literal"));
 
 pub(super) fn parse(text: &str) -> Option<ParsedTrace> {
