@@ -14,6 +14,11 @@ static PREFIXES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
         r"^(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9] \S+ [^\s:\[]+(?:\[[0-9]+\])?: ",
         // docker compose: `web_1  | `, `api-1  | `.
         r"^[\w.-]+\s+\| ",
+        // foreman, honcho and overmind running a Procfile: `09:09:34 web.1  | ` (migrs/rack-server-pages#16).
+        r"^[0-9]{2}:[0-9]{2}:[0-9]{2} [\w.-]+\s+\| ",
+        // Heroku's log stream, behind its timestamp (taken off first, below): `app[web.1]: `, `app[worker.2]: `
+        // (`2020-06-12T13:25:48.023837+00:00 app[web.1]:   File "app.py", line 1, in <module>`).
+        r"^(?:app|heroku)\[[\w.-]+\]: ",
         // Celery and other `[timestamp: LEVEL/Process]` loggers: `[2023-01-31 09:22:12,015: WARNING/MainProcess] `.
         r"^\[[0-9]{4}-[0-9][0-9]-[0-9][0-9][ T][0-9][0-9]:[0-9][0-9]:[0-9][0-9](?:[.,][0-9]+)?(?:: [\w/.-]+)?\] ",
         // Python `logging` / Home Assistant / Rails loggers that prefix each line with a timestamp and a level:
@@ -247,6 +252,44 @@ mod tests {
         assert_eq!(prepare(ruby), ruby);
     }
 
+    /// Traces from a Procfile runner (migrs/rack-server-pages#16) and from `heroku logs` (as pasted in many issues)
+    /// read as the traces they carry: their paths, and the exception's type.
+    #[test]
+    fn traces_from_procfile_runners_and_heroku_read_as_traces() {
+        let foreman = concat!(
+            "09:09:34 web.1  | NoMethodError: undefined method `call' for #<File:public>\n",
+            "09:09:34 web.1  | \t/Users/dblock/.rvm/gems/ruby-3.0.5/gems/rack-server-pages-0.1.0/lib/rack/server_pages.rb:46:in `serving'\n",
+            "09:09:34 web.1  | \t/Users/dblock/.rvm/gems/ruby-3.0.5/gems/rack-cors-2.0.2/lib/rack/cors.rb:102:in `call'\n",
+        );
+        assert_frames(
+            foreman,
+            crate::stacktrace::Language::Ruby,
+            &[
+                (
+                    "/Users/dblock/.rvm/gems/ruby-3.0.5/gems/rack-server-pages-0.1.0/lib/rack/server_pages.rb",
+                    46,
+                    "serving",
+                ),
+                ("/Users/dblock/.rvm/gems/ruby-3.0.5/gems/rack-cors-2.0.2/lib/rack/cors.rb", 102, "call"),
+            ],
+        );
+        let heroku = concat!(
+            "2020-06-12T13:25:48.023814+00:00 app[web.1]: Traceback (most recent call last):\n",
+            "2020-06-12T13:25:48.023837+00:00 app[web.1]:   File \"app.py\", line 1, in <module>\n",
+            "2020-06-12T13:25:48.023991+00:00 app[web.1]:     import models\n",
+            "2020-06-12T13:25:48.023992+00:00 app[web.1]:   File \"/app/models.py\", line 3, in <module>\n",
+            "2020-06-12T13:25:48.023993+00:00 app[web.1]:     from flask_sqlalchemy import SQLAlchemy\n",
+            "2020-06-12T13:25:48.023994+00:00 app[web.1]: ModuleNotFoundError: No module named 'flask_sqlalchemy'\n",
+        );
+        assert_frames(
+            heroku,
+            crate::stacktrace::Language::Python,
+            &[("app.py", 1, "<module>"), ("/app/models.py", 3, "<module>")],
+        );
+        let t = crate::stacktrace::parse(heroku).expect("parses");
+        assert_eq!(t.exceptions[0].ty.as_deref(), Some("ModuleNotFoundError"));
+    }
+
     #[test]
     fn collector_prefixes_are_removed() {
         let cases = [
@@ -262,6 +305,20 @@ mod tests {
             ),
             // docker compose.
             ("web_1  |   File \"/app/x.py\", line 3, in f", "  File \"/app/x.py\", line 3, in f"),
+            // foreman running a Procfile, as in migrs/rack-server-pages#16.
+            (
+                "09:09:34 web.1  | \t/Users/dblock/.rvm/gems/ruby-3.0.5/gems/rack-cors-2.0.2/lib/rack/cors.rb:102:in `call'",
+                "\t/Users/dblock/.rvm/gems/ruby-3.0.5/gems/rack-cors-2.0.2/lib/rack/cors.rb:102:in `call'",
+            ),
+            // Heroku's `heroku logs`, as pasted in many issues: its timestamp, then the dyno.
+            (
+                "2020-06-12T13:25:48.023837+00:00 app[web.1]:   File \"/app/models.py\", line 3, in <module>",
+                "  File \"/app/models.py\", line 3, in <module>",
+            ),
+            (
+                "2020-06-12T13:25:48.023994+00:00 app[web.1]: ModuleNotFoundError: No module named 'flask_sqlalchemy'",
+                "ModuleNotFoundError: No module named 'flask_sqlalchemy'",
+            ),
             // Celery's worker log, as in urllib3/urllib3#2908.
             (
                 "[2023-01-31 09:22:12,015: WARNING/MainProcess]   File \"/usr/lib/x.py\", line 1, in f",
