@@ -648,7 +648,7 @@ enum Needed {
 /// [`find_writer`]).
 async fn writer_needed(objects: &SharedObjects, plain: &BlameLine) -> anyhow::Result<Needed> {
     anyhow::ensure!(plain.commit.bytes().all(|b| b.is_ascii_hexdigit()), "not a commit id: {}", plain.commit);
-    let wanted: String = plain.content.split_whitespace().collect();
+    let wanted = squeezed(&plain.content);
     let mut objects = objects.lock().await;
     let reader = objects.get()?;
     // As `git show --no-renames --diff-merges=first-parent` would compare: a file renamed, new, or in a root commit
@@ -690,7 +690,12 @@ fn blob_text(object: Option<(ObjectInfo, Vec<u8>)>) -> String {
 
 /// Whether `text` has a line that reads `wanted` with all white space taken out.
 fn has_line(text: &str, wanted: &str) -> bool {
-    text.lines().any(|l| l.split_whitespace().collect::<String>() == wanted)
+    text.lines().any(|l| squeezed(l) == wanted)
+}
+
+/// A line with all its white space taken out, as lines are compared to tell a move or reformat.
+fn squeezed(line: &str) -> String {
+    line.split_whitespace().collect()
 }
 
 /// How much of a commit's change [`copy_source`] reads before it gives up and lets git decide.
@@ -797,7 +802,7 @@ const DIFF_DEADLINE: std::time::Duration = std::time::Duration::from_millis(200)
 /// [`same_but_style`]) was restyled; a block of [`MOVED_BLOCK_LINES`] added lines may be a move from elsewhere;
 /// otherwise the line was written.
 fn may_have_moved(before: &str, after: &str, line: &str, path: &str) -> Change {
-    let wanted: String = line.split_whitespace().collect();
+    let wanted = squeezed(line);
     let old: Vec<&str> = before.lines().collect();
     let new: Vec<&str> = after.lines().collect();
     // Neither a move nor a restyle can have brought the line when the earlier version has no line of that text in
@@ -822,7 +827,7 @@ fn may_have_moved(before: &str, after: &str, line: &str, path: &str) -> Change {
 /// diff from `old` to `new` removes one, since each line of `old` is kept only as an equal line of `new`.
 fn removed_by_any_diff(old: &[&str], new: &[&str], wanted: &str) -> bool {
     let mut left: HashMap<&str, usize> = HashMap::new();
-    for o in old.iter().filter(|o| o.split_whitespace().collect::<String>() == wanted) {
+    for o in old.iter().filter(|o| squeezed(o) == wanted) {
         *left.entry(o).or_default() += 1;
     }
     if left.is_empty() {
@@ -868,7 +873,7 @@ fn diffed_change(old: &[&str], new: &[&str], wanted: &str, line: &str, path: &st
             DiffOp::Insert { new_len, .. } => (0..0, new_len),
             DiffOp::Replace { old_index, old_len, new_len, .. } => (old_index..old_index + old_len, new_len),
         };
-        if old[removed.clone()].iter().any(|o| o.split_whitespace().collect::<String>() == wanted) {
+        if old[removed.clone()].iter().any(|o| squeezed(o) == wanted) {
             return Change::MovedOrReformatted;
         }
         if restyled.is_none() {
@@ -898,7 +903,7 @@ fn same_but_style(a: &str, b: &str, path: &str) -> bool {
         return false;
     }
     let norm = |l: &str| {
-        let s: String = l.split_whitespace().collect::<String>().replace('\'', "\"");
+        let s = squeezed(l).replace('\'', "\"");
         s.trim_end_matches([';', ',']).to_owned()
     };
     let (a, b) = (norm(a), norm(b));

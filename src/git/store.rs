@@ -19,6 +19,8 @@ pub const KINDS: [&str; 4] = ["commit", "tree", "blob", "tag"];
 pub type Object = (&'static str, Arc<Vec<u8>>);
 
 const OID_LEN: usize = 20;
+/// Where a version 2 pack index's sorted ids start: after its 8-byte header and the 256-entry fan-out table.
+const ID_TABLE: u64 = 8 + 256 * 4;
 /// Resolved objects kept for later deltas against them (bases are shared between versions of a tree or file).
 const CACHE_BYTES: usize = 32 << 20;
 /// Deltas on deltas: git writes chains of 50 by default and refuses `pack.depth` above 4095; a longer one is taken
@@ -51,7 +53,7 @@ struct Pack {
 impl Pack {
     fn open(idx_path: &Path) -> anyhow::Result<Pack> {
         let idx = File::open(idx_path)?;
-        let mut head = vec![0; 8 + 256 * 4];
+        let mut head = vec![0; ID_TABLE as usize];
         idx.read_exact_at(&mut head, 0)?;
         // Version 2 (`\377tOc`, 2): what git has written since 2007. Version 1 is left to git.
         ensure!(head[..8] == [0xff, b't', b'O', b'c', 0, 0, 0, 2], "not a version 2 pack index");
@@ -89,7 +91,7 @@ impl Pack {
                 Search::Absent | Search::Outside => return Ok(None),
             },
         };
-        let table = 8 + 256 * 4;
+        let table = ID_TABLE;
         let n = self.count();
         let mut small = [0; 4];
         // After the ids: a CRC32 per object, then a 4-byte offset per object, then 8-byte offsets for large packs.
@@ -107,9 +109,8 @@ impl Pack {
     /// Looks for `oid` among the ids at positions `from..to` of the index, which lie within its bucket
     /// `bucket`.
     fn search(&self, (from, to): (u64, u64), bucket: (u64, u64), oid: &[u8; OID_LEN]) -> anyhow::Result<Search> {
-        let table = 8 + 256 * 4;
         let mut ids = vec![0; usize::try_from((to - from) * OID_LEN as u64)?];
-        self.idx.read_exact_at(&mut ids, table + from * OID_LEN as u64)?;
+        self.idx.read_exact_at(&mut ids, ID_TABLE + from * OID_LEN as u64)?;
         let id = |i: usize| &ids[i * OID_LEN..(i + 1) * OID_LEN];
         let count = ids.len() / OID_LEN;
         if count == 0 {
