@@ -112,7 +112,7 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         let wake = Arc::new(Notify::new());
         let spooler = Arc::new(Spooler::new(
-            data.data_dir.join("spool.db"),
+            data.data_dir.join("spool"),
             data.spool_max_mb.max(1).saturating_mul(1024 * 1024),
             store.clone(),
             wake.clone(),

@@ -54,7 +54,7 @@ pub struct DataArgs {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<Secret>,
 
-    /// Megabytes of accepted events the intake spool (`spool.db` in the data directory) may hold while they wait
+    /// Megabytes of accepted events the intake spool (`spool/` in the data directory) may hold while they wait
     /// for the database; past it intake answers 429 with Retry-After instead of acknowledging.
     #[arg(long, env = "SHIPWATCH_SPOOL_MAX_MB", default_value_t = 1024)]
     pub spool_max_mb: u64,

@@ -35,7 +35,7 @@ pub struct Spooler {
 }
 
 impl Spooler {
-    /// A spool at `path` holding at most `max_bytes`; opened on first use.
+    /// A spool in the directory `path` holding at most `max_bytes`; opened on first use.
     pub fn new(
         path: PathBuf,
         max_bytes: u64,
@@ -103,8 +103,8 @@ impl Spooler {
         let stored = self.store.insert_events(&events, &items).await?;
         self.metrics.events_duplicate.inc_by((events.len() as u64).saturating_sub(stored));
         let stored_any = stored > 0;
-        let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
-        spool.remove(&ids).await?;
+        let next = batch.last().map_or(0, |r| r.next);
+        spool.forwarded(next, batch.len()).await?;
         if stored_any {
             self.wake_worker.notify_one();
         }

@@ -314,6 +314,7 @@ pub struct JobState {
 }
 
 /// An accepted error event, before grouping.
+#[derive(Debug, PartialEq)]
 pub struct NewEvent {
     pub project_id: i64,
     pub event_id: String,

@@ -5,7 +5,6 @@
 //! the cause is gone. The full-disk test needs root (to mount the tmpfs) and skips, saying so, without it.
 
 use serde_json::json;
-use sqlx::Connection as _;
 use std::path::Path;
 use std::process::Command;
 
@@ -72,18 +71,13 @@ async fn a_full_disk_refuses_writes_honestly_loses_nothing_acknowledged_and_reco
     let mut acknowledged = Vec::new();
     assert_eq!(send(0).await.0, 200);
     acknowledged.push(0);
-    // A reader of the spool (a backup, an operator's query) keeps its write-ahead log from starting over, so the log
-    // grows with every request until the disk is full. Without one, the forwarder empties the spool as fast as it
-    // fills, the log is reused in place, and whether the disk ever fills depends on timing.
-    let spool = std::fs::read_dir(fs.path())
-        .expect("lists the disk")
-        .filter_map(|e| Some(e.ok()?.path().join("spool.db")))
-        .find(|p| p.exists())
-        .expect("the spool is on the small disk");
-    let mut reader =
-        sqlx::SqliteConnection::connect(&format!("sqlite://{}", spool.display())).await.expect("a reader of the spool");
-    sqlx::query("begin").execute(&mut reader).await.expect("begins");
-    let _: i64 = sqlx::query_scalar("select count(*) from spool").fetch_one(&mut reader).await.expect("reads");
+    // The main database locked by another process meanwhile: the forwarder cannot empty the spool, so it grows
+    // until the disk is full. Without that, the forwarder empties the spool as fast as it fills, and whether the
+    // disk ever fills depends on timing.
+    app.drain().await;
+    let other = sqlx::SqlitePool::connect(&url).await.expect("another connection");
+    let mut lock = other.acquire().await.expect("connection");
+    sqlx::query("begin immediate").execute(&mut *lock).await.expect("takes the write lock");
     let mut refused = 0;
     let mut i = 1;
     while i < 2000 && refused < 5 {
@@ -103,8 +97,9 @@ async fn a_full_disk_refuses_writes_honestly_loses_nothing_acknowledged_and_reco
     assert_eq!(status, 503, "not ready on a full disk: {ready}");
 
     // Room again: intake takes events without a restart.
-    sqlx::query("rollback").execute(&mut reader).await.expect("the reader ends");
-    reader.close().await.expect("closes");
+    sqlx::query("rollback").execute(&mut *lock).await.expect("releases the lock");
+    drop(lock);
+    other.close().await;
     std::fs::remove_file(&filler).expect("free the filler");
     let mut recovered = false;
     for _ in 0..50 {
