@@ -49,6 +49,9 @@ const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// spool gives its disk back without waiting to fill a whole segment.
 const RECLAIM_BYTES: u64 = 1024 * 1024;
 
+/// What one batch read for forwarding may hold, past its first record.
+const READ_BYTES: u64 = 32 * 1024 * 1024;
+
 /// Writes appended together at most: enough to share a commit among every request in flight.
 const GROUP_COMMIT: usize = 256;
 
@@ -170,14 +173,20 @@ impl Spool {
         Ok(result?)
     }
 
-    /// The oldest `limit` spooled requests not yet forwarded.
+    /// The oldest `limit` spooled requests not yet forwarded, fewer once they hold 32 MiB (always at least one).
     ///
     /// # Errors
     /// When the log cannot be read.
     pub async fn oldest(&self, limit: i64) -> StoreResult<Vec<Spooled>> {
+        self.oldest_within(limit, READ_BYTES)
+    }
+
+    fn oldest_within(&self, limit: i64, bytes: u64) -> StoreResult<Vec<Spooled>> {
         let mut out = Vec::new();
-        let mut at = self.log.forwarded.load(SeqCst);
-        while (out.len() as i64) < limit {
+        let start = self.log.forwarded.load(SeqCst);
+        let mut at = start;
+        // Requests of many large events would otherwise be read, a batch at a time, into memory all at once.
+        while (out.len() as i64) < limit && at - start < bytes {
             match self.log.read_at(at)? {
                 Some(record) => {
                     at = record.next as u64;
@@ -842,6 +851,20 @@ mod tests {
         spool.close().await;
         let spool = Spool::open(&path, 1 << 30).await.expect("reopened");
         assert_eq!(forward(&spool, 10).await, vec![event(2, "").event_id]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_read_for_forwarding_stops_at_its_size_but_holds_at_least_one_request() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let spool = Spool::open(&dir.path().join("spool"), 1 << 30).await.expect("spool");
+        let payload = "x".repeat(1000);
+        for i in 0..5 {
+            spool.push(1, 0, &[event(i, &payload)], &[]).await.expect("push");
+        }
+        assert_eq!(spool.oldest_within(10, 2500).expect("oldest").len(), 3, "stops once past 2,500 bytes");
+        assert_eq!(spool.oldest_within(10, 1).expect("oldest").len(), 1);
+        assert_eq!(spool.oldest_within(2, 1 << 20).expect("oldest").len(), 2);
+        assert_eq!(spool.oldest(10).await.expect("oldest").len(), 5);
     }
 
     #[tokio::test]
