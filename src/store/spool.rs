@@ -233,7 +233,7 @@ impl Spool {
         if requests == 0 {
             return Ok((0, None));
         }
-        let oldest = self.log.read_at(self.log.forwarded.load(SeqCst))?.map(|r| r.received_at);
+        let oldest = self.log.received_at(self.log.forwarded.load(SeqCst))?;
         Ok((requests, oldest))
     }
 
@@ -303,46 +303,64 @@ struct Writer {
 
 impl Log {
     /// The record starting at `at` (or, at the end of a segment, the first one of the next), or `None` at the end.
-    fn read_at(&self, mut at: u64) -> StoreResult<Option<Spooled>> {
-        loop {
-            let committed = self.committed.load(SeqCst);
-            let segment = {
-                let segments = self.segments.lock().unwrap_or_else(|p| p.into_inner());
-                let Some(i) = segments.iter().rposition(|s| s.start <= at) else {
-                    return Ok(None);
-                };
-                let last = i + 1 == segments.len();
-                let end = if last { committed } else { segments[i].end };
-                if at >= end {
-                    if last {
-                        return Ok(None);
-                    }
-                    at = segments[i + 1].start;
-                    continue;
+    fn read_at(&self, at: u64) -> StoreResult<Option<Spooled>> {
+        let Some((at, segment)) = self.locate(at) else {
+            return Ok(None);
+        };
+        let file = self.file(segment.start)?;
+        match read_record(&file, at - segment.start, segment.end - segment.start) {
+            Ok(Some((body, len))) => {
+                let next = at + len;
+                decode(&body, at as i64, next as i64).map(Some)
+            }
+            Ok(None) => {
+                tracing::error!(
+                    segment = segment.start,
+                    at,
+                    "the intake spool holds a damaged record; skipping the rest of its segment"
+                );
+                let mut segments = self.segments.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(s) = segments.iter_mut().find(|s| s.start == segment.start) {
+                    s.end = at;
                 }
-                Segment { start: segments[i].start, end }
-            };
-            let file = self.file(segment.start)?;
-            return match read_record(&file, at - segment.start, segment.end - segment.start) {
-                Ok(Some((body, len))) => {
-                    let next = at + len;
-                    decode(&body, at as i64, next as i64).map(Some)
-                }
-                Ok(None) => {
-                    tracing::error!(
-                        segment = segment.start,
-                        at,
-                        "the intake spool holds a damaged record; skipping the rest of its segment"
-                    );
-                    let mut segments = self.segments.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(s) = segments.iter_mut().find(|s| s.start == segment.start) {
-                        s.end = at;
-                    }
-                    Ok(None)
-                }
-                Err(e) => Err(unavailable("read", &e)),
-            };
+                Ok(None)
+            }
+            Err(e) => Err(unavailable("read", &e)),
         }
+    }
+
+    /// Where the record at `at` (or, at the end of a segment, the first one of the next) starts, and its segment
+    /// with where its records end; `None` at the end of the log.
+    fn locate(&self, mut at: u64) -> Option<(u64, Segment)> {
+        let committed = self.committed.load(SeqCst);
+        let segments = self.segments.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let i = segments.iter().rposition(|s| s.start <= at)?;
+            let last = i + 1 == segments.len();
+            let end = if last { committed } else { segments[i].end };
+            if at < end {
+                return Some((at, Segment { start: segments[i].start, end }));
+            }
+            if last {
+                return None;
+            }
+            at = segments[i + 1].start;
+        }
+    }
+
+    /// When the request whose record starts at `at` was received, read from the start of its record alone.
+    fn received_at(&self, at: u64) -> StoreResult<Option<i64>> {
+        let Some((at, segment)) = self.locate(at) else {
+            return Ok(None);
+        };
+        // Length and checksum, version, project, received at.
+        let mut head = [0u8; HEADER + 17];
+        if at - segment.start + head.len() as u64 > segment.end - segment.start {
+            return Ok(None);
+        }
+        let file = self.file(segment.start)?;
+        file.read_exact_at(&mut head, at - segment.start).map_err(|e| unavailable("read", &e))?;
+        Ok(head[HEADER + 9..].try_into().ok().map(i64::from_le_bytes))
     }
 
     fn file(&self, start: u64) -> StoreResult<Arc<File>> {
