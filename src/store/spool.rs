@@ -64,6 +64,9 @@ const VERSION: u8 = 1;
 /// The file that holds the forwarded mark.
 const MARK: &str = "forwarded";
 
+/// The mark's size: the position and its CRC-32.
+const MARK_BYTES: usize = 12;
+
 pub struct Spool {
     /// Writes go to one task that owns the log's end and appends whatever is waiting together.
     writes: mpsc::Sender<Write>,
@@ -394,6 +397,21 @@ fn read_record(file: &File, at: u64, end: u64) -> std::io::Result<Option<(Vec<u8
     Ok((checksum(&header[..4], &body) == crc && body.first() == Some(&VERSION)).then_some((body, HEADER as u64 + len)))
 }
 
+/// The forwarded mark as stored: the position, then the CRC-32 of its bytes.
+fn encode_mark(at: u64) -> [u8; MARK_BYTES] {
+    let mut saved = [0u8; MARK_BYTES];
+    let position = at.to_le_bytes();
+    saved[..8].copy_from_slice(&position);
+    saved[8..].copy_from_slice(&checksum(&[], &position).to_le_bytes());
+    saved
+}
+
+/// The position a stored mark holds, unless it is damaged.
+fn decode_mark(saved: &[u8; MARK_BYTES]) -> Option<u64> {
+    let (at, crc) = saved.split_at(8);
+    (crc == checksum(&[], at).to_le_bytes()).then(|| u64::from_le_bytes(at.try_into().unwrap_or_default()))
+}
+
 fn checksum(len: &[u8], body: &[u8]) -> u32 {
     let mut crc = flate2::Crc::new();
     crc.update(len);
@@ -430,18 +448,13 @@ fn recover(dir: &Path, segment_bytes: u64) -> StoreResult<(Log, Writer)> {
         )),
         std::fs::TryLockError::Error(e) => unavailable("locked", &e),
     })?;
-    let mut saved = [0u8; 12];
-    let mut forwarded = match mark.read_exact_at(&mut saved, 0) {
-        Ok(()) => {
-            let at =
-                u64::from_le_bytes([saved[0], saved[1], saved[2], saved[3], saved[4], saved[5], saved[6], saved[7]]);
-            let crc = u32::from_le_bytes([saved[8], saved[9], saved[10], saved[11]]);
-            (checksum(&[], &saved[..8]) == crc).then_some(at)
-        }
-        Err(_) => None,
-    }
+    let mut saved = [0u8; MARK_BYTES];
     // Without a readable mark, everything is forwarded again: storing is idempotent.
-    .unwrap_or_else(|| starts.first().copied().unwrap_or(0));
+    let mut forwarded = mark
+        .read_exact_at(&mut saved, 0)
+        .ok()
+        .and_then(|()| decode_mark(&saved))
+        .unwrap_or_else(|| starts.first().copied().unwrap_or(0));
     if starts.is_empty() {
         starts.push(forwarded);
         File::create(segment_path(dir, forwarded)).map_err(|e| unavailable("created", &e))?;
@@ -534,11 +547,7 @@ impl Writer {
         if next <= from {
             return Ok(0);
         }
-        let mut saved = [0u8; 12];
-        saved[..8].copy_from_slice(&next.to_le_bytes());
-        let crc = checksum(&[], &saved[..8]);
-        saved[8..].copy_from_slice(&crc.to_le_bytes());
-        self.mark.write_all_at(&saved, 0).map_err(|e| unavailable("written", &e))?;
+        self.mark.write_all_at(&encode_mark(next), 0).map_err(|e| unavailable("written", &e))?;
         log.forwarded.store(next, SeqCst);
         log.requests.fetch_sub(count, SeqCst);
         if next == self.end && self.end - self.start >= RECLAIM_BYTES.min(self.segment_bytes) {
