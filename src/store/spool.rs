@@ -9,7 +9,9 @@
 //! A record reaches the kernel before its request is acknowledged (it survives SIGKILL, as SQLite's NORMAL sync did;
 //! on power loss the last moments may be lost, as there). Every record carries a CRC-32 of its length and body, so a
 //! torn tail is recognised and cut off when the log is opened. Writes go through one task, which appends every write
-//! waiting at that moment with one call (group commit).
+//! waiting at that moment with one call (group commit). Batch reads for forwarding (up to 32 MiB, perhaps from disk)
+//! run on the blocking pool. The appends stay on the runtime: a `pwrite` to the page cache costs microseconds, and
+//! a dedicated writer thread measured 10 % fewer requests per second (a futex wake-up per commit).
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt as _;
@@ -181,24 +183,14 @@ impl Spool {
     /// # Errors
     /// When the log cannot be read.
     pub async fn oldest(&self, limit: i64) -> StoreResult<Vec<Spooled>> {
-        self.oldest_within(limit, READ_BYTES)
+        self.oldest_within(limit, READ_BYTES).await
     }
 
-    fn oldest_within(&self, limit: i64, bytes: u64) -> StoreResult<Vec<Spooled>> {
-        let mut out = Vec::new();
-        let start = self.log.forwarded.load(SeqCst);
-        let mut at = start;
-        // Requests of many large events would otherwise be read, a batch at a time, into memory all at once.
-        while (out.len() as i64) < limit && at - start < bytes {
-            match self.log.read_at(at)? {
-                Some(record) => {
-                    at = record.next as u64;
-                    out.push(record);
-                }
-                None => break,
-            }
-        }
-        Ok(out)
+    async fn oldest_within(&self, limit: i64, bytes: u64) -> StoreResult<Vec<Spooled>> {
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || log.oldest_within(limit, bytes))
+            .await
+            .map_err(|e| StoreError::Other(anyhow::anyhow!("reading the spool failed: {e}")))?
     }
 
     /// Forgets the `count` spooled requests that end at `next` (the last one's [`Spooled::next`]), read by
@@ -305,6 +297,24 @@ struct Writer {
 }
 
 impl Log {
+    /// Up to `limit` records from the forwarded mark on, stopping once they hold `bytes` (always at least one).
+    fn oldest_within(&self, limit: i64, bytes: u64) -> StoreResult<Vec<Spooled>> {
+        let mut out = Vec::new();
+        let start = self.forwarded.load(SeqCst);
+        let mut at = start;
+        // Requests of many large events would otherwise be read, a batch at a time, into memory all at once.
+        while (out.len() as i64) < limit && at - start < bytes {
+            match self.read_at(at)? {
+                Some(record) => {
+                    at = record.next as u64;
+                    out.push(record);
+                }
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
     /// The record starting at `at` (or, at the end of a segment, the first one of the next), or `None` at the end.
     fn read_at(&self, at: u64) -> StoreResult<Option<Spooled>> {
         let Some((at, segment)) = self.locate(at) else {
@@ -317,16 +327,26 @@ impl Log {
                 decode(&body, at as i64, next as i64).map(Some)
             }
             Ok(None) => {
+                // Bytes changed on disk after they were written (whole records were appended here): the log goes on
+                // at the next whole record, or at the end of what the segment holds so far. The damaged bytes are
+                // handed to the forwarder as an empty record, so that the mark moves past them.
+                let resume = next_whole_record(&file, at - segment.start + 1, segment.end - segment.start)
+                    .map_err(|e| unavailable("read", &e))?
+                    .map_or(segment.end, |offset| segment.start + offset);
                 tracing::error!(
                     segment = segment.start,
-                    at,
-                    "the intake spool holds a damaged record; skipping the rest of its segment"
+                    from = at,
+                    to = resume,
+                    "the intake spool holds damaged bytes; skipping them (what they held is lost)"
                 );
-                let mut segments = self.segments.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(s) = segments.iter_mut().find(|s| s.start == segment.start) {
-                    s.end = at;
-                }
-                Ok(None)
+                Ok(Some(Spooled {
+                    id: at as i64,
+                    next: resume as i64,
+                    project_id: 0,
+                    received_at: 0,
+                    events: Vec::new(),
+                    skipped: Vec::new(),
+                }))
             }
             Err(e) => Err(unavailable("read", &e)),
         }
@@ -395,6 +415,39 @@ fn read_record(file: &File, at: u64, end: u64) -> std::io::Result<Option<(Vec<u8
     let mut body = vec![0u8; len as usize];
     file.read_exact_at(&mut body, at + HEADER as u64)?;
     Ok((checksum(&header[..4], &body) == crc && body.first() == Some(&VERSION)).then_some((body, HEADER as u64 + len)))
+}
+
+/// Where the first whole record after `from` starts, in a segment whose records end at `end`: how the log goes on
+/// past damaged bytes. Candidates are screened on the fixed fields at the start of a body (version, a positive
+/// project id, a received time) before their checksum is computed.
+fn next_whole_record(file: &File, from: u64, end: u64) -> std::io::Result<Option<u64>> {
+    const WINDOW: u64 = 1024 * 1024;
+    // Length and checksum, version, project, received at.
+    const PROBE: usize = HEADER + 17;
+    let plausible = |b: &[u8]| {
+        let field = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default());
+        let len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        len as usize >= 17
+            && b[HEADER] == VERSION
+            && (1..1 << 53).contains(&field(HEADER + 1))
+            && field(HEADER + 9) < 1 << 53
+    };
+    let mut start = from;
+    let mut window = Vec::new();
+    while start + PROBE as u64 <= end {
+        let len = (WINDOW + PROBE as u64).min(end - start);
+        window.resize(len as usize, 0);
+        file.read_exact_at(&mut window, start)?;
+        let candidates = window.len() - PROBE + 1;
+        for p in 0..candidates {
+            let at = start + p as u64;
+            if plausible(&window[p..p + PROBE]) && read_record(file, at, end)?.is_some() {
+                return Ok(Some(at));
+            }
+        }
+        start += candidates as u64;
+    }
+    Ok(None)
 }
 
 /// The forwarded mark as stored: the position, then the CRC-32 of its bytes.
@@ -473,9 +526,22 @@ fn recover(dir: &Path, segment_bytes: u64) -> StoreResult<(Log, Writer)> {
             segments.push(Segment { start, end: start + limit });
             continue;
         }
-        while let Some((_, len)) = read_record(&file, at, limit).map_err(|e| unavailable("read", &e))? {
-            at += len;
-            requests += 1;
+        loop {
+            match read_record(&file, at, limit).map_err(|e| unavailable("read", &e))? {
+                Some((_, len)) => {
+                    at += len;
+                    requests += 1;
+                }
+                // Damaged bytes with whole records after them are skipped when read; only a tail is cut.
+                None => match next_whole_record(&file, at + 1, limit).map_err(|e| unavailable("read", &e))? {
+                    Some(next) => {
+                        tracing::warn!(segment = start, from = at, to = next, "the intake spool holds damaged bytes");
+                        at = next;
+                        requests += 1;
+                    }
+                    None => break,
+                },
+            }
         }
         if at < size {
             tracing::warn!(segment = start, cut_at = at, size, "cutting a torn or damaged tail off the intake spool");
@@ -549,7 +615,12 @@ impl Writer {
         }
         self.mark.write_all_at(&encode_mark(next), 0).map_err(|e| unavailable("written", &e))?;
         log.forwarded.store(next, SeqCst);
-        log.requests.fetch_sub(count, SeqCst);
+        if next == self.end {
+            // Exact even when damaged bytes that held several records were passed as one.
+            log.requests.store(0, SeqCst);
+        } else {
+            log.requests.fetch_sub(count, SeqCst);
+        }
         if next == self.end && self.end - self.start >= RECLAIM_BYTES.min(self.segment_bytes) {
             if let Err(e) = self.rotate(log) {
                 tracing::debug!(error = %e, "could not start a new spool segment; the drained one stays for now");
@@ -834,6 +905,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn damaged_bytes_are_skipped_and_the_records_after_them_are_still_read() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("spool");
+        let segment = segment_path(&path, 0);
+        let damage = |record: &Spooled| {
+            let file = OpenOptions::new().write(true).open(&segment).expect("open");
+            let middle = (record.id + record.next) as u64 / 2;
+            file.write_all_at(b"\xff\x00", middle).expect("damage");
+        };
+        // While the log is open: a record in the segment being written is damaged after it was appended.
+        let spool = Spool::open(&path, 1 << 30).await.expect("spool");
+        for i in 0..4 {
+            spool.push(1, i, &[event(i as usize, r#"{"k":"some text to damage"}"#)], &[]).await.expect("push");
+        }
+        damage(&spool.oldest(10).await.expect("oldest")[1]);
+        spool.push(1, 4, &[event(4, "{}")], &[]).await.expect("push");
+        assert_eq!(forward(&spool, 10).await, [0, 2, 3, 4].map(|i| event(i, "").event_id).to_vec());
+        assert_eq!(spool.depth().await.expect("depth"), (0, None));
+        assert_eq!(spool.waiting_bytes(), 0);
+        // Across a restart: damage in the middle of the log is skipped, not cut off with what follows it.
+        for i in 5..8 {
+            spool.push(1, i, &[event(i as usize, r#"{"k":"some text to damage"}"#)], &[]).await.expect("push");
+        }
+        damage(&spool.oldest(10).await.expect("oldest")[1]);
+        spool.close().await;
+        let spool = Spool::open(&path, 1 << 30).await.expect("reopened");
+        assert_eq!(spool.depth().await.expect("depth").0, 3, "the damaged bytes count as one request");
+        spool.push(1, 8, &[event(8, "{}")], &[]).await.expect("push");
+        assert_eq!(forward(&spool, 10).await, [5, 7, 8].map(|i| event(i, "").event_id).to_vec());
+        assert_eq!(spool.depth().await.expect("depth"), (0, None));
+    }
+
+    #[tokio::test]
     async fn segments_are_deleted_once_forwarded_and_records_are_read_across_them_in_order() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("spool");
@@ -888,9 +992,9 @@ mod tests {
         for i in 0..5 {
             spool.push(1, 0, &[event(i, &payload)], &[]).await.expect("push");
         }
-        assert_eq!(spool.oldest_within(10, 2500).expect("oldest").len(), 3, "stops once past 2,500 bytes");
-        assert_eq!(spool.oldest_within(10, 1).expect("oldest").len(), 1);
-        assert_eq!(spool.oldest_within(2, 1 << 20).expect("oldest").len(), 2);
+        assert_eq!(spool.oldest_within(10, 2500).await.expect("oldest").len(), 3, "stops once past 2,500 bytes");
+        assert_eq!(spool.oldest_within(10, 1).await.expect("oldest").len(), 1);
+        assert_eq!(spool.oldest_within(2, 1 << 20).await.expect("oldest").len(), 2);
         assert_eq!(spool.oldest(10).await.expect("oldest").len(), 5);
     }
 
