@@ -28,7 +28,9 @@ async fn main() -> ExitCode {
             LogFormat::Json => builder.json().init(),
         }
     } else {
-        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        // Colours only for a person at a terminal: a pipe, a file or the journal gets plain text.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
         match cli.log_format {
             LogFormat::Text => builder.init(),
             LogFormat::Json => builder.json().init(),
