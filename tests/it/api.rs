@@ -379,21 +379,8 @@ async fn the_api_describes_itself_at_api_openapi_json() {
 
 #[tokio::test]
 async fn logs_to_a_pipe_are_plain_text() {
-    let cwd = tempfile::tempdir().expect("a temporary directory");
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_shipwatch"))
-        .args(["serve", "--listen", &listen])
-        .current_dir(cwd.path())
-        .env_remove("DATABASE_URL")
-        .env_remove("SHIPWATCH_DATA_DIR")
-        .env_remove("NO_COLOR")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("serve starts");
-    wait_healthy(&format!("http://{listen}")).await;
+    // Standard error is a pipe here, as under systemd or with a redirect.
+    let (mut server, _listen, _dir) = crate::limits::server(None, &[]).await;
     let pid = server.id().expect("pid").to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs").success());
     tokio::time::timeout(Duration::from_secs(20), server.wait()).await.expect("exits in time").expect("waits");
@@ -402,6 +389,6 @@ async fn logs_to_a_pipe_are_plain_text() {
         use tokio::io::AsyncReadExt as _;
         e.read_to_string(&mut stderr).await.expect("stderr");
     }
-    assert!(stderr.contains("INFO") && stderr.contains("worker started"), "{stderr}");
+    assert!(stderr.contains("INFO") && stderr.contains("worker started"), "info lines (RUST_LOG unset): {stderr}");
     assert!(!stderr.contains('\x1b'), "no terminal colour codes in a pipe: {stderr:?}");
 }

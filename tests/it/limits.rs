@@ -10,7 +10,7 @@ use tokio::process::{Child, Command};
 use crate::support::{free_port, wait_healthy};
 
 /// `shipwatch serve` on a free port in a fresh directory (SQLite), under `ulimit -n` when given.
-async fn server(nofile: Option<u32>, extra: &[&str]) -> (Child, String, tempfile::TempDir) {
+pub(crate) async fn server(nofile: Option<u32>, extra: &[&str]) -> (Child, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let listen = format!("127.0.0.1:{}", free_port());
     let script = match nofile {
