@@ -60,6 +60,12 @@ const GROUP_COMMIT: usize = 256;
 /// Bytes before a record's body: its length and the CRC-32 of the length and body.
 const HEADER: usize = 8;
 
+/// A record's fixed start: length and checksum, then the body's version, project and received time.
+const HEAD: usize = HEADER + 17;
+
+/// Where the received time starts in a record.
+const RECEIVED_AT: usize = HEADER + 9;
+
 /// The first byte of every record's body: the encoding's version.
 const VERSION: u8 = 1;
 
@@ -376,14 +382,13 @@ impl Log {
         let Some((at, segment)) = self.locate(at) else {
             return Ok(None);
         };
-        // Length and checksum, version, project, received at.
-        let mut head = [0u8; HEADER + 17];
+        let mut head = [0u8; HEAD];
         if at - segment.start + head.len() as u64 > segment.end - segment.start {
             return Ok(None);
         }
         let file = self.file(segment.start)?;
         file.read_exact_at(&mut head, at - segment.start).map_err(|e| unavailable("read", &e))?;
-        Ok(head[HEADER + 9..].try_into().ok().map(i64::from_le_bytes))
+        Ok(head[RECEIVED_AT..].try_into().ok().map(i64::from_le_bytes))
     }
 
     fn file(&self, start: u64) -> StoreResult<Arc<File>> {
@@ -422,26 +427,24 @@ fn read_record(file: &File, at: u64, end: u64) -> std::io::Result<Option<(Vec<u8
 /// project id, a received time) before their checksum is computed.
 fn next_whole_record(file: &File, from: u64, end: u64) -> std::io::Result<Option<u64>> {
     const WINDOW: u64 = 1024 * 1024;
-    // Length and checksum, version, project, received at.
-    const PROBE: usize = HEADER + 17;
     let plausible = |b: &[u8]| {
         let field = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default());
         let len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         len as usize >= 17
             && b[HEADER] == VERSION
             && (1..1 << 53).contains(&field(HEADER + 1))
-            && field(HEADER + 9) < 1 << 53
+            && field(RECEIVED_AT) < 1 << 53
     };
     let mut start = from;
     let mut window = Vec::new();
-    while start + PROBE as u64 <= end {
-        let len = (WINDOW + PROBE as u64).min(end - start);
+    while start + HEAD as u64 <= end {
+        let len = (WINDOW + HEAD as u64).min(end - start);
         window.resize(len as usize, 0);
         file.read_exact_at(&mut window, start)?;
-        let candidates = window.len() - PROBE + 1;
+        let candidates = window.len() - HEAD + 1;
         for p in 0..candidates {
             let at = start + p as u64;
-            if plausible(&window[p..p + PROBE]) && read_record(file, at, end)?.is_some() {
+            if plausible(&window[p..p + HEAD]) && read_record(file, at, end)?.is_some() {
                 return Ok(Some(at));
             }
         }
