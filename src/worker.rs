@@ -276,7 +276,9 @@ impl Worker {
             // Written by an older shipwatch (one job per event): its event is in the batches' queue anyway.
             Work::ProcessEvent { .. } => self.group_once().await.map(|_| ()),
             Work::ReleaseReady { deploy_id } => self.groups.release_ready(deploy_id, now()).await,
-            Work::AssignGroup { group, event } => self.services.assign.assign_group(group, event, true, now).await,
+            Work::AssignGroup { group, event } => {
+                self.services.assign.assign_group(group, event, true, now).await.map(|_| ())
+            }
             Work::CheckRegression { group, event } => {
                 self.services.regressions.check(group, event, now).await.map(|_| ())
             }

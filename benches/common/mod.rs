@@ -5,10 +5,12 @@ use sqlx::Connection as _;
 use std::path::Path;
 use std::process::Command;
 
-/// The release `shipwatch` with `args`, on `data` (and `database` when given), logging warnings only.
+/// The release `shipwatch` with `args`, on `data` (and `database` when given), logging warnings only unless
+/// `SHIPWATCH_BENCH_LOG` gives its `RUST_LOG` (say `warn,shipwatch::assign=info` for each assignment's profile).
 pub fn shipwatch(data: &Path, database: Option<&str>, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_shipwatch"));
-    c.args(args).arg("--data-dir").arg(data).env_remove("DATABASE_URL").env("RUST_LOG", "warn");
+    let log = std::env::var("SHIPWATCH_BENCH_LOG").unwrap_or_else(|_| "warn".into());
+    c.args(args).arg("--data-dir").arg(data).env_remove("DATABASE_URL").env("RUST_LOG", log);
     if let Some(url) = database {
         c.arg("--database-url").arg(url);
     }

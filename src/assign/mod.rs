@@ -946,10 +946,10 @@ async fn blame_files(
             let Some((path, lines)) = pending.next() else { break };
             let (engine, repo, sha, path, ignore) =
                 (engine.clone(), repo.to_owned(), sha.to_owned(), path.to_owned(), ignore.clone());
-            tasks.spawn(async move {
+            tasks.spawn(crate::git::with_tally(async move {
                 let got = engine.blame(&repo, &sha, &path, &lines, &ignore).await;
                 BlameDone::Plain(path, got)
-            });
+            }));
         }
         let Some(done) = tasks.join_next().await else { break };
         match done.context("a blame task failed")? {
@@ -961,13 +961,13 @@ async fn blame_files(
                 if let (Some(plain), Some(key)) = (plain, key.filter(|k| writers.get(k).is_none())) {
                     let (git, objects, repo, sha, ignore, plain) =
                         (git.clone(), objects.clone(), repo.to_owned(), sha.to_owned(), ignore.clone(), plain.clone());
-                    tasks.spawn(async move {
+                    tasks.spawn(crate::git::with_tally(async move {
                         let w = find_writer(&git, &objects, &repo, &sha, &plain, &ignore).await;
                         if let Err(e) = &w {
                             warn!(error = %format!("{e:#}"), path = key.1, "blame -w -M -C failed; keeping plain blame");
                         }
                         BlameDone::Writer((key, w.ok().flatten()))
-                    });
+                    }));
                 }
                 blamed.extend(got.into_iter().map(|(l, b)| ((path.clone(), l), b)));
             }

@@ -36,6 +36,34 @@ pub struct DeployRef {
     pub guessed: bool,
 }
 
+/// Where one assignment's time went, and the git processes it started: logged with "group assigned" at info
+/// level, so an operator can see why assignments are slow.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AssignProfile {
+    /// Reading the group, its event, the project and the deploy it ran at (ms).
+    pub read_ms: f64,
+    /// Making sure the mirror holds the deploy's commit, and reading the deploy's range (ms).
+    pub mirror_ms: f64,
+    /// Mapping the frames to files at the deploy's commit and blaming them, writers and owners included (ms).
+    pub blame_ms: f64,
+    /// Storing the assignment and the release flags, with the latest deploy they are decided against (ms).
+    pub write_ms: f64,
+    /// git processes started for this assignment (0 when the caches and the in-process object reader answered).
+    pub git_processes: u64,
+}
+
+/// Milliseconds since the last lap, one decimal.
+struct Laps(std::time::Instant);
+
+impl Laps {
+    fn lap(&mut self) -> f64 {
+        let now = std::time::Instant::now();
+        let ms = (now - self.0).as_secs_f64() * 1000.0;
+        self.0 = now;
+        (ms * 10.0).round() / 10.0
+    }
+}
+
 pub struct AssignService {
     store: DynStore,
     mirrors: Arc<Mirrors>,
@@ -60,22 +88,40 @@ impl AssignService {
         Ok(self.store.latest_ready_deploy(project_id, env).await?.map(|d| (d, true)))
     }
 
+    /// Assigns the group by its event `event_row`, and says where the time went.
+    ///
+    /// `first` is true for a new group (the release flags and the GitHub issue follow from it), false when a
+    /// regression re-assigns it at the deploy it came back in.
+    ///
     /// # Errors
     /// When the store or git fails (the job is retried); a group without a deploy is stored as `no_deploy`.
     #[instrument(skip_all, fields(group_id = group_id, event_row = event_row))]
-    /// `first` is true for a new group (the release flags and the GitHub issue follow from it), false when a
-    /// regression re-assigns it at the deploy it came back in.
     pub async fn assign_group(
         &self,
         group_id: i64,
         event_row: i64,
         first: bool,
         now: impl Fn() -> i64,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<AssignProfile> {
+        let (result, git_processes) =
+            crate::git::counting_processes(self.assign_counted(group_id, event_row, first, now)).await;
+        result.map(|p| AssignProfile { git_processes, ..p })
+    }
+
+    /// [`AssignService::assign_group`] inside the tally of its git processes.
+    async fn assign_counted(
+        &self,
+        group_id: i64,
+        event_row: i64,
+        first: bool,
+        now: impl Fn() -> i64,
+    ) -> anyhow::Result<AssignProfile> {
+        let mut laps = Laps(std::time::Instant::now());
+        let mut profile = AssignProfile::default();
         let (Some(group), Some(stored)) = (self.store.group(group_id).await?, self.store.event(event_row).await?)
         else {
             warn!("group or event no longer exists");
-            return Ok(());
+            return Ok(profile);
         };
         let project =
             self.store.project_by_id(group.project_id).await?.ok_or_else(|| anyhow::anyhow!("project gone"))?;
@@ -93,7 +139,9 @@ impl AssignService {
             }
         }
 
-        let Some((deploy, guessed)) = self.deploy_of(project.id, &event).await? else {
+        let found = self.deploy_of(project.id, &event).await?;
+        profile.read_ms = laps.lap();
+        let Some((deploy, guessed)) = found else {
             let result = GroupAssignment {
                 status: "no_deploy".into(),
                 deploy: None,
@@ -110,17 +158,20 @@ impl AssignService {
             let fallback = settings.default_assignee.as_deref().map(|d| d.trim_start_matches('@'));
             let json = serde_json::to_string(&result)?;
             self.store.set_group_assignment(group_id, None, &json, fallback, None, now()).await?;
-            return Ok(());
+            profile.write_ms = laps.lap();
+            return Ok(profile);
         };
         self.mirrors.ensure_commits(project.id, &project.repo_url, &[deploy.sha.as_str()]).await?;
         let range = self.store.deploy_commits(deploy.id).await?.into_iter().map(|c| c.sha).collect();
         let context = DeployContext { version: deploy.version.clone(), environment: deploy.environment.clone(), range };
+        profile.mirror_ms = laps.lap();
         let (frames, crash) = frames_of_event(&event);
         let repo = self.mirrors.path(project.id);
         let a: Assignment = self
             .assigner
             .assign(&repo, &deploy.sha, project.github_repo.as_deref(), &frames, &crash, &settings, Some(&context))
             .await?;
+        profile.blame_ms = laps.lap();
         // "New in" only when the event's own release is the newest deploy of its environment; a guessed deploy
         // says nothing about where the error first appeared.
         // A new group's release flags are stored with its assignment, in one transaction.
@@ -157,11 +208,7 @@ impl AssignService {
             (None, _) => a.owner.reason.clone(),
         };
         let assignee = a.owner.github_login.clone();
-        info!(
-            suspect = a.suspect.as_ref().map(|s| s.commit.as_str()),
-            assignee = assignee.as_deref(),
-            "group assigned"
-        );
+        let suspect = a.suspect.as_ref().map(|s| s.commit.clone());
         let result = GroupAssignment {
             status: "assigned".into(),
             deploy: Some(DeployRef {
@@ -181,6 +228,17 @@ impl AssignService {
         self.store
             .set_group_assignment(group_id, Some(deploy.id), &json, assignee.as_deref(), flags.as_ref(), now())
             .await?;
-        Ok(())
+        profile.write_ms = laps.lap();
+        info!(
+            suspect = suspect.as_deref(),
+            assignee = assignee.as_deref(),
+            read_ms = profile.read_ms,
+            mirror_ms = profile.mirror_ms,
+            blame_ms = profile.blame_ms,
+            write_ms = profile.write_ms,
+            git_processes = crate::git::processes_counted(),
+            "group assigned"
+        );
+        Ok(profile)
     }
 }

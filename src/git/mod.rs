@@ -28,6 +28,35 @@ use crate::config::Secret;
 /// rather than 128 KiB, with 1 MiB asked for at a time.
 const GIT_MALLOC_TUNABLES: &str = "glibc.malloc.trim_threshold=268435456:glibc.malloc.top_pad=1048576";
 
+tokio::task_local! {
+    /// The tally of git processes started on behalf of one piece of work (see [`counting_processes`]).
+    static TALLY: Arc<AtomicU64>;
+}
+
+/// Runs `work`, and returns with its output how many git processes it started, in its own task or in tasks it
+/// spawned through [`with_tally`].
+pub async fn counting_processes<F: std::future::Future>(work: F) -> (F::Output, u64) {
+    let tally = Arc::new(AtomicU64::new(0));
+    let out = TALLY.scope(tally.clone(), work).await;
+    (out, tally.load(Ordering::Relaxed))
+}
+
+/// Git processes started so far by the work [`counting_processes`] is counting in this task (0 outside one).
+pub fn processes_counted() -> u64 {
+    TALLY.try_with(|t| t.load(Ordering::Relaxed)).unwrap_or(0)
+}
+
+/// `task` counting into the tally of the calling task, if any: for a task it spawns to do part of its work.
+pub fn with_tally<F: std::future::Future>(task: F) -> impl std::future::Future<Output = F::Output> {
+    let tally = TALLY.try_with(Arc::clone).ok();
+    async move {
+        match tally {
+            Some(t) => TALLY.scope(t, task).await,
+            None => task.await,
+        }
+    }
+}
+
 /// How shipwatch runs `git`.
 #[derive(Clone, Debug)]
 pub struct Git {
@@ -121,6 +150,7 @@ impl Git {
     fn command(&self, repo: Option<&Path>) -> Command {
         // Every command built here is started right away.
         self.started.fetch_add(1, Ordering::Relaxed);
+        let _ = TALLY.try_with(|t| t.fetch_add(1, Ordering::Relaxed));
         let mut cmd = Command::new(&self.program);
         if let Some(repo) = repo {
             cmd.arg("-C").arg(repo);
@@ -275,6 +305,33 @@ mod tests {
     async fn header_for(git: &Git, url: &str) -> Option<String> {
         let out = git.output(None, ["config", "--get-urlmatch", "http.extraHeader", url]).await.expect("git runs");
         (out.code == Some(0)).then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    #[tokio::test]
+    async fn a_tally_counts_the_processes_of_its_work_and_of_the_tasks_it_hands_on_to() {
+        let git = Git::new("git", Duration::from_secs(30), None, false);
+        let version = || async { git.output(None, ["--version"]).await.expect("git runs") };
+        let ((), started) = counting_processes(async {
+            version().await;
+            assert_eq!(processes_counted(), 1, "counted as it goes");
+            let g = git.clone();
+            tokio::spawn(with_tally(async move {
+                g.output(None, ["--version"]).await.expect("git runs");
+            }))
+            .await
+            .expect("joined");
+            // A task spawned without the tally counts for nobody's work.
+            let g = git.clone();
+            tokio::spawn(async move { g.output(None, ["--version"]).await.expect("git runs") }).await.expect("joined");
+        })
+        .await;
+        assert_eq!(started, 2);
+        // Outside any tally: nothing is counted, and the Git's own total still sees every process.
+        version().await;
+        assert_eq!(processes_counted(), 0);
+        assert_eq!(git.processes_started(), 4);
+        let (_, none) = counting_processes(async {}).await;
+        assert_eq!(none, 0);
     }
 
     #[tokio::test]

@@ -46,6 +46,18 @@ async fn a_new_group_is_assigned_to_the_author_of_the_deployed_suspect_commit() 
         ]);
         let body = sentry_event(&format!("{:032x}", 1), "v2", "ZeroDivisionError", frames.clone());
         assert_eq!(app.http.post(&url).body(body).send().await.expect("sent").status().as_u16(), 200);
+        // Grouped, then assigned here rather than by the worker, to read each assignment's profile: the first one
+        // blames with git; the same group again is answered from the caches without one git process.
+        app.app.spooler.forward_all().await.expect("forwarded");
+        assert_eq!(app.app.worker().group_once().await.expect("grouped").events, 1);
+        let (_, groups) = app.call(Method::GET, "/api/v1/projects/web/groups", Some(&token), None).await;
+        let group_id = groups["groups"][0]["id"].as_i64().expect("group id");
+        let event_row = store.group(group_id).await.expect("read").and_then(|g| g.last_event_id).expect("its event");
+        let now = || chrono::Utc::now().timestamp_millis();
+        let cold = app.app.assign.assign_group(group_id, event_row, true, now).await.expect("assigned");
+        assert!(cold.git_processes > 0 && cold.blame_ms > 0.0, "{backend}: {cold:?}");
+        let warm = app.app.assign.assign_group(group_id, event_row, true, now).await.expect("assigned");
+        assert_eq!(warm.git_processes, 0, "{backend}: {warm:?}");
         app.drain().await;
 
         let (_, groups) = app.call(Method::GET, "/api/v1/projects/web/groups", Some(&token), None).await;
