@@ -163,8 +163,13 @@ async fn bombs_are_refused_quickly_without_the_process_growing() {
 /// A gzip envelope of 95 valid 1 MiB events (100 KiB on the wire): what a leaked DSN key (DSNs are public in browser
 /// code) can send at once.
 fn event_flood() -> Vec<u8> {
+    event_flood_after("{}")
+}
+
+/// The same flood after the envelope header `header`.
+fn event_flood_after(header: &str) -> Vec<u8> {
     let event = format!("{{\"message\":\"{}\"}}", "y".repeat(MIB - 20));
-    let mut text = String::from("{}\n");
+    let mut text = format!("{header}\n");
     for _ in 0..95 {
         text.push_str(&format!("{{\"type\":\"event\",\"length\":{}}}\n{event}\n", event.len()));
     }
@@ -173,16 +178,18 @@ fn event_flood() -> Vec<u8> {
     e.finish().expect("finish")
 }
 
-/// 64 such envelopes at once, with the right key, three times over: the memory budget (`--intake-memory-mb`, 64 here)
-/// refuses what would pass it with 429 and `Retry-After`, the process stays near its budget, and ordinary events sent
-/// meanwhile are all accepted.
-#[tokio::test]
-async fn concurrent_floods_with_the_key_stay_within_the_memory_budget() {
-    let flood = event_flood();
-    let (mut server, pid, base, key, _dirs) =
-        serve(&["--intake-memory-mb", "64", "--events-per-minute", "1000000"]).await;
-    let url = format!("{base}/api/1/envelope/?sentry_key={key}");
+/// Three rounds of 64 floods at once, the `i`th sent to `base` + `flood_path(i)`, with five ordinary events sent
+/// (with `key`) while each round is in flight: the server's peak RSS before, the floods' answers by status (a 429 must
+/// say when to come back), and how many ordinary events were accepted.
+async fn flood_rounds(
+    pid: u32,
+    base: &str,
+    key: &str,
+    body: &[u8],
+    flood_path: impl Fn(usize) -> String,
+) -> (u64, std::collections::BTreeMap<u16, usize>, usize) {
     let http = reqwest::Client::new();
+    let url = format!("{base}/api/1/envelope/?sentry_key={key}");
     let ordinary = |i: usize| {
         let (http, url) = (http.clone(), url.clone());
         async move {
@@ -196,8 +203,8 @@ async fn concurrent_floods_with_the_key_stay_within_the_memory_budget() {
     let mut ordinary_ok = 0;
     for round in 0..3 {
         let floods: Vec<_> = (0..64)
-            .map(|_| {
-                let (http, url, body) = (http.clone(), url.clone(), flood.clone());
+            .map(|i| {
+                let (http, url, body) = (http.clone(), format!("{base}{}", flood_path(i)), body.to_vec());
                 tokio::spawn(async move {
                     let resp =
                         http.post(&url).header("content-encoding", "gzip").body(body).send().await.expect("sent");
@@ -205,7 +212,6 @@ async fn concurrent_floods_with_the_key_stay_within_the_memory_budget() {
                 })
             })
             .collect();
-        // Ordinary events while the floods are in flight.
         for i in 0..5 {
             ordinary_ok += usize::from(ordinary(1 + round * 10 + i).await == 200);
         }
@@ -215,6 +221,19 @@ async fn concurrent_floods_with_the_key_stay_within_the_memory_budget() {
             *statuses.entry(status).or_insert(0) += 1;
         }
     }
+    (baseline, statuses, ordinary_ok)
+}
+
+/// 64 such envelopes at once, with the right key, three times over: the memory budget (`--intake-memory-mb`, 64 here)
+/// refuses what would pass it with 429 and `Retry-After`, the process stays near its budget, and ordinary events sent
+/// meanwhile are all accepted.
+#[tokio::test]
+async fn concurrent_floods_with_the_key_stay_within_the_memory_budget() {
+    let flood = event_flood();
+    let (mut server, pid, base, key, _dirs) =
+        serve(&["--intake-memory-mb", "64", "--events-per-minute", "1000000"]).await;
+    let (baseline, statuses, ordinary_ok) =
+        flood_rounds(pid, &base, &key, &flood, |_| format!("/api/1/envelope/?sentry_key={key}")).await;
     let growth = peak_rss(pid).saturating_sub(baseline);
     eprintln!(
         "192 floods of 95 MiB: {statuses:?}; {ordinary_ok}/15 ordinary events accepted meanwhile; peak memory grew \
@@ -226,5 +245,31 @@ async fn concurrent_floods_with_the_key_stay_within_the_memory_budget() {
     assert!(statuses.keys().all(|s| *s == 200 || *s == 429), "{statuses:?}");
     assert_eq!(ordinary_ok, 15, "ordinary events are accepted during the floods");
     assert!(growth < 128_000_000, "peak memory grew by {growth} bytes with a 64 MiB budget");
+    server.kill().await.expect("stopped");
+}
+
+/// 64 floods at once whose only key is in the envelope header, and wrong (half of them to a project that does not
+/// exist), three times over, at the default settings: each is refused 403 once its first line is decoded, the
+/// process stays far under the default 192 MiB budget (and the 256 MB ceiling), and ordinary events are accepted
+/// meanwhile.
+#[tokio::test]
+async fn concurrent_keyless_floods_cost_no_more_than_their_first_line() {
+    let wrong_key = event_flood_after(r#"{"dsn":"http://0123456789abcdef0123456789abcdef@127.0.0.1/1"}"#);
+    let (mut server, pid, base, key, _dirs) = serve(&[]).await;
+    let (baseline, statuses, ordinary_ok) =
+        flood_rounds(pid, &base, &key, &wrong_key, |i| format!("/api/{}/envelope/", if i % 2 == 0 { 1 } else { 999 }))
+            .await;
+    let peak = peak_rss(pid);
+    let growth = peak.saturating_sub(baseline);
+    eprintln!(
+        "192 keyless floods of 95 MiB: {statuses:?}; {ordinary_ok}/15 ordinary events accepted meanwhile; peak {:.1} MB, \
+         {:.1} MB over the baseline",
+        peak as f64 / 1e6,
+        growth as f64 / 1e6
+    );
+    assert_eq!(statuses.get(&403), Some(&192), "every flood refused on its header's key: {statuses:?}");
+    assert_eq!(ordinary_ok, 15, "ordinary events are accepted during the floods");
+    assert!(growth < 64_000_000, "peak memory grew by {growth} bytes for floods that were never inflated");
+    assert!(peak < 256_000_000, "peak memory {peak} bytes");
     server.kill().await.expect("stopped");
 }
