@@ -134,7 +134,10 @@ impl App {
             Some(tokens) => mirrors.with_fetch_tokens(tokens),
             None => mirrors,
         });
-        let assign = Arc::new(AssignService::new(store.clone(), mirrors.clone(), assigner.clone(), github_writes));
+        let assign = Arc::new(
+            AssignService::new(store.clone(), mirrors.clone(), assigner.clone(), github_writes)
+                .with_metrics(metrics.clone()),
+        );
         let regressions = Arc::new(Regressions::new(store.clone(), mirrors.clone(), assign.clone(), github_writes));
         let public_url = worker_args.public_url.clone().unwrap_or_else(|| "http://127.0.0.1:8080".into());
         let issues = Arc::new(

@@ -40,6 +40,11 @@ pub struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabels {
+    pub step: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
     pub call: String,
     pub outcome: String,
@@ -50,6 +55,11 @@ type Latency = Family<RouteLabels, Histogram, fn() -> Histogram>;
 fn latency_histogram() -> Histogram {
     // 1 ms … about 16 s.
     Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+fn step_histogram() -> Histogram {
+    // 0.1 ms … about 3 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
 }
 
 /// The queue's state for one kind, read from the store when `/metrics` is asked.
@@ -74,6 +84,8 @@ pub struct Metrics {
     pub github_calls: Family<CallLabels, Counter>,
     pub blame_cache_hits: Counter,
     pub blame_cache_misses: Counter,
+    assign_step_seconds: Family<StepLabels, Histogram, fn() -> Histogram>,
+    assign_git_processes: Counter,
     queue_jobs: Family<KindLabels, Gauge>,
     queue_oldest_seconds: Family<KindLabels, Gauge<f64, AtomicU64>>,
     spool_waiting: Gauge,
@@ -125,6 +137,15 @@ impl Metrics {
         registry.register("blame_cache_hits", "Blamed lines answered from the cache", blame_cache_hits.clone());
         let blame_cache_misses = Counter::default();
         registry.register("blame_cache_misses", "Blamed lines that needed git", blame_cache_misses.clone());
+        let assign_step_seconds: Family<StepLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(step_histogram);
+        registry.register(
+            "assign_step_duration_seconds",
+            "Time an assignment spent in each step (read, mirror, blame, write)",
+            assign_step_seconds.clone(),
+        );
+        let assign_git_processes = Counter::default();
+        registry.register("assign_git_processes", "git processes started by assignments", assign_git_processes.clone());
         let queue_jobs = Family::<KindLabels, Gauge>::default();
         registry.register("queue_jobs", "Jobs queued or running, by kind", queue_jobs.clone());
         let queue_oldest_seconds = Family::<KindLabels, Gauge<f64, AtomicU64>>::default();
@@ -159,6 +180,8 @@ impl Metrics {
             github_calls,
             blame_cache_hits,
             blame_cache_misses,
+            assign_step_seconds,
+            assign_git_processes,
             queue_jobs,
             queue_oldest_seconds,
             blame_seen: Mutex::new((0, 0)),
@@ -180,6 +203,14 @@ impl Metrics {
 
     pub fn job_finished(&self, kind: &str, outcome: &str) {
         self.jobs_finished.get_or_create(&OutcomeLabels { kind: kind.to_owned(), outcome: outcome.to_owned() }).inc();
+    }
+
+    /// Counts one assignment's steps (milliseconds) and the git processes it started.
+    pub fn assignment(&self, steps: &[(&str, f64)], git_processes: u64) {
+        for &(step, ms) in steps {
+            self.assign_step_seconds.get_or_create(&StepLabels { step: step.to_owned() }).observe(ms / 1000.0);
+        }
+        self.assign_git_processes.inc_by(git_processes);
     }
 
     pub fn github_call(&self, call: &str, outcome: &str) {
@@ -228,6 +259,7 @@ mod tests {
         m.intake_refused("rate_limited");
         m.job_finished("process_event", "done");
         m.github_call("create_issue", "ok");
+        m.assignment(&[("read", 0.4), ("mirror", 0.1), ("blame", 4.0), ("write", 0.9)], 2);
         let queue = vec![QueueDepth { kind: "assign_group".into(), jobs: 4, oldest_age_s: 12.5 }];
         let text = m.render(&Snapshot { queue, blame_lines: (3, 1), spool: Some((2, 1.5)) }).expect("renders");
         for line in [
@@ -238,6 +270,10 @@ mod tests {
             r#"shipwatch_jobs_finished_total{kind="process_event",outcome="done"} 1"#,
             r#"shipwatch_github_calls_total{call="create_issue",outcome="ok"} 1"#,
             "shipwatch_blame_cache_hits_total 3",
+            r#"shipwatch_assign_step_duration_seconds_count{step="blame"} 1"#,
+            r#"shipwatch_assign_step_duration_seconds_bucket{le="0.0064",step="blame"} 1"#,
+            r#"shipwatch_assign_step_duration_seconds_bucket{le="0.0032",step="blame"} 0"#,
+            "shipwatch_assign_git_processes_total 2",
             r#"shipwatch_queue_jobs{kind="assign_group"} 4"#,
             r#"shipwatch_queue_oldest_job_age_seconds{kind="assign_group"} 12.5"#,
             "shipwatch_spool_requests 2",

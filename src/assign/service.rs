@@ -37,7 +37,7 @@ pub struct DeployRef {
 }
 
 /// Where one assignment's time went, and the git processes it started: logged with "group assigned" at info
-/// level, so an operator can see why assignments are slow.
+/// level and counted in `/metrics`, so an operator can see why assignments are slow.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct AssignProfile {
     /// Reading the group, its event, the project and the deploy it ran at (ms).
@@ -50,6 +50,8 @@ pub struct AssignProfile {
     pub write_ms: f64,
     /// git processes started for this assignment (0 when the caches and the in-process object reader answered).
     pub git_processes: u64,
+    /// False when no deploy was found to map the frames at: then the mirror and blame steps did not run.
+    pub mapped: bool,
 }
 
 /// Milliseconds since the last lap, one decimal.
@@ -70,11 +72,18 @@ pub struct AssignService {
     assigner: Arc<Assigner>,
     /// Whether GitHub issues are written (a GitHub token is configured).
     github_writes: bool,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AssignService {
     pub fn new(store: DynStore, mirrors: Arc<Mirrors>, assigner: Arc<Assigner>, github_writes: bool) -> AssignService {
-        AssignService { store, mirrors, assigner, github_writes }
+        AssignService { store, mirrors, assigner, github_writes, metrics: Arc::new(crate::metrics::Metrics::new()) }
+    }
+
+    /// Counts each assignment's profile into `metrics` (otherwise into a registry nobody reads).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> AssignService {
+        self.metrics = metrics;
+        self
     }
 
     /// The deploy an event ran at, and whether that is a guess.
@@ -105,23 +114,31 @@ impl AssignService {
     ) -> anyhow::Result<AssignProfile> {
         let (result, git_processes) =
             crate::git::counting_processes(self.assign_counted(group_id, event_row, first, now)).await;
-        result.map(|p| AssignProfile { git_processes, ..p })
+        let Some(p) = result? else {
+            return Ok(AssignProfile::default());
+        };
+        let steps = [("read", p.read_ms), ("mirror", p.mirror_ms), ("blame", p.blame_ms), ("write", p.write_ms)];
+        let ran: Vec<(&str, f64)> =
+            steps.into_iter().filter(|(step, _)| p.mapped || matches!(*step, "read" | "write")).collect();
+        self.metrics.assignment(&ran, git_processes);
+        Ok(AssignProfile { git_processes, ..p })
     }
 
-    /// [`AssignService::assign_group`] inside the tally of its git processes.
+    /// [`AssignService::assign_group`] inside the tally of its git processes; `None` when the group or its event is
+    /// gone.
     async fn assign_counted(
         &self,
         group_id: i64,
         event_row: i64,
         first: bool,
         now: impl Fn() -> i64,
-    ) -> anyhow::Result<AssignProfile> {
+    ) -> anyhow::Result<Option<AssignProfile>> {
         let mut laps = Laps(std::time::Instant::now());
         let mut profile = AssignProfile::default();
         let (Some(group), Some(stored)) = (self.store.group(group_id).await?, self.store.event(event_row).await?)
         else {
             warn!("group or event no longer exists");
-            return Ok(profile);
+            return Ok(None);
         };
         let project =
             self.store.project_by_id(group.project_id).await?.ok_or_else(|| anyhow::anyhow!("project gone"))?;
@@ -159,12 +176,13 @@ impl AssignService {
             let json = serde_json::to_string(&result)?;
             self.store.set_group_assignment(group_id, None, &json, fallback, None, now()).await?;
             profile.write_ms = laps.lap();
-            return Ok(profile);
+            return Ok(Some(profile));
         };
         self.mirrors.ensure_commits(project.id, &project.repo_url, &[deploy.sha.as_str()]).await?;
         let range = self.store.deploy_commits(deploy.id).await?.into_iter().map(|c| c.sha).collect();
         let context = DeployContext { version: deploy.version.clone(), environment: deploy.environment.clone(), range };
         profile.mirror_ms = laps.lap();
+        profile.mapped = true;
         let (frames, crash) = frames_of_event(&event);
         let repo = self.mirrors.path(project.id);
         let a: Assignment = self
@@ -239,6 +257,6 @@ impl AssignService {
             git_processes = crate::git::processes_counted(),
             "group assigned"
         );
-        Ok(profile)
+        Ok(Some(profile))
     }
 }

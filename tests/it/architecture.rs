@@ -27,7 +27,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("groups", &["domain", "events", "jobs", "store"]),
     ("releases", &["cache", "domain", "git", "jobs", "markdown", "store"]),
     ("projects", &["assign", "domain", "store"]),
-    ("assign", &["cache", "config", "events", "git", "github", "groups", "jobs", "releases", "store"]),
+    ("assign", &["cache", "config", "events", "git", "github", "groups", "jobs", "metrics", "releases", "store"]),
     ("regressions", &["assign", "events", "git", "groups", "jobs", "store"]),
     ("issues", &["assign", "github", "jobs", "markdown", "releases", "store"]),
     ("webhooks", &["domain", "git", "groups", "jobs", "releases", "store"]),

@@ -58,6 +58,15 @@ async fn a_new_group_is_assigned_to_the_author_of_the_deployed_suspect_commit() 
         assert!(cold.git_processes > 0 && cold.blame_ms > 0.0, "{backend}: {cold:?}");
         let warm = app.app.assign.assign_group(group_id, event_row, true, now).await.expect("assigned");
         assert_eq!(warm.git_processes, 0, "{backend}: {warm:?}");
+        // Both in /metrics: each step timed twice, and the cold assignment's processes.
+        let (_, metrics) = app.call(Method::GET, "/metrics", None, None).await;
+        let metrics = metrics.as_str().expect("text");
+        for line in [
+            r#"shipwatch_assign_step_duration_seconds_count{step="blame"} 2"#.to_owned(),
+            format!("shipwatch_assign_git_processes_total {}", cold.git_processes),
+        ] {
+            assert!(metrics.lines().any(|l| l == line), "{backend}: {line} missing from {metrics}");
+        }
         app.drain().await;
 
         let (_, groups) = app.call(Method::GET, "/api/v1/projects/web/groups", Some(&token), None).await;
