@@ -386,11 +386,17 @@ mod tests {
             eprintln!("SKIPPED: GLIBC_TUNABLES is set for this test run, and git gets that instead");
             return;
         }
-        // A stand-in for git that prints the environment it was given.
+        // A stand-in for git that prints the environment it was given. Written by a child process: a file this
+        // process had open for writing could be held open by a fork of another test's git spawn, and running it then
+        // fails with "Text file busy".
         let dir = tempfile::tempdir().expect("temp dir");
         let program = dir.path().join("git");
-        std::fs::write(&program, "#!/bin/sh\nenv\n").expect("write");
-        std::fs::set_permissions(&program, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        let wrote = std::process::Command::new("sh")
+            .args(["-c", "printf '#!/bin/sh\\nenv\\n' > \"$1\" && chmod 755 \"$1\"", "sh"])
+            .arg(&program)
+            .status()
+            .expect("sh runs");
+        assert!(wrote.success());
         let git = Git::new(program.as_os_str(), Duration::from_secs(30), None, false);
         let out = git.output(None, ["version"]).await.expect("runs");
         let env = String::from_utf8_lossy(&out.stdout);

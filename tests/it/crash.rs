@@ -5,7 +5,6 @@ use shipwatch::app::App;
 use shipwatch::releases::DeployInput;
 use shipwatch::store::JobStatus;
 use std::collections::HashSet;
-use std::os::unix::fs::PermissionsExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,9 +27,14 @@ async fn a_worker_killed_mid_job_leaves_the_job_to_another() {
         // Both "processes" share the database and the data directory, like a server restarted after a crash.
         let data = tempfile::tempdir().expect("temp dir");
         let slow_git = data.path().join("slow-git");
-        std::fs::write(&slow_git, "#!/bin/sh\ncase \" $* \" in *\" log \"*) sleep 3;; esac\nexec git \"$@\"\n")
-            .expect("write wrapper");
-        std::fs::set_permissions(&slow_git, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        // Written by a child process, so no fork of this one can hold it open for writing ("Text file busy").
+        let script = "#!/bin/sh\ncase \" $* \" in *\" log \"*) sleep 3;; esac\nexec git \"$@\"\n";
+        let wrote = std::process::Command::new("sh")
+            .args(["-c", "printf '%s' \"$1\" > \"$2\" && chmod 755 \"$2\"", "sh", script])
+            .arg(&slow_git)
+            .status()
+            .expect("sh runs");
+        assert!(wrote.success());
         let (d, g, w) = app_args(data.path(), Some(slow_git));
         let doomed = App::with_store(store.clone(), &d, &g, &w).expect("app builds");
         let (d, g, w) = app_args(data.path(), None);
