@@ -383,7 +383,11 @@ mod tests {
     #[tokio::test]
     async fn git_runs_with_malloc_settings_that_keep_freed_memory_unless_the_operator_has_some() {
         if std::env::var_os("GLIBC_TUNABLES").is_some() {
-            eprintln!("SKIPPED: GLIBC_TUNABLES is set for this test run, and git gets that instead");
+            // Past the test runner's capture, so the run's output shows the skip.
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"SKIPPED: GLIBC_TUNABLES is set for this test run, and git gets that instead\n",
+            );
             return;
         }
         // A stand-in for git that prints the environment it was given. Written by a child process: a file this

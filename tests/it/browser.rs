@@ -42,7 +42,7 @@ fn chromium_or_skip() -> Option<PathBuf> {
         if std::env::var("SHIPWATCH_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
             panic!("Chromium is required (SHIPWATCH_REQUIRE_BROWSER=1) but not installed");
         }
-        eprintln!("SKIPPED (browser): no chromium; `bash .ci/run` installs Debian's package");
+        crate::support::skipped("(browser) no chromium; `bash .ci/run` installs Debian's package");
     }
     found
 }

@@ -18,7 +18,7 @@ fn tree_of(dir: &Path, case: &Case) -> TreeFiles {
 #[test]
 fn every_corpus_frame_is_found_and_mapped_from_the_tree_alone() {
     let Some(dir) = corpus_dir() else {
-        eprintln!("SKIPPED: no trace corpus at ../shared/corpus (set SHIPWATCH_CORPUS to run this test)");
+        crate::support::skipped("no trace corpus at ../shared/corpus (set SHIPWATCH_CORPUS to run this test)");
         return;
     };
     let mut failures = Vec::new();
@@ -90,7 +90,9 @@ async fn every_corpus_frame_is_blamed_right_where_the_mirrors_are() {
     let (Some(dir), Some(mirrors)) =
         (corpus_dir(), std::env::var_os("SHIPWATCH_MIRRORS").map(std::path::PathBuf::from))
     else {
-        eprintln!("SKIPPED: set SHIPWATCH_CORPUS (or keep ../shared/corpus) and SHIPWATCH_MIRRORS to blame the corpus");
+        crate::support::skipped(
+            "set SHIPWATCH_CORPUS (or keep ../shared/corpus) and SHIPWATCH_MIRRORS to blame the corpus",
+        );
         return;
     };
     let git = shipwatch::git::Git::new("git", std::time::Duration::from_secs(120), None, true);

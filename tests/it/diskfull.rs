@@ -55,7 +55,7 @@ async fn send_event(app: &TestApp, p: &crate::support::SentryProject, i: usize) 
 #[tokio::test]
 async fn a_full_disk_refuses_writes_honestly_loses_nothing_acknowledged_and_recovers() {
     let Some(fs) = Tmpfs::mount(3 * 1024 * 1024) else {
-        eprintln!("SKIPPED: mounting a tmpfs needs root");
+        crate::support::skipped("mounting a tmpfs needs root");
         return;
     };
     // The main database elsewhere: intake writes to its spool, on the small disk.

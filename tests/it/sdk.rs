@@ -16,7 +16,7 @@ fn sdk_missing(what: &str, why: &str) {
     if std::env::var("SHIPWATCH_REQUIRE_SDKS").is_ok_and(|v| v == "1") {
         panic!("{what} is required (SHIPWATCH_REQUIRE_SDKS=1) but unavailable: {why}");
     }
-    eprintln!("SKIPPED ({what}): {why}; `bash .ci/run` installs it");
+    crate::support::skipped(&format!("({what}) {why}; `bash .ci/run` installs it"));
 }
 
 /// The folder holding `@sentry/node` (`SHIPWATCH_TEST_NODE_MODULES`), or `None` after saying why it is missing.

@@ -70,6 +70,13 @@ fn pg_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// Says that a test is skipped and why. Written to stderr directly, past the test runner's capture (which hides what
+/// a passing test prints with `eprintln!`), so that a run's output shows every skip.
+pub fn skipped(why: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
+
 /// A fresh PostgreSQL database, or `None` (with a visible message) when no server is reachable. With
 /// `SHIPWATCH_REQUIRE_POSTGRES=1` an unreachable server fails the test instead.
 pub async fn postgres_db() -> Option<TestDb> {
@@ -85,7 +92,9 @@ pub async fn postgres_db() -> Option<TestDb> {
             if std::env::var("SHIPWATCH_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
                 panic!("PostgreSQL is required (SHIPWATCH_REQUIRE_POSTGRES=1) but not reachable at {admin}: {why}");
             }
-            eprintln!("SKIPPED (PostgreSQL): not reachable at {admin}: {why}; set SHIPWATCH_REQUIRE_POSTGRES=1 to fail instead");
+            skipped(&format!(
+                "(PostgreSQL) not reachable at {admin}: {why}; set SHIPWATCH_REQUIRE_POSTGRES=1 to fail instead"
+            ));
             return None;
         }
     };
