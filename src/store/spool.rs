@@ -72,6 +72,9 @@ const VERSION: u8 = 1;
 /// The file that holds the forwarded mark.
 const MARK: &str = "forwarded";
 
+/// How many times a held lock on the spool is tried again, 10 ms apart, before it is taken to be another process's.
+const LOCK_ATTEMPTS: u32 = 20;
+
 /// The mark's size: the position and its CRC-32.
 const MARK_BYTES: usize = 12;
 
@@ -496,14 +499,26 @@ fn recover(dir: &Path, segment_bytes: u64) -> StoreResult<(Log, Writer)> {
         .truncate(false)
         .open(dir.join(MARK))
         .map_err(|e| unavailable("opened", &e))?;
-    // One process per spool: two appending to one log would overwrite each other's records.
-    mark.try_lock().map_err(|e| match e {
-        std::fs::TryLockError::WouldBlock => StoreError::Unavailable(format!(
-            "the intake spool in {} is in use by another shipwatch process (give each intake its own --data-dir)",
-            dir.display()
-        )),
-        std::fs::TryLockError::Error(e) => unavailable("locked", &e),
-    })?;
+    // One process per spool: two appending to one log would overwrite each other's records. The lock belongs to the
+    // open file, which a child this process is starting (git) shares from its fork until its exec closes it: a spool
+    // closed and opened again in one process can find it held for that moment, so a refusal is retried briefly.
+    let mut attempts = 0;
+    while let Err(e) = mark.try_lock() {
+        match e {
+            std::fs::TryLockError::WouldBlock if attempts < LOCK_ATTEMPTS => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            std::fs::TryLockError::WouldBlock => {
+                return Err(StoreError::Unavailable(format!(
+                    "the intake spool in {} is in use by another shipwatch process (give each intake its own \
+                     --data-dir)",
+                    dir.display()
+                )))
+            }
+            std::fs::TryLockError::Error(e) => return Err(unavailable("locked", &e)),
+        }
+    }
     let mut saved = [0u8; MARK_BYTES];
     // Without a readable mark, everything is forwarded again: storing is idempotent.
     let mut forwarded = mark
