@@ -117,10 +117,12 @@ impl AssignService {
         let Some(p) = result? else {
             return Ok(AssignProfile::default());
         };
-        let steps = [("read", p.read_ms), ("mirror", p.mirror_ms), ("blame", p.blame_ms), ("write", p.write_ms)];
-        let ran: Vec<(&str, f64)> =
-            steps.into_iter().filter(|(step, _)| p.mapped || matches!(*step, "read" | "write")).collect();
-        self.metrics.assignment(&ran, git_processes);
+        let ran: &[(&str, f64)] = if p.mapped {
+            &[("read", p.read_ms), ("mirror", p.mirror_ms), ("blame", p.blame_ms), ("write", p.write_ms)]
+        } else {
+            &[("read", p.read_ms), ("write", p.write_ms)]
+        };
+        self.metrics.assignment(ran, git_processes);
         Ok(AssignProfile { git_processes, ..p })
     }
 
